@@ -1,0 +1,41 @@
+"""Shared CLI plumbing: logging set-up, device and thread choice, and turning GliomicsError into exit status 2."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import sys
+from collections.abc import Callable
+from typing import TypeVar
+
+import typer
+
+from gliomics.errors import GliomicsError
+
+F = TypeVar("F", bound=Callable)
+EXIT_BAD_INPUT = 2
+EXIT_INTERNAL = 1
+
+
+def setup_logging(verbose: bool = False) -> None:
+    """Log to stderr; INFO by default, DEBUG with ``--verbose``."""
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, stream=sys.stderr,
+                        format="%(levelname)s %(name)s: %(message)s")
+
+
+def handle_errors(func: F) -> F:
+    """Run a command; bad input becomes one clear line on stderr and exit status 2."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except GliomicsError as exc:
+            message = str(exc).replace("\n", " ")
+            typer.echo(f"gliomics: error: {message}", err=True)
+            raise typer.Exit(EXIT_BAD_INPUT) from None
+        except KeyboardInterrupt:
+            typer.echo("gliomics: interrupted", err=True)
+            raise typer.Exit(130) from None
+
+    return wrapper  # type: ignore[return-value]

@@ -1,0 +1,47 @@
+"""Single source of truth for sequence order, label values, regions and marker names."""
+
+from __future__ import annotations
+
+#: The order of MRI sequences everywhere in gliomics (BraTS 2024 names).
+SEQUENCES: tuple[str, ...] = ("t1n", "t1c", "t2w", "t2f")
+#: Human-readable names of the sequences, in the order of :data:`SEQUENCES`.
+SEQUENCE_NAMES: dict[str, str] = {"t1n": "T1", "t1c": "T1ce", "t2w": "T2", "t2f": "FLAIR"}
+
+#: BraTS 2024 label values.
+LABELS: dict[str, int] = {"background": 0, "NETC": 1, "SNFH": 2, "ET": 3, "RC": 4}
+LABEL_NAMES: dict[int, str] = {v: k for k, v in LABELS.items()}
+#: The four tumour labels (without background), in label-value order.
+TUMOUR_LABELS: tuple[str, ...] = ("NETC", "SNFH", "ET", "RC")
+NUM_CLASSES: int = len(LABELS)
+MAX_LABEL: int = max(LABELS.values())
+
+#: Evaluation regions: each a set of label values.
+REGIONS: dict[str, tuple[int, ...]] = {
+    "ET": (3,),
+    "NETC": (1,),
+    "SNFH": (2,),
+    "RC": (4,),
+    "TC": (1, 3),
+    "WT": (1, 2, 3),
+}
+
+#: BraTS 2021 labels converted to BraTS 2024 at the input boundary (1 NCR -> NETC, 2 ED -> SNFH, 4 ET -> ET).
+BRATS2021_TO_2024: dict[int, int] = {0: 0, 1: 1, 2: 2, 4: 3}
+
+#: BraTS overlay colours (RGB 0-1) per label value.
+LABEL_COLOURS: dict[int, tuple[float, float, float]] = {
+    1: (1.0, 0.0, 0.0),
+    2: (0.0, 0.8, 0.0),
+    3: (1.0, 1.0, 0.0),
+    4: (0.0, 0.5, 1.0),
+}
+
+#: Molecular markers, 1 = altered (mutant or codeleted), 0 = not.
+MARKERS: tuple[str, ...] = ("idh", "codel_1p19q", "tert")
+MARKER_NAMES: dict[str, str] = {"idh": "IDH mutation", "codel_1p19q": "1p/19q codeletion", "tert": "TERT promoter mutation"}
+
+#: Optional clinical columns of a markers table.
+CLINICAL_COLUMNS: tuple[str, ...] = ("age", "sex", "site")
+
+#: Tolerance when checking that the sequences of a case share an affine (mm / direction cosines).
+AFFINE_ATOL: float = 1e-3

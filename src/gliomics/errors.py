@@ -1,0 +1,35 @@
+"""Error types. Bad input raises a :class:`GliomicsError` subclass whose message names the file and the problem."""
+
+from __future__ import annotations
+
+
+class GliomicsError(Exception):
+    """Base class of every user-facing error; the CLI prints it on one line and exits with status 2."""
+
+
+class InputError(GliomicsError):
+    """A file or folder given as input is missing, unreadable or malformed."""
+
+
+class ImageError(InputError):
+    """An image is corrupt, has the wrong dimensionality, NaN voxels, or does not match its case."""
+
+
+class LabelError(InputError):
+    """A segmentation holds values that are not BraTS 2024 labels."""
+
+
+class MarkerTableError(InputError):
+    """A markers table has unknown values, missing columns or duplicate ids."""
+
+
+class ConfigError(GliomicsError):
+    """A configuration has unknown keys or wrong types."""
+
+
+class CheckpointError(GliomicsError):
+    """A checkpoint is corrupt, unsafe, or belongs to another model."""
+
+
+class OutputError(GliomicsError):
+    """An output path cannot be written."""

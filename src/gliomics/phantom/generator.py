@@ -1,0 +1,187 @@
+"""Generate a phantom cohort in the BraTS 2024 layout with markers.csv and phantom_truth.csv."""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import os
+import shutil
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from multiprocessing import get_context
+from pathlib import Path
+
+import numpy as np
+
+from gliomics.constants import LABEL_NAMES, MARKERS, SEQUENCES, TUMOUR_LABELS
+from gliomics.errors import OutputError
+from gliomics.phantom.anatomy import grid_affine, grid_shape, load_template, random_anatomy_transform, sample_anatomy
+from gliomics.phantom.latents import bayes_posterior, sample_latents
+from gliomics.phantom.render import render_case
+from gliomics.phantom.sites import Site, apply_site, make_site, site_name
+
+logger = logging.getLogger(__name__)
+
+MARKERS_FILE = "markers.csv"
+TRUTH_FILE = "phantom_truth.csv"
+SUMMARY_FILE = "phantom_summary.json"
+
+
+@dataclass(frozen=True)
+class PhantomSettings:
+    """Everything that determines a cohort's voxels."""
+
+    cases: int
+    spacing: float = 2.0
+    sites: int = 3
+    seed: int = 0
+    site_start: int = 0
+
+    def __post_init__(self) -> None:
+        if self.cases < 1:
+            raise ValueError(f"cases must be at least 1, got {self.cases}")
+        if not 0.5 <= self.spacing <= 4.0:
+            raise ValueError(f"spacing must lie in 0.5–4 mm, got {self.spacing}")
+        if self.sites < 1:
+            raise ValueError(f"sites must be at least 1, got {self.sites}")
+        if self.site_start < 0:
+            raise ValueError(f"site_start must be non-negative, got {self.site_start}")
+
+    def site_names(self) -> list[str]:
+        return [site_name(self.site_start + k) for k in range(self.sites)]
+
+
+def case_id(site: str, index: int, postop: int) -> str:
+    """``PHANTOM-<SITE>-<NNNNN>-<000|100>``; 100 marks a post-operative case."""
+    return f"PHANTOM-{site}-{index + 1:05d}-{'100' if postop else '000'}"
+
+
+def generate_case(settings: PhantomSettings, index: int, site: Site) -> tuple[str, dict, dict[str, np.ndarray]]:
+    """Draw and render case ``index``; returns its id, its truth row and its arrays (sequences + ``seg``)."""
+    rng = np.random.default_rng(np.random.SeedSequence([settings.seed, index]))
+    lat = sample_latents(rng)
+    template = load_template()
+    transform = random_anatomy_transform(rng, template.brain_centre_mm)
+    anatomy = sample_anatomy(settings.spacing, transform)
+    rendered = render_case(lat, anatomy, settings.spacing, rng)
+    affine = grid_affine(settings.spacing)
+    images = apply_site(rendered.images, anatomy.brain, affine, site, rng)
+    cid = case_id(site.name, index, lat.postop)
+
+    voxel_ml = settings.spacing**3 / 1000.0
+    row = {"case_id": cid, "site": site.name, **{f"true_{m}": getattr(lat, m) for m in MARKERS},
+           **{f"observed_{m}": lat.observed[m] for m in MARKERS}, **lat.to_dict()}
+    for m in MARKERS:
+        row.pop(m)
+    row.update({f"posterior_{m}": round(p, 6) for m, p in bayes_posterior(lat).items()})
+    row.update({"centre_x_mm": rendered.centre_mni_mm[0], "centre_y_mm": rendered.centre_mni_mm[1],
+                "centre_z_mm": rendered.centre_mni_mm[2], "resected_fraction": round(rendered.resected_fraction, 4)})
+    counts = np.bincount(rendered.seg.ravel(), minlength=len(LABEL_NAMES))
+    for value, name in LABEL_NAMES.items():
+        if name in TUMOUR_LABELS:
+            row[f"volume_{name}_ml"] = round(float(counts[value]) * voxel_ml, 4)
+    arrays = {s: images[k] for k, s in enumerate(SEQUENCES)}
+    arrays["seg"] = rendered.seg
+    return cid, row, arrays
+
+
+def _write_case(out: Path, cid: str, arrays: dict[str, np.ndarray], affine: np.ndarray) -> None:
+    """Write one case folder atomically: into a hidden temporary folder, then rename."""
+    from gliomics.io.nifti import save_image
+
+    final = out / cid
+    tmp = out / f".{cid}.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        for key, arr in arrays.items():
+            dtype = np.uint8 if key == "seg" else np.float32
+            save_image(arr, affine, tmp / f"{cid}-{key}.nii.gz", dtype=dtype)
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _case_job(args: tuple[PhantomSettings, int, Site, str]) -> dict:
+    settings, index, site, out = args
+    cid, row, arrays = generate_case(settings, index, site)
+    _write_case(Path(out), cid, arrays, grid_affine(settings.spacing))
+    return row
+
+
+def _write_csv_atomic(path: Path, rows: list[dict], columns: list[str]) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=columns, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    os.replace(tmp, path)
+
+
+def bayes_auc(rows: list[dict], *, against: str = "observed") -> dict[str, float | None]:
+    """AUC of the exact Bayes posteriors against the observed (noisy) or true labels: the phantom's ceiling."""
+    from sklearn.metrics import roc_auc_score
+
+    out: dict[str, float | None] = {}
+    for m in MARKERS:
+        y = np.array([int(r[f"{against}_{m}"]) for r in rows])
+        p = np.array([float(r[f"posterior_{m}"]) for r in rows])
+        out[m] = round(float(roc_auc_score(y, p)), 4) if 0 < y.sum() < len(y) else None
+    return out
+
+
+def generate_cohort(out: Path | str, settings: PhantomSettings, *, workers: int = 1, progress: bool = True) -> dict:
+    """Generate ``settings.cases`` cases into ``out``; returns the cohort summary (also written as JSON).
+
+    Case ``i`` depends only on (seed, i, spacing, its site), so any number of workers gives identical voxels.
+    """
+    from tqdm import tqdm
+
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"{out}: output path exists and is not a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"{out}: cannot create output folder ({exc.strerror})") from exc
+    if not os.access(out, os.W_OK):
+        raise OutputError(f"{out}: output folder is not writable")
+    names = settings.site_names()
+    sites = {n: make_site(n, settings.seed) for n in names}
+    jobs = [(settings, i, sites[names[i % len(names)]], str(out)) for i in range(settings.cases)]
+    load_template()  # load once before forking so workers share it
+    bar = tqdm(total=len(jobs), desc="phantom", unit="case", disable=not progress)
+    rows: list[dict] = []
+    try:
+        if workers > 1:
+            with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("fork")) as pool:
+                for row in pool.map(_case_job, jobs):
+                    rows.append(row)
+                    bar.update()
+        else:
+            for job in jobs:
+                rows.append(_case_job(job))
+                bar.update()
+    finally:
+        bar.close()
+
+    marker_rows = [{"case_id": r["case_id"], "site": r["site"], "age": r["age"], "sex": r["sex"],
+                    **{m: r[f"observed_{m}"] for m in MARKERS}} for r in rows]
+    _write_csv_atomic(out / MARKERS_FILE, marker_rows, ["case_id", "site", "age", "sex", *MARKERS])
+    _write_csv_atomic(out / TRUTH_FILE, rows, list(rows[0].keys()))
+    summary = {
+        "cases": settings.cases, "spacing_mm": settings.spacing, "seed": settings.seed, "sites": names,
+        "grid": list(grid_shape(settings.spacing)),
+        "bayes_auc_observed": bayes_auc(rows, against="observed"),
+        "bayes_auc_true": bayes_auc(rows, against="true"),
+        "site_parameters": [sites[n].describe() for n in names],
+    }
+    tmp = out / f".{SUMMARY_FILE}.tmp-{os.getpid()}"
+    tmp.write_text(json.dumps(summary, indent=2))
+    os.replace(tmp, out / SUMMARY_FILE)
+    logger.info("wrote %d phantom cases to %s", settings.cases, out)
+    return summary
