@@ -38,7 +38,11 @@ LABEL_COLOURS: dict[int, tuple[float, float, float]] = {
 
 #: Molecular markers, 1 = altered (mutant or codeleted), 0 = not.
 MARKERS: tuple[str, ...] = ("idh", "codel_1p19q", "tert")
-MARKER_NAMES: dict[str, str] = {"idh": "IDH mutation", "codel_1p19q": "1p/19q codeletion", "tert": "TERT promoter mutation"}
+MARKER_NAMES: dict[str, str] = {
+    "idh": "IDH mutation",
+    "codel_1p19q": "1p/19q codeletion",
+    "tert": "TERT promoter mutation",
+}
 
 #: Optional clinical columns of a markers table.
 CLINICAL_COLUMNS: tuple[str, ...] = ("age", "sex", "site")

@@ -27,6 +27,10 @@ class ConfigError(GliomicsError):
     """A configuration has unknown keys or wrong types."""
 
 
+class CaseOptionError(ConfigError, ValueError):
+    """An option of case discovery or loading is invalid (unknown layout or sequence name)."""
+
+
 class CheckpointError(GliomicsError):
     """A checkpoint is corrupt, unsafe, or belongs to another model."""
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import typer
 
 from gliomics import __version__
-from gliomics.cli.common import handle_errors, setup_logging
+from gliomics.cli.phantom import phantom
+from gliomics.cli.predict import predict
+from gliomics.cli.train import train
 
 app = typer.Typer(
     name="gliomics",
@@ -31,29 +31,9 @@ def _root(
     """gliomics command-line interface."""
 
 
-@app.command()
-@handle_errors
-def phantom(
-    out: Path = typer.Option(..., "--out", "-o", help="Output folder (BraTS 2024 layout)."),
-    cases: int = typer.Option(20, "--cases", "-n", min=1, help="Number of cases."),
-    spacing: float = typer.Option(2.0, "--spacing", min=0.5, max=4.0, help="Voxel size in mm (1 = BraTS grid)."),
-    sites: int = typer.Option(3, "--sites", min=1, help="Number of scanner sites; cases are spread round-robin."),
-    seed: int = typer.Option(0, "--seed", help="Random seed; the same arguments give identical voxels."),
-    site_start: int = typer.Option(0, "--site-start", min=0,
-                                   help="Index of the first site letter (3 → sites D, E, …) for external cohorts."),
-    workers: int = typer.Option(1, "--workers", "-j", min=1, help="Worker processes."),
-    no_progress: bool = typer.Option(False, "--no-progress", help="Hide the progress bar."),
-    verbose: bool = typer.Option(False, "--verbose", "-v"),
-) -> None:
-    """Generate a phantom glioma cohort with markers.csv and phantom_truth.csv (exact Bayes posteriors)."""
-    setup_logging(verbose)
-    from gliomics.phantom import PhantomSettings, generate_cohort
-
-    settings = PhantomSettings(cases=cases, spacing=spacing, sites=sites, seed=seed, site_start=site_start)
-    summary = generate_cohort(out, settings, workers=workers, progress=not no_progress)
-    typer.echo(f"wrote {summary['cases']} cases ({'×'.join(map(str, summary['grid']))} at {spacing:g} mm, "
-               f"sites {', '.join(summary['sites'])}) to {out}")
-    typer.echo(f"Bayes-optimal AUC on observed labels: {summary['bayes_auc_observed']}")
+app.command()(phantom)
+app.command()(train)
+app.command()(predict)
 
 
 def main() -> None:

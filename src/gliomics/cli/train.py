@@ -1,0 +1,43 @@
+"""``gliomics train``: also the entry point of ``torchrun -m gliomics.train``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from gliomics.cli.common import handle_errors, setup_logging
+
+
+@handle_errors
+def train(
+    data: Path = typer.Option(..., "--data", "-d", help="Training cases (BraTS folder, nnU-Net raw, datalist, CSV)."),
+    markers: Path | None = typer.Option(None, "--markers", "-k", help="Markers CSV (case_id, idh, codel_1p19q, tert)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Run folder: checkpoints, config, splits, metrics."),
+    preset: str = typer.Option("mgmtnet_cpu", "--preset", "-p", help="Preset name or YAML file."),
+    epochs: int | None = typer.Option(None, "--epochs", min=1, help="Epochs (default: the preset's)."),
+    minutes: float | None = typer.Option(None, "--minutes", min=0.01, help="Wall-time budget in minutes."),
+    resume: bool = typer.Option(False, "--resume", help="Continue from OUT/last.pt."),
+    overrides: list[str] = typer.Option([], "--set", help="Override a config value: --set train.lr=1e-3."),
+    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda."),
+    seed: int | None = typer.Option(None, "--seed", help="Seed (default: the preset's train.seed)."),
+    no_progress: bool = typer.Option(False, "--no-progress", help="Hide the progress bar."),
+    verbose: bool = typer.Option(False, "--verbose", "-v"),
+) -> None:
+    """Train a model (MGMT-Net by default). Under torchrun, every process trains with DDP."""
+    setup_logging(verbose)
+    from gliomics.config import apply_overrides, load_preset
+    from gliomics.training.trainer import run_training
+
+    cfg = load_preset(preset)
+    sets = list(overrides) + ([f"train.seed={seed}"] if seed is not None else [])
+    if sets:
+        cfg = apply_overrides(cfg, sets)
+    summary = run_training(cfg, data=data, markers=markers, out=out, epochs=epochs, minutes=minutes, resume=resume,
+                           device=device, progress=not no_progress)
+    val = summary["val"]
+    dice = f"mean Dice {val['dice_mean']:.3f}" if "dice_mean" in val else "no validation Dice"
+    auc = f", mean AUC {val['auc_mean']:.3f}" if "auc_mean" in val else ""
+    typer.echo(f"trained {summary['epochs_run']} epochs in {summary['elapsed_seconds'] / 60:.1f} min "
+               f"({summary['stop_reason']}); best epoch {summary['best_epoch']}; last validation: {dice}{auc}; "
+               f"run folder {out}")

@@ -1,0 +1,297 @@
+"""Typed run configuration: pydantic models, YAML presets with ``inherits_from``, and ``a.b=value`` overrides.
+
+A preset is a YAML file in ``gliomics/configs/`` (or any path)::
+
+    inherits_from: mgmtnet          # a preset name, or a path relative to this file
+    model:
+      name: mgmtnet_cpu             # a name from gliomics.models.registry.list_models()
+      params: {window_size: 4}      # overrides of that model's hyperparameters
+    loss: {label_smoothing: 0.1}
+
+Mappings are merged key by key with the parent; other values replace it, except that ``model.params`` is not
+inherited when the child names a different model. Unknown keys are refused with a
+:class:`~gliomics.errors.ConfigError` that names the file and the key. This module imports no torch; the model
+section is checked against the registry (which does) only when a config is loaded or overridden.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from gliomics.constants import MARKERS
+from gliomics.errors import ConfigError
+
+__all__ = [
+    "PRESET_DIR",
+    "DataConfig",
+    "LossConfig",
+    "ModelConfig",
+    "RunConfig",
+    "TrainConfig",
+    "apply_overrides",
+    "available_presets",
+    "load_preset",
+    "to_yaml",
+]
+
+PRESET_DIR = Path(__file__).parent / "configs"
+
+
+class ModelConfig(BaseModel):
+    """Which registered model to build and the overrides of its preset hyperparameters."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class LossConfig(BaseModel):
+    """Weights of :class:`gliomics.losses.MultiTaskLoss`.
+
+    ``deep_supervision_weights`` start with the full-resolution output, then the auxiliary heads finest first.
+    ``pos_weight`` set to ``None`` means: compute it from the marker prevalence of the training split.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    lambda_dice: float = Field(1.0, ge=0)
+    lambda_ce: float = Field(1.0, ge=0)
+    deep_supervision_weights: list[float] = Field(default_factory=lambda: [1.0, 0.5, 0.25], min_length=1)
+    marker_weights: dict[str, float] = Field(default_factory=lambda: dict.fromkeys(MARKERS, 1.0))
+    label_smoothing: float = Field(0.1, ge=0, lt=1)
+    pos_weight: dict[str, float] | None = None
+    focal: bool = False
+    focal_gamma: float = Field(2.0, ge=0)
+
+    @field_validator("marker_weights", "pos_weight")
+    @classmethod
+    def _known_markers(cls, value: dict[str, float] | None) -> dict[str, float] | None:
+        if value is None:
+            return None
+        unknown = sorted(set(value) - set(MARKERS))
+        if unknown:
+            raise ValueError(f"unknown marker(s) {unknown}; markers are {list(MARKERS)}")
+        if any(v < 0 for v in value.values()):
+            raise ValueError("weights must be non-negative")
+        return value
+
+    @field_validator("marker_weights")
+    @classmethod
+    def _fill_markers(cls, value: dict[str, float]) -> dict[str, float]:
+        # Markers left out keep the default weight 1.0, so a preset can change one weight alone.
+        return {m: float(value.get(m, 1.0)) for m in MARKERS}
+
+    @field_validator("deep_supervision_weights")
+    @classmethod
+    def _non_negative(cls, value: list[float]) -> list[float]:
+        if any(v < 0 for v in value) or value[0] <= 0:
+            raise ValueError("weights must be non-negative and the first (full resolution) positive")
+        return value
+
+
+class DataConfig(BaseModel):
+    """How cases are found, resampled and split.
+
+    ``spacing`` resamples every case to that voxel size (mm) before the network (``None``: keep the input's);
+    predictions are mapped back to the input geometry.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    layout: str = "auto"
+    spacing: list[float] | None = None
+    val_fraction: float = Field(0.2, ge=0, lt=1)
+    test_fraction: float = Field(0.0, ge=0, lt=1)
+    holdout_sites: list[str] = Field(default_factory=list)
+    cache: bool = True
+
+    @field_validator("spacing")
+    @classmethod
+    def _three_positive(cls, value: list[float] | None) -> list[float] | None:
+        if value is not None and (len(value) != 3 or any(v <= 0 for v in value)):
+            raise ValueError("spacing must be three positive numbers (mm)")
+        return value
+
+
+class TrainConfig(BaseModel):
+    """Optimisation, patches, augmentation and validation of :func:`gliomics.training.trainer.run_training`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    epochs: int = Field(150, ge=1)
+    minutes: float | None = Field(None, gt=0)
+    batch_size: int = Field(2, ge=1)
+    lr: float = Field(1e-4, gt=0)
+    weight_decay: float = Field(1e-5, ge=0)
+    warmup_epochs: float = Field(1.0, ge=0)
+    grad_clip: float = Field(12.0, gt=0)
+    patch_size: list[int] = Field(default_factory=lambda: [128, 128, 128], min_length=3, max_length=3)
+    modality_dropout: float = Field(0.2, ge=0, le=1)
+    elastic_prob: float = Field(0.1, ge=0, le=1)
+    affine_prob: float = Field(0.2, ge=0, le=1)
+    val_every: int = Field(1, ge=1)
+    val_overlap: float = Field(0.25, ge=0, lt=1)
+    patience: int = Field(20, ge=1)
+    num_workers: int = Field(1, ge=0)
+    seed: int = 0
+
+    @field_validator("patch_size")
+    @classmethod
+    def _divisible(cls, value: list[int]) -> list[int]:
+        if any(v < 16 or v % 16 for v in value):
+            raise ValueError("patch_size entries must be multiples of 16 and at least 16")
+        return value
+
+
+class RunConfig(BaseModel):
+    """The resolved configuration of a run: model, loss, data and training."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    description: str = ""
+    model: ModelConfig
+    loss: LossConfig = Field(default_factory=LossConfig)
+    data: DataConfig = Field(default_factory=DataConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+
+
+def available_presets() -> list[str]:
+    """Names of the YAML presets shipped in ``gliomics/configs``."""
+    return sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
+
+
+def _resolve(ref: str | Path, base: Path | None = None) -> Path:
+    ref_str = str(ref)
+    candidates = []
+    if base is not None:
+        candidates.append(base / ref_str)
+    candidates.append(Path(ref_str).expanduser())
+    for cand in candidates:
+        if cand.is_file():
+            return cand.resolve()
+    if ref_str.endswith((".yaml", ".yml")) or "/" in ref_str:
+        raise ConfigError(f"{ref_str}: config file not found")
+    preset = PRESET_DIR / f"{ref_str}.yaml"
+    if preset.is_file():
+        return preset
+    raise ConfigError(f"{ref_str}: unknown preset; available presets: {', '.join(available_presets())}")
+
+
+def _merge(parent: dict[str, Any], child: dict[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(parent)
+    for key, value in child.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def _load_raw(path: Path, chain: tuple[Path, ...] = ()) -> dict[str, Any]:
+    if path in chain:
+        cycle = " -> ".join(str(p) for p in (*chain, path))
+        raise ConfigError(f"{path}: inherits_from: cycle {cycle}")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as err:
+        raise ConfigError(f"{path}: cannot read YAML: {err}") from err
+    data = {} if data is None else data
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping, got {type(data).__name__}")
+    parent_ref = data.pop("inherits_from", None)
+    if parent_ref is None:
+        return data
+    if not isinstance(parent_ref, str):
+        raise ConfigError(f"{path}: inherits_from: must be a preset name or a path, got {parent_ref!r}")
+    parent = _load_raw(_resolve(parent_ref, base=path.parent), (*chain, path))
+    child_model, parent_model = data.get("model"), parent.get("model")
+    if isinstance(child_model, dict) and isinstance(parent_model, dict):
+        if child_model.get("name", parent_model.get("name")) != parent_model.get("name"):
+            # The params belong to the parent's model: a child naming another model starts from its own preset.
+            parent = {**parent, "model": {}}
+    return _merge(parent, data)
+
+
+def _validate(data: dict[str, Any], source: str, check_model: bool) -> RunConfig:
+    try:
+        cfg = RunConfig.model_validate(data)
+    except ValidationError as err:
+        first = err.errors()[0]
+        key = ".".join(str(p) for p in first["loc"]) or "(top level)"
+        msg = "unknown key" if first["type"] == "extra_forbidden" else first["msg"]
+        more = f" (and {err.error_count() - 1} more)" if err.error_count() > 1 else ""
+        raise ConfigError(f"{source}: {key}: {msg}{more}") from err
+    if check_model:
+        _check_model_section(cfg, source)
+    return cfg
+
+
+def _check_model_section(cfg: RunConfig, source: str) -> None:
+    from gliomics.models.registry import list_models, model_defaults  # imports torch: only when needed
+
+    if cfg.model.name not in list_models():
+        raise ConfigError(f"{source}: model.name: unknown model {cfg.model.name!r}; valid: {', '.join(list_models())}")
+    valid = model_defaults(cfg.model.name)
+    unknown = sorted(set(cfg.model.params) - set(valid))
+    if unknown:
+        raise ConfigError(
+            f"{source}: model.params.{unknown[0]}: unknown parameter of {cfg.model.name!r}; valid: {', '.join(valid)}"
+        )
+
+
+def load_preset(name_or_path: str | Path, check_model: bool = True) -> RunConfig:
+    """Load a preset by name (``"mgmtnet_cpu"``) or path, resolving ``inherits_from``.
+
+    Args:
+        name_or_path: a preset in ``gliomics/configs`` or a YAML file.
+        check_model: check ``model.name`` and ``model.params`` against the model registry (imports torch).
+
+    Raises:
+        ConfigError: naming the file and the key, for unreadable YAML, unknown keys or wrong types.
+    """
+    path = _resolve(name_or_path)
+    return _validate(_load_raw(path), str(path), check_model)
+
+
+def _parse_value(text: str) -> Any:
+    try:
+        return yaml.safe_load(text) if text.strip() else ""
+    except yaml.YAMLError:
+        return text
+
+
+def apply_overrides(cfg: RunConfig, overrides: Sequence[str], check_model: bool = True) -> RunConfig:
+    """Return a copy of ``cfg`` with ``"a.b=value"`` overrides applied; values are parsed as YAML (``3`` is an
+    int, ``true`` a bool, ``[2, 2]`` a list, ``null`` None).
+
+    Raises:
+        ConfigError: naming the override and the key, for malformed overrides, unknown keys or wrong types.
+    """
+    data = cfg.model_dump()
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        parts = key.strip().split(".")
+        if not sep or not all(parts):
+            raise ConfigError(f"override {item!r}: expected KEY.PATH=VALUE, e.g. model.params.window_size=4")
+        node = data
+        for i, part in enumerate(parts[:-1]):
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            elif not isinstance(child, dict):
+                raise ConfigError(f"override {item!r}: {'.'.join(parts[: i + 1])} is not a mapping")
+            node = child
+        node[parts[-1]] = _parse_value(text)
+    return _validate(data, f"overrides {list(overrides)}", check_model)
+
+
+def to_yaml(cfg: RunConfig) -> str:
+    """The configuration as YAML, to save next to checkpoints; :func:`load_preset` reads it back."""
+    return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)

@@ -1,0 +1,1 @@
+"""Cohorts (cases + markers), patient-level splits, datasets and transforms."""

@@ -1,0 +1,86 @@
+"""A cohort: the imaging cases of a dataset joined with their markers table."""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from gliomics.constants import MARKERS
+from gliomics.errors import MarkerTableError
+from gliomics.io import Case, MarkerRecord, discover_cases, read_markers
+
+logger = logging.getLogger(__name__)
+
+#: BraTS-style ids end in a 3-digit time point (``BraTS-GLI-00001-000``, ``PHANTOM-A-00001-100``).
+_TIMEPOINT = re.compile(r"^(?P<patient>.+)-(?P<timepoint>\d{3})$")
+
+
+def patient_id(case_id: str) -> str:
+    """The patient a case belongs to: the case id without a trailing time point, so time points share a patient."""
+    match = _TIMEPOINT.match(case_id)
+    return match.group("patient") if match else case_id
+
+
+@dataclass
+class CohortCase:
+    """One case with its markers (None when the table has no row for it)."""
+
+    case: Case
+    markers: MarkerRecord | None
+
+    @property
+    def case_id(self) -> str:
+        return self.case.case_id
+
+    @property
+    def patient(self) -> str:
+        return patient_id(self.case.case_id)
+
+    @property
+    def site(self) -> str | None:
+        return self.markers.site if self.markers is not None else None
+
+    def marker_vector(self) -> np.ndarray:
+        """Markers in :data:`MARKERS` order as float32 with NaN for unknown."""
+        if self.markers is None:
+            return np.full(len(MARKERS), np.nan, dtype=np.float32)
+        values = [self.markers.label(m) for m in MARKERS]
+        return np.array([np.nan if v is None else v for v in values], dtype=np.float32)
+
+
+def build_cohort(data: Path | str, markers: Path | str | None = None, *, layout: str = "auto",
+                 allow_missing: bool = False, require_seg: bool = False) -> list[CohortCase]:
+    """Discover the cases under ``data`` and attach the rows of the ``markers`` CSV.
+
+    Cases without a row get unknown markers. Rows that match no case are reported; if no row matches any case the
+    table is the wrong one and that is an error.
+    """
+    cases = discover_cases(data, layout=layout, allow_missing=allow_missing, require_seg=require_seg)
+    if markers is None:
+        return [CohortCase(c, None) for c in cases]
+    table = read_markers(markers)
+    ids = {c.case_id for c in cases}
+    unmatched = [cid for cid in table if cid not in ids]
+    if table and len(unmatched) == len(table):
+        raise MarkerTableError(f"{markers}: none of its {len(table)} case ids matches a case in {data} "
+                               f"(e.g. {unmatched[0]!r} vs {cases[0].case_id!r})")
+    if unmatched:
+        logger.warning("%s: %d rows match no case in %s (e.g. %s)", markers, len(unmatched), data, unmatched[0])
+    missing = sum(c.case_id not in table for c in cases)
+    if missing:
+        logger.warning("%d cases have no row in %s; their markers are unknown", missing, markers)
+    return [CohortCase(c, table.get(c.case_id)) for c in cases]
+
+
+def marker_prevalence(cohort: list[CohortCase]) -> dict[str, float | None]:
+    """Fraction of altered cases per marker among cases whose label is known."""
+    vectors = np.stack([c.marker_vector() for c in cohort]) if cohort else np.zeros((0, len(MARKERS)))
+    out: dict[str, float | None] = {}
+    for k, m in enumerate(MARKERS):
+        known = vectors[:, k][~np.isnan(vectors[:, k])]
+        out[m] = float(known.mean()) if known.size else None
+    return out

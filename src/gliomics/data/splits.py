@@ -1,0 +1,122 @@
+"""Patient-level splits: stratified by markers, optionally holding out whole sites, seeded, saved as JSON."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+from sklearn.model_selection import StratifiedGroupKFold
+
+from gliomics.constants import MARKERS
+from gliomics.data.cohort import CohortCase
+from gliomics.errors import ConfigError, InputError
+
+logger = logging.getLogger(__name__)
+SPLITS_FILE = "splits.json"
+SPLIT_NAMES = ("train", "val", "test")
+
+
+def _stratum(case: CohortCase) -> str:
+    vec = case.marker_vector()
+    return "".join("?" if np.isnan(v) else str(int(v)) for v in vec)
+
+
+def _split_groups(cases: list[CohortCase], fraction: float, seed: int) -> tuple[list[CohortCase], list[CohortCase]]:
+    """Split into (rest, held) with about ``fraction`` of patients held, stratified by marker pattern."""
+    if fraction <= 0 or len(cases) < 2:
+        return cases, []
+    n_splits = max(2, int(round(1.0 / fraction)))
+    groups = [c.patient for c in cases]
+    n_patients = len(set(groups))
+    n_splits = min(n_splits, n_patients)
+    if n_splits < 2:
+        return cases, []
+    strata = [_stratum(c) for c in cases]
+    counts = {s: strata.count(s) for s in strata}
+    # strata rarer than the number of folds cannot be stratified; pool them so StratifiedGroupKFold stays quiet
+    strata = [s if counts[s] >= n_splits else "rare" for s in strata]
+    splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+    rest_idx, held_idx = next(splitter.split(np.zeros(len(cases)), strata, groups))
+    return [cases[i] for i in rest_idx], [cases[i] for i in held_idx]
+
+
+def make_splits(cohort: list[CohortCase], *, val_fraction: float = 0.2, test_fraction: float = 0.0,
+                holdout_sites: list[str] | None = None, seed: int = 0) -> dict[str, list[str]]:
+    """Assign every case to train, val or test; a patient's cases always share a split.
+
+    Args:
+        cohort: Cases with markers (site comes from the markers table).
+        val_fraction: Fraction of the non-held-out patients used for validation.
+        test_fraction: Fraction of the non-held-out patients used for an internal test set.
+        holdout_sites: Sites whose cases all go to test (external validation).
+        seed: Seed of the shuffling.
+    """
+    if not 0 <= val_fraction < 1 or not 0 <= test_fraction < 1 or val_fraction + test_fraction >= 1:
+        raise ConfigError(f"split fractions must be in [0, 1) and sum below 1, got val {val_fraction}, "
+                          f"test {test_fraction}")
+    holdout = set(holdout_sites or [])
+    known_sites = {c.site for c in cohort}
+    unknown_sites = holdout - known_sites
+    if unknown_sites:
+        raise ConfigError(f"hold-out site(s) {sorted(unknown_sites)} not in the cohort (sites: "
+                          f"{sorted(s for s in known_sites if s)})")
+    external = [c for c in cohort if c.site in holdout]
+    internal = [c for c in cohort if c.site not in holdout]
+    rest, test = _split_groups(internal, test_fraction, seed)
+    train, val = _split_groups(rest, val_fraction / max(1e-9, 1 - test_fraction), seed + 1)
+    splits = {"train": sorted(c.case_id for c in train), "val": sorted(c.case_id for c in val),
+              "test": sorted(c.case_id for c in test + external)}
+    check_no_leak(splits, cohort)
+    return splits
+
+
+def check_no_leak(splits: dict[str, list[str]], cohort: list[CohortCase]) -> None:
+    """Raise if a patient appears in two splits or a case in none."""
+    patient = {c.case_id: c.patient for c in cohort}
+    seen: dict[str, str] = {}
+    for name in SPLIT_NAMES:
+        for cid in splits.get(name, []):
+            p = patient.get(cid, cid)
+            if p in seen and seen[p] != name:
+                raise InputError(f"patient {p!r} appears in both {seen[p]} and {name}")
+            seen[p] = name
+
+
+def save_splits(splits: dict[str, list[str]], path: Path | str, **info) -> Path:
+    """Write ``splits.json`` atomically, with the settings that produced it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps({**splits, "settings": info}, indent=2))
+    os.replace(tmp, path)
+    return path
+
+
+def load_splits(path: Path | str) -> dict[str, list[str]]:
+    """Read a ``splits.json``."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise InputError(f"{path}: cannot read splits ({exc})") from exc
+    if not isinstance(data, dict) or not all(isinstance(data.get(k, []), list) for k in SPLIT_NAMES):
+        raise InputError(f"{path}: expected keys {list(SPLIT_NAMES)} holding lists of case ids")
+    return {k: list(data.get(k, [])) for k in SPLIT_NAMES}
+
+
+def describe_splits(splits: dict[str, list[str]], cohort: list[CohortCase]) -> str:
+    """A one-line summary: cases and marker prevalence per split."""
+    by_id = {c.case_id: c for c in cohort}
+    parts = []
+    for name in SPLIT_NAMES:
+        vecs = [by_id[c].marker_vector() for c in splits.get(name, []) if c in by_id]
+        if not vecs:
+            continue
+        arr = np.stack(vecs)
+        prev = ", ".join(f"{m} {np.nanmean(arr[:, k]):.2f}" for k, m in enumerate(MARKERS)
+                         if not np.all(np.isnan(arr[:, k])))
+        parts.append(f"{name} {len(vecs)} ({prev})")
+    return "; ".join(parts)

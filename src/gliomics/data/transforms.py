@@ -1,0 +1,152 @@
+"""MONAI dictionary transforms: loading through gliomics.io, training augmentation and inference preprocessing.
+
+A sample is a dict with ``image`` (4×D×H×W MetaTensor), ``label`` (1×D×H×W), ``markers`` (NaN = unknown),
+``present`` (which sequences exist) and ``case_id``; the MetaTensors carry the affine for inversion.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Mapping, Sequence
+
+import numpy as np
+import torch
+from monai.data import MetaTensor
+from monai.transforms import (
+    Compose,
+    CropForegroundd,
+    DivisiblePadd,
+    EnsureTyped,
+    MapTransform,
+    NormalizeIntensityd,
+    Orientationd,
+    RandAdjustContrastd,
+    RandAffined,
+    RandBiasFieldd,
+    RandCropByPosNegLabeld,
+    RandFlipd,
+    RandomizableTransform,
+    RandScaleIntensityd,
+    RandShiftIntensityd,
+    Spacingd,
+    SpatialPadd,
+)
+
+from gliomics.constants import MARKERS, SEQUENCES
+from gliomics.io import Case, load_case
+
+
+class LoadCased(MapTransform):
+    """Read a :class:`~gliomics.io.Case` (validated: geometry, NaNs, label values) into MetaTensors.
+
+    The input dict holds ``case`` (a Case) and optionally ``markers`` (floats, NaN = unknown).
+    """
+
+    def __init__(self, sequences: Sequence[str] | None = None, load_seg: bool = True) -> None:
+        super().__init__(keys=["case"])
+        self.sequences = sequences
+        self.load_seg = load_seg
+
+    def __call__(self, data: Mapping[Hashable, object]) -> dict:
+        case: Case = data["case"]  # type: ignore[assignment]
+        loaded = load_case(case, sequences=self.sequences, load_seg=self.load_seg)
+        affine = torch.as_tensor(loaded.affine, dtype=torch.float64)
+        meta = {"filename_or_obj": str(next(iter(loaded.paths.values()))), "original_affine": loaded.affine,
+                "spatial_shape": np.array(loaded.shape)}
+        out = {k: v for k, v in data.items() if k != "case"}
+        out["case_id"] = case.case_id
+        out["image"] = MetaTensor(torch.from_numpy(loaded.image), affine=affine, meta=dict(meta))
+        out["present"] = torch.from_numpy(loaded.present.copy())
+        if loaded.seg is not None:
+            out["label"] = MetaTensor(torch.from_numpy(loaded.seg[None].astype(np.uint8)), affine=affine.clone(),
+                                      meta=dict(meta))
+        markers = out.get("markers")
+        out["markers"] = torch.as_tensor(
+            np.full(len(MARKERS), np.nan, np.float32) if markers is None else np.asarray(markers, np.float32))
+        return out
+
+
+class ModalityDropoutd(RandomizableTransform, MapTransform):
+    """With probability ``prob``, drop a random non-empty proper subset of the present sequences.
+
+    Dropped channels become zeros and their ``present`` flag False, so CMAF learns to work on any subset.
+    """
+
+    def __init__(self, prob: float = 0.2, image_key: str = "image", present_key: str = "present") -> None:
+        RandomizableTransform.__init__(self, prob)
+        MapTransform.__init__(self, keys=[image_key])
+        self.image_key, self.present_key = image_key, present_key
+
+    def __call__(self, data: Mapping[Hashable, object]) -> dict:
+        d = dict(data)
+        self.randomize(None)
+        present = torch.as_tensor(d[self.present_key]).clone().bool()
+        available = torch.nonzero(present).flatten().tolist()
+        if not self._do_transform or len(available) < 2:
+            d[self.present_key] = present
+            return d
+        n_drop = int(self.R.randint(1, len(available)))  # self.R is a legacy RandomState (no .integers)
+        drop = self.R.choice(available, size=n_drop, replace=False)
+        image = d[self.image_key].clone()
+        for k in drop:
+            image[int(k)] = 0
+            present[int(k)] = False
+        d[self.image_key], d[self.present_key] = image, present
+        return d
+
+
+def _spatial(keys: list[str], spacing: Sequence[float] | None) -> list:
+    out: list = [Orientationd(keys=keys, axcodes="RAS")]
+    if spacing is not None:
+        modes = ["bilinear" if k == "image" else "nearest" for k in keys]
+        out.append(Spacingd(keys=keys, pixdim=tuple(spacing), mode=modes))
+    return out
+
+
+def train_transforms(patch_size: Sequence[int], *, spacing: Sequence[float] | None = None,
+                     modality_dropout: float = 0.2, elastic_prob: float = 0.0, affine_prob: float = 0.2) -> Compose:
+    """Training chain; everything up to the crop to the brain is deterministic and cached."""
+    keys = ["image", "label"]
+    chain = [
+        LoadCased(),
+        *_spatial(keys, spacing),
+        CropForegroundd(keys=keys, source_key="image", margin=2, allow_smaller=True),
+        # intensity augmentation on raw (positive) intensities: scanner-like gain, gamma and bias field
+        RandScaleIntensityd(keys="image", factors=0.15, prob=0.5, channel_wise=True),
+        RandAdjustContrastd(keys="image", gamma=(0.75, 1.35), prob=0.3),
+        RandBiasFieldd(keys="image", coeff_range=(0.0, 0.15), prob=0.3),
+        NormalizeIntensityd(keys="image", nonzero=True, channel_wise=True),
+        RandShiftIntensityd(keys="image", offsets=0.1, prob=0.3, channel_wise=True),
+        ModalityDropoutd(prob=modality_dropout),
+        SpatialPadd(keys=keys, spatial_size=tuple(patch_size)),
+        RandCropByPosNegLabeld(keys=keys, label_key="label", spatial_size=tuple(patch_size), pos=2, neg=1,
+                               num_samples=1, allow_smaller=True),
+        # left-right flips only: anterior/posterior and up/down carry the tumour's lobe, which informs markers
+        RandFlipd(keys=keys, prob=0.5, spatial_axis=0),
+        RandAffined(keys=keys, prob=affine_prob, rotate_range=(0.15, 0.15, 0.15), scale_range=(0.1, 0.1, 0.1),
+                    mode=("bilinear", "nearest"), padding_mode="zeros"),
+    ]
+    if elastic_prob > 0:
+        from monai.transforms import Rand3DElasticd
+
+        chain.append(Rand3DElasticd(keys=keys, prob=elastic_prob, sigma_range=(5, 8), magnitude_range=(50, 150),
+                                    mode=("bilinear", "nearest"), padding_mode="zeros"))
+    chain.append(EnsureTyped(keys=keys, track_meta=False))
+    return Compose(chain)
+
+
+def inference_transforms(*, spacing: Sequence[float] | None = None, divisible: int = 16,
+                         sequences: Sequence[str] | None = None, load_seg: bool = False) -> Compose:
+    """Deterministic, invertible preprocessing: orientation, spacing, z-score, crop to the brain, pad."""
+    keys = ["image", "label"] if load_seg else ["image"]
+    return Compose([
+        LoadCased(sequences=sequences, load_seg=load_seg),
+        *_spatial(keys, spacing),
+        CropForegroundd(keys=keys, source_key="image", margin=2, allow_smaller=True),
+        NormalizeIntensityd(keys="image", nonzero=True, channel_wise=True),
+        DivisiblePadd(keys=keys, k=divisible),
+    ])
+
+
+def sequences_present(present: torch.Tensor) -> list[str]:
+    """Names of the present sequences."""
+    return [s for s, p in zip(SEQUENCES, present.tolist()) if p]

@@ -1,0 +1,1 @@
+"""Evaluation: segmentation metrics, classification statistics and tables."""

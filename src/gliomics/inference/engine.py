@@ -1,0 +1,109 @@
+"""Forward passes over whole volumes: one pass when the volume fits, Gaussian sliding windows otherwise.
+
+Markers and CMAF maps come from the same passes as the segmentation; when sliding windows are needed, the markers
+come from one extra window centred on the segmented tumour.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from monai.inferers import sliding_window_inference
+from torch import nn
+
+from gliomics.constants import MARKERS
+
+
+def _fits(spatial: Sequence[int], roi_size: Sequence[int], factor: float) -> bool:
+    return math.prod(spatial) <= factor * math.prod(roi_size)
+
+
+def _tumour_window(prob_bg: torch.Tensor, roi_size: Sequence[int], divisor: int) -> tuple[slice, ...]:
+    """A window of ``roi_size`` (clipped to the volume) centred on the tumour's centre of mass."""
+    spatial = prob_bg.shape
+    weight = (1.0 - prob_bg).clamp(min=0)
+    if float(weight.sum()) < 1e-3:
+        centre = [s // 2 for s in spatial]
+    else:
+        grids = torch.meshgrid(*[torch.arange(s, dtype=torch.float32, device=weight.device) for s in spatial],
+                               indexing="ij")
+        centre = [int(round(float((g * weight).sum() / weight.sum()))) for g in grids]
+    out = []
+    for c, r, s in zip(centre, roi_size, spatial):
+        size = min(r, s - s % divisor if s >= divisor else s)
+        start = int(min(max(c - size // 2, 0), s - size))
+        out.append(slice(start, start + size))
+    return tuple(out)
+
+
+@torch.inference_mode()
+def forward_volume(model: nn.Module, image: torch.Tensor, present: torch.Tensor, *, roi_size: Sequence[int],
+                   overlap: float = 0.25, whole_volume_factor: float = 1.5, sw_batch_size: int = 1,
+                   divisor: int = 16) -> dict:
+    """Segmentation probabilities, marker logits and CMAF weights for one preprocessed volume.
+
+    Args:
+        model: A registered model in eval mode returning the gliomics output dict.
+        image: ``1 × C × spatial`` normalised image, spatial sizes divisible by the model's divisor.
+        present: ``1 × C`` bool flags of the sequences present.
+        roi_size: Window size for sliding-window inference.
+        overlap: Window overlap.
+        whole_volume_factor: Volumes of at most this many windows' voxels run in a single pass.
+        sw_batch_size: Windows per forward pass.
+        divisor: Window sizes are kept multiples of this.
+
+    Returns:
+        ``probs`` (1 × K × spatial softmax or None), ``markers`` (dict of 1-element logits or None),
+        ``alpha`` (1 × C × spatial or None) and ``pool_weights``.
+    """
+    spatial = image.shape[2:]
+    if _fits(spatial, roi_size, whole_volume_factor):
+        out = model(image, present)
+        probs = torch.softmax(out["seg"], 1) if out.get("seg") is not None else None
+        return {"probs": probs, "markers": out.get("markers"), "alpha": out.get("alpha"),
+                "pool_weights": out.get("pool_weights")}
+
+    def seg_predictor(window: torch.Tensor) -> dict[str, torch.Tensor]:
+        res = model(window, present.expand(window.shape[0], -1))
+        d = {"seg": res["seg"]}
+        if res.get("alpha") is not None:
+            d["alpha"] = res["alpha"]
+        return d
+
+    roi = [min(r, s) for r, s in zip(roi_size, spatial)]
+    sw = sliding_window_inference(image, roi, sw_batch_size, seg_predictor, overlap=overlap, mode="gaussian")
+    probs = torch.softmax(sw["seg"], 1)
+    window = _tumour_window(probs[0, 0], roi_size, divisor)
+    res = model(image[(slice(None), slice(None), *window)], present)
+    return {"probs": probs, "markers": res.get("markers"), "alpha": sw.get("alpha"),
+            "pool_weights": res.get("pool_weights")}
+
+
+@torch.inference_mode()
+def forward_with_tta(model: nn.Module, image: torch.Tensor, present: torch.Tensor, *, flip_axes: Sequence[int] = (0,),
+                     **kwargs) -> dict:
+    """Average the softmax (and marker logits) over the identity and a flip along each of ``flip_axes``."""
+    base = forward_volume(model, image, present, **kwargs)
+    n = 1
+    for axis in flip_axes:
+        dim = 2 + axis
+        res = forward_volume(model, torch.flip(image, (dim,)), present, **kwargs)
+        if base["probs"] is not None:
+            base["probs"] = base["probs"] + torch.flip(res["probs"], (dim,))
+        if base["markers"] is not None:
+            base["markers"] = {m: base["markers"][m] + res["markers"][m] for m in base["markers"]}
+        n += 1
+    if base["probs"] is not None:
+        base["probs"] = base["probs"] / n
+    if base["markers"] is not None:
+        base["markers"] = {m: v / n for m, v in base["markers"].items()}
+    return base
+
+
+def marker_probabilities(markers: dict[str, torch.Tensor] | None) -> dict[str, float]:
+    """Sigmoid of the marker logits of a single case, in :data:`MARKERS` order."""
+    if not markers:
+        return {}
+    return {m: float(torch.sigmoid(markers[m].float().flatten()[0])) for m in MARKERS if m in markers}

@@ -1,0 +1,199 @@
+"""The Predictor, nnU-Net style: construct, ``load(run_dir)``, then ``predict_case`` / ``predict_folder``.
+
+Per case it writes ``<case>_seg.nii.gz`` in the input geometry, optionally ``<case>_probabilities.nii.gz``, and
+``<case>.json`` with marker probabilities, calls, volumes, mean CMAF weights per region, timings and versions.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from gliomics import __version__
+from gliomics.config import RunConfig
+from gliomics.constants import LABELS, MARKERS, REGIONS, SEQUENCES, TUMOUR_LABELS
+from gliomics.errors import CheckpointError, GliomicsError, OutputError
+from gliomics.inference.engine import forward_volume, forward_with_tta, marker_probabilities
+from gliomics.inference.postprocess import remove_small_components
+from gliomics.io import Case, discover_cases, save_image
+from gliomics.training.checkpoint import BEST, LAST, load_checkpoint
+from gliomics.training.distributed import resolve_device
+
+logger = logging.getLogger(__name__)
+SEG_SUFFIX = "_seg.nii.gz"
+PROB_SUFFIX = "_probabilities.nii.gz"
+CAVEAT = ("Research tool, not a diagnosis: marker probabilities come from MRI alone and must be confirmed by "
+          "molecular testing of tissue.")
+
+
+class Predictor:
+    """Segment a case and predict its markers with a trained run.
+
+    Args:
+        device: ``auto``, ``cpu`` or ``cuda``.
+        tta: Average over a left-right flip.
+        overlap: Sliding-window overlap when a volume does not fit one window.
+        save_probabilities: Also write the softmax as a 5-channel NIfTI.
+        sequences: Use only these sequences (the others are treated as missing).
+        min_component_mm3: Whole-tumour and RC components smaller than this are removed.
+    """
+
+    def __init__(self, device: str = "auto", *, tta: bool = False, overlap: float = 0.25,
+                 save_probabilities: bool = False, sequences: list[str] | None = None,
+                 min_component_mm3: float = 50.0) -> None:
+        self.device = resolve_device(device)
+        self.tta, self.overlap = tta, overlap
+        self.save_probabilities = save_probabilities
+        self.sequences = sequences
+        self.min_component_mm3 = min_component_mm3
+        self.model: torch.nn.Module | None = None
+        self.config: RunConfig | None = None
+        self.thresholds: dict[str, float] = {}
+        self.checkpoint: Path | None = None
+
+    def load(self, run_dir: Path | str, checkpoint: str = "best") -> Predictor:
+        """Load ``best.pt`` (or ``last.pt``) of a run folder, or a checkpoint file given directly."""
+        from gliomics.models.registry import create_model
+
+        run_dir = Path(run_dir)
+        path = run_dir if run_dir.is_file() else run_dir / (BEST if checkpoint == "best" else LAST)
+        if not path.is_file() and checkpoint == "best" and (run_dir / LAST).is_file():
+            path = run_dir / LAST
+        state = load_checkpoint(path)
+        try:
+            self.config = RunConfig.model_validate(state["config"])
+            model = create_model(self.config.model.name, **self.config.model.params)
+            model.load_state_dict(state["model"])
+        except (GliomicsError, ValueError, RuntimeError, KeyError) as exc:
+            raise CheckpointError(f"{path}: does not match its model ({str(exc).splitlines()[0][:200]})") from exc
+        if self.device.type == "cpu":
+            torch.set_num_threads(os.cpu_count() or 1)
+        self.model = model.to(self.device).eval()
+        self.thresholds = {m: float(state.get("thresholds", {}).get(m, 0.5)) for m in MARKERS}
+        self.checkpoint = path
+        return self
+
+    def _preprocess(self, case: Case):
+        from gliomics.data.transforms import inference_transforms
+
+        assert self.config is not None
+        transform = inference_transforms(spacing=self.config.data.spacing, sequences=self.sequences,
+                                         divisible=getattr(self.model, "size_divisor", 16) * 2)
+        return transform, transform({"case": case})
+
+    def predict_case(self, case: Case, out_dir: Path | str) -> dict[str, Any]:
+        """Predict one case and write its outputs into ``out_dir``; returns the JSON record."""
+        from monai.data import MetaTensor
+        from monai.transforms import Invertd
+
+        if self.model is None or self.config is None:
+            raise RuntimeError("call load() before predict_case()")
+        out_dir = Path(out_dir)
+        timings: dict[str, float] = {}
+        t = time.perf_counter()
+        transform, data = self._preprocess(case)
+        timings["load_preprocess_s"] = time.perf_counter() - t
+        image: MetaTensor = data["image"]
+        present = data["present"]
+        t = time.perf_counter()
+        kwargs = {"roi_size": self.config.train.patch_size, "overlap": self.overlap}
+        x, p = image.as_tensor()[None].to(self.device), present[None].to(self.device)
+        res = forward_with_tta(self.model, x, p, **kwargs) if self.tta else forward_volume(self.model, x, p, **kwargs)
+        timings["network_s"] = time.perf_counter() - t
+        t = time.perf_counter()
+        probs = res["probs"][0].float().cpu() if res["probs"] is not None else None
+        record: dict[str, Any] = {"case_id": case.case_id, "sequences_present": [s for s, f in
+                                  zip(SEQUENCES, present.tolist()) if f], "sequences_missing": [
+                                  s for s, f in zip(SEQUENCES, present.tolist()) if not f]}
+        if probs is not None:
+            labels = probs.argmax(0).to(torch.uint8)
+            record["mean_cmaf_weight"] = _mean_alpha(res.get("alpha"), labels, present)
+            pred = MetaTensor(labels[None], meta=dict(image.meta))
+            pred.applied_operations = list(image.applied_operations)
+            inv = Invertd(keys="pred", transform=transform, orig_keys="image", nearest_interp=True)
+            seg = np.asarray(inv({"pred": pred, "image": image})["pred"])[0].astype(np.uint8)
+            original = data["image"].meta
+            affine = np.asarray(original["original_affine"], dtype=np.float64)
+            spacing = tuple(float(v) for v in np.sqrt((affine[:3, :3] ** 2).sum(0)))
+            seg = remove_small_components(seg, spacing, min_volume_mm3=self.min_component_mm3)
+            voxel_ml = float(np.prod(spacing)) / 1000.0
+            record["volumes_ml"] = {r: round(float(np.isin(seg, REGIONS[r]).sum()) * voxel_ml, 3) for r in REGIONS}
+            _write_outputs(case, out_dir, seg, affine, probs if self.save_probabilities else None, inv, image)
+        probs_markers = marker_probabilities(res["markers"])
+        record["markers"] = {m: {"probability": round(p_, 4), "threshold": round(self.thresholds[m], 4),
+                                 "call": int(p_ >= self.thresholds[m])} for m, p_ in probs_markers.items()}
+        timings["postprocess_write_s"] = time.perf_counter() - t
+        record["timings"] = {k: round(v, 3) for k, v in timings.items()}
+        record["model"] = {"name": self.config.model.name, "checkpoint": self.checkpoint.name if self.checkpoint
+                           else None}
+        record["versions"] = {"gliomics": __version__, "torch": torch.__version__, "python": platform.python_version()}
+        record["caveat"] = CAVEAT
+        _write_json(record, out_dir / f"{case.case_id}.json")
+        return record
+
+    def predict_folder(self, source: Path | str, out_dir: Path | str, *, overwrite: bool = False,
+                       keep_going: bool = False, progress: bool = True, layout: str = "auto") -> dict[str, Any]:
+        """Predict every case under ``source``; finished cases are skipped unless ``overwrite``."""
+        from tqdm import tqdm
+
+        out_dir = Path(out_dir)
+        if out_dir.exists() and not out_dir.is_dir():
+            raise OutputError(f"{out_dir}: output path exists and is not a folder")
+        cases = discover_cases(source, layout=layout, allow_missing=True)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        done, skipped, failed = [], [], {}
+        for case in tqdm(cases, desc="predict", unit="case", disable=not progress):
+            if not overwrite and (out_dir / f"{case.case_id}.json").is_file():
+                skipped.append(case.case_id)
+                continue
+            try:
+                self.predict_case(case, out_dir)
+                done.append(case.case_id)
+            except GliomicsError as exc:
+                if not keep_going:
+                    raise
+                failed[case.case_id] = str(exc)
+                logger.error("%s: %s", case.case_id, exc)
+        return {"predicted": done, "skipped": skipped, "failed": failed}
+
+
+def _mean_alpha(alpha: torch.Tensor | None, labels: torch.Tensor, present: torch.Tensor) -> dict | None:
+    """Mean CMAF weight of each sequence inside each predicted region."""
+    if alpha is None:
+        return None
+    a = alpha[0].float().cpu()
+    out = {}
+    for name in TUMOUR_LABELS:
+        mask = labels == LABELS[name]
+        if mask.any():
+            out[name] = {s: round(float(a[k][mask].mean()), 4) for k, s in enumerate(SEQUENCES) if present[k]}
+    return out
+
+
+def _write_outputs(case: Case, out_dir: Path, seg: np.ndarray, affine: np.ndarray, probs, inv, image) -> None:
+    from monai.data import MetaTensor
+
+    save_image(seg, affine, out_dir / f"{case.case_id}{SEG_SUFFIX}", dtype=np.uint8)
+    if probs is not None:
+        pm = MetaTensor(probs, meta=dict(image.meta))
+        pm.applied_operations = list(image.applied_operations)
+        from monai.transforms import Invertd
+
+        back = Invertd(keys="pred", transform=inv.transform, orig_keys="image", nearest_interp=False)
+        arr = np.asarray(back({"pred": pm, "image": image})["pred"]).astype(np.float32)
+        save_image(np.moveaxis(arr, 0, -1), affine, out_dir / f"{case.case_id}{PROB_SUFFIX}", dtype=np.float32)
+
+
+def _write_json(record: dict, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(record, indent=2))
+    os.replace(tmp, path)

@@ -1,0 +1,136 @@
+"""The files of one case (:class:`Case`) and :func:`load_case`; discovery is in :mod:`gliomics.io.layouts`.
+
+Every problem with the input raises an :class:`~gliomics.errors.InputError` whose message starts with the offending
+path, before any image is read.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import nibabel as nib
+import numpy as np
+
+from gliomics.constants import SEQUENCES
+from gliomics.errors import CaseOptionError, ImageError
+from gliomics.io.nifti import Image, check_same_geometry, load_image, load_label
+
+#: Names seen for the four sequences (BraTS 2021/2024, nnU-Net channel_names, MSD, clinical exports), normalised.
+_SEQUENCE_ALIASES: dict[str, str] = {
+    **{s: s for s in SEQUENCES},
+    **dict.fromkeys(("t1", "t1w", "t1native", "t1pre"), "t1n"),
+    **dict.fromkeys(("t1ce", "t1gd", "t1post", "t1wce", "t1contrast", "t1cegd"), "t1c"),
+    "t2": "t2w",
+    **dict.fromkeys(("flair", "t2flair"), "t2f"),
+}
+
+
+def _norm(name: Any) -> str:
+    return re.sub(r"[^a-z0-9]", "", str(name).lower().replace("tumour", "tumor"))
+
+
+def canonical_sequence(name: str) -> str | None:
+    """Map a sequence name or alias (``"T1ce"``, ``"FLAIR"``, ``"t1gd"``…) to its BraTS 2024 name, or None."""
+    return _SEQUENCE_ALIASES.get(_norm(name))
+
+
+@dataclass
+class Case:
+    """The files of one case.
+
+    Attributes:
+        case_id: Identifier, used to name outputs.
+        images: Sequence name → file, in :data:`~gliomics.constants.SEQUENCES` order (missing sequences absent).
+        seg: Segmentation file, if any.
+        label_map: Explicit conversion of the segmentation's values to BraTS 2024 labels (e.g. BraTS 2021), if any.
+    """
+
+    case_id: str
+    images: dict[str, Path]
+    seg: Path | None = None
+    label_map: dict[int, int] | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.images) - set(SEQUENCES))
+        if unknown:
+            raise CaseOptionError(f"case {self.case_id!r}: unknown sequence(s) {unknown}; expected {list(SEQUENCES)}")
+        self.images = {s: Path(self.images[s]) for s in SEQUENCES if s in self.images}
+        self.seg = Path(self.seg) if self.seg is not None else None
+
+    @property
+    def missing(self) -> tuple[str, ...]:
+        """Sequences without a file, in :data:`~gliomics.constants.SEQUENCES` order."""
+        return tuple(s for s in SEQUENCES if s not in self.images)
+
+
+@dataclass
+class LoadedCase:
+    """The voxels of one case, stacked in :data:`~gliomics.constants.SEQUENCES` order.
+
+    Attributes:
+        case_id: Identifier.
+        image: float32 array C×D×H×W with C = len(SEQUENCES); missing sequences are zeros.
+        present: bool array of length C, True where the sequence was loaded.
+        affine: 4×4 voxel-to-world matrix shared by the sequences.
+        header: Header of the first present sequence (to write outputs in the input geometry).
+        spacing: Voxel size in mm.
+        seg: uint8 BraTS 2024 labels D×H×W, or None.
+        paths: Files that were read, keyed by sequence (and ``"seg"``).
+    """
+
+    case_id: str
+    image: np.ndarray
+    present: np.ndarray
+    affine: np.ndarray
+    header: nib.Nifti1Header
+    spacing: tuple[float, float, float]
+    seg: np.ndarray | None
+    paths: dict[str, Path]
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """Spatial shape D×H×W."""
+        return tuple(self.image.shape[1:])  # type: ignore[return-value]
+
+
+def load_case(case: Case, *, sequences: Sequence[str] | None = None, load_seg: bool = True) -> LoadedCase:
+    """Read the images (and segmentation) of a case and check that they share one geometry.
+
+    Args:
+        case: From :func:`~gliomics.io.layouts.discover_cases`.
+        sequences: Load only these sequences (the others are zero channels, ``present`` False).
+        load_seg: Also read the segmentation when the case has one.
+
+    Returns:
+        The stacked image, presence flags, geometry and segmentation.
+
+    Raises:
+        CaseOptionError: An unknown sequence name.
+        ImageError: An unreadable image, or images whose shape or affine differ.
+        LabelError: A segmentation with values that are not BraTS 2024 labels.
+    """
+    wanted = tuple(SEQUENCES) if sequences is None else (sequences,) if isinstance(sequences, str) else tuple(sequences)
+    unknown = [s for s in wanted if s not in SEQUENCES]
+    if unknown:
+        raise CaseOptionError(f"unknown sequence(s) {unknown}; expected some of {list(SEQUENCES)}")
+    selected = [s for s in SEQUENCES if s in wanted and s in case.images]
+    if not selected:
+        raise ImageError(f"{case.case_id}: none of the sequences {list(wanted)} is present (has {list(case.images)})")
+    loaded: dict[str, Image] = {s: load_image(case.images[s]) for s in selected}
+    if load_seg and case.seg is not None:
+        loaded["seg"] = load_label(case.seg, label_map=case.label_map)
+    check_same_geometry(loaded)
+    first = loaded[selected[0]]
+    image = np.zeros((len(SEQUENCES), *first.shape), dtype=np.float32)
+    present = np.zeros(len(SEQUENCES), dtype=bool)
+    for s in selected:
+        index = SEQUENCES.index(s)
+        image[index] = loaded[s].array
+        present[index] = True
+    seg = loaded["seg"].array if "seg" in loaded else None
+    paths = {key: img.path for key, img in loaded.items() if img.path is not None}
+    return LoadedCase(case.case_id, image, present, first.affine, first.header, first.spacing, seg, paths)

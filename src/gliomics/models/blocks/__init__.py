@@ -1,0 +1,1 @@
+"""Building blocks of MGMT-Net (fusion, encoder branches, decoder, pooling, marker heads)."""

@@ -1,0 +1,182 @@
+"""Cross-Modality Attention Fusion (CMAF) and the concatenation ablation that replaces it."""
+
+from __future__ import annotations
+
+import torch
+from monai.networks.blocks import Convolution
+from monai.networks.layers import Conv
+from torch import nn
+
+from gliomics.constants import SEQUENCES
+
+__all__ = ["CMAF", "ConcatFusion", "SequenceEmbedding", "check_present"]
+
+DEFAULT_NORM: tuple = ("instance", {"affine": True})
+
+
+def check_present(present: torch.Tensor | None, x: torch.Tensor, num_sequences: int) -> torch.Tensor:
+    """Validate the ``present`` mask of a batch and return it as a ``B x S`` bool tensor on ``x.device``.
+
+    Args:
+        present: which sequences exist per case (``B x S``, bool or 0/1); ``None`` means all.
+        x: the input batch, ``B x S x spatial``.
+        num_sequences: the number of sequences ``S``.
+
+    Raises:
+        ValueError: when the shape is wrong or a case has no sequence at all.
+    """
+    batch = x.shape[0]
+    if present is None:
+        return torch.ones(batch, num_sequences, dtype=torch.bool, device=x.device)
+    present = torch.as_tensor(present, device=x.device)
+    if present.shape != (batch, num_sequences):
+        raise ValueError(
+            f"present must have shape (batch, {num_sequences}) = ({batch}, {num_sequences}) with one column per "
+            f"sequence in {SEQUENCES}, got {tuple(present.shape)}."
+        )
+    present = present.bool()
+    if not bool(present.any(dim=1).all()):
+        empty = torch.nonzero(~present.any(dim=1)).flatten().tolist()
+        raise ValueError(f"every case needs at least one present sequence; cases {empty} in the batch have none.")
+    return present
+
+
+class SequenceEmbedding(nn.Module):
+    """One *shared* conv-norm-ReLU applied to every 1-channel sequence, giving ``B x S x C' x spatial``.
+
+    Args:
+        spatial_dims: number of spatial dimensions.
+        embed_channels: C', the channels of each sequence's embedding.
+        kernel_size: kernel of the shared convolution (3 in the paper).
+        norm_name: normalisation, in MONAI's ``(name, args)`` form.
+    """
+
+    def __init__(
+        self, spatial_dims: int, embed_channels: int, kernel_size: int = 3, norm_name: str | tuple = DEFAULT_NORM
+    ) -> None:
+        super().__init__()
+        if embed_channels < 1:
+            raise ValueError(f"embed_channels must be positive, got {embed_channels}.")
+        self.embed_channels = embed_channels
+        self.conv = Convolution(
+            spatial_dims, 1, embed_channels, kernel_size=kernel_size, act="relu", norm=norm_name, adn_ordering="NDA"
+        )
+
+    def forward(self, x: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
+        b, s = x.shape[:2]
+        # Zero missing sequences so that NaN or stale values in their slots can never leak through 0 * F.
+        x = torch.where(present.view(b, s, *([1] * (x.ndim - 2))), x, torch.zeros_like(x))
+        # Folding the sequences into the batch axis is what makes the embedding shared across sequences.
+        f = self.conv(x.reshape(b * s, 1, *x.shape[2:]))
+        return f.view(b, s, self.embed_channels, *f.shape[2:])
+
+
+class CMAF(nn.Module):
+    """Cross-Modality Attention Fusion of MGMT-Net, section 3.1 of Abdusalomov et al., "From Anatomy to Genomics
+    Using a Multi-Task Deep Learning Approach for Comprehensive Glioma Profiling", Bioengineering 2025,
+    <https://doi.org/10.3390/bioengineering12090979>.
+
+    Each sequence is embedded by one shared 3x3x3 conv + norm + ReLU into C' channels. At every voxel the S
+    embeddings are concatenated (S*C') and a 1x1x1-conv MLP (S*C' -> hidden -> S, dropout after the first layer)
+    gives logits; a softmax over the sequences gives weights ``alpha`` that sum to 1, and the output is
+    ``sum_m alpha_m * F_m`` (C' channels). Missing sequences get a logit of -inf, hence ``alpha == 0`` exactly.
+
+    Normalisation defaults to InstanceNorm rather than the paper's BatchNorm: 3D batches are 1-2 patches, where
+    BatchNorm statistics are noisy and differ between training and inference, and with modality dropout the zeroed
+    sequences would shift the batch statistics of the present ones. Instance statistics are per case and per
+    sequence, so a missing sequence cannot affect the others. Pass ``norm_name="batch"`` for the paper's choice.
+
+    Args:
+        spatial_dims: number of spatial dimensions.
+        num_sequences: S, the number of input sequences (``len(SEQUENCES)``).
+        embed_channels: C', the channels of each embedding and of the fused output.
+        hidden_channels: width of the attention MLP; defaults to ``max(C' // 2, 4)`` (the paper's "C'/2").
+        dropout_prob: dropout after the first MLP layer (0.2 in the paper).
+        norm_name: normalisation of the embedding, in MONAI's ``(name, args)`` form.
+    """
+
+    def __init__(
+        self,
+        spatial_dims: int = 3,
+        num_sequences: int = len(SEQUENCES),
+        embed_channels: int = 16,
+        hidden_channels: int | None = None,
+        dropout_prob: float = 0.2,
+        norm_name: str | tuple = DEFAULT_NORM,
+    ) -> None:
+        super().__init__()
+        if num_sequences < 1:
+            raise ValueError(f"num_sequences must be positive, got {num_sequences}.")
+        if not 0.0 <= dropout_prob < 1.0:
+            raise ValueError(f"dropout_prob must be in [0, 1), got {dropout_prob}.")
+        hidden_channels = max(embed_channels // 2, 4) if hidden_channels is None else hidden_channels
+        if hidden_channels < 1:
+            raise ValueError(f"hidden_channels must be positive, got {hidden_channels}.")
+        self.num_sequences = num_sequences
+        self.out_channels = embed_channels
+        self.embed = SequenceEmbedding(spatial_dims, embed_channels, norm_name=norm_name)
+        conv = Conv[Conv.CONV, spatial_dims]
+        self.attention = nn.Sequential(
+            conv(num_sequences * embed_channels, hidden_channels, kernel_size=1),
+            nn.ReLU(inplace=True),
+            nn.Dropout(dropout_prob),
+            conv(hidden_channels, num_sequences, kernel_size=1),
+        )
+
+    def forward(self, x: torch.Tensor, present: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Fuse the sequences.
+
+        Args:
+            x: ``B x S x spatial``, one channel per sequence in the order of ``SEQUENCES``.
+            present: ``B x S`` bool mask of the sequences that exist; ``None`` means all.
+
+        Returns:
+            the fused features ``B x C' x spatial`` and the weights ``alpha``, ``B x S x spatial``.
+        """
+        present = check_present(present, x, self.num_sequences)
+        feats = self.embed(x, present)  # B x S x C' x spatial
+        b, s = feats.shape[:2]
+        logits = self.attention(feats.flatten(1, 2))
+        mask = present.view(b, s, *([1] * (logits.ndim - 2)))
+        # -inf makes exp() exactly 0; check_present guarantees one finite logit per voxel, so no NaN can appear.
+        alpha = torch.softmax(logits.masked_fill(~mask, float("-inf")), dim=1)
+        fused = (alpha.unsqueeze(2) * feats).sum(dim=1)
+        return fused, alpha
+
+
+class ConcatFusion(nn.Module):
+    """Ablation of CMAF: static fusion by concatenating the S embeddings and a 1x1x1 conv back to C' channels.
+
+    It uses the same shared embedding as :class:`CMAF`, so that only the voxel-wise attention differs. Missing
+    sequences have their embeddings zeroed. There are no fusion weights, so ``alpha`` is ``None``.
+
+    Args:
+        spatial_dims: number of spatial dimensions.
+        num_sequences: S, the number of input sequences.
+        embed_channels: C', the channels of each embedding and of the fused output.
+        norm_name: normalisation, in MONAI's ``(name, args)`` form.
+    """
+
+    def __init__(
+        self,
+        spatial_dims: int = 3,
+        num_sequences: int = len(SEQUENCES),
+        embed_channels: int = 16,
+        norm_name: str | tuple = DEFAULT_NORM,
+    ) -> None:
+        super().__init__()
+        if num_sequences < 1:
+            raise ValueError(f"num_sequences must be positive, got {num_sequences}.")
+        self.num_sequences = num_sequences
+        self.out_channels = embed_channels
+        self.embed = SequenceEmbedding(spatial_dims, embed_channels, norm_name=norm_name)
+        self.fuse = Convolution(
+            spatial_dims, num_sequences * embed_channels, embed_channels, kernel_size=1, act="relu", norm=norm_name
+        )
+
+    def forward(self, x: torch.Tensor, present: torch.Tensor | None = None) -> tuple[torch.Tensor, None]:
+        present = check_present(present, x, self.num_sequences)
+        feats = self.embed(x, present)
+        b, s = feats.shape[:2]
+        feats = feats * present.view(b, s, *([1] * (feats.ndim - 2))).to(feats.dtype)
+        return self.fuse(feats.flatten(1, 2)), None

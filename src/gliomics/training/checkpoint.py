@@ -1,0 +1,82 @@
+"""Checkpoints: written atomically, read with ``torch.load(weights_only=True)``.
+
+A checkpoint holds plain containers and tensors only (state dicts, the resolved config as a dict, counters and
+RNG states as tensors/lists), so nothing needs unpickling beyond what ``weights_only`` allows.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import random
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from gliomics.errors import CheckpointError
+
+BEST = "best.pt"
+LAST = "last.pt"
+
+
+def save_checkpoint(state: dict[str, Any], path: Path | str) -> Path:
+    """Write ``state`` to ``path`` via a temporary file and an atomic rename (a kill never leaves half a file)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as fh:
+            torch.save(state, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def load_checkpoint(path: Path | str, *, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load a checkpoint safely; a corrupt file or one that carries pickled objects is refused."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: checkpoint not found")
+    if not zipfile.is_zipfile(path):  # torch.save writes a zip archive; anything else is damaged or foreign
+        raise CheckpointError(f"{path}: corrupt or truncated checkpoint (not a torch zip archive)")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        first = (str(exc).splitlines() or [""])[0][:160]
+        raise CheckpointError(f"{path}: refused to load: the checkpoint carries pickled objects, which could run "
+                              f"code ({first})") from exc
+    except Exception as exc:  # garbage bytes surface as KeyError, IndexError, struct.error... depending on content
+        raise CheckpointError(f"{path}: corrupt or truncated checkpoint ({type(exc).__name__})") from exc
+    if not isinstance(state, dict) or "model" not in state or "config" not in state:
+        raise CheckpointError(f"{path}: not a gliomics checkpoint (expected keys 'model' and 'config')")
+    return state
+
+
+def rng_state() -> dict[str, Any]:
+    """Python, NumPy and torch RNG states as weights_only-safe containers."""
+    py = random.getstate()
+    np_state = np.random.get_state()
+    return {
+        "python": [py[0], list(py[1]), py[2]],
+        "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *map(float, np_state[2:])],
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    }
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    """Restore what :func:`rng_state` captured."""
+    py = state["python"]
+    random.setstate((py[0], tuple(py[1]), py[2]))
+    np_state = state["numpy"]
+    np.random.set_state((np_state[0], np_state[1].numpy().astype(np.uint32), int(np_state[2]), int(np_state[3]),
+                         float(np_state[4])))
+    torch.set_rng_state(state["torch"])
+    if state.get("cuda") and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])

@@ -1,0 +1,255 @@
+"""The trainer: AdamW, warm-up + cosine schedule, AMP on CUDA, gradient clipping, validation, early stopping,
+atomic ``best``/``last`` checkpoints with the resolved config, a metrics log, and DDP under ``torchrun``."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from gliomics.config import RunConfig, to_yaml
+from gliomics.constants import MARKERS
+from gliomics.errors import CheckpointError, InputError
+from gliomics.training.checkpoint import BEST, LAST, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from gliomics.training.distributed import DistInfo, barrier, cleanup, init_distributed, resolve_device
+from gliomics.training.metrics_log import MetricsLog
+
+logger = logging.getLogger(__name__)
+CONFIG_FILE = "config.yaml"
+
+
+def _prepare_data(cfg: RunConfig, data: Path, markers: Path | None, out: Path, info: DistInfo, resume: bool):
+    from gliomics.data.cohort import build_cohort
+    from gliomics.data.splits import SPLITS_FILE, describe_splits, load_splits, make_splits, save_splits
+
+    cohort = build_cohort(data, markers, layout=cfg.data.layout, require_seg=True)
+    splits_path = out / SPLITS_FILE
+    if resume and splits_path.is_file():
+        splits = load_splits(splits_path)
+    else:
+        splits = make_splits(cohort, val_fraction=cfg.data.val_fraction, test_fraction=cfg.data.test_fraction,
+                             holdout_sites=cfg.data.holdout_sites, seed=cfg.train.seed)
+        if info.is_main:
+            save_splits(splits, splits_path, val_fraction=cfg.data.val_fraction,
+                        test_fraction=cfg.data.test_fraction, holdout_sites=cfg.data.holdout_sites,
+                        seed=cfg.train.seed, data=str(data), markers=str(markers) if markers else None)
+    by_id = {c.case_id: c for c in cohort}
+    train = [by_id[c] for c in splits["train"] if c in by_id]
+    val = [by_id[c] for c in splits["val"] if c in by_id]
+    if not train:
+        raise InputError(f"{data}: no training cases after splitting ({len(cohort)} cases found)")
+    if info.is_main:
+        logger.info("splits: %s", describe_splits(splits, cohort))
+    return train, val
+
+
+def _pos_weight(cfg: RunConfig, train) -> dict[str, float]:
+    """pos_weight per marker = negatives / positives in the training split (1 when undefined)."""
+    if cfg.loss.pos_weight is not None:
+        return dict(cfg.loss.pos_weight)
+    vec = np.stack([c.marker_vector() for c in train])
+    out = {}
+    for k, m in enumerate(MARKERS):
+        known = vec[:, k][~np.isnan(vec[:, k])]
+        pos = float(known.sum())
+        out[m] = float(np.clip((known.size - pos) / pos, 0.1, 10.0)) if pos > 0 and pos < known.size else 1.0
+    return out
+
+
+def _loader(cfg: RunConfig, train, info: DistInfo, seed: int):
+    from monai.data import CacheDataset, DataLoader, Dataset
+    from torch.utils.data import DistributedSampler, RandomSampler
+
+    from gliomics.data.transforms import train_transforms
+
+    transform = train_transforms(cfg.train.patch_size, spacing=cfg.data.spacing,
+                                 modality_dropout=cfg.train.modality_dropout, elastic_prob=cfg.train.elastic_prob,
+                                 affine_prob=cfg.train.affine_prob)
+    transform.set_random_state(seed=seed + info.rank)
+    items = [{"case": c.case, "markers": c.marker_vector()} for c in train]
+    if cfg.data.cache:
+        ds = CacheDataset(items, transform, cache_rate=1.0, num_workers=0, progress=False)
+    else:
+        ds = Dataset(items, transform)
+    if info.enabled:
+        sampler = DistributedSampler(ds, num_replicas=info.world_size, rank=info.rank, shuffle=True, seed=seed)
+    else:
+        sampler = RandomSampler(ds, generator=torch.Generator().manual_seed(seed))
+    return DataLoader(ds, batch_size=cfg.train.batch_size, sampler=sampler, num_workers=cfg.train.num_workers,
+                      drop_last=len(ds) > cfg.train.batch_size, persistent_workers=cfg.train.num_workers > 0)
+
+
+def _budget_epochs(cfg: RunConfig, epochs: int | None, minutes: float | None) -> tuple[int, float | None]:
+    n = epochs if epochs is not None else cfg.train.epochs
+    m = minutes if minutes is not None else cfg.train.minutes
+    return n, m
+
+
+def run_training(cfg: RunConfig, *, data: Path | str, markers: Path | str | None, out: Path | str,
+                 epochs: int | None = None, minutes: float | None = None, resume: bool = False,
+                 device: str = "auto", progress: bool = True) -> dict[str, Any]:
+    """Train ``cfg`` on the cases in ``data`` and write the run folder ``out``.
+
+    Returns a summary: best score and epoch, epochs run, elapsed seconds and the last validation metrics.
+    """
+    from monai.optimizers import WarmupCosineSchedule
+    from monai.utils import set_determinism
+    from tqdm import tqdm
+
+    from gliomics.data.transforms import inference_transforms
+    from gliomics.losses import MultiTaskLoss
+    from gliomics.models.registry import create_model
+    from gliomics.training.validation import summarise, validate_cases
+
+    data, out = Path(data), Path(out)
+    markers = Path(markers) if markers is not None else None
+    dev = resolve_device(device)
+    info = init_distributed(dev)
+    if dev.type == "cpu":
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // info.world_size))
+    state: dict[str, Any] | None = None
+    if resume:
+        if not (out / LAST).is_file():
+            raise CheckpointError(f"{out / LAST}: nothing to resume from")
+        state = load_checkpoint(out / LAST)
+        cfg = RunConfig.model_validate(state["config"])
+    elif info.is_main:
+        if out.exists() and not out.is_dir():
+            raise InputError(f"{out}: output path exists and is not a folder")
+        out.mkdir(parents=True, exist_ok=True)
+        (out / CONFIG_FILE).write_text(to_yaml(cfg))
+    n_epochs, budget_min = _budget_epochs(cfg, epochs, minutes)
+    seed = cfg.train.seed
+    set_determinism(seed=seed + info.rank)
+
+    train, val = _prepare_data(cfg, data, markers, out, info, resume)
+    barrier(info)
+    loader = _loader(cfg, train, info, seed)
+    val_transform = inference_transforms(spacing=cfg.data.spacing, load_seg=True)
+
+    model = create_model(cfg.model.name, **cfg.model.params).to(dev)
+    net = model
+    if info.enabled:
+        from torch.nn.parallel import DistributedDataParallel
+
+        net = DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None,
+                                      find_unused_parameters=True)
+    pos_weight = _pos_weight(cfg, train) if state is None else state["pos_weight"]
+    criterion = MultiTaskLoss.from_config(cfg.loss, pos_weight=pos_weight).to(dev)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
+    steps_per_epoch = max(1, len(loader))
+    total_epochs = n_epochs if state is None else int(state["total_epochs"])
+    scheduler = WarmupCosineSchedule(optimizer, warmup_steps=max(1, int(cfg.train.warmup_epochs * steps_per_epoch)),
+                                     t_total=max(2, total_epochs * steps_per_epoch), end_lr=cfg.train.lr * 0.01,
+                                     warmup_multiplier=0.1)
+    amp = dev.type == "cuda"
+    scaler = torch.amp.GradScaler("cuda", enabled=amp)
+
+    start_epoch, best_score, best_epoch, stale, elapsed_before = 0, -math.inf, -1, 0, 0.0
+    thresholds: dict[str, float] = {}
+    val_metrics: dict[str, Any] = {}
+    if state is not None:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        scaler.load_state_dict(state["scaler"])
+        set_rng_state(state["rng"])
+        start_epoch, best_score, best_epoch = int(state["epoch"]) + 1, float(state["best_score"]), int(
+            state["best_epoch"])
+        stale, elapsed_before = int(state["stale"]), float(state["elapsed"])
+        thresholds, val_metrics = dict(state.get("thresholds", {})), dict(state.get("val_metrics", {}))
+        logger.info("resuming %s at epoch %d", out, start_epoch)
+    log = MetricsLog(out) if info.is_main else None
+
+    t0 = time.perf_counter()
+    deadline = None if budget_min is None else budget_min * 60.0 - elapsed_before
+    bar = tqdm(total=total_epochs, initial=start_epoch, desc="train", unit="epoch",
+               disable=not (progress and info.is_main))
+    epoch = start_epoch - 1
+    stop_reason = "epochs"
+    for epoch in range(start_epoch, total_epochs):
+        if hasattr(loader.sampler, "set_epoch"):
+            loader.sampler.set_epoch(epoch)
+        net.train()
+        sums: dict[str, float] = {}
+        n_batches = 0
+        te = time.perf_counter()
+        for batch in loader:
+            image = batch["image"].to(dev)
+            targets = {"label": batch["label"].to(dev), "markers": batch["markers"].to(dev)}
+            optimizer.zero_grad(set_to_none=True)
+            with torch.autocast(device_type=dev.type, enabled=amp):
+                outputs = net(image, batch["present"].to(dev))
+                losses = criterion(outputs, targets)
+            scaler.scale(losses["total"]).backward()
+            scaler.unscale_(optimizer)
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.grad_clip)
+            scaler.step(optimizer)
+            scaler.update()
+            scheduler.step()
+            for k, v in losses.items():
+                sums[k] = sums.get(k, 0.0) + float(v.detach())
+            n_batches += 1
+        epoch_time = time.perf_counter() - te
+        row: dict[str, Any] = {"epoch": epoch, "lr": optimizer.param_groups[0]["lr"], "epoch_seconds": epoch_time,
+                               **{f"train_{k}": v / max(1, n_batches) for k, v in sums.items()}}
+        if deadline is not None and epoch == start_epoch and state is None:
+            # a time budget: fix the schedule's length from the first epoch's duration
+            fit = max(1, int(deadline / max(epoch_time, 1e-3)))
+            total_epochs = min(total_epochs, fit)
+            scheduler.t_total = max(2, total_epochs * steps_per_epoch)
+            bar.total = total_epochs
+        last_epoch = epoch == total_epochs - 1
+        if val and ((epoch + 1) % cfg.train.val_every == 0 or last_epoch):
+            val_metrics = summarise(validate_cases(model, val, val_transform, roi_size=cfg.train.patch_size,
+                                                   device=dev, info=info, overlap=cfg.train.val_overlap))
+            row.update({f"val_{k}": v for k, v in val_metrics.items() if k != "thresholds"})
+            if val_metrics["score"] > best_score:
+                best_score, best_epoch, stale = val_metrics["score"], epoch, 0
+                thresholds = val_metrics["thresholds"]
+            else:
+                stale += 1
+        elif not val:
+            best_score, best_epoch, thresholds = -float(row.get("train_total", 0.0)), epoch, {}
+        elapsed = elapsed_before + time.perf_counter() - t0
+        row["elapsed_seconds"] = elapsed
+        if info.is_main:
+            ckpt = {"model": model.state_dict(), "config": cfg.model_dump(mode="json"), "epoch": epoch,
+                    "total_epochs": total_epochs, "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(), "rng": rng_state(),
+                    "best_score": best_score, "best_epoch": best_epoch, "stale": stale, "elapsed": elapsed,
+                    "thresholds": thresholds, "val_metrics": {k: v for k, v in val_metrics.items()
+                                                              if k != "thresholds"},
+                    "pos_weight": pos_weight}
+            if best_epoch == epoch:
+                save_checkpoint({k: ckpt[k] for k in ("model", "config", "epoch", "best_score", "thresholds",
+                                                      "val_metrics", "pos_weight")}, out / BEST)
+            save_checkpoint(ckpt, out / LAST)
+            log.append(row)
+        bar.update()
+        bar.set_postfix(loss=f"{row.get('train_total', float('nan')):.3f}",
+                        score=f"{val_metrics.get('score', float('nan')):.3f}")
+        if stale >= cfg.train.patience:
+            stop_reason = "early stopping"
+            break
+        if deadline is not None and time.perf_counter() - t0 >= deadline:
+            stop_reason = "time budget"
+            break
+    bar.close()
+    barrier(info)
+    cleanup(info)
+    summary = {"run": str(out), "epochs_run": epoch + 1, "stop_reason": stop_reason, "best_epoch": best_epoch,
+               "best_score": best_score, "elapsed_seconds": elapsed_before + time.perf_counter() - t0,
+               "val": {k: v for k, v in val_metrics.items() if k != "thresholds"}, "thresholds": thresholds}
+    if info.is_main:
+        tmp = out / f".train_summary.json.tmp-{os.getpid()}"
+        tmp.write_text(json.dumps(summary, indent=2))
+        os.replace(tmp, out / "train_summary.json")
+    return summary

@@ -1,0 +1,66 @@
+"""Validation during training: Dice per region and marker AUC, sharded over ranks and gathered."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from sklearn.metrics import roc_auc_score
+
+from gliomics.constants import MARKERS, TUMOUR_LABELS
+from gliomics.data.cohort import CohortCase
+from gliomics.evaluation.regions import dice_per_region
+from gliomics.evaluation.thresholds import youden_threshold
+from gliomics.inference.engine import forward_volume, marker_probabilities
+from gliomics.training.distributed import DistInfo, all_gather_objects
+
+
+def validate_cases(model: torch.nn.Module, cases: list[CohortCase], transform, *, roi_size, device: torch.device,
+                   info: DistInfo, overlap: float = 0.25) -> list[dict]:
+    """Per-case Dice and marker probabilities for this rank's share of ``cases``, gathered from all ranks."""
+    model.eval()
+    rows = []
+    for case in cases[info.rank::info.world_size]:
+        data = transform({"case": case.case, "markers": case.marker_vector()})
+        image = data["image"].as_tensor()[None].to(device) if hasattr(data["image"], "as_tensor") \
+            else data["image"][None].to(device)
+        present = data["present"][None].to(device)
+        res = forward_volume(model, image, present, roi_size=roi_size, overlap=overlap)
+        row: dict = {"case_id": case.case_id, "markers": case.marker_vector().tolist()}
+        if res["probs"] is not None and "label" in data:
+            pred = res["probs"][0].argmax(0).cpu().numpy().astype(np.uint8)
+            ref = np.asarray(data["label"])[0].astype(np.uint8)
+            row["dice"] = dice_per_region(pred, ref)
+        row["prob"] = marker_probabilities(res["markers"])
+        rows.append(row)
+    gathered = all_gather_objects(rows, info)
+    return sorted((r for part in gathered for r in part), key=lambda r: r["case_id"])
+
+
+def summarise(rows: list[dict]) -> dict:
+    """Mean Dice per region, AUC and Youden thresholds per marker, and the model-selection score.
+
+    The score is the mean of the mean Dice over the four labels and the mean AUC over markers that have both
+    classes in validation (Dice alone when no AUC is defined).
+    """
+    out: dict = {}
+    dice_rows = [r["dice"] for r in rows if "dice" in r]
+    if dice_rows:
+        for region in dice_rows[0]:
+            out[f"dice_{region}"] = float(np.mean([d[region] for d in dice_rows]))
+        out["dice_mean"] = float(np.mean([out[f"dice_{r}"] for r in TUMOUR_LABELS]))
+    aucs, thresholds = [], {}
+    for k, m in enumerate(MARKERS):
+        pairs = [(r["markers"][k], r["prob"][m]) for r in rows if m in r["prob"] and not np.isnan(r["markers"][k])]
+        if not pairs:
+            continue
+        y, p = np.array(pairs).T
+        thresholds[m] = youden_threshold(y.astype(int), p)
+        if 0 < y.sum() < len(y):
+            out[f"auc_{m}"] = float(roc_auc_score(y, p))
+            aucs.append(out[f"auc_{m}"])
+    if aucs:
+        out["auc_mean"] = float(np.mean(aucs))
+    parts = [out[k] for k in ("dice_mean", "auc_mean") if k in out]
+    out["score"] = float(np.mean(parts)) if parts else 0.0
+    out["thresholds"] = thresholds
+    return out

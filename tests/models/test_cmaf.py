@@ -1,0 +1,73 @@
+"""CMAF: weights sum to 1, missing sequences get exactly 0, any non-empty subset works."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import torch
+
+from gliomics.constants import SEQUENCES
+from gliomics.models.blocks.cmaf import CMAF, ConcatFusion
+
+S = len(SEQUENCES)
+SUBSETS = [s for r in range(1, S + 1) for s in itertools.combinations(range(S), r)]
+
+
+def _present(subset: tuple[int, ...], batch: int = 2) -> torch.Tensor:
+    present = torch.zeros(batch, S, dtype=torch.bool)
+    present[:, list(subset)] = True
+    return present
+
+
+@pytest.mark.parametrize("subset", SUBSETS, ids=lambda s: "+".join(SEQUENCES[i] for i in s))
+def test_cmaf_alpha_on_every_subset(subset: tuple[int, ...], image16: torch.Tensor) -> None:
+    torch.manual_seed(0)
+    cmaf = CMAF(embed_channels=4).train()
+    x = image16.clone()
+    missing = [i for i in range(S) if i not in subset]
+    x[:, missing] = float("nan")  # whatever a loader leaves in a missing slot must not leak
+    fused, alpha = cmaf(x, _present(subset))
+    assert fused.shape == (2, 4, 16, 16, 16)
+    assert alpha.shape == (2, S, 16, 16, 16)
+    assert torch.isfinite(fused).all() and torch.isfinite(alpha).all()
+    torch.testing.assert_close(alpha.sum(dim=1), torch.ones(2, 16, 16, 16))
+    assert (alpha[:, missing] == 0).all()
+    if len(subset) == 1:
+        assert (alpha[:, subset[0]] == 1).all()
+    fused.sum().backward()
+    assert all(torch.isfinite(p.grad).all() for p in cmaf.parameters() if p.grad is not None)
+
+
+def test_cmaf_mixed_presence_per_case(image16: torch.Tensor) -> None:
+    present = torch.tensor([[True, True, True, True], [False, True, False, False]])
+    _, alpha = CMAF(embed_channels=4)(image16, present)
+    assert (alpha[0] > 0).all()
+    assert (alpha[1, 1] == 1).all() and (alpha[1, [0, 2, 3]] == 0).all()
+
+
+def test_cmaf_default_present_is_all(image16: torch.Tensor) -> None:
+    cmaf = CMAF(embed_channels=4).eval()
+    torch.testing.assert_close(cmaf(image16)[1], cmaf(image16, torch.ones(2, S, dtype=torch.bool))[1])
+
+
+def test_cmaf_rejects_empty_case_and_bad_mask(image16: torch.Tensor) -> None:
+    cmaf = CMAF(embed_channels=4)
+    present = torch.ones(2, S, dtype=torch.bool)
+    present[1] = False
+    with pytest.raises(ValueError, match="at least one present sequence"):
+        cmaf(image16, present)
+    with pytest.raises(ValueError, match="present must have shape"):
+        cmaf(image16, torch.ones(2, S - 1, dtype=torch.bool))
+    with pytest.raises(ValueError, match="dropout_prob"):
+        CMAF(dropout_prob=1.5)
+
+
+def test_concat_fusion_zeroes_missing_and_has_no_alpha(image16: torch.Tensor) -> None:
+    fusion = ConcatFusion(embed_channels=4).eval()
+    present = _present((0, 2))
+    fused, alpha = fusion(image16, present)
+    assert alpha is None and fused.shape == (2, 4, 16, 16, 16)
+    changed = image16.clone()
+    changed[:, [1, 3]] = torch.randn_like(changed[:, [1, 3]]) * 100
+    torch.testing.assert_close(fusion(changed, present)[0], fused)

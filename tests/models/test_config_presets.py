@@ -1,0 +1,137 @@
+"""Config: presets load, unknown keys name the file and key, inherits_from, typed overrides."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from gliomics.config import (
+    LossConfig,
+    RunConfig,
+    apply_overrides,
+    available_presets,
+    load_preset,
+    to_yaml,
+)
+from gliomics.constants import MARKERS
+from gliomics.errors import ConfigError
+from gliomics.models.registry import create_model, model_defaults
+
+
+def _write(path: Path, data: dict) -> Path:
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("name", ["mgmtnet", "mgmtnet_cpu"])
+def test_shipped_presets_load_and_match_the_registry(name: str) -> None:
+    assert name in available_presets()
+    cfg = load_preset(name)
+    assert cfg.model.name == name
+    defaults = model_defaults(name)
+    for key, value in cfg.model.params.items():
+        expected = defaults[key]
+        assert (list(expected) if isinstance(expected, tuple) else expected) == value, key
+    assert cfg.loss.label_smoothing == 0.1 and set(cfg.loss.marker_weights) == set(MARKERS)
+
+
+def test_cpu_preset_inherits_the_loss_but_not_the_paper_params() -> None:
+    cfg = load_preset("mgmtnet_cpu")
+    paper = load_preset("mgmtnet")
+    assert cfg.loss == paper.loss
+    assert cfg.model.params["feature_size"] == 16 and "fusion" not in cfg.model.params
+
+
+def test_inherits_from_a_relative_path_merges_mappings(tmp_path: Path) -> None:
+    _write(tmp_path / "base.yaml", {"inherits_from": "mgmtnet_cpu", "loss": {"lambda_ce": 2.0}})
+    child = _write(
+        tmp_path / "child.yaml",
+        {"inherits_from": "base.yaml", "model": {"params": {"window_size": 2}}, "loss": {"focal": True}},
+    )
+    cfg = load_preset(child)
+    assert cfg.model.name == "mgmtnet_cpu"
+    assert cfg.model.params["window_size"] == 2 and cfg.model.params["feature_size"] == 16
+    assert cfg.loss.lambda_ce == 2.0 and cfg.loss.focal is True
+
+
+def test_unknown_keys_name_the_file_and_the_key(tmp_path: Path) -> None:
+    bad = _write(tmp_path / "bad.yaml", {"inherits_from": "mgmtnet_cpu", "loss": {"lamda_dice": 1.0}})
+    with pytest.raises(ConfigError, match=r"bad\.yaml: loss\.lamda_dice: unknown key"):
+        load_preset(bad)
+    bad_param = _write(tmp_path / "p.yaml", {"model": {"name": "mgmtnet_cpu", "params": {"window": 4}}})
+    with pytest.raises(ConfigError, match=r"p\.yaml: model\.params\.window: unknown parameter"):
+        load_preset(bad_param)
+    bad_model = _write(tmp_path / "m.yaml", {"model": {"name": "unet3000"}})
+    with pytest.raises(ConfigError, match=r"m\.yaml: model\.name: unknown model 'unet3000'"):
+        load_preset(bad_model)
+    bad_type = _write(tmp_path / "t.yaml", {"model": {"name": "segresnet"}, "loss": {"label_smoothing": "lots"}})
+    with pytest.raises(ConfigError, match=r"t\.yaml: loss\.label_smoothing"):
+        load_preset(bad_type)
+    bad_marker = _write(tmp_path / "k.yaml", {"model": {"name": "segresnet"}, "loss": {"marker_weights": {"x": 1}}})
+    with pytest.raises(ConfigError, match=r"k\.yaml: loss\.marker_weights: .*unknown marker"):
+        load_preset(bad_marker)
+
+
+def test_missing_presets_and_cycles(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="unknown preset; available presets: .*mgmtnet_cpu"):
+        load_preset("nope")
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_preset(tmp_path / "absent.yaml")
+    _write(tmp_path / "a.yaml", {"inherits_from": "b.yaml"})
+    _write(tmp_path / "b.yaml", {"inherits_from": "a.yaml"})
+    with pytest.raises(ConfigError, match="cycle"):
+        load_preset(tmp_path / "a.yaml")
+    (tmp_path / "list.yaml").write_text("- 1\n- 2\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="must be a mapping"):
+        load_preset(tmp_path / "list.yaml")
+
+
+def test_overrides_parse_types() -> None:
+    cfg = apply_overrides(
+        load_preset("mgmtnet_cpu"),
+        [
+            "model.params.window_size=2",
+            "model.params.mask_gating=false",
+            "model.params.swin_depths=[1, 1]",
+            "model.params.pooling=gap",
+            "loss.label_smoothing=0.05",
+            "loss.pos_weight.tert=4",
+            "description=a run",
+        ],
+    )
+    params = cfg.model.params
+    assert params["window_size"] == 2 and params["mask_gating"] is False and params["swin_depths"] == [1, 1]
+    assert params["pooling"] == "gap" and cfg.loss.label_smoothing == 0.05
+    assert cfg.loss.pos_weight == {"tert": 4.0} and cfg.description == "a run"
+    model = create_model(cfg.model.name, **{**params, "feature_size": 4, "embed_channels": 4, "swin_heads": [1, 1]})
+    assert model.pool.mode == "gap"
+
+
+@pytest.mark.parametrize(
+    "override,match",
+    [
+        ("loss.focal", "expected KEY.PATH=VALUE"),
+        ("loss.nope=1", r"loss\.nope: unknown key"),
+        ("model.params.featur_size=8", r"model\.params\.featur_size: unknown parameter"),
+        ("loss.focal.x=1", r"loss\.focal is not a mapping"),
+        ("loss.lambda_ce=-1", r"loss\.lambda_ce"),
+    ],
+)
+def test_bad_overrides(override: str, match: str) -> None:
+    with pytest.raises(ConfigError, match=match):
+        apply_overrides(load_preset("mgmtnet_cpu"), [override])
+
+
+def test_yaml_round_trip(tmp_path: Path) -> None:
+    cfg = apply_overrides(load_preset("mgmtnet_cpu"), ["loss.focal=true"])
+    path = tmp_path / "resolved.yaml"
+    path.write_text(to_yaml(cfg), encoding="utf-8")
+    assert load_preset(path) == cfg
+
+
+def test_models_are_plain_pydantic() -> None:
+    with pytest.raises(Exception, match="extra"):
+        RunConfig.model_validate({"model": {"name": "mgmtnet"}, "training": {}})
+    assert LossConfig().deep_supervision_weights == [1.0, 0.5, 0.25]
