@@ -69,6 +69,8 @@ class LossConfig(BaseModel):
     pos_weight: dict[str, float] | None = None
     focal: bool = False
     focal_gamma: float = Field(2.0, ge=0)
+    batch_dice: bool = True
+    include_background: bool = False
 
     @field_validator("marker_weights", "pos_weight")
     @classmethod

@@ -81,6 +81,8 @@ class MultiTaskLoss(nn.Module):
         focal: use the focal loss for the markers.
         focal_gamma: focusing parameter of the focal loss.
         markers: the marker names.
+        batch_dice: compute the Dice over the whole batch rather than per patch.
+        include_background: include the background class in the Dice term.
     """
 
     def __init__(
@@ -94,6 +96,8 @@ class MultiTaskLoss(nn.Module):
         focal: bool = False,
         focal_gamma: float = 2.0,
         markers: Sequence[str] = MARKERS,
+        batch_dice: bool = True,
+        include_background: bool = False,
     ) -> None:
         super().__init__()
         if not 0.0 <= label_smoothing < 1.0:
@@ -105,7 +109,10 @@ class MultiTaskLoss(nn.Module):
             unknown = sorted(set(mapping or {}) - set(self.markers))
             if unknown:
                 raise ValueError(f"{name} has unknown marker(s) {unknown}; markers are {self.markers}.")
-        self.seg_loss = DiceCELoss(to_onehot_y=True, softmax=True, lambda_dice=lambda_dice, lambda_ce=lambda_ce)
+        # Batch Dice without the background (nnU-Net's choice): a label absent from one patch (RC before surgery,
+        # ET in many low-grade tumours) then does not reward predicting nothing, which stalls small structures.
+        self.seg_loss = DiceCELoss(to_onehot_y=True, softmax=True, lambda_dice=lambda_dice, lambda_ce=lambda_ce,
+                                   include_background=include_background, batch=batch_dice)
         self.ds_weights = [float(w) for w in deep_supervision_weights]
         self.marker_weights = {m: float((marker_weights or {}).get(m, 1.0)) for m in self.markers}
         self.label_smoothing = label_smoothing
@@ -124,6 +131,8 @@ class MultiTaskLoss(nn.Module):
             pos_weight=cfg.pos_weight if cfg.pos_weight is not None else pos_weight,
             focal=cfg.focal,
             focal_gamma=cfg.focal_gamma,
+            batch_dice=cfg.batch_dice,
+            include_background=cfg.include_background,
         )
 
     def segmentation(self, seg: torch.Tensor, aux: Sequence[torch.Tensor], label: torch.Tensor) -> torch.Tensor:

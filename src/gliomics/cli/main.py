@@ -5,6 +5,8 @@ from __future__ import annotations
 import typer
 
 from gliomics import __version__
+from gliomics.cli.demo import demo
+from gliomics.cli.evaluate import evaluate
 from gliomics.cli.phantom import phantom
 from gliomics.cli.predict import predict
 from gliomics.cli.train import train
@@ -34,6 +36,8 @@ def _root(
 app.command()(phantom)
 app.command()(train)
 app.command()(predict)
+app.command()(evaluate)
+app.command()(demo)
 
 
 def main() -> None:

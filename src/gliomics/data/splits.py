@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -39,7 +40,9 @@ def _split_groups(cases: list[CohortCase], fraction: float, seed: int) -> tuple[
     # strata rarer than the number of folds cannot be stratified; pool them so StratifiedGroupKFold stays quiet
     strata = [s if counts[s] >= n_splits else "rare" for s in strata]
     splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
-    rest_idx, held_idx = next(splitter.split(np.zeros(len(cases)), strata, groups))
+    with warnings.catch_warnings():  # small strata are expected in small cohorts; the split is still grouped
+        warnings.simplefilter("ignore", UserWarning)
+        rest_idx, held_idx = next(splitter.split(np.zeros(len(cases)), strata, groups))
     return [cases[i] for i in rest_idx], [cases[i] for i in held_idx]
 
 

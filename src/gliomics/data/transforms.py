@@ -95,7 +95,7 @@ class ModalityDropoutd(RandomizableTransform, MapTransform):
 
 
 def _spatial(keys: list[str], spacing: Sequence[float] | None) -> list:
-    out: list = [Orientationd(keys=keys, axcodes="RAS")]
+    out: list = [Orientationd(keys=keys, axcodes="RAS", labels=(("L", "R"), ("P", "A"), ("I", "S")))]
     if spacing is not None:
         modes = ["bilinear" if k == "image" else "nearest" for k in keys]
         out.append(Spacingd(keys=keys, pixdim=tuple(spacing), mode=modes))

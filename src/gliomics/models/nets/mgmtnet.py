@@ -14,6 +14,7 @@ from gliomics.models.blocks.attention_pool import POOLING_MODES, AttentionPoolin
 from gliomics.models.blocks.cmaf import CMAF, ConcatFusion
 from gliomics.models.blocks.cnn_branch import CNNBranch, DeepCNNBranch
 from gliomics.models.blocks.decoder import SegDecoder
+from gliomics.models.blocks.descriptors import TumourDescriptors
 from gliomics.models.blocks.marker_head import MarkerHeads
 from gliomics.models.blocks.swin_branch import SwinBranch
 
@@ -72,6 +73,9 @@ class MGMTNet(nn.Module):
         norm_name: normalisation of every conv block, in MONAI's ``(name, args)`` form; InstanceNorm by default
             because 3D batches hold 1-2 patches (see :class:`~gliomics.models.blocks.cmaf.CMAF`).
         markers: marker names, one head each; defaults to ``MARKERS``.
+        descriptors: also feed the marker heads hand-crafted tumour descriptors of the predicted segmentation
+            (:class:`~gliomics.models.blocks.descriptors.TumourDescriptors`); a gliomics addition, off in the
+            paper preset.
     """
 
     #: Every spatial size of the input must be a multiple of this (three halvings in the encoder).
@@ -104,6 +108,7 @@ class MGMTNet(nn.Module):
         drop_path_rate: float = 0.0,
         norm_name: str | tuple = ("instance", {"affine": True}),
         markers: Sequence[str] = MARKERS,
+        descriptors: bool = False,
     ) -> None:
         super().__init__()
         if spatial_dims not in (2, 3):
@@ -175,7 +180,9 @@ class MGMTNet(nn.Module):
             dropout_prob=dropout_prob,
         )
         self.pool = AttentionPooling(spatial_dims, enc_channels, mode=pooling)
-        self.marker_heads = MarkerHeads(enc_channels, marker_hidden, marker_dropout_prob, self.markers)
+        self.descriptors = TumourDescriptors(in_channels, out_channels) if descriptors else None
+        head_in = enc_channels + (self.descriptors.out_features if self.descriptors is not None else 0)
+        self.marker_heads = MarkerHeads(head_in, marker_hidden, marker_dropout_prob, self.markers)
 
     def check_input(self, x: torch.Tensor) -> None:
         """Raise ``ValueError`` unless ``x`` is ``B x in_channels x spatial`` with a usable spatial size."""
@@ -210,13 +217,19 @@ class MGMTNet(nn.Module):
         return self.decoder(encoded["features"], encoded["skips"])
 
     def predict_markers(
-        self, features: torch.Tensor, seg_logits: torch.Tensor | None = None
+        self,
+        features: torch.Tensor,
+        seg_logits: torch.Tensor | None = None,
+        x: torch.Tensor | None = None,
+        present: torch.Tensor | None = None,
     ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         """Marker logits and pooling weights from ``F_ENC``, reusing already computed features.
 
         Args:
             features: ``F_ENC`` from :meth:`encode`.
-            seg_logits: the segmentation logits; required when ``mask_gating`` is on.
+            seg_logits: the segmentation logits; required when ``mask_gating`` or ``descriptors`` is on.
+            x: the input, required with ``descriptors``.
+            present: the sequence flags, used by ``descriptors``.
         """
         gate = None
         if self.mask_gating:
@@ -224,6 +237,10 @@ class MGMTNet(nn.Module):
                 raise ValueError("mask_gating needs the segmentation logits; pass seg_logits.")
             gate = tumour_gate(seg_logits.detach(), features.shape[2:])
         z, weights = self.pool(features, gate)
+        if self.descriptors is not None:
+            if seg_logits is None or x is None:
+                raise ValueError("descriptors need the input and the segmentation logits; pass x and seg_logits.")
+            z = torch.cat([z, self.descriptors(x, seg_logits, present)], dim=1)
         return self.marker_heads(z), weights
 
     def forward(self, x: torch.Tensor, present: torch.Tensor | None = None) -> dict[str, Any]:
@@ -238,7 +255,7 @@ class MGMTNet(nn.Module):
         """
         encoded = self.encode(x, present)
         seg, aux = self.decode(encoded)
-        markers, weights = self.predict_markers(encoded["features"], seg)
+        markers, weights = self.predict_markers(encoded["features"], seg, x, present)
         return {
             "seg": seg,
             "deep_supervision": aux,

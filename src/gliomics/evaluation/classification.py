@@ -1,0 +1,621 @@
+"""Classification statistics for marker predictions: AUC with CIs, paired tests, threshold metrics, calibration.
+
+Everything here works on one marker at a time: ``y`` holds the labels (1 = altered, 0 = not; see DESIGN.md,
+Markers) and ``p`` the predicted probabilities of the same cases. Scikit-learn and SciPy supply the metrics they
+provide; the DeLong variance has no library implementation and follows the fast algorithm of
+
+- E. R. DeLong, D. M. DeLong, D. L. Clarke-Pearson. "Comparing the areas under two or more correlated receiver
+  operating characteristic curves: a nonparametric approach." Biometrics 44(3):837-845, 1988.
+- X. Sun, W. Xu. "Fast implementation of DeLong's algorithm for comparing the areas under correlated receiver
+  operating characteristic curves." IEEE Signal Processing Letters 21(11):1389-1393, 2014.
+  https://doi.org/10.1109/LSP.2014.2337313
+
+Undefined quantities (an AUC with one class present, a ratio with a zero denominator) are NaN, never exceptions;
+malformed input (mismatched lengths, labels other than 0/1, probabilities outside [0, 1]) raises ``ValueError``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Any
+
+import numpy as np
+from scipy import optimize, stats
+from scipy.special import expit, logit
+from sklearn.calibration import calibration_curve
+from sklearn.metrics import (
+    accuracy_score,
+    brier_score_loss,
+    confusion_matrix,
+    f1_score,
+    precision_score,
+    recall_score,
+)
+
+from gliomics.evaluation.thresholds import youden_threshold
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "auc_ci_bootstrap",
+    "auc_ci_delong",
+    "auc_delong",
+    "binary_metrics",
+    "calibration",
+    "delong_test",
+    "evaluate_marker",
+    "mcnemar_test",
+    "wilson_ci",
+]
+
+#: Probabilities are clipped to this distance from 0 and 1 before the logit of the calibration fits.
+LOGIT_EPS = 1e-6
+#: Below this many discordant pairs (b + c) McNemar's test uses the exact binomial distribution.
+MCNEMAR_EXACT_BELOW = 25
+#: Upper bound on the number of bootstrap scores computed at once (rows × cases), to bound memory.
+_BOOT_CHUNK_ELEMENTS = 2_000_000
+
+# ---------------------------------------------------------------- input checks
+
+
+def _labels(y: Any, name: str = "y") -> np.ndarray:
+    """Labels as a 1-D int array of 0/1; raises ``ValueError`` for anything else (NaN included)."""
+    arr = np.asarray(y)
+    if arr.ndim != 1:
+        raise ValueError(f"{name} must be 1-D, got shape {arr.shape}")
+    if arr.dtype == bool:
+        return arr.astype(np.int64)
+    try:
+        values = arr.astype(np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name} must hold 0/1 labels, got dtype {arr.dtype}") from exc
+    bad = ~np.isin(values, (0.0, 1.0))
+    if bad.any():
+        raise ValueError(f"{name} must hold 0/1 labels (1 = altered); found {np.unique(values[bad])[:5].tolist()}")
+    return values.astype(np.int64)
+
+
+def _scores(p: Any, n: int, name: str = "p", probability: bool = False) -> np.ndarray:
+    """Scores as a finite 1-D float array of length ``n`` (within [0, 1] if ``probability``)."""
+    arr = np.asarray(p, dtype=np.float64)
+    if arr.ndim != 1 or arr.shape[0] != n:
+        raise ValueError(f"{name} must be 1-D with {n} values like the labels, got shape {arr.shape}")
+    if not np.isfinite(arr).all():
+        raise ValueError(f"{name} holds {int((~np.isfinite(arr)).sum())} non-finite values")
+    if probability and arr.size and (arr.min() < 0.0 or arr.max() > 1.0):
+        raise ValueError(f"{name} must be probabilities in [0, 1], got range [{arr.min():.4g}, {arr.max():.4g}]")
+    return arr
+
+
+def _check_alpha(alpha: float) -> None:
+    if not 0.0 < alpha < 1.0:
+        raise ValueError(f"alpha must be in (0, 1), got {alpha}")
+
+
+def _both_classes(y: np.ndarray) -> bool:
+    return y.size >= 2 and 0 < int(y.sum()) < y.size
+
+
+# ---------------------------------------------------------------- DeLong
+
+
+def _fast_delong(scores: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray]:
+    """AUCs and their DeLong covariance for k models, by the midrank algorithm of Sun & Xu (2014).
+
+    Args:
+        scores: k × N scores, the ``m`` positive cases first, then the ``N - m`` negative ones.
+        m: Number of positive cases.
+
+    Returns:
+        The k AUCs and the k × k covariance matrix S10/m + S01/n (NaN if a class has a single case).
+    """
+    n = scores.shape[1] - m
+    x, y = scores[:, :m], scores[:, m:]
+    tx = stats.rankdata(x, axis=1)  # midranks within the positives
+    ty = stats.rankdata(y, axis=1)  # within the negatives
+    tz = stats.rankdata(scores, axis=1)  # within all cases
+    # Placement values: V10 = share of negatives below a positive, V01 = share of positives above a negative
+    # (ties count one half). Their means are both the AUC (the Mann-Whitney statistic).
+    v10 = (tz[:, :m] - tx) / n
+    v01 = 1.0 - (tz[:, m:] - ty) / m
+    aucs = v10.mean(axis=1)
+    k = scores.shape[0]
+    if m < 2 or n < 2:
+        return aucs, np.full((k, k), np.nan)
+    s10 = np.atleast_2d(np.cov(v10))
+    s01 = np.atleast_2d(np.cov(v01))
+    return aucs, s10 / m + s01 / n
+
+
+def _ordered(y: np.ndarray, *score_arrays: np.ndarray) -> tuple[np.ndarray, int]:
+    """Stack the score arrays (k × N) with the positive cases first, as :func:`_fast_delong` expects."""
+    order = np.argsort(-y, kind="stable")
+    return np.vstack([s[order] for s in score_arrays]), int(y.sum())
+
+
+def auc_delong(y: Any, p: Any) -> tuple[float, float]:
+    """ROC AUC and its DeLong variance (fast algorithm of Sun & Xu 2014).
+
+    Args:
+        y: Labels, 1 = altered, 0 = not.
+        p: Scores of the same cases; any monotone score works (higher means more likely altered).
+
+    Returns:
+        ``(auc, var)``. The AUC is NaN if only one class is present; the variance also when a class has a
+        single case.
+    """
+    y = _labels(y)
+    p = _scores(p, y.size)
+    if not _both_classes(y):
+        return math.nan, math.nan
+    scores, m = _ordered(y, p)
+    aucs, cov = _fast_delong(scores, m)
+    return float(aucs[0]), float(cov[0, 0])
+
+
+def auc_ci_delong(y: Any, p: Any, alpha: float = 0.05) -> tuple[float, float, float]:
+    """ROC AUC with the normal-approximation CI ``auc ± z·sqrt(var_DeLong)`` on the AUC scale, clipped to [0, 1].
+
+    Args:
+        y: Labels, 1 = altered, 0 = not.
+        p: Scores of the same cases.
+        alpha: 1 − confidence level (0.05 gives a 95% CI).
+
+    Returns:
+        ``(auc, lo, hi)``, all NaN if the AUC is undefined.
+    """
+    _check_alpha(alpha)
+    auc, var = auc_delong(y, p)
+    if math.isnan(auc) or math.isnan(var):
+        return auc, math.nan, math.nan
+    half = stats.norm.ppf(1.0 - alpha / 2.0) * math.sqrt(max(var, 0.0))
+    return auc, float(max(0.0, auc - half)), float(min(1.0, auc + half))
+
+
+def _rank_aucs(scores: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Row-wise Mann-Whitney AUCs of B × N scores with B × N 0/1 labels (each row must hold both classes)."""
+    ranks = stats.rankdata(scores, axis=1)
+    n_pos = labels.sum(axis=1)
+    n_neg = labels.shape[1] - n_pos
+    return ((ranks * labels).sum(axis=1) - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg)
+
+
+def auc_ci_bootstrap(
+    y: Any,
+    p: Any,
+    n_boot: int = 2000,
+    alpha: float = 0.05,
+    seed: int = 0,
+    stratified: bool = True,
+) -> tuple[float, float, float]:
+    """ROC AUC with a percentile bootstrap CI over cases.
+
+    The AUC of each resample is the Mann-Whitney statistic (identical to ``sklearn.metrics.roc_auc_score``),
+    computed for all resamples at once from midranks, which is far faster than one sklearn call per resample.
+
+    Args:
+        y: Labels, 1 = altered, 0 = not.
+        p: Scores of the same cases.
+        n_boot: Number of resamples.
+        alpha: 1 − confidence level.
+        seed: Seed of the resampling (same seed, same CI).
+        stratified: Resample positives and negatives separately, keeping the class counts (every resample then
+            has both classes). Otherwise resample all cases together and redraw resamples that hold one class.
+
+    Returns:
+        ``(auc, lo, hi)`` with ``auc`` from the full data; all NaN if the AUC is undefined.
+    """
+    _check_alpha(alpha)
+    if n_boot < 1:
+        raise ValueError(f"n_boot must be >= 1, got {n_boot}")
+    y = _labels(y)
+    p = _scores(p, y.size)
+    if not _both_classes(y):
+        return math.nan, math.nan, math.nan
+    auc = float(_rank_aucs(p[None, :], y[None, :])[0])
+    rng = np.random.default_rng(seed)
+    n = y.size
+    chunk = max(1, _BOOT_CHUNK_ELEMENTS // n)
+    boot: list[np.ndarray] = []
+    collected = 0
+    if stratified:
+        pos, neg = p[y == 1], p[y == 0]
+        labels = np.concatenate([np.ones(pos.size), np.zeros(neg.size)])
+        while collected < n_boot:
+            rows = min(chunk, n_boot - collected)
+            scores = np.hstack([rng.choice(pos, size=(rows, pos.size)), rng.choice(neg, size=(rows, neg.size))])
+            boot.append(_rank_aucs(scores, np.broadcast_to(labels, scores.shape)))
+            collected += rows
+    else:
+        # Redraw one-class resamples; bounded so that a near-one-class sample cannot loop for ever.
+        for _ in range(1000):
+            if collected >= n_boot:
+                break
+            rows = min(chunk, n_boot - collected)
+            idx = rng.integers(0, n, size=(rows, n))
+            labels = y[idx]
+            n_pos = labels.sum(axis=1)
+            keep = (n_pos > 0) & (n_pos < n)
+            if keep.any():
+                boot.append(_rank_aucs(p[idx[keep]], labels[keep]))
+                collected += int(keep.sum())
+        if collected < n_boot:
+            logger.warning("only %d of %d bootstrap resamples held both classes", collected, n_boot)
+    values = np.concatenate(boot)[:n_boot]
+    lo, hi = np.quantile(values, [alpha / 2.0, 1.0 - alpha / 2.0])
+    return auc, float(lo), float(hi)
+
+
+def delong_test(y: Any, p_a: Any, p_b: Any) -> dict[str, float]:
+    """Paired DeLong test of equal AUCs for two models scored on the same cases.
+
+    Args:
+        y: Labels, 1 = altered, 0 = not.
+        p_a: Scores of model A.
+        p_b: Scores of model B, same cases and order.
+
+    Returns:
+        ``auc_a``, ``auc_b``, ``diff`` (A − B), ``z`` and the two-sided ``p_value``, using the DeLong covariance
+        of the two AUCs. Identical scores give ``diff = z = 0`` and ``p_value = 1``; NaN throughout if the AUC is
+        undefined.
+    """
+    y = _labels(y)
+    p_a = _scores(p_a, y.size, "p_a")
+    p_b = _scores(p_b, y.size, "p_b")
+    nan = {"auc_a": math.nan, "auc_b": math.nan, "diff": math.nan, "z": math.nan, "p_value": math.nan}
+    if not _both_classes(y):
+        return nan
+    scores, m = _ordered(y, p_a, p_b)
+    aucs, cov = _fast_delong(scores, m)
+    diff = float(aucs[0] - aucs[1])
+    var = float(cov[0, 0] + cov[1, 1] - 2.0 * cov[0, 1])
+    out = {"auc_a": float(aucs[0]), "auc_b": float(aucs[1]), "diff": diff}
+    if math.isnan(var):
+        return {**out, "z": math.nan, "p_value": math.nan}
+    # Rounding can leave a tiny non-zero difference or variance for (near-)identical models.
+    if abs(diff) < 1e-12 or var <= 1e-15:
+        z = 0.0 if abs(diff) < 1e-12 else math.copysign(math.inf, diff)
+    else:
+        z = diff / math.sqrt(var)
+    return {**out, "z": float(z), "p_value": float(2.0 * stats.norm.sf(abs(z)))}
+
+
+# ---------------------------------------------------------------- McNemar
+
+
+def mcnemar_test(y: Any, pred_a: Any, pred_b: Any, exact: bool | None = None) -> dict[str, Any]:
+    """McNemar's test of equal accuracy for two classifiers' 0/1 calls on the same cases.
+
+    Only the discordant cases count: ``b`` = cases model A gets right and model B gets wrong, ``c`` = cases A
+    gets wrong and B gets right.
+
+    Args:
+        y: Labels, 1 = altered, 0 = not.
+        pred_a: 0/1 calls of model A.
+        pred_b: 0/1 calls of model B.
+        exact: True forces the exact binomial test, False the chi-square; None (default) chooses exact when
+            ``b + c < 25``.
+
+    Returns:
+        ``b``, ``c``, ``statistic``, ``p_value`` and ``method``. Exact (``"exact"``): two-sided binomial test of
+        ``b`` out of ``b + c`` with probability 1/2, statistic ``min(b, c)``. Otherwise (``"chi2_cc"``):
+        ``(|b − c| − 1)² / (b + c)`` against chi-square with 1 degree of freedom. No discordant cases give
+        ``p_value = 1``.
+    """
+    y = _labels(y)
+    a = _labels(pred_a, "pred_a")
+    b_pred = _labels(pred_b, "pred_b")
+    if not a.size == b_pred.size == y.size:
+        raise ValueError(f"y, pred_a and pred_b must have the same length, got {y.size}, {a.size}, {b_pred.size}")
+    right_a, right_b = a == y, b_pred == y
+    b = int(np.sum(right_a & ~right_b))
+    c = int(np.sum(~right_a & right_b))
+    use_exact = (b + c < MCNEMAR_EXACT_BELOW) if exact is None else bool(exact)
+    if b + c == 0:
+        return {"b": b, "c": c, "statistic": 0.0, "p_value": 1.0, "method": "exact" if use_exact else "chi2_cc"}
+    if use_exact:
+        p_value = stats.binomtest(b, b + c, 0.5, alternative="two-sided").pvalue
+        return {"b": b, "c": c, "statistic": float(min(b, c)), "p_value": float(p_value), "method": "exact"}
+    statistic = (abs(b - c) - 1.0) ** 2 / (b + c)
+    return {
+        "b": b,
+        "c": c,
+        "statistic": float(statistic),
+        "p_value": float(stats.chi2.sf(statistic, df=1)),
+        "method": "chi2_cc",
+    }
+
+
+# ---------------------------------------------------------------- metrics at a threshold
+
+
+def wilson_ci(successes: int, total: int, alpha: float = 0.05) -> tuple[float, float]:
+    """Wilson score interval of a proportion (SciPy's ``binomtest(...).proportion_ci(method="wilson")``).
+
+    Returns:
+        ``(lo, hi)``; ``(nan, nan)`` when ``total`` is 0.
+    """
+    _check_alpha(alpha)
+    if total <= 0:
+        return math.nan, math.nan
+    ci = stats.binomtest(int(successes), int(total)).proportion_ci(confidence_level=1.0 - alpha, method="wilson")
+    return float(ci.low), float(ci.high)
+
+
+def _ratio(num: int, den: int) -> float:
+    return num / den if den else math.nan
+
+
+def binary_metrics(y: Any, p: Any, threshold: float, alpha: float = 0.05) -> dict[str, Any]:
+    """Confusion-matrix metrics of the calls ``p >= threshold`` (the convention of ``sklearn.metrics.roc_curve``).
+
+    Args:
+        y: Labels, 1 = altered, 0 = not.
+        p: Predicted probabilities of the same cases.
+        threshold: Decision threshold in [0, 1].
+        alpha: 1 − confidence level of the Wilson CIs.
+
+    Returns:
+        ``threshold``, ``n``, ``n_pos``, ``n_neg``, ``tp``, ``fp``, ``tn``, ``fn``, ``accuracy``,
+        ``balanced_accuracy``, ``precision`` (PPV), ``npv``, ``recall`` and its alias ``sensitivity``,
+        ``specificity``, ``f1``, ``brier``, and Wilson CIs ``accuracy_ci``, ``sensitivity_ci``,
+        ``specificity_ci`` as ``(lo, hi)``. A ratio with a zero denominator is NaN.
+    """
+    if not 0.0 <= threshold <= 1.0:
+        raise ValueError(f"threshold must be in [0, 1], got {threshold}")
+    y = _labels(y)
+    p = _scores(p, y.size, probability=True)
+    n, n_pos = int(y.size), int(y.sum())
+    out: dict[str, Any] = {"threshold": float(threshold), "n": n, "n_pos": n_pos, "n_neg": n - n_pos}
+    if n == 0:  # sklearn refuses empty input
+        nan_keys = ("accuracy", "balanced_accuracy", "precision", "npv", "recall", "sensitivity", "specificity")
+        return {
+            **out,
+            **{"tp": 0, "fp": 0, "tn": 0, "fn": 0},
+            **dict.fromkeys((*nan_keys, "f1", "brier"), math.nan),
+            **dict.fromkeys(("accuracy_ci", "sensitivity_ci", "specificity_ci"), (math.nan, math.nan)),
+        }
+    pred = (p >= threshold).astype(np.int64)
+    tn, fp, fn, tp = (int(v) for v in confusion_matrix(y, pred, labels=[0, 1]).ravel())
+    sensitivity = float(recall_score(y, pred, labels=[0, 1], pos_label=1, zero_division=np.nan))
+    specificity = float(recall_score(y, pred, labels=[0, 1], pos_label=0, zero_division=np.nan))
+    out.update(
+        tp=tp,
+        fp=fp,
+        tn=tn,
+        fn=fn,
+        accuracy=float(accuracy_score(y, pred)),
+        # Mean of sensitivity and specificity; NaN (not sklearn's one-class value) when either is undefined.
+        balanced_accuracy=(sensitivity + specificity) / 2.0,
+        precision=float(precision_score(y, pred, labels=[0, 1], pos_label=1, zero_division=np.nan)),
+        npv=float(precision_score(y, pred, labels=[0, 1], pos_label=0, zero_division=np.nan)),
+        recall=sensitivity,
+        sensitivity=sensitivity,
+        specificity=specificity,
+        f1=float(f1_score(y, pred, labels=[0, 1], pos_label=1, zero_division=np.nan)),
+        brier=float(brier_score_loss(y, p, pos_label=1)),
+        accuracy_ci=wilson_ci(tp + tn, n, alpha),
+        sensitivity_ci=wilson_ci(tp, tp + fn, alpha),
+        specificity_ci=wilson_ci(tn, tn + fp, alpha),
+    )
+    return out
+
+
+# ---------------------------------------------------------------- calibration
+
+
+def _logistic_fit(y: np.ndarray, offset: np.ndarray, x: np.ndarray | None) -> np.ndarray | None:
+    """Unpenalised maximum-likelihood fit of ``logit P(y=1) = a + b·x + offset`` (``b`` only if ``x`` is given).
+
+    SciPy rather than sklearn because sklearn's LogisticRegression has no offset term. The mean rather than the
+    summed log-likelihood keeps the convergence tolerance independent of the sample size. Returns None if the
+    optimiser does not reach a stationary point.
+    """
+    design = np.ones((y.size, 1)) if x is None else np.column_stack([np.ones(y.size), x])
+    scale = 1.0 / y.size
+
+    def nll(beta: np.ndarray) -> float:
+        eta = design @ beta + offset
+        return float(np.sum(np.logaddexp(0.0, eta) - y * eta) * scale)
+
+    def grad(beta: np.ndarray) -> np.ndarray:
+        return design.T @ (expit(design @ beta + offset) - y) * scale
+
+    def hess(beta: np.ndarray) -> np.ndarray:
+        mu = expit(design @ beta + offset)
+        return design.T @ (design * (mu * (1.0 - mu))[:, None]) * scale
+
+    x0 = np.zeros(design.shape[1])
+    if x is not None:
+        x0[1] = 1.0  # start from "already calibrated"
+    res = optimize.minimize(nll, x0, jac=grad, hess=hess, method="trust-ncg", options={"gtol": 1e-10})
+    # Near the optimum the trust region may stop on rounding ("precision loss") at a stationary point.
+    if res.success or float(np.max(np.abs(grad(res.x)))) < 1e-7:
+        return res.x
+    logger.warning("logistic recalibration did not converge: %s", res.message)
+    return None
+
+
+def calibration(y: Any, p: Any, n_bins: int = 10, strategy: str = "quantile") -> dict[str, Any]:
+    """Reliability curve, expected calibration error and logistic recalibration (slope, intercept).
+
+    The bins default to ``strategy="quantile"`` (equal numbers of cases): marker probabilities tend to crowd
+    near 0 or 1, where uniform-width bins would leave many bins empty or with a handful of cases, so every point
+    of the curve and every term of the ECE gets a similar sample size. ``"uniform"`` gives the equal-width bins
+    of Guo et al. (2017). The ECE is Σ_bins (n_bin / n) · |observed rate − mean probability| over the same bins
+    as ``sklearn.calibration.calibration_curve``.
+
+    The calibration slope ``b`` comes from the fit ``y ~ a + b·logit(p)``, and the intercept
+    ("calibration-in-the-large") ``a`` from ``y ~ a + offset(logit(p))`` with the slope fixed at 1; both are
+    unpenalised maximum-likelihood fits, with ``p`` clipped to [1e-6, 1 − 1e-6]. Perfect calibration gives slope
+    1 and intercept 0; slope < 1 means over-confident (too extreme) probabilities, intercept > 0 too low ones.
+
+    Args:
+        y: Labels, 1 = altered, 0 = not.
+        p: Predicted probabilities of the same cases.
+        n_bins: Number of bins of the reliability curve.
+        strategy: ``"quantile"`` or ``"uniform"``.
+
+    Returns:
+        ``n``, ``n_bins``, ``strategy``, ``prob_pred`` and ``prob_true`` (the curve, non-empty bins only),
+        ``bin_counts``, ``ece``, ``slope``, ``intercept``, ``mean_predicted``, ``observed_rate``, ``brier`` and
+        ``note`` (why a value is NaN, or None). Slope and intercept are NaN with one class, and the slope also
+        when ``logit(p)`` separates the classes, completely or quasi-completely (the estimate diverges).
+    """
+    if n_bins < 1:
+        raise ValueError(f"n_bins must be >= 1, got {n_bins}")
+    if strategy not in ("quantile", "uniform"):
+        raise ValueError(f"strategy must be 'quantile' or 'uniform', got {strategy!r}")
+    y = _labels(y)
+    p = _scores(p, y.size, probability=True)
+    out: dict[str, Any] = {"n": int(y.size), "n_bins": int(n_bins), "strategy": strategy, "note": None}
+    if y.size == 0:
+        return {
+            **out,
+            **{"prob_pred": [], "prob_true": [], "bin_counts": []},
+            **dict.fromkeys(("ece", "slope", "intercept", "mean_predicted", "observed_rate", "brier"), math.nan),
+            "note": "no cases",
+        }
+    prob_true, prob_pred = calibration_curve(y, p, n_bins=n_bins, strategy=strategy, pos_label=1)
+    # calibration_curve does not return the bin sizes; recount them with its own binning rule.
+    if strategy == "quantile":
+        edges = np.percentile(p, np.linspace(0, 1, n_bins + 1) * 100)
+    else:
+        edges = np.linspace(0.0, 1.0, n_bins + 1)
+    counts = np.bincount(np.searchsorted(edges[1:-1], p), minlength=n_bins)
+    counts = counts[counts > 0]
+    if counts.size != prob_true.size:  # guards against a change of sklearn's binning rule
+        raise RuntimeError("bin counts do not match sklearn.calibration.calibration_curve")
+    ece = float(np.sum(counts / y.size * np.abs(prob_true - prob_pred)))
+    out.update(
+        prob_pred=prob_pred.tolist(),
+        prob_true=prob_true.tolist(),
+        bin_counts=counts.tolist(),
+        ece=ece,
+        mean_predicted=float(p.mean()),
+        observed_rate=float(y.mean()),
+        brier=float(brier_score_loss(y, p, pos_label=1)),
+        slope=math.nan,
+        intercept=math.nan,
+    )
+    if not _both_classes(y):
+        out["note"] = "only one class present: calibration slope and intercept undefined"
+        return out
+    lp = logit(np.clip(p, LOGIT_EPS, 1.0 - LOGIT_EPS))
+    fit = _logistic_fit(y.astype(np.float64), lp, None)
+    if fit is not None:
+        out["intercept"] = float(fit[0])
+    # Complete or quasi-complete separation (ties only at the boundary): the slope's MLE does not exist.
+    if lp[y == 1].min() >= lp[y == 0].max() or lp[y == 1].max() <= lp[y == 0].min():
+        out["note"] = "logit(p) separates the classes: calibration slope undefined"
+        return out
+    fit = _logistic_fit(y.astype(np.float64), np.zeros(y.size), lp)
+    if fit is not None:
+        out["slope"] = float(fit[1])
+    else:
+        out["note"] = "the logistic recalibration fit did not converge"
+    return out
+
+
+# ---------------------------------------------------------------- everything for one marker
+
+
+def _plain(value: Any) -> Any:
+    """Tuples and NumPy scalars to JSON-friendly lists and Python numbers."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.floating):
+        return float(value)
+    return value
+
+
+def evaluate_marker(
+    y: Any,
+    p: Any,
+    threshold: float | None = None,
+    n_boot: int = 2000,
+    seed: int = 0,
+    alpha: float = 0.05,
+) -> dict[str, Any]:
+    """All statistics of one marker: AUC with DeLong and bootstrap CIs, metrics at a threshold, calibration.
+
+    Cases with an unknown label (NaN or None in ``y``) are dropped first, never imputed.
+
+    Args:
+        y: Labels, 1 = altered, 0 = not, NaN/None = unknown.
+        p: Predicted probabilities of the same cases.
+        threshold: Decision threshold, ideally chosen on validation data. If None, the Youden threshold of
+            *these* data is used, which is optimistic; ``threshold_source`` says so.
+        n_boot: Number of bootstrap resamples of the AUC CI (stratified by class).
+        seed: Seed of the bootstrap.
+        alpha: 1 − confidence level of every CI.
+
+    Returns:
+        A JSON-serialisable dict (Python floats, ints, lists; undefined values are NaN): ``n``, ``n_pos``,
+        ``n_neg``, ``n_unknown``, ``auc``, ``auc_se`` (DeLong), ``auc_ci_delong`` and ``auc_ci_bootstrap`` as
+        ``[lo, hi]``, ``n_boot``, ``seed``, ``alpha``, ``threshold``, ``threshold_source`` (``"given"``,
+        ``"youden_same_data"``, or ``"default_0.5"`` when Youden's J is undefined), ``metrics``
+        (:func:`binary_metrics`), ``calibration`` (:func:`calibration`) and ``note`` (None, or why the AUC is
+        NaN and other caveats).
+    """
+    _check_alpha(alpha)
+    y_arr = np.asarray(y)
+    if y_arr.ndim != 1:
+        raise ValueError(f"y must be 1-D, got shape {y_arr.shape}")
+    try:
+        # None (an empty cell read as object) is an unknown label like NaN.
+        y_float = np.array([math.nan if v is None else v for v in y_arr.tolist()], dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"y must hold 0/1 labels or NaN/None for unknown, got dtype {y_arr.dtype}") from exc
+    p_all = np.asarray(p, dtype=np.float64)
+    if p_all.shape != y_arr.shape:
+        raise ValueError(f"p must have the shape of y {y_arr.shape}, got {p_all.shape}")
+    known = ~np.isnan(y_float)
+    y_known = _labels(y_float[known])
+    p_known = _scores(p_all[known], y_known.size, probability=True)
+    n, n_pos = int(y_known.size), int(y_known.sum())
+    notes: list[str] = []
+
+    auc, var = auc_delong(y_known, p_known)
+    if math.isnan(auc):
+        notes.append(f"AUC undefined: {n_pos} altered and {n - n_pos} not among {n} cases with known labels")
+        ci_delong, ci_boot = (math.nan, math.nan), (math.nan, math.nan)
+    else:
+        ci_delong = auc_ci_delong(y_known, p_known, alpha)[1:]
+        ci_boot = auc_ci_bootstrap(y_known, p_known, n_boot=n_boot, alpha=alpha, seed=seed, stratified=True)[1:]
+        if math.isnan(var):
+            notes.append("DeLong variance undefined: a class has a single case")
+
+    if threshold is not None:
+        source = "given"
+    elif _both_classes(y_known):
+        threshold, source = youden_threshold(y_known, p_known), "youden_same_data"
+        notes.append("threshold chosen by Youden's J on the evaluated data: threshold metrics are optimistic")
+    else:
+        threshold, source = 0.5, "default_0.5"
+    cal = calibration(y_known, p_known)
+    return _plain(
+        {
+            "n": n,
+            "n_pos": n_pos,
+            "n_neg": n - n_pos,
+            "n_unknown": int((~known).sum()),
+            "auc": auc,
+            "auc_se": math.sqrt(var) if var >= 0 else math.nan,
+            "auc_ci_delong": ci_delong,
+            "auc_ci_bootstrap": ci_boot,
+            "n_boot": int(n_boot),
+            "seed": int(seed),
+            "alpha": float(alpha),
+            "threshold": float(threshold),
+            "threshold_source": source,
+            "metrics": binary_metrics(y_known, p_known, float(threshold), alpha),
+            "calibration": cal,
+            "note": "; ".join(notes) if notes else None,
+        }
+    )

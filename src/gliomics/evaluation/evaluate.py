@@ -1,0 +1,214 @@
+"""``gliomics evaluate``: score a prediction folder against reference segmentations and a markers table.
+
+Writes ``per_case.csv``, ``summary.json`` and ``tables.md`` (segmentation per region, markers with CIs, sites).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+from gliomics.constants import MARKERS, REGIONS, TUMOUR_LABELS
+from gliomics.errors import ImageError, InputError, OutputError
+from gliomics.evaluation.classification import evaluate_marker
+from gliomics.evaluation.segmentation import segmentation_metrics
+from gliomics.evaluation.tables import marker_table, segmentation_table, site_table
+from gliomics.io import discover_cases, load_label, read_markers
+
+logger = logging.getLogger(__name__)
+PHANTOM_TRUTH = "phantom_truth.csv"
+
+
+def mean_ci(values: list[float], n_boot: int = 2000, seed: int = 0) -> dict[str, float] | None:
+    """Mean with a percentile bootstrap 95% CI (SciPy); NaNs are dropped."""
+    arr = np.asarray([v for v in values if v is not None and not math.isnan(v)], dtype=float)
+    if arr.size == 0:
+        return None
+    if arr.size < 2 or np.all(arr == arr[0]):
+        return {"mean": float(arr.mean()), "lo": float(arr.mean()), "hi": float(arr.mean()), "n": int(arr.size)}
+    res = stats.bootstrap((arr,), np.mean, n_resamples=n_boot, confidence_level=0.95, method="percentile",
+                          random_state=np.random.default_rng(seed))
+    return {"mean": float(arr.mean()), "lo": float(res.confidence_interval.low),
+            "hi": float(res.confidence_interval.high), "n": int(arr.size)}
+
+
+def _load_prediction(pred_dir: Path, case_id: str) -> tuple[Path | None, dict | None]:
+    seg = pred_dir / f"{case_id}_seg.nii.gz"
+    js = pred_dir / f"{case_id}.json"
+    record = None
+    if js.is_file():
+        try:
+            record = json.loads(js.read_text())
+        except json.JSONDecodeError as exc:
+            raise InputError(f"{js}: not valid JSON ({exc.msg})") from exc
+    return (seg if seg.is_file() else None), record
+
+
+def _score_case(case, seg_path: Path | None, record: dict | None) -> dict[str, Any]:
+    row: dict[str, Any] = {"case_id": case.case_id}
+    if seg_path is not None and case.seg is not None:
+        pred = load_label(seg_path)
+        ref = load_label(case.seg, label_map=case.label_map)
+        if pred.shape != ref.shape or not np.allclose(pred.affine, ref.affine, atol=1e-3):
+            raise ImageError(f"{seg_path}: prediction shape/affine {pred.shape} does not match the reference "
+                             f"{case.seg} {ref.shape}")
+        metrics = segmentation_metrics(pred.array, ref.array, ref.spacing)
+        for region, vals in metrics.items():
+            for k, v in vals.items():
+                row[f"{region}_{k}"] = v
+    if record is not None:
+        for m, v in (record.get("markers") or {}).items():
+            row[f"prob_{m}"] = v.get("probability")
+            row[f"threshold_{m}"] = v.get("threshold")
+    return row
+
+
+def _seg_summary(rows: list[dict], n_boot: int) -> dict:
+    out = {}
+    for region in REGIONS:
+        if f"{region}_dice" not in rows[0] if rows else True:
+            continue
+        out[region] = {k: mean_ci([r.get(f"{region}_{k}", math.nan) for r in rows], n_boot)
+                       for k in ("dice", "lesion_dice", "hd95", "lesion_hd95", "sensitivity")}
+    return out
+
+
+def _case_mean(rows: list[dict], key: str) -> list[float]:
+    out = []
+    for r in rows:
+        vals = [r.get(f"{lab}_{key}") for lab in TUMOUR_LABELS]
+        if all(v is not None for v in vals):
+            out.append(float(np.mean(vals)))
+    return out
+
+
+def _marker_summary(rows: list[dict], n_boot: int) -> dict:
+    out = {}
+    for m in MARKERS:
+        pairs = [(r.get(f"label_{m}"), r.get(f"prob_{m}"), r.get(f"threshold_{m}")) for r in rows]
+        pairs = [(y, p, t) for y, p, t in pairs if p is not None]
+        if not pairs:
+            continue
+        y = np.array([np.nan if y is None else y for y, _, _ in pairs], dtype=float)
+        p = np.array([p for _, p, _ in pairs], dtype=float)
+        thresholds = {t for _, _, t in pairs if t is not None}
+        threshold = thresholds.pop() if len(thresholds) == 1 else None
+        out[m] = evaluate_marker(y, p, threshold=threshold, n_boot=n_boot)
+    return out
+
+
+def _bayes_auc(ref: Path, rows: list[dict]) -> dict[str, float] | None:
+    """AUC of the phantom's exact Bayes posteriors on the same cases: the ceiling no image model can beat."""
+    path = ref / PHANTOM_TRUTH if ref.is_dir() else ref.parent / PHANTOM_TRUTH
+    if not path.is_file():
+        return None
+    from gliomics.evaluation.classification import auc_delong
+
+    with open(path, newline="") as fh:
+        truth = {r["case_id"]: r for r in csv.DictReader(fh)}
+    out = {}
+    for m in MARKERS:
+        pairs = [(r.get(f"label_{m}"), float(truth[r["case_id"]][f"posterior_{m}"])) for r in rows
+                 if r["case_id"] in truth and r.get(f"label_{m}") is not None]
+        if pairs:
+            y, p = np.array(pairs).T
+            out[m] = auc_delong(y.astype(int), p)[0] if 0 < y.sum() < len(y) else math.nan
+    return out
+
+
+def _write_csv(path: Path, rows: list[dict]) -> None:
+    columns: list[str] = []
+    for r in rows:
+        columns += [k for k in r if k not in columns]
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+    os.replace(tmp, path)
+
+
+def evaluate_predictions(pred_dir: Path | str, ref: Path | str, *, markers: Path | str | None = None,
+                         out: Path | str, by: str | None = None, n_boot: int = 2000,
+                         layout: str = "auto") -> dict[str, Any]:
+    """Score every reference case that has a prediction; returns the summary (also written to ``out``)."""
+    pred_dir, ref, out = Path(pred_dir), Path(ref), Path(out)
+    if not pred_dir.is_dir():
+        raise InputError(f"{pred_dir}: prediction folder not found")
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"{out}: output path exists and is not a folder")
+    cases = discover_cases(ref, layout=layout, allow_missing=True)
+    table = read_markers(markers) if markers is not None else {}
+    rows = []
+    for case in cases:
+        seg_path, record = _load_prediction(pred_dir, case.case_id)
+        if seg_path is None and record is None:
+            continue
+        row = _score_case(case, seg_path, record)
+        rec = table.get(case.case_id)
+        row["site"] = rec.site if rec is not None else None
+        for m in MARKERS:
+            row[f"label_{m}"] = rec.label(m) if rec is not None else None
+        rows.append(row)
+    if not rows:
+        raise InputError(f"{pred_dir}: no predictions match the cases in {ref}")
+    missing = len(cases) - len(rows)
+    if missing:
+        logger.warning("%d reference cases have no prediction in %s", missing, pred_dir)
+
+    summary: dict[str, Any] = {"cases": len(rows), "cases_without_prediction": missing,
+                               "segmentation": _seg_summary(rows, n_boot),
+                               "mean_dice": mean_ci(_case_mean(rows, "dice"), n_boot),
+                               "mean_lesion_dice": mean_ci(_case_mean(rows, "lesion_dice"), n_boot),
+                               "markers": _marker_summary(rows, n_boot)}
+    bayes = _bayes_auc(ref, rows)
+    if bayes:
+        summary["bayes_optimal_auc"] = bayes
+    if by:
+        if by != "site":
+            raise InputError(f"--by {by}: only 'site' is supported")
+        groups: dict[str, list[dict]] = {}
+        for r in rows:
+            groups.setdefault(str(r.get("site") or "unknown"), []).append(r)
+        summary["by_site"] = {
+            site: {"cases": len(g), "mean_dice": mean_ci(_case_mean(g, "dice"), n_boot),
+                   "mean_lesion_dice": mean_ci(_case_mean(g, "lesion_dice"), n_boot),
+                   "markers": _marker_summary(g, n_boot)}
+            for site, g in sorted(groups.items())}
+
+    md = [f"# Evaluation of {pred_dir} against {ref} ({len(rows)} cases)", "",
+          segmentation_table(summary["segmentation"]), marker_table(summary["markers"], bayes)]
+    if "by_site" in summary:
+        md.append(site_table(summary["by_site"]))
+    out.mkdir(parents=True, exist_ok=True)
+    _write_csv(out / "per_case.csv", rows)
+    for name, text in (("summary.json", json.dumps(summary, indent=2, default=float)), ("tables.md", "\n".join(md))):
+        tmp = out / f".{name}.tmp-{os.getpid()}"
+        tmp.write_text(text)
+        os.replace(tmp, out / name)
+    summary["text"] = _headline(summary)
+    return summary
+
+
+def _headline(summary: dict) -> str:
+    seg = summary["segmentation"]
+    parts = [f"{r} {seg[r]['dice']['mean']:.3f} (lesion-wise {seg[r]['lesion_dice']['mean']:.3f})"
+             for r in TUMOUR_LABELS if r in seg and seg[r].get("dice")]
+    lines = [f"{summary['cases']} cases. Dice: " + ", ".join(parts)]
+    if summary.get("mean_dice"):
+        lines.append(f"mean Dice over ET/NETC/SNFH/RC: {summary['mean_dice']['mean']:.3f} "
+                     f"[{summary['mean_dice']['lo']:.3f}, {summary['mean_dice']['hi']:.3f}]")
+    for m, s in summary["markers"].items():
+        lo, hi = s.get("auc_ci_delong", [math.nan, math.nan])
+        bayes = summary.get("bayes_optimal_auc", {}).get(m)
+        extra = f" (Bayes-optimal {bayes:.3f})" if bayes is not None and not math.isnan(bayes) else ""
+        lines.append(f"{m}: AUC {s.get('auc', math.nan):.3f} [{lo:.3f}, {hi:.3f}]{extra}")
+    return "\n".join(lines)

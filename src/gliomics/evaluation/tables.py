@@ -1,0 +1,81 @@
+"""Markdown tables shaped like the MGMT-Net paper's Tables 1-4, with 95% CIs."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from gliomics.constants import MARKER_NAMES, MARKERS, REGIONS
+
+
+def _f(value: float | None, digits: int = 3) -> str:
+    return "–" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
+
+
+def _ci(stat: dict | None, digits: int = 3) -> str:
+    if not stat:
+        return "–"
+    return f"{_f(stat['mean'], digits)} [{_f(stat['lo'], digits)}, {_f(stat['hi'], digits)}]"
+
+
+def segmentation_table(seg_summary: dict, title: str = "Segmentation") -> str:
+    """Table 1: Dice and HD95 per region, whole-volume and lesion-wise, mean [95% CI]."""
+    lines = [f"### {title}", "", "| region | Dice | lesion-wise Dice | HD95 (mm) | lesion-wise HD95 (mm) |",
+             "|---|---|---|---|---|"]
+    for region in REGIONS:
+        s = seg_summary.get(region)
+        if not s:
+            continue
+        lines.append(f"| {region} | {_ci(s.get('dice'))} | {_ci(s.get('lesion_dice'))} | {_ci(s.get('hd95'), 1)} | "
+                     f"{_ci(s.get('lesion_hd95'), 1)} |")
+    return "\n".join(lines) + "\n"
+
+
+def marker_table(marker_summary: dict, bayes: dict | None = None, title: str = "Molecular markers") -> str:
+    """Table 2: AUC with DeLong and bootstrap CIs, accuracy, sensitivity, specificity, F1, calibration."""
+    head = "| marker | n (pos) | AUC [DeLong 95% CI] | AUC bootstrap CI | accuracy | sensitivity | specificity | F1 | " \
+           "Brier | cal. slope | ECE |"
+    if bayes:
+        head += " Bayes-optimal AUC |"
+    lines = [f"### {title}", "", head, "|" + "---|" * (head.count("|") - 1)]
+    for m in MARKERS:
+        s = marker_summary.get(m)
+        if not s:
+            continue
+        met, cal = s.get("metrics", {}), s.get("calibration", {})
+        d_lo, d_hi = s.get("auc_ci_delong", [math.nan, math.nan])
+        b_lo, b_hi = s.get("auc_ci_bootstrap", [math.nan, math.nan])
+        row = (f"| {MARKER_NAMES[m]} | {s.get('n', 0)} ({s.get('n_pos', 0)}) | {_f(s.get('auc'))} [{_f(d_lo)}, "
+               f"{_f(d_hi)}] | [{_f(b_lo)}, {_f(b_hi)}] | {_f(met.get('accuracy'))} | {_f(met.get('sensitivity'))} | "
+               f"{_f(met.get('specificity'))} | {_f(met.get('f1'))} | {_f(met.get('brier'))} | "
+               f"{_f(cal.get('slope'), 2)} | {_f(cal.get('ece'))} |")
+        if bayes:
+            row += f" {_f(bayes.get(m))} |"
+        lines.append(row)
+    return "\n".join(lines) + "\n"
+
+
+def site_table(by_site: dict) -> str:
+    """Table 3: internal vs external, per site: mean Dice of the four labels and AUC per marker."""
+    head = "| site | cases | mean Dice (ET, NETC, SNFH, RC) | lesion-wise mean Dice | " + \
+        " | ".join(f"AUC {MARKER_NAMES[m]}" for m in MARKERS) + " |"
+    lines = ["### By site", "", head, "|" + "---|" * (head.count("|") - 1)]
+    for site, s in by_site.items():
+        aucs = " | ".join(_f(s["markers"].get(m, {}).get("auc")) for m in MARKERS)
+        lines.append(f"| {site} | {s['cases']} | {_ci(s.get('mean_dice'))} | {_ci(s.get('mean_lesion_dice'))} | "
+                     f"{aucs} |")
+    return "\n".join(lines) + "\n"
+
+
+def comparison_table(rows: Sequence[dict], reference: str) -> str:
+    """Table 4: Dice per region and mean marker AUC per model, with p-values against ``reference``."""
+    head = "| model | " + " | ".join(f"Dice {r}" for r in ("ET", "NETC", "SNFH", "RC")) + \
+        " | mean lesion-wise Dice | mean AUC | DeLong p (IDH) | McNemar p (IDH) |"
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    for r in rows:
+        dice = " | ".join(_ci(r["seg"].get(k, {}).get("dice")) for k in ("ET", "NETC", "SNFH", "RC"))
+        p_d = "ref." if r["name"] == reference else _f(r.get("delong_p_idh"), 3)
+        p_m = "ref." if r["name"] == reference else _f(r.get("mcnemar_p_idh"), 3)
+        lines.append(f"| {r['name']} | {dice} | {_ci(r.get('mean_lesion_dice'))} | {_f(r.get('mean_auc'))} | {p_d} | "
+                     f"{p_m} |")
+    return "\n".join(lines) + "\n"
