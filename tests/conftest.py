@@ -1,75 +1,13 @@
-"""Shared fixtures: tiny synthetic BraTS-layout cases written to a temporary folder with fixed seeds."""
+"""Shared fixtures: tiny synthetic cases, a tiny phantom cohort and a tiny trained run."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
 
-import nibabel as nib
-import numpy as np
 import pytest
 
-from gliomics.constants import LABELS, SEQUENCES
-
-#: Default geometry of the synthetic cases: 1 × 1 × 1.5 mm voxels, LPS-flipped like many scanner exports.
-DEFAULT_AFFINE = np.array(
-    [[-1.0, 0.0, 0.0, 8.0], [0.0, -1.0, 0.0, 8.0], [0.0, 0.0, 1.5, -9.0], [0.0, 0.0, 0.0, 1.0]], dtype=np.float64
-)
-
-
-def synthetic_seg(shape: tuple[int, int, int] = (16, 16, 12)) -> np.ndarray:
-    """Nested spheres using every BraTS 2024 label: SNFH shell, ET rim, NETC core, and an RC block."""
-    grid = np.stack(np.meshgrid(*[np.arange(n) for n in shape], indexing="ij"))
-    centre = np.array([(n - 1) / 2 for n in shape]).reshape(3, 1, 1, 1)
-    radius = np.sqrt(((grid - centre) ** 2).sum(axis=0))
-    size = min(shape)
-    seg = np.zeros(shape, dtype=np.uint8)
-    seg[radius < 0.40 * size] = LABELS["SNFH"]
-    seg[radius < 0.28 * size] = LABELS["ET"]
-    seg[radius < 0.15 * size] = LABELS["NETC"]
-    seg[:2, :2, :2] = LABELS["RC"]
-    return seg
-
-
-def make_brats_case(
-    root: Path | str,
-    case_id: str,
-    shape: tuple[int, int, int] = (16, 16, 12),
-    seed: int = 0,
-    affine: np.ndarray | None = None,
-    missing: Iterable[str] = (),
-    *,
-    with_seg: bool = True,
-    suffix: str = ".nii.gz",
-) -> Path:
-    """Write one synthetic case in the BraTS 2024 layout: ``root/CASE/CASE-{t1n,t1c,t2w,t2f,seg}.nii.gz``.
-
-    Args:
-        root: Folder that receives the case folder (created if needed).
-        case_id: Name of the case folder and file prefix.
-        shape: Volume shape.
-        seed: Seed of the voxel noise (the segmentation depends only on ``shape``).
-        affine: Voxel-to-world matrix; :data:`DEFAULT_AFFINE` if None.
-        missing: Sequences not to write.
-        with_seg: Also write ``CASE-seg``.
-        suffix: ``".nii.gz"`` or ``".nii"``.
-
-    Returns:
-        The case folder.
-    """
-    affine = DEFAULT_AFFINE if affine is None else np.asarray(affine, dtype=np.float64)
-    folder = Path(root) / case_id
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    seg = synthetic_seg(shape)
-    for index, sequence in enumerate(SEQUENCES):
-        if sequence in missing:
-            continue
-        volume = 100.0 + 20.0 * index + 50.0 * (seg > 0) + rng.normal(0.0, 5.0, size=shape)
-        nib.save(nib.Nifti1Image(volume.astype(np.float32), affine), folder / f"{case_id}-{sequence}{suffix}")
-    if with_seg:
-        nib.save(nib.Nifti1Image(seg, affine), folder / f"{case_id}-seg{suffix}")
-    return folder
+from gliomics_testing import make_brats_case, tiny_config
 
 
 @pytest.fixture
@@ -84,3 +22,24 @@ def tiny_case_dir(tmp_path: Path) -> Callable[..., Path]:
         return make_brats_case(tmp_path / "brats", case_id, **kwargs)
 
     return factory
+
+
+@pytest.fixture(scope="session")
+def tiny_phantom(tmp_path_factory) -> Path:
+    """Eight phantom cases at 4 mm from two sites (markers.csv and phantom_truth.csv included)."""
+    from gliomics.phantom import PhantomSettings, generate_cohort
+
+    out = tmp_path_factory.mktemp("phantom4mm")
+    generate_cohort(out, PhantomSettings(cases=8, spacing=4.0, sites=2, seed=3), progress=False)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tiny_phantom, tmp_path_factory) -> Path:
+    """A run folder trained for one epoch on :func:`tiny_phantom`."""
+    from gliomics.training.trainer import run_training
+
+    out = tmp_path_factory.mktemp("run")
+    run_training(tiny_config(), data=tiny_phantom, markers=tiny_phantom / "markers.csv", out=out, epochs=1,
+                 device="cpu", progress=False)
+    return out

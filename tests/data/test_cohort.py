@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import make_brats_case
 from gliomics.constants import MARKERS
 from gliomics.data.cohort import CohortCase, build_cohort, marker_prevalence, patient_id
 from gliomics.errors import MarkerTableError
 from gliomics.io import Case, MarkerRecord, write_markers
+from gliomics_testing import make_brats_case
 
 CASE_IDS = ("BraTS-GLI-00001-000", "BraTS-GLI-00001-100", "BraTS-GLI-00002-000")
 

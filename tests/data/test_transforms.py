@@ -9,7 +9,6 @@ import pytest
 import torch
 from monai.data import MetaTensor
 
-from conftest import DEFAULT_AFFINE, make_brats_case, synthetic_seg
 from gliomics.constants import MARKERS, SEQUENCES
 from gliomics.data.transforms import (
     LoadCased,
@@ -19,6 +18,7 @@ from gliomics.data.transforms import (
     train_transforms,
 )
 from gliomics.io import Case, discover_cases
+from gliomics_testing import DEFAULT_AFFINE, make_brats_case, synthetic_seg
 
 SHAPE = (16, 16, 12)
 

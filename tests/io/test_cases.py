@@ -8,10 +8,10 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from conftest import DEFAULT_AFFINE, make_brats_case, synthetic_seg
 from gliomics.constants import SEQUENCES
 from gliomics.errors import GliomicsError, ImageError, InputError
 from gliomics.io import Case, CaseOptionError, discover_cases, load_case
+from gliomics_testing import DEFAULT_AFFINE, make_brats_case, synthetic_seg
 
 
 def _starts(path: Path | str) -> str:

@@ -41,7 +41,7 @@ def test_cpu_preset_inherits_the_loss_but_not_the_paper_params() -> None:
     cfg = load_preset("mgmtnet_cpu")
     paper = load_preset("mgmtnet")
     assert cfg.loss == paper.loss
-    assert cfg.model.params["feature_size"] == 16 and "fusion" not in cfg.model.params
+    assert cfg.model.params == {} and cfg.train.patch_size == [48, 48, 48]
 
 
 def test_inherits_from_a_relative_path_merges_mappings(tmp_path: Path) -> None:
@@ -52,7 +52,7 @@ def test_inherits_from_a_relative_path_merges_mappings(tmp_path: Path) -> None:
     )
     cfg = load_preset(child)
     assert cfg.model.name == "mgmtnet_cpu"
-    assert cfg.model.params["window_size"] == 2 and cfg.model.params["feature_size"] == 16
+    assert cfg.model.params["window_size"] == 2 and "feature_size" not in cfg.model.params
     assert cfg.loss.lambda_ce == 2.0 and cfg.loss.focal is True
 
 

@@ -37,7 +37,7 @@ def test_expected_presets_are_registered() -> None:
     assert EXPECTED <= set(list_models())
     assert list_models("mgmtnet*") == ["mgmtnet", "mgmtnet_cnn", "mgmtnet_cpu"]
     assert default_patch_size("mgmtnet") == (128, 128, 128)
-    assert default_patch_size("mgmtnet_cpu") == (64, 64, 64)
+    assert default_patch_size("mgmtnet_cpu") == (48, 48, 48)
 
 
 @pytest.mark.parametrize("name", list_models())
@@ -84,7 +84,7 @@ def test_unknown_name_and_key_list_the_valid_ones() -> None:
 
 def test_model_defaults_merge_preset_and_class_defaults() -> None:
     defaults = model_defaults("mgmtnet_cpu")
-    assert defaults["feature_size"] == 16 and defaults["window_size"] == 4
+    assert defaults["feature_size"] == 8 and defaults["window_size"] == 4 and defaults["descriptors"] is True
     assert defaults["fusion"] == "cmaf" and defaults["pooling"] == "attention"
     defaults["feature_size"] = 999  # a copy: the registry is not changed
     assert model_defaults("mgmtnet_cpu")["feature_size"] == 16

@@ -33,8 +33,8 @@ def segmentation_table(seg_summary: dict, title: str = "Segmentation") -> str:
 
 def marker_table(marker_summary: dict, bayes: dict | None = None, title: str = "Molecular markers") -> str:
     """Table 2: AUC with DeLong and bootstrap CIs, accuracy, sensitivity, specificity, F1, calibration."""
-    head = "| marker | n (pos) | AUC [DeLong 95% CI] | AUC bootstrap CI | accuracy | sensitivity | specificity | F1 | " \
-           "Brier | cal. slope | ECE |"
+    head = ("| marker | n (pos) | AUC [DeLong 95% CI] | AUC bootstrap CI | accuracy | sensitivity | specificity "
+            "| F1 | Brier | cal. slope | ECE |")
     if bayes:
         head += " Bayes-optimal AUC |"
     lines = [f"### {title}", "", head, "|" + "---|" * (head.count("|") - 1)]

@@ -2,7 +2,7 @@
 
 Each preset is a one-line factory that states its hyperparameters, in the manner of timm::
 
-    @register_model("mgmtnet_cpu", MGMTNet, patch_size=64)
+    @register_model("mgmtnet_cpu", MGMTNet, patch_size=48)
     def mgmtnet_cpu() -> dict[str, Any]:
         return dict(feature_size=16, embed_channels=8, ...)
 
@@ -143,10 +143,11 @@ def mgmtnet() -> dict[str, Any]:
     return dict(feature_size=48, embed_channels=16, swin_depths=(2, 2, 2), swin_heads=(3, 6, 12), window_size=8)
 
 
-@register_model("mgmtnet_cpu", MGMTNet, patch_size=64)
+@register_model("mgmtnet_cpu", MGMTNet, patch_size=48)
 def mgmtnet_cpu() -> dict[str, Any]:
-    """MGMT-Net sized so that the demo learns on 2 CPU cores (64^3 patches)."""
-    return dict(feature_size=16, embed_channels=8, swin_depths=(2, 2), swin_heads=(2, 4), window_size=4)
+    """MGMT-Net sized so that the demo learns on 2 CPU cores (48^3 patches at 3 mm), with tumour descriptors."""
+    return dict(feature_size=8, embed_channels=8, swin_depths=(2, 2), swin_heads=(2, 4), window_size=4,
+                descriptors=True)
 
 
 @register_model("mgmtnet_cnn", MGMTNet, patch_size=128)

@@ -24,10 +24,11 @@ TISSUE_MEANS: dict[str, tuple[float, float, float, float]] = {
     "mismatch": (0.60, 0.62, 1.40, 0.70),
     "mismatch_rim": (0.60, 0.62, 1.40, 1.30),
     "rc": (0.25, 0.28, 1.55, 0.20),
-    "rc_rim": (0.70, 1.12, 1.10, 1.20),  # faintly enhancing gliotic rim, not labelled ET
     "calcification": (0.85, 0.85, 0.30, 0.35),
 }
-#: Tissues whose borders follow the margin sharpness; the others (cavity, rim, calcified foci) stay sharp.
+#: The cavity's rim enhances faintly on t1c (a gain over whatever tissue it crosses) and is not labelled ET.
+RC_RIM_T1C_GAIN = 0.25
+#: Tissues whose borders follow the margin sharpness; the others (cavity, calcified foci) stay sharp.
 MARGIN_TISSUES = ("snfh", "et", "netc", "necrosis", "mismatch", "mismatch_rim")
 SHARP_SIGMA_MM = 0.5
 TEXTURE_SD = 0.04
@@ -152,14 +153,18 @@ def render_case(lat: CaseLatents, anatomy: CaseAnatomy, spacing: float, rng: np.
     resected = 0.0
     if lat.postop:
         rc, resected = _resection_cavity(x, y, z, centre, rot, semi, lat.core_radius_mm, core, brain, rng)
-        rim = ndimage.binary_dilation(rc, iterations=max(1, int(round(1.5 / spacing)))) & brain & ~rc & ~core
+        rc_rim = ndimage.binary_dilation(rc, iterations=max(1, int(round(1.5 / spacing)))) & brain & ~rc & ~core
         seg[rc] = LABELS["RC"]
         for k in tissue:
             tissue[k] = tissue[k] & ~rc
         tissue["rc"] = rc
-        tissue["rc_rim"] = rim
+    else:
+        rc_rim = None
 
     images = _render_intensities(tissue, anatomy, spacing, lat.margin_sharpness, rng)
+    if rc_rim is not None:
+        gain = ndimage.gaussian_filter(rc_rim.astype(np.float32), SHARP_SIGMA_MM / spacing)
+        images[SEQUENCES.index("t1c")] *= 1.0 + RC_RIM_T1C_GAIN * gain
     seg[~brain] = 0
     return RenderedCase(images=images, seg=seg, centre_mni_mm=centre_mni, resected_fraction=resected)
 

@@ -145,7 +145,8 @@ def run_training(cfg: RunConfig, *, data: Path | str, markers: Path | str | None
     criterion = MultiTaskLoss.from_config(cfg.loss, pos_weight=pos_weight).to(dev)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
     steps_per_epoch = max(1, len(loader))
-    total_epochs = n_epochs if state is None else int(state["total_epochs"])
+    # on resume the saved length holds unless --epochs asks for another
+    total_epochs = n_epochs if state is None or epochs is not None else int(state["total_epochs"])
     scheduler = WarmupCosineSchedule(optimizer, warmup_steps=max(1, int(cfg.train.warmup_epochs * steps_per_epoch)),
                                      t_total=max(2, total_epochs * steps_per_epoch), end_lr=cfg.train.lr * 0.01,
                                      warmup_multiplier=0.1)
@@ -200,10 +201,13 @@ def run_training(cfg: RunConfig, *, data: Path | str, markers: Path | str | None
         epoch_time = time.perf_counter() - te
         row: dict[str, Any] = {"epoch": epoch, "lr": optimizer.param_groups[0]["lr"], "epoch_seconds": epoch_time,
                                **{f"train_{k}": v / max(1, n_batches) for k, v in sums.items()}}
-        if deadline is not None and epoch == start_epoch and state is None:
-            # a time budget: fix the schedule's length from the first epoch's duration
-            fit = max(1, int(deadline / max(epoch_time, 1e-3)))
-            total_epochs = min(total_epochs, fit)
+        if deadline is not None:
+            # a time budget: refit the schedule's length to the time left, validation included, so that the
+            # cosine reaches its end when the budget does
+            spent = time.perf_counter() - t0
+            per_epoch = spent / (epoch - start_epoch + 1)
+            fit = epoch + 1 + max(0, int((deadline - spent) / max(per_epoch, 1e-3)))
+            total_epochs = max(epoch + 1, min(n_epochs, fit))
             scheduler.t_total = max(2, total_epochs * steps_per_epoch)
             bar.total = total_epochs
         last_epoch = epoch == total_epochs - 1

@@ -11,6 +11,7 @@ from gliomics.data.cohort import CohortCase
 from gliomics.evaluation.regions import dice_per_region
 from gliomics.evaluation.thresholds import youden_threshold
 from gliomics.inference.engine import forward_volume, marker_probabilities
+from gliomics.inference.postprocess import remove_small_components
 from gliomics.training.distributed import DistInfo, all_gather_objects
 
 
@@ -21,13 +22,14 @@ def validate_cases(model: torch.nn.Module, cases: list[CohortCase], transform, *
     rows = []
     for case in cases[info.rank::info.world_size]:
         data = transform({"case": case.case, "markers": case.marker_vector()})
-        image = data["image"].as_tensor()[None].to(device) if hasattr(data["image"], "as_tensor") \
-            else data["image"][None].to(device)
+        image = data["image"].as_tensor()[None].to(device)
         present = data["present"][None].to(device)
         res = forward_volume(model, image, present, roi_size=roi_size, overlap=overlap)
         row: dict = {"case_id": case.case_id, "markers": case.marker_vector().tolist()}
         if res["probs"] is not None and "label" in data:
             pred = res["probs"][0].argmax(0).cpu().numpy().astype(np.uint8)
+            affine = np.asarray(data["image"].affine)
+            pred = remove_small_components(pred, tuple(np.linalg.norm(affine[:3, :3], axis=0)))
             ref = np.asarray(data["label"])[0].astype(np.uint8)
             row["dice"] = dice_per_region(pred, ref)
         row["prob"] = marker_probabilities(res["markers"])

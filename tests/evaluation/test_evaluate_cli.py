@@ -1,0 +1,59 @@
+"""`gliomics evaluate` on fake predictions: perfect segmentations and known marker scores."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+from typer.testing import CliRunner
+
+from gliomics.cli.main import app
+from gliomics.constants import MARKERS
+from gliomics.io import read_markers
+
+runner = CliRunner()
+
+
+def _fake_predictions(cohort, out, *, perfect_markers: bool):
+    out.mkdir()
+    table = read_markers(cohort / "markers.csv")
+    for case in sorted(p for p in cohort.iterdir() if p.is_dir()):
+        cid = case.name
+        shutil.copy(case / f"{cid}-seg.nii.gz", out / f"{cid}_seg.nii.gz")
+        rec = table[cid]
+        markers = {m: {"probability": (0.9 if rec.label(m) else 0.1) if perfect_markers else 0.5, "threshold": 0.5}
+                   for m in MARKERS}
+        (out / f"{cid}.json").write_text(json.dumps({"case_id": cid, "markers": markers}))
+
+
+def test_evaluate_writes_all_files_and_scores_perfect_predictions(tiny_phantom, tmp_path):
+    pred = tmp_path / "pred"
+    _fake_predictions(tiny_phantom, pred, perfect_markers=True)
+    out = tmp_path / "eval"
+    result = runner.invoke(app, ["evaluate", "--pred", str(pred), "--ref", str(tiny_phantom), "--markers",
+                                 str(tiny_phantom / "markers.csv"), "--by", "site", "-o", str(out), "--n-boot", "200"])
+    assert result.exit_code == 0, result.output
+    for name in ("per_case.csv", "summary.json", "tables.md"):
+        assert (out / name).is_file()
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["cases"] == 8
+    for region in ("ET", "NETC", "SNFH", "RC", "TC", "WT"):
+        assert summary["segmentation"][region]["dice"]["mean"] == 1.0
+        assert summary["segmentation"][region]["lesion_dice"]["mean"] == 1.0
+        assert summary["segmentation"][region]["hd95"]["mean"] == 0.0
+    for s in summary["markers"].values():
+        if s["n_pos"] and s["n_neg"]:
+            assert s["auc"] == 1.0
+    assert set(summary["by_site"]) == {"A", "B"}
+    assert "bayes_optimal_auc" in summary
+    tables = (out / "tables.md").read_text()
+    assert "lesion-wise Dice" in tables and "Bayes-optimal AUC" in tables and "By site" in tables
+
+
+def test_evaluate_without_matching_predictions_is_a_clear_error(tiny_phantom, tmp_path):
+    (tmp_path / "empty").mkdir()
+    result = runner.invoke(app, ["evaluate", "--pred", str(tmp_path / "empty"), "--ref", str(tiny_phantom),
+                                 "-o", str(tmp_path / "eval")])
+    assert result.exit_code == 2
+    assert "no predictions match" in result.output
+    assert not (tmp_path / "eval").exists()

@@ -1,0 +1,102 @@
+"""The Predictor and `gliomics predict`: outputs in the input geometry, JSON record, missing sequences, resume."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import nibabel as nib
+import numpy as np
+from typer.testing import CliRunner
+
+from gliomics.cli.main import app
+from gliomics.constants import MARKERS, SEQUENCES
+from gliomics.inference.predictor import Predictor
+from gliomics.io import discover_cases
+
+runner = CliRunner()
+
+
+def _first_case(root):
+    return sorted(p for p in root.iterdir() if p.is_dir())[0]
+
+
+def test_prediction_has_input_geometry_and_valid_json(tiny_phantom, tiny_run, tmp_path):
+    src = _first_case(tiny_phantom)
+    out = tmp_path / "pred"
+    result = runner.invoke(app, ["predict", "-i", str(src), "-o", str(out), "-m", str(tiny_run), "--device", "cpu",
+                                 "--no-progress", "--save-probabilities"])
+    assert result.exit_code == 0, result.output
+    cid = src.name
+    ref = nib.load(src / f"{cid}-t1c.nii.gz")
+    seg = nib.load(out / f"{cid}_seg.nii.gz")
+    assert seg.shape == ref.shape
+    np.testing.assert_allclose(seg.affine, ref.affine, atol=1e-4)
+    assert set(np.unique(np.asarray(seg.dataobj))) <= {0, 1, 2, 3, 4}
+    probs = nib.load(out / f"{cid}_probabilities.nii.gz")
+    assert probs.shape == (*ref.shape, 5)
+    record = json.loads((out / f"{cid}.json").read_text())
+    assert set(record["markers"]) == set(MARKERS)
+    for m in MARKERS:
+        assert 0.0 <= record["markers"][m]["probability"] <= 1.0
+        assert record["markers"][m]["call"] in (0, 1)
+    assert set(record["volumes_ml"]) >= {"ET", "NETC", "SNFH", "RC", "TC", "WT"}
+    assert record["sequences_missing"] == []
+    assert "not a diagnosis" in record["caveat"]
+
+
+def test_missing_sequence_runs_and_is_reported(tiny_phantom, tiny_run, tmp_path):
+    src = _first_case(tiny_phantom)
+    case = tmp_path / "cases" / src.name
+    shutil.copytree(src, case)
+    (case / f"{src.name}-t2w.nii.gz").unlink()
+    out = tmp_path / "pred"
+    summary = Predictor("cpu").load(tiny_run).predict_folder(tmp_path / "cases", out, progress=False)
+    assert summary["predicted"] == [src.name]
+    record = json.loads((out / f"{src.name}.json").read_text())
+    assert record["sequences_missing"] == ["t2w"]
+    assert "t2w" not in record["sequences_present"]
+
+
+def test_sequences_option_and_skipping_finished_cases(tiny_phantom, tiny_run, tmp_path):
+    out = tmp_path / "pred"
+    predictor = Predictor("cpu", sequences=["t1c", "t2f"]).load(tiny_run)
+    first = predictor.predict_folder(tiny_phantom, out, progress=False)
+    assert len(first["predicted"]) == len(discover_cases(tiny_phantom))
+    record = json.loads((out / f"{first['predicted'][0]}.json").read_text())
+    assert record["sequences_present"] == ["t1c", "t2f"]
+    again = predictor.predict_folder(tiny_phantom, out, progress=False)
+    assert again["predicted"] == [] and len(again["skipped"]) == len(first["predicted"])
+    redo = predictor.predict_folder(tiny_phantom, out, overwrite=True, progress=False)
+    assert len(redo["predicted"]) == len(first["predicted"])
+
+
+def test_other_orientation_maps_back_to_input_geometry(tiny_phantom, tiny_run, tmp_path):
+    """A case stored LPS (flipped axes) still gets its segmentation in its own voxel grid."""
+    src = _first_case(tiny_phantom)
+    case = tmp_path / "lps" / src.name
+    case.mkdir(parents=True)
+    flip = np.diag([-1.0, -1.0, 1.0, 1.0])
+    for key in (*SEQUENCES, "seg"):
+        img = nib.load(src / f"{src.name}-{key}.nii.gz")
+        data = np.asarray(img.dataobj)[::-1, ::-1, :]
+        shape = np.array(data.shape)
+        aff = img.affine @ np.array([[-1, 0, 0, shape[0] - 1], [0, -1, 0, shape[1] - 1], [0, 0, 1, 0], [0, 0, 0, 1]])
+        assert nib.aff2axcodes(aff) == ("L", "P", "S") and np.allclose(flip[:3, :3] @ np.eye(3), flip[:3, :3])
+        nib.save(nib.Nifti1Image(np.ascontiguousarray(data), aff), case / f"{src.name}-{key}.nii.gz")
+    out_ras, out_lps = tmp_path / "ras", tmp_path / "lps_pred"
+    predictor = Predictor("cpu").load(tiny_run)
+    predictor.predict_folder(src.parent, out_ras, progress=False)
+    predictor.predict_folder(case.parent, out_lps, progress=False)
+    ras = np.asarray(nib.load(out_ras / f"{src.name}_seg.nii.gz").dataobj)
+    lps_img = nib.load(out_lps / f"{src.name}_seg.nii.gz")
+    assert nib.aff2axcodes(lps_img.affine) == ("L", "P", "S")
+    np.testing.assert_array_equal(np.asarray(lps_img.dataobj)[::-1, ::-1, :], ras)
+
+
+def test_bad_model_path_is_one_clear_line(tiny_phantom, tmp_path):
+    result = runner.invoke(app, ["predict", "-i", str(tiny_phantom), "-o", str(tmp_path / "p"), "-m",
+                                 str(tmp_path / "nope"), "--no-progress"])
+    assert result.exit_code == 2
+    assert "checkpoint not found" in result.output
+    assert not (tmp_path / "p").exists()
