@@ -87,7 +87,7 @@ def test_model_defaults_merge_preset_and_class_defaults() -> None:
     assert defaults["feature_size"] == 8 and defaults["window_size"] == 4 and defaults["descriptors"] is True
     assert defaults["fusion"] == "cmaf" and defaults["pooling"] == "attention"
     defaults["feature_size"] = 999  # a copy: the registry is not changed
-    assert model_defaults("mgmtnet_cpu")["feature_size"] == 16
+    assert model_defaults("mgmtnet_cpu")["feature_size"] == 8
     assert isinstance(create_model("mgmtnet_cpu", **TINY["mgmtnet_cpu"]), MGMTNet)
 
 
