@@ -57,3 +57,20 @@ def test_evaluate_without_matching_predictions_is_a_clear_error(tiny_phantom, tm
     assert result.exit_code == 2
     assert "no predictions match" in result.output
     assert not (tmp_path / "eval").exists()
+
+
+def test_compare_two_runs_writes_table_with_p_values(tiny_phantom, tiny_run, tmp_path):
+    out = tmp_path / "cmp"
+    result = runner.invoke(app, ["compare", str(tiny_run), str(tiny_run / "last.pt"), "--data", str(tiny_phantom),
+                                 "--markers", str(tiny_phantom / "markers.csv"), "-o", str(out), "--device", "cpu",
+                                 "--n-boot", "100", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    data = json.loads((out / "comparison.json").read_text())
+    assert len(data["models"]) == 2
+    table = (out / "comparison.md").read_text()
+    assert "Dice ET" in table and "DeLong p (IDH)" in table and "ref." in table
+
+
+def test_compare_needs_two_runs(tiny_phantom, tiny_run, tmp_path):
+    result = runner.invoke(app, ["compare", str(tiny_run), "--data", str(tiny_phantom), "-o", str(tmp_path / "c")])
+    assert result.exit_code == 2 and "at least two runs" in result.output

@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from gliomics import __version__
+from gliomics.cli.compare import compare
 from gliomics.cli.demo import demo
 from gliomics.cli.evaluate import evaluate
 from gliomics.cli.phantom import phantom
@@ -37,6 +38,7 @@ app.command()(phantom)
 app.command()(train)
 app.command()(predict)
 app.command()(evaluate)
+app.command()(compare)
 app.command()(demo)
 
 

@@ -8,10 +8,9 @@ from monai.networks.layers import Conv
 from torch import nn
 
 from gliomics.constants import SEQUENCES
+from gliomics.models.blocks.layers import DEFAULT_NORM
 
-__all__ = ["CMAF", "ConcatFusion", "SequenceEmbedding", "check_present"]
-
-DEFAULT_NORM: tuple = ("instance", {"affine": True})
+__all__ = ["CMAF", "ConcatFusion", "SequenceEmbedding", "broadcast_present", "check_present"]
 
 
 def check_present(present: torch.Tensor | None, x: torch.Tensor, num_sequences: int) -> torch.Tensor:
@@ -41,6 +40,16 @@ def check_present(present: torch.Tensor | None, x: torch.Tensor, num_sequences: 
     return present
 
 
+def broadcast_present(present: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """View a ``B x S`` mask of present sequences as ``B x S x 1 x ...`` so that it broadcasts against ``like``.
+
+    Args:
+        present: ``B x S`` mask, e.g. from :func:`check_present`.
+        like: a tensor whose first two axes are ``B x S`` (inputs, embeddings, fusion logits).
+    """
+    return present.view(*present.shape, *([1] * (like.ndim - 2)))
+
+
 class SequenceEmbedding(nn.Module):
     """One *shared* conv-norm-ReLU applied to every 1-channel sequence, giving ``B x S x C' x spatial``.
 
@@ -65,13 +74,38 @@ class SequenceEmbedding(nn.Module):
     def forward(self, x: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
         b, s = x.shape[:2]
         # Zero missing sequences so that NaN or stale values in their slots can never leak through 0 * F.
-        x = torch.where(present.view(b, s, *([1] * (x.ndim - 2))), x, torch.zeros_like(x))
+        x = torch.where(broadcast_present(present, x), x, torch.zeros_like(x))
         # Folding the sequences into the batch axis is what makes the embedding shared across sequences.
         f = self.conv(x.reshape(b * s, 1, *x.shape[2:]))
         return f.view(b, s, self.embed_channels, *f.shape[2:])
 
 
-class CMAF(nn.Module):
+class _SequenceFusion(nn.Module):
+    """What CMAF and its concatenation ablation share: the shared :class:`SequenceEmbedding` of every sequence,
+    applied after validating the ``present`` mask.
+
+    Args:
+        spatial_dims: number of spatial dimensions.
+        num_sequences: S, the number of input sequences.
+        embed_channels: C', the channels of each embedding and of the fused output.
+        norm_name: normalisation of the embedding, in MONAI's ``(name, args)`` form.
+    """
+
+    def __init__(self, spatial_dims: int, num_sequences: int, embed_channels: int, norm_name: str | tuple) -> None:
+        super().__init__()
+        if num_sequences < 1:
+            raise ValueError(f"num_sequences must be positive, got {num_sequences}.")
+        self.num_sequences = num_sequences
+        self.out_channels = embed_channels
+        self.embed = SequenceEmbedding(spatial_dims, embed_channels, norm_name=norm_name)
+
+    def _embed(self, x: torch.Tensor, present: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return the validated ``B x S`` mask and the embeddings ``B x S x C' x spatial``."""
+        present = check_present(present, x, self.num_sequences)
+        return present, self.embed(x, present)
+
+
+class CMAF(_SequenceFusion):
     """Cross-Modality Attention Fusion of MGMT-Net, section 3.1 of Abdusalomov et al., "From Anatomy to Genomics
     Using a Multi-Task Deep Learning Approach for Comprehensive Glioma Profiling", Bioengineering 2025,
     <https://doi.org/10.3390/bioengineering12090979>.
@@ -104,17 +138,12 @@ class CMAF(nn.Module):
         dropout_prob: float = 0.2,
         norm_name: str | tuple = DEFAULT_NORM,
     ) -> None:
-        super().__init__()
-        if num_sequences < 1:
-            raise ValueError(f"num_sequences must be positive, got {num_sequences}.")
+        super().__init__(spatial_dims, num_sequences, embed_channels, norm_name)
         if not 0.0 <= dropout_prob < 1.0:
             raise ValueError(f"dropout_prob must be in [0, 1), got {dropout_prob}.")
         hidden_channels = max(embed_channels // 2, 4) if hidden_channels is None else hidden_channels
         if hidden_channels < 1:
             raise ValueError(f"hidden_channels must be positive, got {hidden_channels}.")
-        self.num_sequences = num_sequences
-        self.out_channels = embed_channels
-        self.embed = SequenceEmbedding(spatial_dims, embed_channels, norm_name=norm_name)
         conv = Conv[Conv.CONV, spatial_dims]
         self.attention = nn.Sequential(
             conv(num_sequences * embed_channels, hidden_channels, kernel_size=1),
@@ -133,18 +162,16 @@ class CMAF(nn.Module):
         Returns:
             the fused features ``B x C' x spatial`` and the weights ``alpha``, ``B x S x spatial``.
         """
-        present = check_present(present, x, self.num_sequences)
-        feats = self.embed(x, present)  # B x S x C' x spatial
-        b, s = feats.shape[:2]
+        present, feats = self._embed(x, present)  # B x S x C' x spatial
         logits = self.attention(feats.flatten(1, 2))
-        mask = present.view(b, s, *([1] * (logits.ndim - 2)))
+        mask = broadcast_present(present, logits)
         # -inf makes exp() exactly 0; check_present guarantees one finite logit per voxel, so no NaN can appear.
         alpha = torch.softmax(logits.masked_fill(~mask, float("-inf")), dim=1)
         fused = (alpha.unsqueeze(2) * feats).sum(dim=1)
         return fused, alpha
 
 
-class ConcatFusion(nn.Module):
+class ConcatFusion(_SequenceFusion):
     """Ablation of CMAF: static fusion by concatenating the S embeddings and a 1x1x1 conv back to C' channels.
 
     It uses the same shared embedding as :class:`CMAF`, so that only the voxel-wise attention differs. Missing
@@ -164,19 +191,12 @@ class ConcatFusion(nn.Module):
         embed_channels: int = 16,
         norm_name: str | tuple = DEFAULT_NORM,
     ) -> None:
-        super().__init__()
-        if num_sequences < 1:
-            raise ValueError(f"num_sequences must be positive, got {num_sequences}.")
-        self.num_sequences = num_sequences
-        self.out_channels = embed_channels
-        self.embed = SequenceEmbedding(spatial_dims, embed_channels, norm_name=norm_name)
+        super().__init__(spatial_dims, num_sequences, embed_channels, norm_name)
         self.fuse = Convolution(
             spatial_dims, num_sequences * embed_channels, embed_channels, kernel_size=1, act="relu", norm=norm_name
         )
 
     def forward(self, x: torch.Tensor, present: torch.Tensor | None = None) -> tuple[torch.Tensor, None]:
-        present = check_present(present, x, self.num_sequences)
-        feats = self.embed(x, present)
-        b, s = feats.shape[:2]
-        feats = feats * present.view(b, s, *([1] * (feats.ndim - 2))).to(feats.dtype)
+        present, feats = self._embed(x, present)
+        feats = feats * broadcast_present(present, feats).to(feats.dtype)
         return self.fuse(feats.flatten(1, 2)), None

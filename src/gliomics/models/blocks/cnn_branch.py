@@ -3,12 +3,33 @@
 from __future__ import annotations
 
 import torch
-from monai.networks.blocks import Convolution, UnetResBlock
+from monai.networks.blocks import Convolution
 from torch import nn
+
+from gliomics.models.blocks.layers import DEFAULT_NORM, residual_block
 
 __all__ = ["CNNBranch", "DeepCNNBranch"]
 
-DEFAULT_NORM: tuple = ("instance", {"affine": True})
+
+def _residual_stage(
+    spatial_dims: int, in_channels: int, num_blocks: int, norm_name: str | tuple, dropout_prob: float
+) -> nn.Sequential:
+    """One encoder stage: a strided 2x2x2 conv-norm-ReLU that halves the resolution and doubles the channels, then
+    ``num_blocks`` residual blocks (:func:`~gliomics.models.blocks.layers.residual_block`).
+
+    Args:
+        spatial_dims: number of spatial dimensions.
+        in_channels: channels of the input; the stage outputs twice as many.
+        num_blocks: residual blocks after the downsampling.
+        norm_name: normalisation, in MONAI's ``(name, args)`` form.
+        dropout_prob: dropout inside the residual blocks.
+    """
+    channels = in_channels * 2
+    down = Convolution(
+        spatial_dims, in_channels, channels, strides=2, kernel_size=2, padding=0, act="relu", norm=norm_name
+    )
+    blocks = [residual_block(spatial_dims, channels, channels, norm_name, dropout_prob) for _ in range(num_blocks)]
+    return nn.Sequential(down, *blocks)
 
 
 class CNNBranch(nn.Module):
@@ -51,30 +72,12 @@ class CNNBranch(nn.Module):
                 f"num_stages and blocks_per_stage must be positive, got {num_stages} and {blocks_per_stage}."
             )
         self.stem = Convolution(spatial_dims, in_channels, feature_size, kernel_size=3, act="relu", norm=norm_name)
-        self.stages = nn.ModuleList()
-        channels = feature_size
-        for _ in range(num_stages):
-            down = Convolution(
-                spatial_dims, channels, channels * 2, strides=2, kernel_size=2, padding=0, act="relu", norm=norm_name
-            )
-            channels *= 2
-            blocks = [
-                UnetResBlock(
-                    spatial_dims,
-                    channels,
-                    channels,
-                    kernel_size=3,
-                    stride=1,
-                    norm_name=norm_name,
-                    act_name="relu",
-                    dropout=dropout_prob or None,
-                )
-                for _ in range(blocks_per_stage)
-            ]
-            self.stages.append(nn.Sequential(down, *blocks))
         #: channels of every skip, from full resolution down (/1, /2, ...).
         self.skip_channels: list[int] = [feature_size * 2**i for i in range(num_stages)]
-        self.out_channels = channels
+        self.stages = nn.ModuleList(
+            _residual_stage(spatial_dims, c, blocks_per_stage, norm_name, dropout_prob) for c in self.skip_channels
+        )
+        self.out_channels = feature_size * 2**num_stages
         self.downsampling = 2**num_stages
 
     def forward(self, x: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:

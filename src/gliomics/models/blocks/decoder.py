@@ -5,14 +5,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-from monai.networks.blocks import ChannelSELayer, Convolution, UnetResBlock
+from monai.networks.blocks import ChannelSELayer, Convolution
 from monai.networks.layers import Conv
 from monai.networks.nets.attentionunet import AttentionBlock
 from torch import nn
 
-__all__ = ["SegDecoder", "UpBlock"]
+from gliomics.models.blocks.layers import DEFAULT_NORM, residual_block
 
-DEFAULT_NORM: tuple = ("instance", {"affine": True})
+__all__ = ["SegDecoder", "UpBlock"]
 _INTERP = {1: "linear", 2: "bilinear", 3: "trilinear"}
 
 
@@ -48,16 +48,7 @@ class UpBlock(nn.Module):
             if attention_gate
             else None
         )
-        self.res = UnetResBlock(
-            spatial_dims,
-            out_channels + skip_channels,
-            out_channels,
-            kernel_size=3,
-            stride=1,
-            norm_name=norm_name,
-            act_name="relu",
-            dropout=dropout_prob or None,
-        )
+        self.res = residual_block(spatial_dims, out_channels + skip_channels, out_channels, norm_name, dropout_prob)
 
     def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
         x = self.conv(self.up(x))

@@ -10,9 +10,9 @@ from monai.networks.nets.swin_unetr import SwinTransformer
 from monai.utils import ensure_tuple_rep
 from torch import nn
 
-__all__ = ["SwinBranch"]
+from gliomics.models.blocks.layers import DEFAULT_NORM
 
-DEFAULT_NORM: tuple = ("instance", {"affine": True})
+__all__ = ["SwinBranch"]
 
 
 class SwinBranch(nn.Module):

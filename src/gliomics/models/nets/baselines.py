@@ -26,26 +26,24 @@ from monai.networks.nets import DenseNet121, DynUNet, SegResNet, SwinUNETR
 from torch import nn
 
 from gliomics.constants import MARKERS, NUM_CLASSES, SEQUENCES
-from gliomics.models.blocks.cmaf import check_present
+from gliomics.models.blocks.cmaf import broadcast_present, check_present
 from gliomics.models.blocks.marker_head import MarkerHeads
+from gliomics.models.nets._base import MultiSequenceNet
 
 __all__ = ["DenseNetMarkers", "DynUNetAdapter", "SegResNetAdapter", "SwinUNETRAdapter"]
 
 
-class _Adapter(nn.Module):
-    """Input checks, missing-sequence zeroing and the optional GAP marker head shared by the adapters."""
+class _Adapter(MultiSequenceNet):
+    """Missing-sequence zeroing and the optional GAP marker head shared by the adapters; the input checks and the
+    output dict come from :class:`~gliomics.models.nets._base.MultiSequenceNet`.
 
-    size_divisor: int = 1
-    min_size: int = 1
+    Args:
+        spatial_dims: number of spatial dimensions (2 or 3).
+        in_channels: number of input sequences.
+    """
 
     def __init__(self, spatial_dims: int, in_channels: int) -> None:
-        super().__init__()
-        if spatial_dims not in (2, 3):
-            raise ValueError(f"spatial_dims must be 2 or 3, got {spatial_dims}.")
-        if in_channels < 1:
-            raise ValueError(f"in_channels (number of sequences) must be positive, got {in_channels}.")
-        self.spatial_dims = spatial_dims
-        self.in_channels = in_channels
+        super().__init__(spatial_dims, in_channels)
         self.marker_heads: MarkerHeads | None = None
 
     def _add_marker_head(self, channels: int, markers: Sequence[str], enabled: bool) -> None:
@@ -53,40 +51,17 @@ class _Adapter(nn.Module):
         if enabled:
             self.marker_heads = MarkerHeads(channels, min(64, channels), markers=self.markers)
 
-    def check_input(self, x: torch.Tensor) -> None:
-        """Raise ``ValueError`` unless ``x`` is ``B x in_channels x spatial`` with a usable spatial size."""
-        if x.ndim != self.spatial_dims + 2:
-            raise ValueError(
-                f"expected a {self.spatial_dims + 2}D input (batch, sequence, {self.spatial_dims} spatial axes), "
-                f"got shape {tuple(x.shape)}."
-            )
-        if x.shape[1] != self.in_channels:
-            raise ValueError(
-                f"expected {self.in_channels} input channels, one per sequence {SEQUENCES[: self.in_channels]}, "
-                f"got {x.shape[1]} (shape {tuple(x.shape)})."
-            )
-        size = tuple(x.shape[2:])
-        if any(s % self.size_divisor or s < self.min_size for s in size):
-            raise ValueError(
-                f"{type(self).__name__} needs every spatial size to be a multiple of {self.size_divisor} and at "
-                f"least {self.min_size}, got {size}."
-            )
-
     def _prepare(self, x: torch.Tensor, present: torch.Tensor | None) -> torch.Tensor:
         self.check_input(x)
         if present is None:
             return x
         present = check_present(present, x, self.in_channels)
-        return x * present.view(*present.shape, *([1] * self.spatial_dims)).to(x.dtype)
+        return x * broadcast_present(present, x).to(x.dtype)
 
     def _markers(self, bottleneck: torch.Tensor) -> dict[str, torch.Tensor] | None:
         if self.marker_heads is None:
             return None
         return self.marker_heads(bottleneck.flatten(2).mean(dim=-1))
-
-    @staticmethod
-    def _output(seg: torch.Tensor | None, markers: Any, aux: list[torch.Tensor] | None = None) -> dict[str, Any]:
-        return {"seg": seg, "deep_supervision": aux or [], "markers": markers, "alpha": None, "pool_weights": None}
 
 
 def _run_capturing(net: nn.Module, tap: nn.Module, x: torch.Tensor) -> tuple[Any, torch.Tensor]:

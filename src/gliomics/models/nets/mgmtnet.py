@@ -17,6 +17,7 @@ from gliomics.models.blocks.decoder import SegDecoder
 from gliomics.models.blocks.descriptors import TumourDescriptors
 from gliomics.models.blocks.marker_head import MarkerHeads
 from gliomics.models.blocks.swin_branch import SwinBranch
+from gliomics.models.nets._base import MultiSequenceNet
 
 __all__ = ["ENCODERS", "FUSIONS", "MGMTNet"]
 
@@ -24,7 +25,7 @@ FUSIONS: tuple[str, ...] = ("cmaf", "concat")
 ENCODERS: tuple[str, ...] = ("hybrid", "cnn")
 
 
-class MGMTNet(nn.Module):
+class MGMTNet(MultiSequenceNet):
     """MGMT-Net from Abdusalomov et al., "From Anatomy to Genomics Using a Multi-Task Deep Learning Approach for
     Comprehensive Glioma Profiling", Bioengineering 2025, <https://doi.org/10.3390/bioengineering12090979>.
 
@@ -110,11 +111,7 @@ class MGMTNet(nn.Module):
         markers: Sequence[str] = MARKERS,
         descriptors: bool = False,
     ) -> None:
-        super().__init__()
-        if spatial_dims not in (2, 3):
-            raise ValueError(f"spatial_dims must be 2 or 3, got {spatial_dims}.")
-        if in_channels < 1:
-            raise ValueError(f"in_channels (number of sequences) must be positive, got {in_channels}.")
+        super().__init__(spatial_dims, in_channels)
         if out_channels < 2:
             raise ValueError(f"out_channels must be at least 2 (background + one label), got {out_channels}.")
         for name, value in (("feature_size", feature_size), ("embed_channels", embed_channels)):
@@ -128,8 +125,6 @@ class MGMTNet(nn.Module):
         if pooling not in POOLING_MODES:
             raise ValueError(f"pooling must be one of {POOLING_MODES}, got {pooling!r}.")
 
-        self.spatial_dims = spatial_dims
-        self.in_channels = in_channels
         self.out_channels = out_channels
         self.mask_gating = mask_gating
         self.markers = tuple(markers)
@@ -184,24 +179,12 @@ class MGMTNet(nn.Module):
         head_in = enc_channels + (self.descriptors.out_features if self.descriptors is not None else 0)
         self.marker_heads = MarkerHeads(head_in, marker_hidden, marker_dropout_prob, self.markers)
 
-    def check_input(self, x: torch.Tensor) -> None:
-        """Raise ``ValueError`` unless ``x`` is ``B x in_channels x spatial`` with a usable spatial size."""
-        if x.ndim != self.spatial_dims + 2:
-            raise ValueError(
-                f"expected a {self.spatial_dims + 2}D input (batch, sequence, {self.spatial_dims} spatial axes), "
-                f"got shape {tuple(x.shape)}."
-            )
-        if x.shape[1] != self.in_channels:
-            raise ValueError(
-                f"expected {self.in_channels} input channels, one per sequence {SEQUENCES[: self.in_channels]}, "
-                f"got {x.shape[1]} (shape {tuple(x.shape)})."
-            )
-        size = tuple(x.shape[2:])
-        if any(s % self.size_divisor or s < self.min_size for s in size):
-            raise ValueError(
-                f"every spatial size must be a multiple of {self.size_divisor} and at least {self.min_size}, "
-                f"got {size}; pad or crop the input (e.g. monai.transforms.DivisiblePad(k={self.size_divisor}))."
-            )
+    def _size_error(self, size: tuple[int, ...]) -> str:
+        """The message of :meth:`check_input` for an unusable spatial ``size``, with a hint on how to pad."""
+        return (
+            f"every spatial size must be a multiple of {self.size_divisor} and at least {self.min_size}, "
+            f"got {size}; pad or crop the input (e.g. monai.transforms.DivisiblePad(k={self.size_divisor}))."
+        )
 
     def encode(self, x: torch.Tensor, present: torch.Tensor | None = None) -> dict[str, Any]:
         """Fuse and encode: ``features`` (``F_ENC`` at /8), ``skips`` (/1, /2, /4) and ``alpha``."""
@@ -256,10 +239,4 @@ class MGMTNet(nn.Module):
         encoded = self.encode(x, present)
         seg, aux = self.decode(encoded)
         markers, weights = self.predict_markers(encoded["features"], seg, x, present)
-        return {
-            "seg": seg,
-            "deep_supervision": aux,
-            "markers": markers,
-            "alpha": encoded["alpha"],
-            "pool_weights": weights,
-        }
+        return self._output(seg, markers, aux, encoded["alpha"], weights)
