@@ -112,6 +112,7 @@ class DataConfig(BaseModel):
     val_fraction: float = Field(0.2, ge=0, lt=1)
     test_fraction: float = Field(0.0, ge=0, lt=1)
     holdout_sites: list[str] = Field(default_factory=list)
+    split_seed: int | None = None  # None: train.seed; set it to vary the initialisation over one fixed split
     cache: bool = True
 
     @field_validator("spacing")

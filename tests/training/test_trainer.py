@@ -87,3 +87,15 @@ def test_torchrun_two_processes_on_cpu(tiny_phantom, tmp_path):
     model = create_model(state["config"]["model"]["name"], **state["config"]["model"]["params"])
     model.load_state_dict(state["model"])  # rank 0 wrote an unwrapped state dict
     assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+def test_split_seed_fixes_the_split_across_training_seeds(tiny_phantom, tmp_path):
+    def split(seed):
+        run = tmp_path / f"s{seed}"
+        run_training(tiny_config("data.split_seed=5", f"train.seed={seed}"), data=tiny_phantom,
+                     markers=tiny_phantom / "markers.csv", out=run, epochs=1, device="cpu", progress=False)
+        return json.loads((run / "splits.json").read_text())
+
+    a, b = split(0), split(1)
+    assert a["train"] == b["train"] and a["val"] == b["val"]
+    assert a["settings"]["seed"] == 5

@@ -34,12 +34,13 @@ def _prepare_data(cfg: RunConfig, data: Path, markers: Path | None, out: Path, i
     if resume and splits_path.is_file():
         splits = load_splits(splits_path)
     else:
+        split_seed = cfg.train.seed if cfg.data.split_seed is None else cfg.data.split_seed
         splits = make_splits(cohort, val_fraction=cfg.data.val_fraction, test_fraction=cfg.data.test_fraction,
-                             holdout_sites=cfg.data.holdout_sites, seed=cfg.train.seed)
+                             holdout_sites=cfg.data.holdout_sites, seed=split_seed)
         if info.is_main:
             save_splits(splits, splits_path, val_fraction=cfg.data.val_fraction,
                         test_fraction=cfg.data.test_fraction, holdout_sites=cfg.data.holdout_sites,
-                        seed=cfg.train.seed, data=str(data), markers=str(markers) if markers else None)
+                        seed=split_seed, data=str(data), markers=str(markers) if markers else None)
     by_id = {c.case_id: c for c in cohort}
     train = [by_id[c] for c in splits["train"] if c in by_id]
     val = [by_id[c] for c in splits["val"] if c in by_id]
