@@ -76,13 +76,12 @@ def test_other_orientation_maps_back_to_input_geometry(tiny_phantom, tiny_run, t
     src = _first_case(tiny_phantom)
     case = tmp_path / "lps" / src.name
     case.mkdir(parents=True)
-    flip = np.diag([-1.0, -1.0, 1.0, 1.0])
     for key in (*SEQUENCES, "seg"):
         img = nib.load(src / f"{src.name}-{key}.nii.gz")
         data = np.asarray(img.dataobj)[::-1, ::-1, :]
         shape = np.array(data.shape)
         aff = img.affine @ np.array([[-1, 0, 0, shape[0] - 1], [0, -1, 0, shape[1] - 1], [0, 0, 1, 0], [0, 0, 0, 1]])
-        assert nib.aff2axcodes(aff) == ("L", "P", "S") and np.allclose(flip[:3, :3] @ np.eye(3), flip[:3, :3])
+        assert nib.aff2axcodes(aff) == ("L", "P", "S")
         nib.save(nib.Nifti1Image(np.ascontiguousarray(data), aff), case / f"{src.name}-{key}.nii.gz")
     out_ras, out_lps = tmp_path / "ras", tmp_path / "lps_pred"
     predictor = Predictor("cpu").load(tiny_run)

@@ -11,8 +11,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.model_selection import StratifiedGroupKFold
 
-from gliomics.constants import MARKERS
-from gliomics.data.cohort import CohortCase
+from gliomics.data.cohort import CohortCase, marker_prevalence
 from gliomics.errors import ConfigError, InputError
 
 logger = logging.getLogger(__name__)
@@ -115,11 +114,9 @@ def describe_splits(splits: dict[str, list[str]], cohort: list[CohortCase]) -> s
     by_id = {c.case_id: c for c in cohort}
     parts = []
     for name in SPLIT_NAMES:
-        vecs = [by_id[c].marker_vector() for c in splits.get(name, []) if c in by_id]
-        if not vecs:
+        members = [by_id[c] for c in splits.get(name, []) if c in by_id]
+        if not members:
             continue
-        arr = np.stack(vecs)
-        prev = ", ".join(f"{m} {np.nanmean(arr[:, k]):.2f}" for k, m in enumerate(MARKERS)
-                         if not np.all(np.isnan(arr[:, k])))
-        parts.append(f"{name} {len(vecs)} ({prev})")
+        prev = ", ".join(f"{m} {p:.2f}" for m, p in marker_prevalence(members).items() if p is not None)
+        parts.append(f"{name} {len(members)} ({prev})")
     return "; ".join(parts)

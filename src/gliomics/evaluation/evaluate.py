@@ -73,10 +73,11 @@ def _score_case(case, seg_path: Path | None, record: dict | None) -> dict[str, A
 
 def _seg_summary(rows: list[dict], n_boot: int) -> dict:
     out = {}
+    scored = [r for r in rows if "WT_dice" in r]  # cases with a prediction and a reference segmentation
+    if not scored:
+        return out
     for region in REGIONS:
-        if f"{region}_dice" not in rows[0] if rows else True:
-            continue
-        out[region] = {k: mean_ci([r.get(f"{region}_{k}", math.nan) for r in rows], n_boot)
+        out[region] = {k: mean_ci([r.get(f"{region}_{k}", math.nan) for r in scored], n_boot)
                        for k in ("dice", "lesion_dice", "hd95", "lesion_hd95", "sensitivity")}
     return out
 

@@ -20,6 +20,7 @@ import torch
 from gliomics import __version__
 from gliomics.config import RunConfig
 from gliomics.constants import LABELS, MARKERS, REGIONS, SEQUENCES, TUMOUR_LABELS
+from gliomics.data.transforms import sequences_present
 from gliomics.errors import CheckpointError, GliomicsError, OutputError
 from gliomics.inference.engine import forward_volume, forward_with_tta, marker_probabilities
 from gliomics.inference.postprocess import remove_small_components
@@ -58,6 +59,7 @@ class Predictor:
         self.config: RunConfig | None = None
         self.thresholds: dict[str, float] = {}
         self.checkpoint: Path | None = None
+        self.transform = None
 
     def load(self, run_dir: Path | str, checkpoint: str = "best") -> Predictor:
         """Load ``best.pt`` (or ``last.pt``) of a run folder, or a checkpoint file given directly."""
@@ -79,29 +81,32 @@ class Predictor:
         self.model = model.to(self.device).eval()
         self.thresholds = {m: float(state.get("thresholds", {}).get(m, 0.5)) for m in MARKERS}
         self.checkpoint = path
-        return self
-
-    def _preprocess(self, case: Case):
         from gliomics.data.transforms import inference_transforms
 
-        assert self.config is not None
-        transform = inference_transforms(spacing=self.config.data.spacing, sequences=self.sequences,
-                                         divisible=getattr(self.model, "size_divisor", 16) * 2)
-        return transform, transform({"case": case})
+        self.transform = inference_transforms(spacing=self.config.data.spacing, sequences=self.sequences,
+                                              divisible=getattr(self.model, "size_divisor", 16) * 2)
+        return self
 
-    def predict_case(self, case: Case, out_dir: Path | str) -> dict[str, Any]:
-        """Predict one case and write its outputs into ``out_dir``; returns the JSON record."""
+    def _to_input_geometry(self, volume: torch.Tensor, image, *, nearest: bool) -> np.ndarray:
+        """Undo the preprocessing (padding, crop, spacing, orientation) of ``image`` on a channel-first volume."""
         from monai.data import MetaTensor
         from monai.transforms import Invertd
 
+        pred = MetaTensor(volume, meta=dict(image.meta))
+        pred.applied_operations = list(image.applied_operations)
+        inverse = Invertd(keys="pred", transform=self.transform, orig_keys="image", nearest_interp=nearest)
+        return np.asarray(inverse({"pred": pred, "image": image})["pred"])
+
+    def predict_case(self, case: Case, out_dir: Path | str) -> dict[str, Any]:
+        """Predict one case and write its outputs into ``out_dir``; returns the JSON record."""
         if self.model is None or self.config is None:
             raise RuntimeError("call load() before predict_case()")
         out_dir = Path(out_dir)
         timings: dict[str, float] = {}
         t = time.perf_counter()
-        transform, data = self._preprocess(case)
+        data = self.transform({"case": case})
         timings["load_preprocess_s"] = time.perf_counter() - t
-        image: MetaTensor = data["image"]
+        image = data["image"]
         present = data["present"]
         t = time.perf_counter()
         kwargs = {"roi_size": self.config.train.patch_size, "overlap": self.overlap}
@@ -110,23 +115,23 @@ class Predictor:
         timings["network_s"] = time.perf_counter() - t
         t = time.perf_counter()
         probs = res["probs"][0].float().cpu() if res["probs"] is not None else None
-        record: dict[str, Any] = {"case_id": case.case_id, "sequences_present": [s for s, f in
-                                  zip(SEQUENCES, present.tolist()) if f], "sequences_missing": [
-                                  s for s, f in zip(SEQUENCES, present.tolist()) if not f]}
+        used = sequences_present(present)
+        record: dict[str, Any] = {"case_id": case.case_id, "sequences_present": used,
+                                  "sequences_missing": [s for s in SEQUENCES if s not in used]}
         if probs is not None:
             labels = probs.argmax(0).to(torch.uint8)
             record["mean_cmaf_weight"] = _mean_alpha(res.get("alpha"), labels, present)
-            pred = MetaTensor(labels[None], meta=dict(image.meta))
-            pred.applied_operations = list(image.applied_operations)
-            inv = Invertd(keys="pred", transform=transform, orig_keys="image", nearest_interp=True)
-            seg = np.asarray(inv({"pred": pred, "image": image})["pred"])[0].astype(np.uint8)
-            original = data["image"].meta
-            affine = np.asarray(original["original_affine"], dtype=np.float64)
+            seg = self._to_input_geometry(labels[None], image, nearest=True)[0].astype(np.uint8)
+            affine = np.asarray(image.meta["original_affine"], dtype=np.float64)
             spacing = tuple(float(v) for v in np.sqrt((affine[:3, :3] ** 2).sum(0)))
             seg = remove_small_components(seg, spacing, min_volume_mm3=self.min_component_mm3)
             voxel_ml = float(np.prod(spacing)) / 1000.0
             record["volumes_ml"] = {r: round(float(np.isin(seg, REGIONS[r]).sum()) * voxel_ml, 3) for r in REGIONS}
-            _write_outputs(case, out_dir, seg, affine, probs if self.save_probabilities else None, inv, image)
+            save_image(seg, affine, out_dir / f"{case.case_id}{SEG_SUFFIX}", dtype=np.uint8)
+            if self.save_probabilities:
+                soft = self._to_input_geometry(probs, image, nearest=False).astype(np.float32)
+                save_image(np.moveaxis(soft, 0, -1), affine, out_dir / f"{case.case_id}{PROB_SUFFIX}",
+                           dtype=np.float32)
         probs_markers = marker_probabilities(res["markers"])
         record["markers"] = {m: {"probability": round(p_, 4), "threshold": round(self.thresholds[m], 4),
                                  "call": int(p_ >= self.thresholds[m])} for m, p_ in probs_markers.items()}
@@ -176,20 +181,6 @@ def _mean_alpha(alpha: torch.Tensor | None, labels: torch.Tensor, present: torch
         if mask.any():
             out[name] = {s: round(float(a[k][mask].mean()), 4) for k, s in enumerate(SEQUENCES) if present[k]}
     return out
-
-
-def _write_outputs(case: Case, out_dir: Path, seg: np.ndarray, affine: np.ndarray, probs, inv, image) -> None:
-    from monai.data import MetaTensor
-
-    save_image(seg, affine, out_dir / f"{case.case_id}{SEG_SUFFIX}", dtype=np.uint8)
-    if probs is not None:
-        pm = MetaTensor(probs, meta=dict(image.meta))
-        pm.applied_operations = list(image.applied_operations)
-        from monai.transforms import Invertd
-
-        back = Invertd(keys="pred", transform=inv.transform, orig_keys="image", nearest_interp=False)
-        arr = np.asarray(back({"pred": pm, "image": image})["pred"]).astype(np.float32)
-        save_image(np.moveaxis(arr, 0, -1), affine, out_dir / f"{case.case_id}{PROB_SUFFIX}", dtype=np.float32)
 
 
 def _write_json(record: dict, path: Path) -> None:

@@ -15,7 +15,6 @@ import numpy as np
 import torch
 
 from gliomics.config import RunConfig, to_yaml
-from gliomics.constants import MARKERS
 from gliomics.errors import CheckpointError, InputError
 from gliomics.training.checkpoint import BEST, LAST, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from gliomics.training.distributed import DistInfo, barrier, cleanup, init_distributed, resolve_device
@@ -52,20 +51,27 @@ def _prepare_data(cfg: RunConfig, data: Path, markers: Path | None, out: Path, i
 
 
 def _pos_weight(cfg: RunConfig, train) -> dict[str, float]:
-    """pos_weight per marker = negatives / positives in the training split (1 when undefined)."""
+    """pos_weight per marker from the training split's prevalence, clipped to [0.1, 10] so that a marker with very
+    few positives cannot dominate the loss."""
+    from gliomics.losses import pos_weight_from_labels
+
     if cfg.loss.pos_weight is not None:
         return dict(cfg.loss.pos_weight)
-    vec = np.stack([c.marker_vector() for c in train])
-    out = {}
-    for k, m in enumerate(MARKERS):
-        known = vec[:, k][~np.isnan(vec[:, k])]
-        pos = float(known.sum())
-        out[m] = float(np.clip((known.size - pos) / pos, 0.1, 10.0)) if pos > 0 and pos < known.size else 1.0
-    return out
+    weights = pos_weight_from_labels(np.stack([c.marker_vector() for c in train]))
+    return {m: float(np.clip(w, 0.1, 10.0)) for m, w in weights.items()}
+
+
+def _dataset(cases, transform, cache: bool):
+    """Cases as a MONAI dataset; cached datasets run the deterministic transforms (and the gzip decoding) once."""
+    from monai.data import CacheDataset, Dataset
+
+    items = [{"case": c.case, "markers": c.marker_vector()} for c in cases]
+    return CacheDataset(items, transform, cache_rate=1.0, num_workers=0, progress=False) if cache \
+        else Dataset(items, transform)
 
 
 def _loader(cfg: RunConfig, train, info: DistInfo, seed: int):
-    from monai.data import CacheDataset, DataLoader, Dataset
+    from monai.data import DataLoader
     from torch.utils.data import DistributedSampler, RandomSampler
 
     from gliomics.data.transforms import train_transforms
@@ -74,11 +80,7 @@ def _loader(cfg: RunConfig, train, info: DistInfo, seed: int):
                                  modality_dropout=cfg.train.modality_dropout, elastic_prob=cfg.train.elastic_prob,
                                  affine_prob=cfg.train.affine_prob)
     transform.set_random_state(seed=seed + info.rank)
-    items = [{"case": c.case, "markers": c.marker_vector()} for c in train]
-    if cfg.data.cache:
-        ds = CacheDataset(items, transform, cache_rate=1.0, num_workers=0, progress=False)
-    else:
-        ds = Dataset(items, transform)
+    ds = _dataset(train, transform, cfg.data.cache)
     if info.enabled:
         sampler = DistributedSampler(ds, num_replicas=info.world_size, rank=info.rank, shuffle=True, seed=seed)
     else:
@@ -133,7 +135,9 @@ def run_training(cfg: RunConfig, *, data: Path | str, markers: Path | str | None
     train, val = _prepare_data(cfg, data, markers, out, info, resume)
     barrier(info)
     loader = _loader(cfg, train, info, seed)
-    val_transform = inference_transforms(spacing=cfg.data.spacing, load_seg=True)
+    # this rank's share of the validation cases, preprocessed once for the whole run
+    val_data = _dataset(val[info.rank::info.world_size], inference_transforms(spacing=cfg.data.spacing,
+                                                                               load_seg=True), cfg.data.cache)
 
     model = create_model(cfg.model.name, **cfg.model.params).to(dev)
     net = model
@@ -213,7 +217,7 @@ def run_training(cfg: RunConfig, *, data: Path | str, markers: Path | str | None
             bar.total = total_epochs
         last_epoch = epoch == total_epochs - 1
         if val and ((epoch + 1) % cfg.train.val_every == 0 or last_epoch):
-            val_metrics = summarise(validate_cases(model, val, val_transform, roi_size=cfg.train.patch_size,
+            val_metrics = summarise(validate_cases(model, val_data, roi_size=cfg.train.patch_size,
                                                    device=dev, info=info, overlap=cfg.train.val_overlap))
             row.update({f"val_{k}": v for k, v in val_metrics.items() if k != "thresholds"})
             if val_metrics["score"] > best_score:

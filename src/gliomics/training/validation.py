@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import torch
 from sklearn.metrics import roc_auc_score
 
 from gliomics.constants import MARKERS, TUMOUR_LABELS
-from gliomics.data.cohort import CohortCase
 from gliomics.evaluation.regions import dice_per_region
 from gliomics.evaluation.thresholds import youden_threshold
 from gliomics.inference.engine import forward_volume, marker_probabilities
@@ -15,17 +16,17 @@ from gliomics.inference.postprocess import remove_small_components
 from gliomics.training.distributed import DistInfo, all_gather_objects
 
 
-def validate_cases(model: torch.nn.Module, cases: list[CohortCase], transform, *, roi_size, device: torch.device,
+def validate_cases(model: torch.nn.Module, samples: Sequence[dict], *, roi_size, device: torch.device,
                    info: DistInfo, overlap: float = 0.25) -> list[dict]:
-    """Per-case Dice and marker probabilities for this rank's share of ``cases``, gathered from all ranks."""
+    """Per-case Dice and marker probabilities of this rank's preprocessed validation ``samples`` (built once, e.g. a
+    cached dataset of :func:`~gliomics.data.transforms.inference_transforms` output), gathered from all ranks."""
     model.eval()
     rows = []
-    for case in cases[info.rank::info.world_size]:
-        data = transform({"case": case.case, "markers": case.marker_vector()})
+    for data in samples:
         image = data["image"].as_tensor()[None].to(device)
         present = data["present"][None].to(device)
         res = forward_volume(model, image, present, roi_size=roi_size, overlap=overlap)
-        row: dict = {"case_id": case.case_id, "markers": case.marker_vector().tolist()}
+        row: dict = {"case_id": data["case_id"], "markers": np.asarray(data["markers"]).tolist()}
         if res["probs"] is not None and "label" in data:
             pred = res["probs"][0].argmax(0).cpu().numpy().astype(np.uint8)
             affine = np.asarray(data["image"].affine)
