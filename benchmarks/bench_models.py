@@ -31,6 +31,9 @@ import torch
 
 from gliomics.models.registry import default_patch_size, get_model_entry, list_models
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from results_md import write_section  # noqa: E402
+
 SECTION = "## Model size and speed"
 LARGE = 128**3
 
@@ -101,19 +104,6 @@ def _table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def _write_section(path: Path, body: str) -> None:
-    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmark results\n"
-    start = text.find(SECTION)
-    if start == -1:
-        text = text.rstrip("\n") + "\n\n" + body
-    else:
-        nxt = text.find("\n## ", start + len(SECTION))
-        text = text[:start] + body + (text[nxt + 1 :] if nxt != -1 else "")
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text.rstrip("\n") + "\n", encoding="utf-8")
-    tmp.replace(path)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="*", default=None, help="presets to measure (default: all)")
@@ -160,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(body)
     if args.write is not None:
-        _write_section(args.write, body)
+        write_section(args.write, SECTION, body)
     return 0
 
 

@@ -101,8 +101,9 @@ class LossConfig(BaseModel):
 class DataConfig(BaseModel):
     """How cases are found, resampled and split.
 
-    ``spacing`` resamples every case to that voxel size (mm) before the network (``None``: keep the input's);
-    predictions are mapped back to the input geometry.
+    ``spacing`` resamples every case to that voxel size (mm) before the network; ``None`` adopts the median voxel
+    size of the training cases, written into the run's config, so that a run always has one working resolution and
+    inputs of any resolution are resampled to it. Predictions are mapped back to the input geometry.
     """
 
     model_config = ConfigDict(extra="forbid")

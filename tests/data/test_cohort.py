@@ -154,3 +154,16 @@ def test_marker_prevalence_ignores_unknown() -> None:
 
 def test_marker_prevalence_of_empty_cohort() -> None:
     assert marker_prevalence([]) == dict.fromkeys(MARKERS)
+
+
+def test_median_spacing_is_per_ras_axis(tmp_path: Path):
+    from gliomics.data.cohort import median_spacing
+    from gliomics_testing import DEFAULT_AFFINE
+
+    swapped = DEFAULT_AFFINE[:, [2, 0, 1, 3]]  # voxel axis 0 is now the 1.5 mm S axis
+    cases = []
+    for k, affine in enumerate((DEFAULT_AFFINE, DEFAULT_AFFINE, swapped)):
+        folder = make_brats_case(tmp_path, f"C-{k}", shape=(6, 6, 4), affine=affine, with_seg=False)
+        cases.append(Case(f"C-{k}", images={"t1c": folder / f"C-{k}-t1c.nii.gz"}))
+    assert median_spacing(cases) == [1.0, 1.0, 1.5]
+    assert median_spacing([cases[2]]) == [1.0, 1.0, 1.5]

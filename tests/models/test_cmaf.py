@@ -71,3 +71,21 @@ def test_concat_fusion_zeroes_missing_and_has_no_alpha(image16: torch.Tensor) ->
     changed = image16.clone()
     changed[:, [1, 3]] = torch.randn_like(changed[:, [1, 3]]) * 100
     torch.testing.assert_close(fusion(changed, present)[0], fused)
+
+
+@pytest.mark.parametrize("sequence_affine", [True, False])
+def test_embedding_keeps_sequence_identity_only_with_sequence_affine(sequence_affine: bool) -> None:
+    from gliomics.models.blocks.cmaf import SequenceEmbedding
+
+    torch.manual_seed(0)
+    emb = SequenceEmbedding(3, 4, sequence_affine=sequence_affine).eval()
+    if sequence_affine:
+        with torch.no_grad():  # as after training: each sequence has its own scale and shift
+            emb.weight.copy_(torch.rand_like(emb.weight) + 0.5)
+            emb.bias.copy_(torch.randn_like(emb.bias))
+    same = torch.randn(1, 1, 6, 6, 6).expand(1, len(SEQUENCES), 6, 6, 6).contiguous()
+    feats = emb(same, torch.ones(1, len(SEQUENCES), dtype=torch.bool))
+    assert feats.shape == (1, len(SEQUENCES), 4, 6, 6, 6)
+    identical = torch.allclose(feats[:, 0], feats[:, 1])
+    assert identical is not sequence_affine
+    assert emb.conv.conv.weight.shape[1] == 1  # one shared convolution for every sequence either way

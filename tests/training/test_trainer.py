@@ -32,6 +32,7 @@ def test_training_writes_run_folder_and_loss_decreases(tiny_phantom, tmp_path):
     assert "val_dice_ET" in rows[0] and "val_score" in rows[0]
     state = load_checkpoint(run / "best.pt")
     assert state["config"]["model"]["name"] == "mgmtnet_cpu"
+    assert state["config"]["data"]["spacing"] == [4.0, 4.0, 4.0]  # unset: the cohort's median voxel size
     assert set(state["thresholds"]) <= {"idh", "codel_1p19q", "tert"}
     assert summary["epochs_run"] == 4
     splits = json.loads((run / "splits.json").read_text())

@@ -8,8 +8,12 @@ from gliomics import __version__
 from gliomics.cli.compare import compare
 from gliomics.cli.demo import demo
 from gliomics.cli.evaluate import evaluate
+from gliomics.cli.import_ import import_
 from gliomics.cli.phantom import phantom
 from gliomics.cli.predict import predict
+from gliomics.cli.preprocess import preprocess
+from gliomics.cli.report import report
+from gliomics.cli.slices import slice_benchmark, slices
 from gliomics.cli.train import train
 
 app = typer.Typer(
@@ -39,7 +43,12 @@ app.command()(train)
 app.command()(predict)
 app.command()(evaluate)
 app.command()(compare)
+app.command()(report)
 app.command()(demo)
+app.command()(slices)
+app.command(name="slice-benchmark")(slice_benchmark)
+app.command()(preprocess)
+app.command(name="import")(import_)
 
 
 def main() -> None:

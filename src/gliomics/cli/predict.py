@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from gliomics.cli.common import handle_errors, setup_logging
+from gliomics.report.who import DEFAULT_BAND
 
 
 @handle_errors
@@ -22,6 +23,13 @@ def predict(
     overwrite: bool = typer.Option(False, "--overwrite", help="Redo cases that already have outputs."),
     keep_going: bool = typer.Option(False, "--keep-going", help="Report bad cases and finish the others."),
     no_progress: bool = typer.Option(False, "--no-progress", help="Hide the progress bar."),
+    report: bool = typer.Option(False, "--report", help="Also write <case>.html: overlays, attention maps, Grad-CAM."),
+    who_band: float = typer.Option(DEFAULT_BAND, "--who-band", min=0.0, max=0.49,
+                                   help="WHO CNS5 suggestion: indeterminate this close to a marker's threshold."),
+    native: bool = typer.Option(False, "--native", help="Also write <case>_seg_native.nii.gz in the original scan "
+                                "geometry (cases made by `gliomics preprocess`)."),
+    dicom_seg: bool = typer.Option(False, "--dicom-seg", help="Also write <case>_seg.dcm, a DICOM-SEG on the source "
+                                   "series (cases made by `gliomics import --format dicom`)."),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
     """Segment the tumour subregions and predict IDH, 1p/19q and TERT for each case."""
@@ -29,13 +37,37 @@ def predict(
     from gliomics.inference.predictor import Predictor
 
     seqs = [s.strip() for s in sequences.split(",") if s.strip()] if sequences else None
-    predictor = Predictor(device, tta=tta, overlap=overlap, save_probabilities=save_probabilities, sequences=seqs)
+    predictor = Predictor(device, tta=tta, overlap=overlap, save_probabilities=save_probabilities, sequences=seqs,
+                          who_band=who_band)
     predictor.load(model)
+    on_case = None
+    if report:
+        from gliomics.report.case_report import write_case_report
+
+        def on_case(case, record) -> None:
+            write_case_report(case, out, model=predictor.model, config=predictor.config, device=predictor.device,
+                              band=who_band)
+
     result = predictor.predict_folder(input, out, overwrite=overwrite, keep_going=keep_going,
-                                      progress=not no_progress)
+                                      progress=not no_progress, on_case=_with_native_outputs(on_case, out, native,
+                                                                                            dicom_seg))
     typer.echo(f"predicted {len(result['predicted'])} cases, skipped {len(result['skipped'])} already done, "
                f"{len(result['failed'])} failed; outputs in {out}")
     for cid, msg in result["failed"].items():
         typer.echo(f"  failed {cid}: {msg}", err=True)
     if result["failed"]:
         raise typer.Exit(2)
+
+
+def _with_native_outputs(on_case, out: Path, native: bool, dicom_seg: bool):
+    """Chain the --native / --dicom-seg outputs after ``on_case``."""
+    if not (native or dicom_seg):
+        return on_case
+    from gliomics.preprocess.native import native_outputs
+
+    def chained(case, record) -> None:
+        if on_case is not None:
+            on_case(case, record)
+        native_outputs(case, out, native=native, dicom_seg=dicom_seg)
+
+    return chained

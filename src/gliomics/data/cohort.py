@@ -84,3 +84,31 @@ def marker_prevalence(cohort: list[CohortCase]) -> dict[str, float | None]:
         known = vectors[:, k][~np.isnan(vectors[:, k])]
         out[m] = float(known.mean()) if known.size else None
     return out
+
+
+def median_spacing(cases: list[CohortCase] | list[Case]) -> list[float]:
+    """The median voxel size (mm) of ``cases`` along the RAS axes, read from the NIfTI headers of their first image.
+
+    This is the working resolution a run adopts when its config leaves ``data.spacing`` unset (nnU-Net's target
+    spacing): inputs of any resolution are then resampled to it at inference.
+    """
+    import nibabel as nib
+
+    from gliomics.errors import ImageError
+
+    rows = []
+    for item in cases:
+        case = item.case if isinstance(item, CohortCase) else item
+        path = next(iter(case.images.values()))
+        try:
+            img = nib.load(str(path))
+        except Exception as exc:  # nibabel raises many types on a bad header
+            raise ImageError(f"{path}: cannot read the NIfTI header ({exc})") from exc
+        zooms = np.asarray(img.header.get_zooms()[:3], dtype=float)
+        ornt = nib.orientations.io_orientation(img.affine)
+        ras = np.empty(3)
+        ras[ornt[:, 0].astype(int)] = zooms
+        rows.append(ras)
+    if not rows:
+        raise ValueError("median_spacing needs at least one case")
+    return [round(float(v), 4) for v in np.median(np.stack(rows), axis=0)]

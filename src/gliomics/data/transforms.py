@@ -135,16 +135,15 @@ def train_transforms(patch_size: Sequence[int], *, spacing: Sequence[float] | No
 
 
 def inference_transforms(*, spacing: Sequence[float] | None = None, divisible: int = 16,
-                         sequences: Sequence[str] | None = None, load_seg: bool = False) -> Compose:
-    """Deterministic, invertible preprocessing: orientation, spacing, z-score, crop to the brain, pad."""
+                         sequences: Sequence[str] | None = None, load_seg: bool = False, crop: bool = True) -> Compose:
+    """Deterministic, invertible preprocessing: orientation, spacing, crop to the head (unless ``crop=False``),
+    z-score, pad to a multiple of ``divisible``."""
     keys = ["image", "label"] if load_seg else ["image"]
-    return Compose([
-        LoadCased(sequences=sequences, load_seg=load_seg),
-        *_spatial(keys, spacing),
-        CropForegroundd(keys=keys, source_key="image", margin=2, allow_smaller=True),
-        NormalizeIntensityd(keys="image", nonzero=True, channel_wise=True),
-        DivisiblePadd(keys=keys, k=divisible),
-    ])
+    chain = [LoadCased(sequences=sequences, load_seg=load_seg), *_spatial(keys, spacing)]
+    if crop:
+        chain.append(CropForegroundd(keys=keys, source_key="image", margin=2, allow_smaller=True))
+    chain += [NormalizeIntensityd(keys="image", nonzero=True, channel_wise=True), DivisiblePadd(keys=keys, k=divisible)]
+    return Compose(chain)
 
 
 def sequences_present(present: torch.Tensor) -> list[str]:

@@ -11,6 +11,7 @@ import logging
 import os
 import platform
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from gliomics.errors import CheckpointError, GliomicsError, OutputError
 from gliomics.inference.engine import forward_volume, forward_with_tta, marker_probabilities
 from gliomics.inference.postprocess import remove_small_components
 from gliomics.io import Case, discover_cases, save_image
+from gliomics.report.who import DEFAULT_BAND, who_cns5_suggestion
 from gliomics.training.checkpoint import BEST, LAST, load_checkpoint
 from gliomics.training.distributed import resolve_device
 
@@ -45,16 +47,21 @@ class Predictor:
         save_probabilities: Also write the softmax as a 5-channel NIfTI.
         sequences: Use only these sequences (the others are treated as missing).
         min_component_mm3: Whole-tumour and RC components smaller than this are removed.
+        who_band: Indeterminate band of the WHO CNS5 suggestion in the JSON (:mod:`gliomics.report.who`).
+        crop: Crop to the bounding box of the head before the network (the fast path); ``False`` runs the network
+            on the whole padded volume, for comparison.
     """
 
     def __init__(self, device: str = "auto", *, tta: bool = False, overlap: float = 0.25,
                  save_probabilities: bool = False, sequences: list[str] | None = None,
-                 min_component_mm3: float = 50.0) -> None:
+                 min_component_mm3: float = 50.0, who_band: float = DEFAULT_BAND, crop: bool = True) -> None:
         self.device = resolve_device(device)
         self.tta, self.overlap = tta, overlap
         self.save_probabilities = save_probabilities
         self.sequences = sequences
         self.min_component_mm3 = min_component_mm3
+        self.who_band = who_band
+        self.crop = crop
         self.model: torch.nn.Module | None = None
         self.config: RunConfig | None = None
         self.thresholds: dict[str, float] = {}
@@ -84,7 +91,7 @@ class Predictor:
         from gliomics.data.transforms import inference_transforms
 
         self.transform = inference_transforms(spacing=self.config.data.spacing, sequences=self.sequences,
-                                              divisible=getattr(self.model, "size_divisor", 16) * 2)
+                                              divisible=getattr(self.model, "size_divisor", 16) * 2, crop=self.crop)
         return self
 
     def _to_input_geometry(self, volume: torch.Tensor, image, *, nearest: bool) -> np.ndarray:
@@ -135,6 +142,10 @@ class Predictor:
         probs_markers = marker_probabilities(res["markers"])
         record["markers"] = {m: {"probability": round(p_, 4), "threshold": round(self.thresholds[m], 4),
                                  "call": int(p_ >= self.thresholds[m])} for m, p_ in probs_markers.items()}
+        if all(m in record["markers"] for m in MARKERS):
+            record["who_cns5"] = who_cns5_suggestion({m: v["probability"] for m, v in record["markers"].items()},
+                                                     {m: v["threshold"] for m, v in record["markers"].items()},
+                                                     band=self.who_band)
         timings["postprocess_write_s"] = time.perf_counter() - t
         record["timings"] = {k: round(v, 3) for k, v in timings.items()}
         record["model"] = {"name": self.config.model.name, "checkpoint": self.checkpoint.name if self.checkpoint
@@ -145,8 +156,12 @@ class Predictor:
         return record
 
     def predict_folder(self, source: Path | str, out_dir: Path | str, *, overwrite: bool = False,
-                       keep_going: bool = False, progress: bool = True, layout: str = "auto") -> dict[str, Any]:
-        """Predict every case under ``source``; finished cases are skipped unless ``overwrite``."""
+                       keep_going: bool = False, progress: bool = True, layout: str = "auto",
+                       on_case: Callable[[Case, dict[str, Any]], None] | None = None) -> dict[str, Any]:
+        """Predict every case under ``source``; finished cases are skipped unless ``overwrite``.
+
+        ``on_case(case, record)`` runs after each case's outputs are written (e.g. to write its HTML report).
+        """
         from tqdm import tqdm
 
         out_dir = Path(out_dir)
@@ -160,7 +175,9 @@ class Predictor:
                 skipped.append(case.case_id)
                 continue
             try:
-                self.predict_case(case, out_dir)
+                record = self.predict_case(case, out_dir)
+                if on_case is not None:
+                    on_case(case, record)
                 done.append(case.case_id)
             except GliomicsError as exc:
                 if not keep_going:

@@ -127,12 +127,19 @@ def run_training(cfg: RunConfig, *, data: Path | str, markers: Path | str | None
         if out.exists() and not out.is_dir():
             raise InputError(f"{out}: output path exists and is not a folder")
         out.mkdir(parents=True, exist_ok=True)
-        (out / CONFIG_FILE).write_text(to_yaml(cfg))
     n_epochs, budget_min = _budget_epochs(cfg, epochs, minutes)
     seed = cfg.train.seed
     set_determinism(seed=seed + info.rank)
 
     train, val = _prepare_data(cfg, data, markers, out, info, resume)
+    if cfg.data.spacing is None:
+        # adopt the training cohort's median voxel size, so that inputs of any resolution are resampled to it
+        from gliomics.data.cohort import median_spacing
+
+        cfg = cfg.model_copy(update={"data": cfg.data.model_copy(update={"spacing": median_spacing(train)})})
+        logger.info("working spacing: %s mm (median of the training cases)", cfg.data.spacing)
+    if state is None and info.is_main:
+        (out / CONFIG_FILE).write_text(to_yaml(cfg))
     barrier(info)
     loader = _loader(cfg, train, info, seed)
     # this rank's share of the validation cases, preprocessed once for the whole run

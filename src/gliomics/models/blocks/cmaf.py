@@ -53,23 +53,42 @@ def broadcast_present(present: torch.Tensor, like: torch.Tensor) -> torch.Tensor
 class SequenceEmbedding(nn.Module):
     """One *shared* conv-norm-ReLU applied to every 1-channel sequence, giving ``B x S x C' x spatial``.
 
+    With ``sequence_affine=True`` (the default) the normalisation's scale and shift are learnt per sequence
+    (conditional normalisation) while the convolution stays shared. A fully shared embedding maps equal intensities of
+    different sequences to equal features, so that ``sum_m alpha_m F_m`` cannot tell "bright on T1ce" (enhancing
+    tumour) from "bright on FLAIR" (oedema) except through ``alpha``; training then depends on the attention
+    discovering that asymmetry by chance, and with some initialisations it never does and the tumour core is never
+    segmented. A per-sequence scale and shift (2 C' parameters per sequence) keeps the identity of each sequence
+    in its features at no cost in compute. ``sequence_affine=False`` is the paper's fully shared embedding.
+
     Args:
         spatial_dims: number of spatial dimensions.
         embed_channels: C', the channels of each sequence's embedding.
         kernel_size: kernel of the shared convolution (3 in the paper).
         norm_name: normalisation, in MONAI's ``(name, args)`` form.
+        num_sequences: S; needed for ``sequence_affine``.
+        sequence_affine: learn the normalisation's affine per sequence.
     """
 
     def __init__(
-        self, spatial_dims: int, embed_channels: int, kernel_size: int = 3, norm_name: str | tuple = DEFAULT_NORM
+        self, spatial_dims: int, embed_channels: int, kernel_size: int = 3, norm_name: str | tuple = DEFAULT_NORM,
+        num_sequences: int = len(SEQUENCES), sequence_affine: bool = True,
     ) -> None:
         super().__init__()
         if embed_channels < 1:
             raise ValueError(f"embed_channels must be positive, got {embed_channels}.")
         self.embed_channels = embed_channels
-        self.conv = Convolution(
-            spatial_dims, 1, embed_channels, kernel_size=kernel_size, act="relu", norm=norm_name, adn_ordering="NDA"
-        )
+        self.sequence_affine = sequence_affine
+        if sequence_affine:
+            name, args = (norm_name, {}) if isinstance(norm_name, str) else (norm_name[0], dict(norm_name[1]))
+            args["affine"] = False
+            self.conv = Convolution(spatial_dims, 1, embed_channels, kernel_size=kernel_size, act=None,
+                                    norm=(name, args), adn_ordering="N")
+            self.weight = nn.Parameter(torch.ones(num_sequences, embed_channels))
+            self.bias = nn.Parameter(torch.zeros(num_sequences, embed_channels))
+        else:
+            self.conv = Convolution(spatial_dims, 1, embed_channels, kernel_size=kernel_size, act="relu",
+                                    norm=norm_name, adn_ordering="NDA")
 
     def forward(self, x: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
         b, s = x.shape[:2]
@@ -77,7 +96,11 @@ class SequenceEmbedding(nn.Module):
         x = torch.where(broadcast_present(present, x), x, torch.zeros_like(x))
         # Folding the sequences into the batch axis is what makes the embedding shared across sequences.
         f = self.conv(x.reshape(b * s, 1, *x.shape[2:]))
-        return f.view(b, s, self.embed_channels, *f.shape[2:])
+        f = f.view(b, s, self.embed_channels, *f.shape[2:])
+        if self.sequence_affine:
+            shape = (1, s, self.embed_channels) + (1,) * (f.ndim - 3)
+            f = torch.relu(f * self.weight.view(shape) + self.bias.view(shape))
+        return f
 
 
 class _SequenceFusion(nn.Module):
@@ -89,15 +112,18 @@ class _SequenceFusion(nn.Module):
         num_sequences: S, the number of input sequences.
         embed_channels: C', the channels of each embedding and of the fused output.
         norm_name: normalisation of the embedding, in MONAI's ``(name, args)`` form.
+        sequence_affine: per-sequence scale and shift of the embedding (see :class:`SequenceEmbedding`).
     """
 
-    def __init__(self, spatial_dims: int, num_sequences: int, embed_channels: int, norm_name: str | tuple) -> None:
+    def __init__(self, spatial_dims: int, num_sequences: int, embed_channels: int, norm_name: str | tuple,
+                 sequence_affine: bool = True) -> None:
         super().__init__()
         if num_sequences < 1:
             raise ValueError(f"num_sequences must be positive, got {num_sequences}.")
         self.num_sequences = num_sequences
         self.out_channels = embed_channels
-        self.embed = SequenceEmbedding(spatial_dims, embed_channels, norm_name=norm_name)
+        self.embed = SequenceEmbedding(spatial_dims, embed_channels, norm_name=norm_name, num_sequences=num_sequences,
+                                       sequence_affine=sequence_affine)
 
     def _embed(self, x: torch.Tensor, present: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
         """Return the validated ``B x S`` mask and the embeddings ``B x S x C' x spatial``."""
@@ -110,7 +136,8 @@ class CMAF(_SequenceFusion):
     Using a Multi-Task Deep Learning Approach for Comprehensive Glioma Profiling", Bioengineering 2025,
     <https://doi.org/10.3390/bioengineering12090979>.
 
-    Each sequence is embedded by one shared 3x3x3 conv + norm + ReLU into C' channels. At every voxel the S
+    Each sequence is embedded by one shared 3x3x3 conv + norm + ReLU into C' channels (with a per-sequence scale and
+    shift of the normalisation unless ``sequence_affine=False``, see :class:`SequenceEmbedding`). At every voxel the S
     embeddings are concatenated (S*C') and a 1x1x1-conv MLP (S*C' -> hidden -> S, dropout after the first layer)
     gives logits; a softmax over the sequences gives weights ``alpha`` that sum to 1, and the output is
     ``sum_m alpha_m * F_m`` (C' channels). Missing sequences get a logit of -inf, hence ``alpha == 0`` exactly.
@@ -127,6 +154,7 @@ class CMAF(_SequenceFusion):
         hidden_channels: width of the attention MLP; defaults to ``max(C' // 2, 4)`` (the paper's "C'/2").
         dropout_prob: dropout after the first MLP layer (0.2 in the paper).
         norm_name: normalisation of the embedding, in MONAI's ``(name, args)`` form.
+        sequence_affine: per-sequence scale and shift of the embedding; ``False`` is the paper's shared embedding.
     """
 
     def __init__(
@@ -137,8 +165,9 @@ class CMAF(_SequenceFusion):
         hidden_channels: int | None = None,
         dropout_prob: float = 0.2,
         norm_name: str | tuple = DEFAULT_NORM,
+        sequence_affine: bool = True,
     ) -> None:
-        super().__init__(spatial_dims, num_sequences, embed_channels, norm_name)
+        super().__init__(spatial_dims, num_sequences, embed_channels, norm_name, sequence_affine)
         if not 0.0 <= dropout_prob < 1.0:
             raise ValueError(f"dropout_prob must be in [0, 1), got {dropout_prob}.")
         hidden_channels = max(embed_channels // 2, 4) if hidden_channels is None else hidden_channels
@@ -182,6 +211,7 @@ class ConcatFusion(_SequenceFusion):
         num_sequences: S, the number of input sequences.
         embed_channels: C', the channels of each embedding and of the fused output.
         norm_name: normalisation, in MONAI's ``(name, args)`` form.
+        sequence_affine: per-sequence scale and shift of the embedding (as in :class:`CMAF`).
     """
 
     def __init__(
@@ -190,8 +220,9 @@ class ConcatFusion(_SequenceFusion):
         num_sequences: int = len(SEQUENCES),
         embed_channels: int = 16,
         norm_name: str | tuple = DEFAULT_NORM,
+        sequence_affine: bool = True,
     ) -> None:
-        super().__init__(spatial_dims, num_sequences, embed_channels, norm_name)
+        super().__init__(spatial_dims, num_sequences, embed_channels, norm_name, sequence_affine)
         self.fuse = Convolution(
             spatial_dims, num_sequences * embed_channels, embed_channels, kernel_size=1, act="relu", norm=norm_name
         )

@@ -77,6 +77,9 @@ class MGMTNet(MultiSequenceNet):
         descriptors: also feed the marker heads hand-crafted tumour descriptors of the predicted segmentation
             (:class:`~gliomics.models.blocks.descriptors.TumourDescriptors`); a gliomics addition, off in the
             paper preset.
+        sequence_affine: learn the scale and shift of the shared sequence embedding per sequence, so that fused
+            features keep which sequence they came from (see :class:`~gliomics.models.blocks.cmaf.SequenceEmbedding`);
+            ``False`` is the paper's fully shared embedding.
     """
 
     #: Every spatial size of the input must be a multiple of this (three halvings in the encoder).
@@ -110,6 +113,7 @@ class MGMTNet(MultiSequenceNet):
         norm_name: str | tuple = ("instance", {"affine": True}),
         markers: Sequence[str] = MARKERS,
         descriptors: bool = False,
+        sequence_affine: bool = True,
     ) -> None:
         super().__init__(spatial_dims, in_channels)
         if out_channels < 2:
@@ -131,10 +135,12 @@ class MGMTNet(MultiSequenceNet):
 
         if fusion == "cmaf":
             self.fusion: nn.Module = CMAF(
-                spatial_dims, in_channels, embed_channels, dropout_prob=fusion_dropout_prob, norm_name=norm_name
+                spatial_dims, in_channels, embed_channels, dropout_prob=fusion_dropout_prob, norm_name=norm_name,
+                sequence_affine=sequence_affine,
             )
         else:
-            self.fusion = ConcatFusion(spatial_dims, in_channels, embed_channels, norm_name=norm_name)
+            self.fusion = ConcatFusion(spatial_dims, in_channels, embed_channels, norm_name=norm_name,
+                                       sequence_affine=sequence_affine)
         self.cnn = CNNBranch(spatial_dims, embed_channels, feature_size, norm_name=norm_name, dropout_prob=dropout_prob)
         enc_channels = self.cnn.out_channels
         self.encoder_kind = encoder

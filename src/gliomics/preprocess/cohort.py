@@ -1,0 +1,145 @@
+"""Preprocess a cohort: case discovery, worker processes, skipping finished cases, one atomic folder per case."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+from pathlib import Path
+from typing import Any
+
+from gliomics.errors import GliomicsError, OutputError
+from gliomics.io.cases import Case
+from gliomics.io.layouts import discover_cases
+from gliomics.preprocess.pipeline import PreprocessSettings, load_registration_atlas, preprocess_case
+
+logger = logging.getLogger(__name__)
+
+MARKERS_FILE = "markers.csv"
+
+
+def _set_threads(threads: int) -> None:
+    import SimpleITK as sitk
+
+    sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(max(1, threads))
+
+
+def run_case(case: Case, out: Path, settings: PreprocessSettings, *, overwrite: bool = False) -> dict[str, Any]:
+    """Preprocess one case into ``out / case_id`` through a temporary folder renamed into place.
+
+    Raises:
+        GliomicsError: Bad input; nothing is left behind.
+    """
+    final = out / case.case_id
+    tmp = out / f".{case.case_id}.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        record = preprocess_case(case, tmp, settings)
+        if final.exists():
+            if not overwrite:
+                raise OutputError(f"{final}: already exists")
+            old = out / f".{case.case_id}.old-{os.getpid()}"
+            os.replace(final, old)
+            os.replace(tmp, final)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, final)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return record
+
+
+def _worker(case: Case, out: Path, settings: PreprocessSettings, overwrite: bool, threads: int) -> dict[str, Any]:
+    _set_threads(threads)
+    return run_case(case, out, settings, overwrite=overwrite)
+
+
+def _copy_markers(source: Path, out: Path) -> None:
+    """Carry a ``markers.csv`` that sits beside the input cases over to the output, if the output has none."""
+    folder = source if source.is_dir() else source.parent
+    src, dst = folder / MARKERS_FILE, out / MARKERS_FILE
+    if src.is_file() and not dst.exists():
+        tmp = out / f".{MARKERS_FILE}.tmp-{os.getpid()}"
+        shutil.copyfile(src, tmp)
+        os.replace(tmp, dst)
+
+
+def preprocess_cohort(source: Path | str, out: Path | str, settings: PreprocessSettings | None = None, *,
+                      workers: int = 1, overwrite: bool = False, keep_going: bool = False, progress: bool = True,
+                      layout: str = "auto") -> dict[str, Any]:
+    """Preprocess every case found under ``source`` into ``out`` (BraTS 2024 layout).
+
+    Cases whose output folder exists are skipped unless ``overwrite``. Each case is written to a hidden temporary
+    folder and renamed into place, so an interrupted run leaves only finished cases.
+
+    Args:
+        source: Raw cases in any layout of :func:`~gliomics.io.discover_cases` (sequences may differ in grid).
+        out: Output folder.
+        settings: Pipeline options.
+        workers: Worker processes; the cores are shared between them (SimpleITK threads per worker).
+        overwrite: Redo finished cases.
+        keep_going: Record failing cases and finish the others (otherwise the first bad case stops the run).
+        progress: Show a progress bar on stderr.
+        layout: Input layout, as in :func:`~gliomics.io.discover_cases`.
+
+    Returns:
+        ``{"preprocessed": [...], "skipped": [...], "failed": {case_id: message}}``.
+
+    Raises:
+        GliomicsError: Bad input (unless ``keep_going``), or an output path that is not a folder.
+    """
+    from tqdm import tqdm
+
+    settings = settings or PreprocessSettings()
+    source, out = Path(source), Path(out)
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"{out}: output path exists and is not a folder")
+    cases = discover_cases(source, layout=layout, allow_missing=True)
+    if not settings.skip_registration:
+        load_registration_atlas(settings.atlas, settings.mask)  # a bad atlas or mask fails before any case runs
+    out.mkdir(parents=True, exist_ok=True)
+    _copy_markers(source, out)
+    todo = [c for c in cases if overwrite or not (out / c.case_id).is_dir()]
+    skipped = [c.case_id for c in cases if c not in todo]
+    done: list[str] = []
+    failed: dict[str, str] = {}
+    bar = tqdm(total=len(cases), initial=len(skipped), desc="preprocess", unit="case", disable=not progress)
+
+    def finish(case_id: str, error: BaseException | None) -> None:
+        bar.update(1)
+        if error is None:
+            done.append(case_id)
+        elif isinstance(error, GliomicsError) and keep_going:
+            failed[case_id] = str(error)
+            logger.error("%s: %s", case_id, error)
+        else:
+            raise error
+
+    threads = max(1, (os.cpu_count() or 1) // max(1, workers))
+    try:
+        if workers <= 1 or len(todo) <= 1:
+            _set_threads(os.cpu_count() or 1)
+            for case in todo:
+                try:
+                    run_case(case, out, settings, overwrite=overwrite)
+                except GliomicsError as exc:
+                    finish(case.case_id, exc)
+                else:
+                    finish(case.case_id, None)
+        else:
+            with ProcessPoolExecutor(max_workers=workers) as pool:
+                futures = {pool.submit(_worker, c, out, settings, overwrite, threads): c.case_id for c in todo}
+                pending = set(futures)
+                while pending:
+                    finished, pending = wait(pending, return_when=FIRST_EXCEPTION)
+                    for future in finished:
+                        try:
+                            finish(futures[future], future.exception())
+                        except BaseException:
+                            for other in pending:
+                                other.cancel()
+                            raise
+    finally:
+        bar.close()
+    return {"preprocessed": sorted(done), "skipped": skipped, "failed": failed}

@@ -1,0 +1,227 @@
+"""The per-case HTML report (``<case>.html`` beside ``<case>.json``): overlays, attention maps, Grad-CAM, the numbers.
+
+The report reads what ``gliomics predict`` wrote (``<case>.json`` and ``<case>_seg.nii.gz``) and re-runs the model
+once on the input case for the maps (:mod:`gliomics.report.maps`). It shows the case id and derived numbers only:
+no file paths and no image-header fields, so nothing identifying beyond the id the user chose.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import logging
+import math
+import os
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from gliomics.constants import MARKER_NAMES, MARKERS, SEQUENCE_NAMES, SEQUENCES
+from gliomics.errors import InputError, OutputError
+from gliomics.io import Case
+from gliomics.report.templates import CASE_TEMPLATE, render
+from gliomics.report.who import DEFAULT_BAND, who_cns5_suggestion
+
+logger = logging.getLogger(__name__)
+
+SEG_SUFFIX = "_seg.nii.gz"
+REPORT_SUFFIX = ".html"
+CAVEAT = ("Research tool, not a diagnosis. Segmentations, marker probabilities and the WHO CNS5 suggestion come from "
+          "MRI alone, by a model trained for research; they must not guide the care of a patient and must be "
+          "confirmed by histology and molecular testing of tissue.")
+#: How each marker's call reads: (altered, not altered).
+CALL_WORDS: dict[str, tuple[str, str]] = {
+    "idh": ("IDH-mutant", "IDH-wildtype"),
+    "codel_1p19q": ("1p/19q-codeleted", "1p/19q intact"),
+    "tert": ("TERT promoter mutant", "TERT promoter wild-type"),
+}
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def load_prediction(pred_dir: Path | str, case_id: str) -> tuple[dict[str, Any], Path | None]:
+    """Read and check ``<case>.json`` (and find ``<case>_seg.nii.gz``) in a prediction folder.
+
+    Returns:
+        The record and the segmentation path (None for a marker-only model, whose record has no volumes).
+
+    Raises:
+        InputError: the folder or the JSON is missing, the JSON is invalid or lacks the marker results, or the
+            record has volumes but the segmentation file is missing.
+    """
+    pred_dir = Path(pred_dir)
+    if not pred_dir.is_dir():
+        raise InputError(f"{pred_dir}: prediction folder not found")
+    path = pred_dir / f"{case_id}.json"
+    if not path.is_file():
+        raise InputError(f"{path}: prediction record not found (run `gliomics predict` first)")
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: not valid JSON ({exc})") from exc
+    markers = record.get("markers") if isinstance(record, dict) else None
+    if not isinstance(markers, dict):
+        raise InputError(f"{path}: incomplete prediction record (no marker results)")
+    for m, v in markers.items():
+        if not isinstance(v, dict) or not all(_number(v.get(k)) for k in ("probability", "threshold")):
+            raise InputError(f"{path}: incomplete prediction record (marker {m!r} lacks probability or threshold)")
+    if record.get("case_id") != case_id:
+        raise InputError(f"{path}: the record is of case {record.get('case_id')!r}, not {case_id!r}")
+    seg = pred_dir / f"{case_id}{SEG_SUFFIX}"
+    if record.get("volumes_ml") is not None and not seg.is_file():
+        raise InputError(f"{seg}: segmentation missing from the prediction folder (incomplete prediction)")
+    return record, (seg if seg.is_file() else None)
+
+
+def prediction_case_ids(target: Path | str) -> tuple[Path, list[str]]:
+    """The prediction folder and case ids of ``target``: a ``<case>.json`` file or a prediction folder."""
+    target = Path(target)
+    if target.is_file():
+        if target.suffix != ".json":
+            raise InputError(f"{target}: expected a <case>.json written by `gliomics predict` or its folder")
+        return target.parent, [target.stem]
+    if not target.is_dir():
+        raise InputError(f"{target}: prediction folder not found")
+    ids = sorted(p.stem for p in target.glob("*.json") if not p.name.startswith("."))
+    if not ids:
+        raise InputError(f"{target}: no <case>.json in this folder; is it a `gliomics predict` output folder?")
+    return target, ids
+
+
+def _marker_rows(record: Mapping[str, Any]) -> list[dict[str, Any]]:
+    rows = []
+    for m in MARKERS:
+        v = record["markers"].get(m)
+        if v is None:
+            continue
+        altered = v["probability"] >= v["threshold"]
+        rows.append({"name": MARKER_NAMES[m], "probability": v["probability"], "threshold": v["threshold"],
+                     "call": CALL_WORDS[m][0 if altered else 1]})
+    return rows
+
+
+def who_for_record(record: Mapping[str, Any], band: float = DEFAULT_BAND) -> dict[str, Any] | None:
+    """The WHO CNS5 suggestion from a record's marker probabilities and thresholds; None without all three."""
+    markers = record.get("markers") or {}
+    if not all(m in markers for m in MARKERS):
+        return None
+    return who_cns5_suggestion({m: markers[m]["probability"] for m in MARKERS},
+                               {m: markers[m]["threshold"] for m in MARKERS}, band=band)
+
+
+def _cmaf_table(record: Mapping[str, Any]) -> dict[str, Any] | None:
+    weights = record.get("mean_cmaf_weight")
+    if not weights:
+        return None
+    seqs = [s for s in SEQUENCES if any(s in row for row in weights.values())]
+    return {"sequences": [SEQUENCE_NAMES[s] for s in seqs],
+            "rows": {region: {SEQUENCE_NAMES[s]: f"{row[s]:.3f}" for s in seqs if s in row}
+                     for region, row in weights.items()}}
+
+
+_CAPTIONS = {
+    "overlay": ("Segmentation overlay", "Axial, coronal and sagittal planes through the centroid of the predicted "
+                "tumour in the network's grid (RAS{spacing}, cropped to the brain), radiological convention (the "
+                "patient's right on the left). BraTS colours: red NETC, green SNFH, yellow ET, blue RC."),
+    "cmaf": ("CMAF attention", "Cross-modality attention fusion: the weight α of each sequence at every voxel (the "
+             "weights of the present sequences sum to 1). White line: outline of the predicted tumour."),
+    "pooling": ("Marker attention pooling", "Where the marker heads pool the encoder features F_ENC (1/8 resolution, "
+                "upsampled): the attention-pooling weights, divided by their maximum, over T1ce (or the first "
+                "present sequence)."),
+    "gradcam": ("Grad-CAM", "Grad-CAM (Captum LayerGradCam) of each marker's logit with respect to F_ENC: the regions "
+                "whose features raise the probability of the altered state, divided by the maximum. Coarse (1/8 "
+                "resolution, upsampled) and not a proof of what the model relies on."),
+}
+
+
+def build_case_html(record: Mapping[str, Any], maps=None, *, band: float = DEFAULT_BAND,
+                    extra_timings: Mapping[str, float] | None = None) -> str:
+    """The report of one case as a self-contained HTML page.
+
+    Args:
+        record: The ``<case>.json`` record.
+        maps: A :class:`~gliomics.report.maps.CaseMaps`, or None to show the numbers only.
+        band: Indeterminate band of the WHO CNS5 suggestion.
+        extra_timings: Seconds of the report's own steps, shown after the prediction's timings.
+    """
+    figures: list[dict[str, str]] = []
+    maps_note = None
+    if maps is not None:
+        from gliomics.report.figures import case_figures
+
+        spacing = ", " + " × ".join(f"{s:g}" for s in maps.spacing) + " mm"
+        for key, src in case_figures(maps).items():
+            if src is not None:
+                title, caption = _CAPTIONS[key]
+                figures.append({"title": title, "caption": caption.format(spacing=spacing), "src": src})
+        whole = all(s.start == 0 and s.stop == n for s, n in zip(maps.window, maps.image.shape[1:]))
+        where = "the whole preprocessed volume" if whole else (
+            "a window of " + " × ".join(str(s.stop - s.start) for s in maps.window) + " voxels centred on the "
+            "predicted tumour (maps are blank outside it)")
+        probs = ", ".join(f"{MARKER_NAMES[m]} {p:.3f}" for m, p in maps.window_markers.items())
+        maps_note = (f"The maps come from one pass of the model over {where}; its marker probabilities there: "
+                     f"{probs or 'none'}. The numbers above are the prediction's own (with test-time flips if "
+                     "`--tta` was used).")
+        if maps.gradcam_layer is None and maps.window_markers:
+            maps_note += " Grad-CAM is not available for this model: it has no fused encoder output F_ENC."
+    timings = {k: float(v) for k, v in (record.get("timings") or {}).items() if _number(v)}
+    timings.update(extra_timings or {})
+    present = record.get("sequences_present") or []
+    return render(
+        CASE_TEMPLATE,
+        record={"case_id": record["case_id"]},
+        generated=_dt.datetime.now().strftime("%Y-%m-%d %H:%M"),
+        versions=record.get("versions") or {},
+        model=record.get("model") or {"name": "unknown", "checkpoint": None},
+        caveat=CAVEAT,
+        markers=_marker_rows(record),
+        who=who_for_record(record, band),
+        volumes=record.get("volumes_ml"),
+        present=[SEQUENCE_NAMES.get(s, s) for s in present],
+        missing=[SEQUENCE_NAMES.get(s, s) for s in record.get("sequences_missing") or []],
+        cmaf_table=_cmaf_table(record),
+        figures=figures,
+        maps_note=maps_note,
+        timings=timings,
+    )
+
+
+def write_html(text: str, path: Path) -> Path:
+    """Write ``text`` to ``path`` atomically (a temporary name renamed into place)."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise OutputError(f"{path}: cannot write the report ({exc.strerror})") from exc
+    return path
+
+
+def write_case_report(case: Case, pred_dir: Path | str, *, model, config, device, out: Path | str | None = None,
+                      band: float = DEFAULT_BAND) -> Path:
+    """Compute the maps of ``case`` and write its report (default ``pred_dir/<case>.html``); returns the path.
+
+    Args:
+        case: The input case (its images are re-read for the views and the maps).
+        pred_dir: The folder with ``<case>.json`` and ``<case>_seg.nii.gz``.
+        model: The run's network, in eval mode on ``device`` (e.g. ``Predictor.model``).
+        config: The run's config (``Predictor.config``).
+        device: Where the model is.
+        out: The HTML file; defaults to ``pred_dir/<case>.html``.
+        band: Indeterminate band of the WHO CNS5 suggestion.
+    """
+    from gliomics.report.maps import compute_case_maps
+
+    record, seg = load_prediction(pred_dir, case.case_id)
+    maps = compute_case_maps(model, config, case, seg_path=seg, sequences=record.get("sequences_present"),
+                             device=device)
+    start = time.perf_counter()
+    html = build_case_html(record, maps, band=band, extra_timings={"report_maps_s": maps.seconds})
+    logger.debug("%s: report figures in %.1f s", case.case_id, time.perf_counter() - start)
+    path = Path(out) if out is not None else Path(pred_dir) / f"{case.case_id}{REPORT_SUFFIX}"
+    return write_html(html, path)

@@ -1,0 +1,154 @@
+"""Figures of the cohort report: Dice box plots, ROC curves, calibration curves and confusion matrices.
+
+Each function takes what ``gliomics evaluate`` wrote (the rows of ``per_case.csv`` and ``summary.json``) and returns a
+``data:image/png;base64`` URI, or None when there is nothing to draw.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from matplotlib.figure import Figure
+from sklearn.metrics import roc_curve
+
+from gliomics.constants import MARKER_NAMES, MARKERS, REGIONS
+from gliomics.report.figures import to_data_uri
+
+
+def column(rows: Sequence[Mapping[str, Any]], key: str) -> np.ndarray:
+    """A numeric column of ``per_case.csv`` rows; empty cells and text become NaN."""
+    out = []
+    for r in rows:
+        try:
+            out.append(float(r.get(key)))
+        except (TypeError, ValueError):
+            out.append(math.nan)
+    return np.asarray(out, dtype=float)
+
+
+def _finite(values: np.ndarray) -> np.ndarray:
+    return values[np.isfinite(values)]
+
+
+def dice_figure(rows: Sequence[Mapping[str, Any]]) -> str | None:
+    """Box plots of the per-case whole-volume and lesion-wise Dice of every region."""
+    regions = [r for r in REGIONS if _finite(column(rows, f"{r}_dice")).size]
+    if not regions:
+        return None
+    fig = Figure(figsize=(1.4 * len(regions) + 2, 4.2), layout="constrained")
+    ax = fig.subplots()
+    for offset, (key, colour, name) in enumerate((("dice", "#4477aa", "whole-volume"),
+                                                  ("lesion_dice", "#ee6677", "lesion-wise (BraTS 2024)"))):
+        data = [_finite(column(rows, f"{r}_{key}")) for r in regions]
+        positions = np.arange(len(regions)) * 3 + offset
+        box = ax.boxplot(data, positions=positions, widths=0.8, patch_artist=True, showfliers=False)
+        for patch in box["boxes"]:
+            patch.set(facecolor=colour, alpha=0.45)
+        rng = np.random.default_rng(0)
+        for pos, values in zip(positions, data):
+            ax.scatter(pos + rng.uniform(-0.25, 0.25, values.size), values, s=9, color=colour, zorder=3)
+        ax.plot([], [], color=colour, lw=6, alpha=0.45, label=name)
+    ax.set_xticks(np.arange(len(regions)) * 3 + 0.5, regions)
+    ax.set_ylim(-0.03, 1.03)
+    ax.set_ylabel("Dice")
+    ax.set_title(f"Dice per region ({len(rows)} cases)")
+    fig.legend(loc="outside lower center", ncol=2, fontsize=8, frameon=False)
+    ax.grid(axis="y", alpha=0.3)
+    return to_data_uri(fig)
+
+
+def _labelled(rows: Sequence[Mapping[str, Any]], marker: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Labels, probabilities and the indices of the rows where both are known."""
+    y, p = column(rows, f"label_{marker}"), column(rows, f"prob_{marker}")
+    keep = np.flatnonzero(np.isfinite(y) & np.isfinite(p))
+    return y[keep].astype(int), p[keep], keep
+
+
+def roc_figure(rows: Sequence[Mapping[str, Any]], summary: Mapping[str, Any],
+               posteriors: Mapping[str, Mapping[str, float]] | None = None) -> str | None:
+    """ROC curve of each marker with its AUC and DeLong 95% CI; the phantom's Bayes-optimal curve when known.
+
+    Args:
+        rows: ``per_case.csv`` rows.
+        summary: ``summary.json``.
+        posteriors: Marker → case id → exact Bayes posterior (phantom cohorts), or None.
+    """
+    markers = [m for m in MARKERS if m in summary.get("markers", {}) and len(set(_labelled(rows, m)[0])) == 2]
+    if not markers:
+        return None
+    fig = Figure(figsize=(4.2 * len(markers), 4.4), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, len(markers)))
+    for ax, m in zip(axes, markers):
+        y, p, keep = _labelled(rows, m)
+        s = summary["markers"][m]
+        fpr, tpr, _ = roc_curve(y, p)
+        lo, hi = s.get("auc_ci_delong", [math.nan, math.nan])
+        ax.plot(fpr, tpr, color="#4477aa", lw=2, label=f"model: AUC {s['auc']:.3f} [{lo:.3f}, {hi:.3f}]")
+        if posteriors and m in posteriors:
+            ids = [rows[i]["case_id"] for i in keep]
+            known = [k for k, cid in enumerate(ids) if cid in posteriors[m]]
+            if len(set(y[known])) == 2:
+                b_fpr, b_tpr, _ = roc_curve(y[known], [posteriors[m][ids[k]] for k in known])
+                bayes = summary.get("bayes_optimal_auc", {}).get(m)
+                tag = f": AUC {bayes:.3f}" if isinstance(bayes, float) and math.isfinite(bayes) else ""
+                ax.plot(b_fpr, b_tpr, color="#228833", lw=1.5, ls="--", label=f"Bayes-optimal{tag}")
+        ax.plot([0, 1], [0, 1], color="grey", lw=0.8, ls=":")
+        ax.set(xlim=(0, 1), ylim=(0, 1.01), xlabel="1 − specificity", ylabel="sensitivity",
+               title=f"{MARKER_NAMES[m]} (n = {y.size}, {int(y.sum())} altered)")
+        ax.set_aspect("equal")
+        ax.legend(loc="lower right", fontsize=8)
+    fig.suptitle("ROC curves (AUC with DeLong 95% CI)")
+    return to_data_uri(fig)
+
+
+def calibration_figure(summary: Mapping[str, Any]) -> str | None:
+    """Reliability curve of each marker (quantile bins) with ECE, calibration slope and intercept."""
+    markers = [m for m in MARKERS if (summary.get("markers", {}).get(m, {}).get("calibration") or {}).get("prob_pred")]
+    if not markers:
+        return None
+    fig = Figure(figsize=(4.2 * len(markers), 4.4), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, len(markers)))
+    for ax, m in zip(axes, markers):
+        cal = summary["markers"][m]["calibration"]
+        counts = np.asarray(cal.get("bin_counts") or [1] * len(cal["prob_pred"]), dtype=float)
+        ax.plot([0, 1], [0, 1], color="grey", lw=0.8, ls=":", label="perfect calibration")
+        ax.plot(cal["prob_pred"], cal["prob_true"], color="#aa3377", lw=1.5)
+        ax.scatter(cal["prob_pred"], cal["prob_true"], s=20 + 80 * counts / counts.max(), color="#aa3377", zorder=3)
+        text = [f"ECE {cal.get('ece', math.nan):.3f}", f"slope {cal.get('slope', math.nan):.2f}",
+                f"intercept {cal.get('intercept', math.nan):.2f}", f"Brier {cal.get('brier', math.nan):.3f}"]
+        ax.text(0.04, 0.96, "\n".join(text), transform=ax.transAxes, va="top", fontsize=8,
+                bbox={"facecolor": "white", "alpha": 0.8, "edgecolor": "#ccc"})
+        ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="mean predicted probability", ylabel="observed rate",
+               title=MARKER_NAMES[m])
+        ax.set_aspect("equal")
+        ax.legend(loc="lower right", fontsize=8)
+    fig.suptitle("Calibration (quantile bins; marker size = cases per bin)")
+    return to_data_uri(fig)
+
+
+def confusion_figure(summary: Mapping[str, Any]) -> str | None:
+    """Confusion matrix of each marker's calls at its threshold, normalised per true class, with the counts."""
+    markers = [m for m in MARKERS if "tp" in (summary.get("markers", {}).get(m, {}).get("metrics") or {})]
+    if not markers:
+        return None
+    fig = Figure(figsize=(3.4 * len(markers), 3.6), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, len(markers)))
+    for ax, m in zip(axes, markers):
+        met = summary["markers"][m]["metrics"]
+        counts = np.array([[met["tn"], met["fp"]], [met["fn"], met["tp"]]], dtype=float)
+        totals = counts.sum(1, keepdims=True)
+        norm = np.divide(counts, totals, out=np.zeros_like(counts), where=totals > 0)
+        ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+        for i in range(2):
+            for j in range(2):
+                ax.text(j, i, f"{norm[i, j]:.2f}\n({int(counts[i, j])})", ha="center", va="center",
+                        color="white" if norm[i, j] > 0.6 else "black", fontsize=10)
+        ax.set_xticks([0, 1], ["not altered", "altered"])
+        ax.set_yticks([0, 1], ["not altered", "altered"])
+        ax.set(xlabel="predicted", ylabel="true",
+               title=f"{MARKER_NAMES[m]}\nthreshold {summary['markers'][m].get('threshold', math.nan):.3f}")
+    fig.suptitle("Confusion matrices (row-normalised; counts in brackets)")
+    return to_data_uri(fig)

@@ -1,0 +1,190 @@
+"""Interpretability maps of one case: CMAF weights, the marker attention-pooling weights and Grad-CAM per marker.
+
+The maps come from one forward pass of the trained network over a window of the preprocessed volume centred on the
+predicted tumour (the whole volume when it is small enough for one pass, as in the predictor), and Grad-CAM from one
+backward pass per marker (Captum's :class:`~captum.attr.LayerGradCam`, Selvaraju et al., ICCV 2017,
+<https://arxiv.org/abs/1610.02391>) with the marker logit as the target and the encoder output ``F_ENC`` as the layer.
+Everything is returned in the preprocessed grid (RAS, resampled, cropped to the brain), where the image, the predicted
+segmentation and the maps share voxels; the maps are NaN outside the window.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from gliomics.constants import MARKERS
+from gliomics.inference.engine import marker_probabilities
+from gliomics.io import Case
+
+logger = logging.getLogger(__name__)
+
+#: Layers tried, in order, as the Grad-CAM target: MGMT-Net's fused encoder output F_ENC.
+GRADCAM_LAYERS: tuple[str, ...] = ("encoder_fusion",)
+#: Volumes of at most this many windows' voxels are explained in one pass over the whole volume (as the engine).
+WHOLE_VOLUME_FACTOR: float = 1.5
+
+
+@dataclass
+class CaseMaps:
+    """A case in the network's grid with its interpretability maps.
+
+    Attributes:
+        image: ``C × X × Y × Z`` normalised intensities (RAS axes), missing sequences zero.
+        present: Which sequences were used, in :data:`~gliomics.constants.SEQUENCES` order.
+        spacing: Voxel size in mm.
+        seg: Predicted labels in the same grid, or None for a marker-only model.
+        window: The voxels the maps were computed on.
+        alpha: CMAF weights ``C × X × Y × Z`` (sum to 1 over the present sequences), or None.
+        pool_weights: Attention-pooling weights upsampled to the grid, divided by their maximum, or None.
+        gradcam: Marker → Grad-CAM in [0, 1] (ReLU, divided by the maximum).
+        window_markers: Marker probabilities of the pass over the window.
+        gradcam_layer: Name of the Grad-CAM target layer, or None when the model has none of :data:`GRADCAM_LAYERS`.
+        seconds: Time taken.
+    """
+
+    image: np.ndarray
+    present: tuple[bool, ...]
+    spacing: tuple[float, float, float]
+    seg: np.ndarray | None
+    window: tuple[slice, ...]
+    alpha: np.ndarray | None = None
+    pool_weights: np.ndarray | None = None
+    gradcam: dict[str, np.ndarray] = field(default_factory=dict)
+    window_markers: dict[str, float] = field(default_factory=dict)
+    gradcam_layer: str | None = None
+    seconds: float = 0.0
+
+
+def analysis_window(mask: np.ndarray, roi_size: Sequence[int], divisor: int,
+                    whole_volume_factor: float = WHOLE_VOLUME_FACTOR) -> tuple[slice, ...]:
+    """The voxels to explain: the whole volume if it is small, else ``roi_size`` centred on the mask's centroid.
+
+    Args:
+        mask: Tumour mask in the network grid (empty: the volume's centre).
+        roi_size: The network's window (the training patch size).
+        divisor: Window sizes are kept multiples of this.
+        whole_volume_factor: Volumes of at most this many windows' voxels are taken whole.
+    """
+    spatial = mask.shape
+    if math.prod(spatial) <= whole_volume_factor * math.prod(roi_size):
+        return tuple(slice(0, s) for s in spatial)
+    centre = (np.argwhere(mask).mean(0) if mask.any() else (np.array(spatial) - 1) / 2.0).round().astype(int)
+    out = []
+    for c, r, s in zip(centre, roi_size, spatial):
+        size = min(r, s)
+        size = max(size - size % divisor, min(divisor, s))
+        start = int(min(max(c - size // 2, 0), s - size))
+        out.append(slice(start, start + size))
+    return tuple(out)
+
+
+def find_gradcam_layer(model: nn.Module, names: Sequence[str] = GRADCAM_LAYERS) -> tuple[str, nn.Module] | None:
+    """The first of ``names`` that is a submodule of ``model``, as ``(name, module)``; None if there is none."""
+    for name in names:
+        try:
+            return name, model.get_submodule(name)
+        except AttributeError:
+            continue
+    return None
+
+
+def grad_cam(model: nn.Module, image: torch.Tensor, present: torch.Tensor | None, marker: str,
+             layer: nn.Module) -> torch.Tensor:
+    """Grad-CAM of one marker logit at ``layer``, upsampled to the input and scaled to [0, 1] per case.
+
+    Args:
+        model: A gliomics network in eval mode (its output dict has ``markers``).
+        image: ``B × C × spatial`` input.
+        present: ``B × C`` sequence flags, or None for all.
+        marker: The marker whose logit is the target.
+        layer: The target layer (e.g. ``model.encoder_fusion``, whose output is F_ENC).
+
+    Returns:
+        ``B × 1 × spatial`` float tensor, finite, in [0, 1] (all zeros where no voxel raises the logit).
+    """
+    from captum.attr import LayerAttribution, LayerGradCam
+
+    def marker_logit(x: torch.Tensor, flags: torch.Tensor | None) -> torch.Tensor:
+        return model(x, flags)["markers"][marker].reshape(x.shape[0])
+
+    with torch.enable_grad():
+        cam = LayerGradCam(marker_logit, layer).attribute(image, additional_forward_args=(present,),
+                                                          relu_attributions=True)
+    mode = {1: "linear", 2: "bilinear", 3: "trilinear"}[image.ndim - 2]
+    cam = LayerAttribution.interpolate(cam.detach().float(), tuple(image.shape[2:]), interpolate_mode=mode)
+    cam = torch.nan_to_num(cam.clamp(min=0))
+    peak = cam.flatten(1).amax(1).clamp(min=1e-12).view(-1, *([1] * (cam.ndim - 1)))
+    return cam / peak
+
+
+def _embed(values: np.ndarray, shape: tuple[int, ...], window: tuple[slice, ...]) -> np.ndarray:
+    """``values`` (``… × window``) placed into a NaN volume of spatial ``shape``."""
+    out = np.full((*values.shape[:-len(shape)], *shape), np.nan, dtype=np.float32)
+    out[(..., *window)] = values
+    return out
+
+
+def compute_case_maps(model: nn.Module, config, case: Case, *, seg_path: Path | None,
+                      sequences: Sequence[str] | None, device: torch.device | str = "cpu",
+                      layer_names: Sequence[str] = GRADCAM_LAYERS) -> CaseMaps:
+    """Preprocess ``case`` as the predictor does and compute its maps at the tumour-centred window.
+
+    Args:
+        model: The trained network, in eval mode on ``device``.
+        config: The run's :class:`~gliomics.config.RunConfig` (spacing, patch size).
+        case: The input case.
+        seg_path: The predicted segmentation (``<case>_seg.nii.gz``, in the input geometry), brought into the
+            network grid with the image; None for a marker-only model.
+        sequences: The sequences the prediction used (the JSON's ``sequences_present``); None for all.
+        device: Where the model is.
+        layer_names: Grad-CAM target layers to look for.
+    """
+    from gliomics.data.transforms import inference_transforms
+
+    start = time.perf_counter()
+    divisor = int(getattr(model, "size_divisor", 16))
+    transform = inference_transforms(spacing=config.data.spacing, sequences=sequences, divisible=divisor * 2,
+                                     load_seg=seg_path is not None)
+    data = transform({"case": dataclasses.replace(case, seg=seg_path, label_map=None)})
+    image = data["image"]
+    spatial = tuple(int(s) for s in image.shape[1:])
+    seg = np.asarray(data["label"][0]).astype(np.uint8) if seg_path is not None else None
+    mask = seg > 0 if seg is not None else np.zeros(spatial, dtype=bool)
+    window = analysis_window(mask, config.train.patch_size, divisor)
+    affine = np.asarray(image.affine, dtype=np.float64)
+    spacing = tuple(float(v) for v in np.sqrt((affine[:3, :3] ** 2).sum(0)))
+
+    present = data["present"].bool()
+    x = image.as_tensor()[(None, slice(None), *window)].float().to(device)
+    flags = present[None].to(device)
+    with torch.no_grad():
+        out = model(x, flags)
+    maps = CaseMaps(image=np.asarray(image.as_tensor(), dtype=np.float32), present=tuple(present.tolist()),
+                    spacing=spacing, seg=seg, window=window, window_markers=marker_probabilities(out.get("markers")))
+    if out.get("alpha") is not None:
+        maps.alpha = _embed(out["alpha"][0].float().cpu().numpy(), spatial, window)
+    if out.get("pool_weights") is not None:
+        win_shape = tuple(s.stop - s.start for s in window)
+        pool = torch.nn.functional.interpolate(out["pool_weights"].float(), size=win_shape, mode="trilinear")[0, 0]
+        pool = pool / pool.max().clamp(min=1e-12)
+        maps.pool_weights = _embed(pool.cpu().numpy(), spatial, window)
+    found = find_gradcam_layer(model, layer_names)
+    if found is not None and out.get("markers"):
+        maps.gradcam_layer, layer = found
+        for m in (m for m in MARKERS if m in out["markers"]):
+            cam = grad_cam(model, x, flags, m, layer)[0, 0].cpu().numpy()
+            maps.gradcam[m] = _embed(cam, spatial, window)
+    elif found is None:
+        logger.info("%s has none of the Grad-CAM layers %s", type(model).__name__, list(layer_names))
+    maps.seconds = time.perf_counter() - start
+    return maps

@@ -1,0 +1,57 @@
+"""Output folders written as a whole: filled under a hidden temporary name, renamed into place on success, removed
+on failure, so that bad input or an interruption never leaves a partial folder."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+from gliomics.errors import OutputError
+
+__all__ = ["check_output_folder", "staged_folder"]
+
+
+def check_output_folder(out: Path | str, overwrite: bool = False) -> Path:
+    """Refuse an output path that is a file, or a non-empty folder unless ``overwrite``.
+
+    Raises:
+        OutputError: The path cannot receive the output folder.
+    """
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"{out}: exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise OutputError(f"{out}: folder exists and is not empty (use --overwrite to replace it)")
+    return out
+
+
+@contextlib.contextmanager
+def staged_folder(out: Path | str, overwrite: bool = False) -> Iterator[Path]:
+    """Yield a temporary folder beside ``out``; on normal exit it replaces ``out``, on an exception it is deleted.
+
+    Raises:
+        OutputError: ``out`` cannot be written (see :func:`check_output_folder`).
+    """
+    out = check_output_folder(out, overwrite)
+    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+    except OSError as exc:
+        raise OutputError(f"{out}: cannot create the output folder ({exc})") from exc
+    try:
+        yield tmp
+        if out.exists():
+            old = out.parent / f".{out.name}.old-{os.getpid()}"
+            os.replace(out, old)
+            os.replace(tmp, out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise

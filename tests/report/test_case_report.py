@@ -1,0 +1,167 @@
+"""The per-case report: self-contained HTML with the JSON's numbers and the caveat, Grad-CAM maps, clear errors."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import re
+import shutil
+from html import escape
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from typer.testing import CliRunner
+
+from gliomics.cli.main import app
+from gliomics.constants import MARKERS, SEQUENCES
+from gliomics.inference.predictor import Predictor
+from gliomics.io import discover_cases
+from gliomics.models.registry import create_model
+from gliomics.report.case_report import CAVEAT, build_case_html
+from gliomics.report.maps import analysis_window, compute_case_maps, find_gradcam_layer, grad_cam
+from gliomics.report.who import CATEGORIES, INDETERMINATE
+
+runner = CliRunner()
+EXTERNAL = re.compile(r"""(?:src|href)\s*=\s*["']?\s*(?:https?:)?//""", re.IGNORECASE)
+
+
+def _images(html: str) -> list[str]:
+    return re.findall(r"""<img[^>]*\ssrc="([^"]*)\"""", html)
+
+
+def test_predict_report_is_self_contained_with_the_json_numbers(predicted_with_report, report_case,
+                                                                 identifying_text):
+    cid = report_case.name
+    html = (predicted_with_report / f"{cid}.html").read_text(encoding="utf-8")
+    record = json.loads((predicted_with_report / f"{cid}.json").read_text())
+
+    assert not EXTERNAL.search(html), "the report must not load anything from the network"
+    assert "<script" not in html and "<link" not in html
+    images = _images(html)
+    assert len(images) == 4  # overlay, CMAF, pooling, Grad-CAM
+    for src in images:
+        assert src.startswith("data:image/png;base64,")
+        png = Image.open(io.BytesIO(base64.b64decode(src.split(",", 1)[1])))
+        assert png.format == "PNG" and min(png.size) > 100
+
+    assert escape(CAVEAT) in html and "not a diagnosis" in html
+    for m in MARKERS:
+        assert f"{record['markers'][m]['probability']:.4f}" in html
+        assert f"{record['markers'][m]['threshold']:.4f}" in html
+    for region, ml in record["volumes_ml"].items():
+        assert re.search(rf"<td>{region}</td><td class=\"num\">{ml:.3f}</td>", html)
+    who = record["who_cns5"]
+    assert who["category"] in (*CATEGORIES.values(), INDETERMINATE)
+    assert escape(who["category"]) in html and escape(who["caveat"]) in html
+    assert who["band"] == 0.1
+    assert "Grad-CAM" in html and "CMAF" in html
+
+    # nothing identifying: no header text, no input paths
+    text = re.sub(r"data:image/png;base64,[A-Za-z0-9+/=]*", "", html)
+    assert identifying_text not in text and "Doe" not in text
+    assert str(report_case) not in text and str(report_case.parent) not in text
+
+
+def test_report_escapes_text():
+    record = {"case_id": "<script>alert(1)</script>", "markers": {m: {"probability": 0.7, "threshold": 0.5}
+                                                                   for m in MARKERS}}
+    html = build_case_html(record)
+    assert "<script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "Research tool, not a diagnosis" in html
+
+
+def test_gradcam_has_the_input_shape_and_is_finite():
+    torch.manual_seed(0)
+    model = create_model("mgmtnet", feature_size=4, embed_channels=4, swin_depths=(1, 1), swin_heads=(1, 2),
+                         window_size=2, marker_hidden=8).eval()
+    x = torch.randn(1, len(SEQUENCES), 32, 32, 24)
+    present = torch.tensor([[True, True, False, True]])
+    name, layer = find_gradcam_layer(model)
+    assert name == "encoder_fusion"
+    for m in MARKERS:
+        cam = grad_cam(model, x, present, m, layer)
+        assert cam.shape == (1, 1, 32, 32, 24)
+        assert torch.isfinite(cam).all()
+        assert float(cam.min()) >= 0.0 and float(cam.max()) <= 1.0 + 1e-6
+
+
+def test_case_maps_live_in_the_image_grid(tiny_run, predicted_with_report, report_case):
+    predictor = Predictor("cpu").load(tiny_run)
+    case_id = report_case.name
+    case = discover_cases(report_case)[0]
+    maps = compute_case_maps(predictor.model, predictor.config, case,
+                             seg_path=predicted_with_report / f"{case_id}_seg.nii.gz", sequences=None, device="cpu")
+    spatial = maps.image.shape[1:]
+    assert maps.seg is not None and maps.seg.shape == spatial
+    assert set(maps.gradcam) == set(MARKERS) and maps.gradcam_layer == "encoder_fusion"
+    inside = np.zeros(spatial, dtype=bool)
+    inside[maps.window] = True
+    for cam in maps.gradcam.values():
+        assert cam.shape == spatial
+        assert np.isfinite(cam[inside]).all() and np.isnan(cam[~inside]).all()
+        assert 0.0 <= np.nanmin(cam) and np.nanmax(cam) <= 1.0 + 1e-6
+    alpha = maps.alpha[(slice(None), *maps.window)]
+    np.testing.assert_allclose(alpha.sum(0), 1.0, atol=1e-4)
+    assert np.nanmax(maps.pool_weights) == pytest.approx(1.0)
+    record = json.loads((predicted_with_report / f"{case_id}.json").read_text())
+    for m in MARKERS:  # the window pass sees about what the predictor saw
+        assert abs(maps.window_markers[m] - record["markers"][m]["probability"]) < 0.2
+
+
+def test_analysis_window_centres_on_the_tumour():
+    mask = np.zeros((96, 96, 64), dtype=bool)
+    mask[70:81, 10:20, 30:34] = True  # centroid (75, 14.5, 31.5)
+    window = analysis_window(mask, (32, 32, 32), 8)
+    assert [s.stop - s.start for s in window] == [32, 32, 32]
+    assert window[0] == slice(59, 91) and window[1] == slice(0, 32)
+    assert analysis_window(np.zeros((32, 32, 16), dtype=bool), (32, 32, 32), 8) == (slice(0, 32), slice(0, 32),
+                                                                                     slice(0, 16))
+
+
+def test_report_command_writes_one_case(predicted_with_report, report_case, tiny_run, tmp_path):
+    out = tmp_path / "sub" / "custom.html"
+    result = runner.invoke(app, ["report", str(predicted_with_report / f"{report_case.name}.json"), "-i",
+                                 str(report_case), "-m", str(tiny_run), "--device", "cpu", "-o", str(out),
+                                 "--who-band", "0.45"])
+    assert result.exit_code == 0, result.output
+    html = out.read_text(encoding="utf-8")
+    assert report_case.name in html and "±0.45" in html
+
+
+def _assert_one_line_error(result, *fragments):
+    assert result.exit_code == 2, result.output
+    lines = [ln for ln in result.output.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("gliomics: error:"), result.output
+    for f in fragments:
+        assert f in lines[0]
+
+
+def test_report_on_missing_or_incomplete_predictions_is_one_line(predicted_with_report, report_case, tiny_run,
+                                                                  tmp_path):
+    cid = report_case.name
+    args = ["-i", str(report_case), "-m", str(tiny_run), "--device", "cpu"]
+    _assert_one_line_error(runner.invoke(app, ["report", str(tmp_path / "nope"), *args]), "not found")
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    _assert_one_line_error(runner.invoke(app, ["report", str(empty), *args]), "no <case>.json")
+
+    no_seg = tmp_path / "no_seg"
+    no_seg.mkdir()
+    shutil.copy(predicted_with_report / f"{cid}.json", no_seg)
+    _assert_one_line_error(runner.invoke(app, ["report", str(no_seg), *args]), "segmentation missing")
+
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    shutil.copy(predicted_with_report / f"{cid}_seg.nii.gz", broken)
+    (broken / f"{cid}.json").write_text('{"case_id": "' + cid + '", "markers": ')
+    _assert_one_line_error(runner.invoke(app, ["report", str(broken), *args]), "not valid JSON")
+
+    _assert_one_line_error(runner.invoke(app, ["report", str(predicted_with_report)]), "--input", "--model")
+    _assert_one_line_error(runner.invoke(app, ["report", str(predicted_with_report), *args, "--case", "OTHER"]),
+                           "OTHER")
+    for folder in (empty, no_seg, broken):
+        assert not [p for p in folder.iterdir() if p.suffix == ".html" or ".tmp" in p.name]
