@@ -57,3 +57,17 @@ def test_bad_grid_is_refused(tmp_path):
     result = runner.invoke(app, ["preprocess", "-i", str(raw.folder.parent), "-o", str(tmp_path / "out"),
                                  "--grid", "40,44"])
     assert result.exit_code == 2 and "--grid" in result.output
+
+
+def test_keep_going_reports_a_bad_case_and_finishes_the_others(tmp_path):
+    raw = write_raw_case(tmp_path)
+    bad = raw.folder.parent / "RAW-002"
+    bad.mkdir()
+    (bad / "RAW-002-t1c.nii.gz").write_bytes(b"not a nifti")
+    out = tmp_path / "out"
+    args = ["preprocess", "-i", str(raw.folder.parent), "-o", str(out), "--skip-registration", "--no-n4", *TINY_GRID]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2 and "RAW-002-t1c.nii.gz: cannot read image" in result.output
+    result = runner.invoke(app, [*args, "--keep-going"])
+    assert result.exit_code == 2 and "failed RAW-002" in result.output
+    assert sorted(p.name for p in out.iterdir()) == ["RAW-001"]

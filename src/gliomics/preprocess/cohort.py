@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
@@ -132,7 +132,7 @@ def preprocess_cohort(source: Path | str, out: Path | str, settings: PreprocessS
                 futures = {pool.submit(_worker, c, out, settings, overwrite, threads): c.case_id for c in todo}
                 pending = set(futures)
                 while pending:
-                    finished, pending = wait(pending, return_when=FIRST_EXCEPTION)
+                    finished, pending = wait(pending, return_when=FIRST_COMPLETED)
                     for future in finished:
                         try:
                             finish(futures[future], future.exception())

@@ -26,6 +26,7 @@ import SimpleITK as sitk
 
 from gliomics import __version__
 from gliomics.constants import SEQUENCES
+from gliomics.errors import OutputError
 from gliomics.io.cases import Case
 from gliomics.io.nifti import load_label, save_image
 from gliomics.preprocess.atlas import Atlas, load_atlas
@@ -230,6 +231,8 @@ def preprocess_case(case: Case, out_dir: Path | str, settings: PreprocessSetting
 def _write_case(case: Case, out_dir: Path, grid: Grid, outputs: dict[str, np.ndarray], seg: np.ndarray | None,
                 mask: np.ndarray, transforms: dict[str, sitk.Transform], record: dict[str, Any]) -> None:
     affine = nifti_affine(grid.reference())
+    if out_dir.exists():
+        raise OutputError(f"{out_dir}: already exists")
     out_dir.mkdir(parents=True)
     for s, array in outputs.items():
         save_image(array.astype(np.float32), affine, out_dir / f"{case.case_id}-{s}.nii.gz", dtype=np.float32)
