@@ -19,7 +19,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -69,6 +69,8 @@ class LossConfig(BaseModel):
     pos_weight: dict[str, float] | None = None
     focal: bool = False
     focal_gamma: float = Field(2.0, ge=0)
+    seg_ce: Literal["ce", "focal"] = "ce"
+    seg_focal_gamma: float = Field(2.0, ge=0)
     batch_dice: bool = True
     include_background: bool = False
 

@@ -37,3 +37,18 @@ class CheckpointError(GliomicsError):
 
 class OutputError(GliomicsError):
     """An output path cannot be written."""
+
+
+def find_gliomics_error(exc: BaseException | None) -> GliomicsError | None:
+    """The :class:`GliomicsError` behind ``exc``: itself, or one it was raised from.
+
+    Libraries that run our code wrap its exceptions in their own (MONAI turns any exception of a transform into
+    ``RuntimeError("applying transform …")``); bad input found there is still bad input.
+    """
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, GliomicsError):
+            return exc
+        seen.add(id(exc))
+        exc = exc.__cause__
+    return None

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from monai.losses import DiceCELoss, FocalLoss
+from monai.losses import DiceCELoss, DiceLoss, FocalLoss
 from torch import nn
 
 from gliomics.constants import MARKERS
@@ -16,7 +16,7 @@ from gliomics.constants import MARKERS
 if TYPE_CHECKING:
     from gliomics.config import LossConfig
 
-__all__ = ["MultiTaskLoss", "known_marker_mask", "pos_weight_from_labels"]
+__all__ = ["DiceFocalSoftmaxLoss", "MultiTaskLoss", "known_marker_mask", "pos_weight_from_labels"]
 
 
 def known_marker_mask(y: torch.Tensor) -> torch.Tensor:
@@ -51,6 +51,32 @@ def pos_weight_from_labels(
     return out
 
 
+class DiceFocalSoftmaxLoss(nn.Module):
+    """``lambda_dice * Dice + lambda_focal * focal`` on softmax outputs with class-index targets.
+
+    MONAI's ``DiceFocalLoss`` shares one ``include_background`` between its terms; here the Dice may leave the
+    background out (batch Dice, as nnU-Net) while the focal term always keeps it, since background voxels must be
+    classified too.
+
+    Args:
+        lambda_dice: weight of the Dice term.
+        lambda_focal: weight of the focal term.
+        gamma: focusing parameter.
+        include_background: include the background class in the Dice term.
+        batch: compute the Dice over the whole batch.
+    """
+
+    def __init__(self, lambda_dice: float = 1.0, lambda_focal: float = 1.0, gamma: float = 2.0,
+                 include_background: bool = False, batch: bool = True) -> None:
+        super().__init__()
+        self.lambda_dice, self.lambda_focal = lambda_dice, lambda_focal
+        self.dice = DiceLoss(to_onehot_y=True, softmax=True, include_background=include_background, batch=batch)
+        self.focal = FocalLoss(to_onehot_y=True, use_softmax=True, gamma=gamma, include_background=True)
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return self.lambda_dice * self.dice(logits, target) + self.lambda_focal * self.focal(logits, target)
+
+
 class MultiTaskLoss(nn.Module):
     """Loss of MGMT-Net, sections 3.3-3.4 of Abdusalomov et al., Bioengineering 2025,
     <https://doi.org/10.3390/bioengineering12090979>::
@@ -80,6 +106,9 @@ class MultiTaskLoss(nn.Module):
         pos_weight: marker -> weight of positive labels; missing markers (or ``None``) get 1.0.
         focal: use the focal loss for the markers.
         focal_gamma: focusing parameter of the focal loss.
+        seg_ce: ``"ce"`` (Dice + cross-entropy) or ``"focal"`` (Dice + softmax focal loss, which down-weights the
+            many easy background voxels so that small classes such as ET and NETC get their share of the gradient).
+        seg_focal_gamma: focusing parameter of the segmentation focal loss.
         markers: the marker names.
         batch_dice: compute the Dice over the whole batch rather than per patch.
         include_background: include the background class in the Dice term.
@@ -95,6 +124,8 @@ class MultiTaskLoss(nn.Module):
         pos_weight: Mapping[str, float] | None = None,
         focal: bool = False,
         focal_gamma: float = 2.0,
+        seg_ce: str = "ce",
+        seg_focal_gamma: float = 2.0,
         markers: Sequence[str] = MARKERS,
         batch_dice: bool = True,
         include_background: bool = False,
@@ -111,8 +142,15 @@ class MultiTaskLoss(nn.Module):
                 raise ValueError(f"{name} has unknown marker(s) {unknown}; markers are {self.markers}.")
         # Batch Dice without the background (nnU-Net's choice): a label absent from one patch (RC before surgery,
         # ET in many low-grade tumours) then does not reward predicting nothing, which stalls small structures.
-        self.seg_loss = DiceCELoss(to_onehot_y=True, softmax=True, lambda_dice=lambda_dice, lambda_ce=lambda_ce,
-                                   include_background=include_background, batch=batch_dice)
+        if seg_ce == "ce":
+            self.seg_loss: nn.Module = DiceCELoss(to_onehot_y=True, softmax=True, lambda_dice=lambda_dice,
+                                                  lambda_ce=lambda_ce, include_background=include_background,
+                                                  batch=batch_dice)
+        elif seg_ce == "focal":
+            self.seg_loss = DiceFocalSoftmaxLoss(lambda_dice, lambda_ce, seg_focal_gamma, include_background,
+                                                 batch_dice)
+        else:
+            raise ValueError(f"seg_ce must be 'ce' or 'focal', got {seg_ce!r}.")
         self.ds_weights = [float(w) for w in deep_supervision_weights]
         self.marker_weights = {m: float((marker_weights or {}).get(m, 1.0)) for m in self.markers}
         self.label_smoothing = label_smoothing
@@ -131,6 +169,8 @@ class MultiTaskLoss(nn.Module):
             pos_weight=cfg.pos_weight if cfg.pos_weight is not None else pos_weight,
             focal=cfg.focal,
             focal_gamma=cfg.focal_gamma,
+            seg_ce=cfg.seg_ce,
+            seg_focal_gamma=cfg.seg_focal_gamma,
             batch_dice=cfg.batch_dice,
             include_background=cfg.include_background,
         )

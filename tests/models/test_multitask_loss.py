@@ -114,3 +114,30 @@ def test_from_config_and_argument_checks() -> None:
         MultiTaskLoss(marker_weights={"mgmt": 1.0})
     with pytest.raises(ValueError, match="label_smoothing"):
         MultiTaskLoss(label_smoothing=1.0)
+
+
+def test_focal_segmentation_loss_weights_hard_voxels() -> None:
+    from monai.losses import DiceLoss, FocalLoss
+
+    from gliomics.losses import DiceFocalSoftmaxLoss
+
+    torch.manual_seed(0)
+    logits = torch.randn(2, NUM_CLASSES, 6, 6, 6)
+    label = torch.randint(0, NUM_CLASSES, (2, 1, 6, 6, 6))
+    loss = DiceFocalSoftmaxLoss(lambda_dice=1.0, lambda_focal=2.0, gamma=2.0)
+    dice = DiceLoss(to_onehot_y=True, softmax=True, include_background=False, batch=True)(logits, label)
+    focal = FocalLoss(to_onehot_y=True, use_softmax=True, gamma=2.0)(logits, label)
+    torch.testing.assert_close(loss(logits, label), dice + 2.0 * focal)
+    # an easy, confidently right background voxel adds almost nothing to the focal term, unlike cross-entropy
+    easy = torch.zeros(1, NUM_CLASSES, 1, 1, 1)
+    easy[0, 0] = 6.0
+    target = torch.zeros(1, 1, 1, 1, 1, dtype=torch.long)
+    assert float(loss.focal(easy, target)) < 0.01 * float(F.cross_entropy(easy, target[:, 0]))
+    cfg = LossConfig(seg_ce="focal", seg_focal_gamma=1.0)
+    crit = MultiTaskLoss.from_config(cfg)
+    assert isinstance(crit.seg_loss, DiceFocalSoftmaxLoss)
+    out = crit({"seg": logits.requires_grad_(), "markers": None}, {"label": label})
+    out["seg"].backward()
+    assert torch.isfinite(logits.grad).all()
+    with pytest.raises(ValueError, match="seg_ce"):
+        MultiTaskLoss(seg_ce="dice")

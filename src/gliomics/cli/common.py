@@ -10,7 +10,7 @@ from typing import TypeVar
 
 import typer
 
-from gliomics.errors import GliomicsError
+from gliomics.errors import GliomicsError, find_gliomics_error
 
 F = TypeVar("F", bound=Callable)
 EXIT_BAD_INPUT = 2
@@ -31,11 +31,22 @@ def handle_errors(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except GliomicsError as exc:
-            message = str(exc).replace("\n", " ")
-            typer.echo(f"gliomics: error: {message}", err=True)
-            raise typer.Exit(EXIT_BAD_INPUT) from None
+            _bad_input(exc)
         except KeyboardInterrupt:
             typer.echo("gliomics: interrupted", err=True)
             raise typer.Exit(130) from None
+        except typer.Exit:
+            raise
+        except Exception as exc:
+            cause = find_gliomics_error(exc)  # bad input wrapped by a library (e.g. a MONAI transform)
+            if cause is None:
+                raise
+            _bad_input(cause)
 
     return wrapper  # type: ignore[return-value]
+
+
+def _bad_input(exc: GliomicsError) -> None:
+    message = str(exc).replace("\n", " ")
+    typer.echo(f"gliomics: error: {message}", err=True)
+    raise typer.Exit(EXIT_BAD_INPUT) from None

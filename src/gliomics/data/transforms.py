@@ -32,6 +32,7 @@ from monai.transforms import (
 )
 
 from gliomics.constants import MARKERS, SEQUENCES
+from gliomics.errors import find_gliomics_error
 from gliomics.io import Case, load_case
 
 
@@ -63,6 +64,23 @@ class LoadCased(MapTransform):
         out["markers"] = torch.as_tensor(
             np.full(len(MARKERS), np.nan, np.float32) if markers is None else np.asarray(markers, np.float32))
         return out
+
+
+class Chain(Compose):
+    """A MONAI ``Compose`` that lets bad input through as it is.
+
+    MONAI wraps any exception of a transform in ``RuntimeError("applying transform …")``; a corrupt file found by
+    :class:`LoadCased` would then look like an internal error and escape ``--keep-going``.
+    """
+
+    def __call__(self, input_, *args, **kwargs):
+        try:
+            return super().__call__(input_, *args, **kwargs)
+        except RuntimeError as exc:
+            cause = find_gliomics_error(exc)
+            if cause is None:
+                raise
+            raise cause from cause.__cause__
 
 
 class ModalityDropoutd(RandomizableTransform, MapTransform):
@@ -131,7 +149,7 @@ def train_transforms(patch_size: Sequence[int], *, spacing: Sequence[float] | No
         chain.append(Rand3DElasticd(keys=keys, prob=elastic_prob, sigma_range=(5, 8), magnitude_range=(50, 150),
                                     mode=("bilinear", "nearest"), padding_mode="zeros"))
     chain.append(EnsureTyped(keys=keys, track_meta=False))
-    return Compose(chain)
+    return Chain(chain)
 
 
 def inference_transforms(*, spacing: Sequence[float] | None = None, divisible: int = 16,
@@ -143,7 +161,7 @@ def inference_transforms(*, spacing: Sequence[float] | None = None, divisible: i
     if crop:
         chain.append(CropForegroundd(keys=keys, source_key="image", margin=2, allow_smaller=True))
     chain += [NormalizeIntensityd(keys="image", nonzero=True, channel_wise=True), DivisiblePadd(keys=keys, k=divisible)]
-    return Compose(chain)
+    return Chain(chain)
 
 
 def sequences_present(present: torch.Tensor) -> list[str]:

@@ -17,11 +17,12 @@ import numpy as np
 from scipy import stats
 
 from gliomics.constants import MARKERS, REGIONS, TUMOUR_LABELS
-from gliomics.errors import ImageError, InputError, OutputError
+from gliomics.errors import ImageError, InputError, MarkerTableError, OutputError
 from gliomics.evaluation.classification import evaluate_marker
 from gliomics.evaluation.segmentation import segmentation_metrics
 from gliomics.evaluation.tables import marker_table, segmentation_table, site_table
 from gliomics.io import discover_cases, load_label, read_markers
+from gliomics.provenance import versions
 
 logger = logging.getLogger(__name__)
 PHANTOM_TRUTH = "phantom_truth.csv"
@@ -148,11 +149,18 @@ def evaluate_predictions(pred_dir: Path | str, ref: Path | str, *, markers: Path
         raise OutputError(f"{out}: output path exists and is not a folder")
     cases = discover_cases(ref, layout=layout, allow_missing=True)
     table = read_markers(markers) if markers is not None else {}
+    if table and not any(case.case_id in table for case in cases):
+        # the wrong table: every marker would silently be unknown and the marker metrics left out
+        raise MarkerTableError(f"{markers}: none of its {len(table)} case ids matches a case in {ref} "
+                               f"(e.g. {next(iter(table))!r} vs {cases[0].case_id!r})")
     rows = []
+    models: dict[str, dict] = {}  # the runs behind the predictions (name, checkpoint, config digest, seed)
     for case in cases:
         seg_path, record = _load_prediction(pred_dir, case.case_id)
         if seg_path is None and record is None:
             continue
+        if record is not None and isinstance(record.get("model"), dict):
+            models.setdefault(json.dumps(record["model"], sort_keys=True), record["model"])
         row = _score_case(case, seg_path, record)
         rec = table.get(case.case_id)
         row["site"] = rec.site if rec is not None else None
@@ -169,7 +177,9 @@ def evaluate_predictions(pred_dir: Path | str, ref: Path | str, *, markers: Path
                                "segmentation": _seg_summary(rows, n_boot),
                                "mean_dice": mean_ci(_case_mean(rows, "dice"), n_boot),
                                "mean_lesion_dice": mean_ci(_case_mean(rows, "lesion_dice"), n_boot),
-                               "markers": _marker_summary(rows, n_boot)}
+                               "markers": _marker_summary(rows, n_boot),
+                               "provenance": {"versions": versions(), "bootstrap_seed": 0, "n_boot": n_boot,
+                                              "models": list(models.values())}}
     bayes = _bayes_auc(ref, rows)
     if bayes:
         summary["bayes_optimal_auc"] = bayes

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import platform
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -18,7 +17,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from gliomics import __version__
 from gliomics.config import RunConfig
 from gliomics.constants import LABELS, MARKERS, REGIONS, SEQUENCES, TUMOUR_LABELS
 from gliomics.data.transforms import sequences_present
@@ -26,6 +24,7 @@ from gliomics.errors import CheckpointError, GliomicsError, OutputError
 from gliomics.inference.engine import forward_volume, forward_with_tta, marker_probabilities
 from gliomics.inference.postprocess import remove_small_components
 from gliomics.io import Case, discover_cases, save_image
+from gliomics.provenance import config_digest, versions
 from gliomics.report.who import DEFAULT_BAND, who_cns5_suggestion
 from gliomics.training.checkpoint import BEST, LAST, load_checkpoint
 from gliomics.training.distributed import resolve_device
@@ -149,8 +148,8 @@ class Predictor:
         timings["postprocess_write_s"] = time.perf_counter() - t
         record["timings"] = {k: round(v, 3) for k, v in timings.items()}
         record["model"] = {"name": self.config.model.name, "checkpoint": self.checkpoint.name if self.checkpoint
-                           else None}
-        record["versions"] = {"gliomics": __version__, "torch": torch.__version__, "python": platform.python_version()}
+                           else None, "config_sha256": config_digest(self.config), "train_seed": self.config.train.seed}
+        record["versions"] = versions()
         record["caveat"] = CAVEAT
         _write_json(record, out_dir / f"{case.case_id}.json")
         return record

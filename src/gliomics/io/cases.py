@@ -6,6 +6,7 @@ path, before any image is read.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -18,6 +19,8 @@ import numpy as np
 from gliomics.constants import SEQUENCES
 from gliomics.errors import CaseOptionError, ImageError
 from gliomics.io.nifti import Image, check_same_geometry, load_image, load_label
+
+logger = logging.getLogger(__name__)
 
 #: Names seen for the four sequences (BraTS 2021/2024, nnU-Net channel_names, MSD, clinical exports), normalised.
 _SEQUENCE_ALIASES: dict[str, str] = {
@@ -110,7 +113,8 @@ def load_case(case: Case, *, sequences: Sequence[str] | None = None, load_seg: b
 
     Raises:
         CaseOptionError: An unknown sequence name.
-        ImageError: An unreadable image, or images whose shape or affine differ.
+        ImageError: An unreadable image, images whose shape or affine differ, or only all-zero images (an all-zero
+            sequence next to others is treated as missing).
         LabelError: A segmentation with values that are not BraTS 2024 labels.
     """
     wanted = tuple(SEQUENCES) if sequences is None else (sequences,) if isinstance(sequences, str) else tuple(sequences)
@@ -124,6 +128,16 @@ def load_case(case: Case, *, sequences: Sequence[str] | None = None, load_seg: b
     if load_seg and case.seg is not None:
         loaded["seg"] = load_label(case.seg, label_map=case.label_map)
     check_same_geometry(loaded)
+    # A sequence without one non-zero voxel carries nothing (some exports fill a missing sequence with zeros): it is
+    # treated as missing, which CMAF is built for; a case with nothing else cannot be read.
+    blank = [s for s in selected if not np.any(loaded[s].array)]
+    if blank:
+        if len(blank) == len(selected):
+            others = f", and so are {', '.join(blank[1:])} of the case" if len(blank) > 1 else ""
+            raise ImageError(f"{loaded[blank[0]].name}: every voxel is zero (an empty image){others}")
+        for s in blank:
+            logger.warning("%s: every voxel is zero; treated as a missing sequence", loaded[s].name)
+        selected = [s for s in selected if s not in blank]
     first = loaded[selected[0]]
     image = np.zeros((len(SEQUENCES), *first.shape), dtype=np.float32)
     present = np.zeros(len(SEQUENCES), dtype=bool)
@@ -132,5 +146,5 @@ def load_case(case: Case, *, sequences: Sequence[str] | None = None, load_seg: b
         image[index] = loaded[s].array
         present[index] = True
     seg = loaded["seg"].array if "seg" in loaded else None
-    paths = {key: img.path for key, img in loaded.items() if img.path is not None}
+    paths = {key: img.path for key, img in loaded.items() if img.path is not None and key not in blank}
     return LoadedCase(case.case_id, image, present, first.affine, first.header, first.spacing, seg, paths)

@@ -65,10 +65,27 @@ def read_image(path: Path | str, pixel_type: int = sitk.sitkFloat32) -> sitk.Ima
     if image.GetDimension() != 3:
         raise ImageError(f"{path}: expected a 3D image, got {image.GetDimension()}D")
     if pixel_type in (sitk.sitkFloat32, sitk.sitkFloat64):
-        bad = int(np.count_nonzero(~np.isfinite(sitk.GetArrayViewFromImage(image))))
+        bad = int(np.count_nonzero(~np.isfinite(sitk.GetArrayViewFromImage(image)))) or _nifti_non_finite(path)
         if bad:
             raise ImageError(f"{path}: {bad} voxels are NaN or infinite")
     return image
+
+
+def _nifti_non_finite(path: Path) -> int:
+    """NaN or infinite voxels of a floating-point NIfTI file, counted by nibabel: ITK's NIfTI reader silently
+    turns NaN into 0, which would hide a damaged scan."""
+    if not path.name.lower().endswith((".nii", ".nii.gz")):
+        return 0
+    import nibabel as nib
+
+    try:
+        img = nib.load(path)
+        if not np.issubdtype(img.get_data_dtype(), np.floating):
+            return 0
+        data = np.asanyarray(img.dataobj)
+    except Exception:  # SimpleITK read the file; this is only a second look at its voxels
+        return 0
+    return int(data.size - np.count_nonzero(np.isfinite(data)))
 
 
 def reorient_to_ras(image: sitk.Image) -> sitk.Image:

@@ -16,6 +16,7 @@ import torch
 
 from gliomics.config import RunConfig, to_yaml
 from gliomics.errors import CheckpointError, InputError
+from gliomics.provenance import config_digest, versions
 from gliomics.training.checkpoint import BEST, LAST, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from gliomics.training.distributed import DistInfo, barrier, cleanup, init_distributed, resolve_device
 from gliomics.training.metrics_log import MetricsLog
@@ -30,6 +31,7 @@ def _prepare_data(cfg: RunConfig, data: Path, markers: Path | None, out: Path, i
 
     cohort = build_cohort(data, markers, layout=cfg.data.layout, require_seg=True)
     splits_path = out / SPLITS_FILE
+    save = None
     if resume and splits_path.is_file():
         splits = load_splits(splits_path)
     else:
@@ -37,9 +39,10 @@ def _prepare_data(cfg: RunConfig, data: Path, markers: Path | None, out: Path, i
         splits = make_splits(cohort, val_fraction=cfg.data.val_fraction, test_fraction=cfg.data.test_fraction,
                              holdout_sites=cfg.data.holdout_sites, seed=split_seed)
         if info.is_main:
-            save_splits(splits, splits_path, val_fraction=cfg.data.val_fraction,
-                        test_fraction=cfg.data.test_fraction, holdout_sites=cfg.data.holdout_sites,
-                        seed=split_seed, data=str(data), markers=str(markers) if markers else None)
+            def save() -> None:
+                save_splits(splits, splits_path, val_fraction=cfg.data.val_fraction,
+                            test_fraction=cfg.data.test_fraction, holdout_sites=cfg.data.holdout_sites,
+                            seed=split_seed, data=str(data), markers=str(markers) if markers else None)
     by_id = {c.case_id: c for c in cohort}
     train = [by_id[c] for c in splits["train"] if c in by_id]
     val = [by_id[c] for c in splits["val"] if c in by_id]
@@ -47,7 +50,7 @@ def _prepare_data(cfg: RunConfig, data: Path, markers: Path | None, out: Path, i
         raise InputError(f"{data}: no training cases after splitting ({len(cohort)} cases found)")
     if info.is_main:
         logger.info("splits: %s", describe_splits(splits, cohort))
-    return train, val
+    return train, val, save
 
 
 def _pos_weight(cfg: RunConfig, train) -> dict[str, float]:
@@ -131,20 +134,26 @@ def run_training(cfg: RunConfig, *, data: Path | str, markers: Path | str | None
     seed = cfg.train.seed
     set_determinism(seed=seed + info.rank)
 
-    train, val = _prepare_data(cfg, data, markers, out, info, resume)
+    train, val, save_splits = _prepare_data(cfg, data, markers, out, info, resume)
     if cfg.data.spacing is None:
         # adopt the training cohort's median voxel size, so that inputs of any resolution are resampled to it
         from gliomics.data.cohort import median_spacing
 
         cfg = cfg.model_copy(update={"data": cfg.data.model_copy(update={"spacing": median_spacing(train)})})
         logger.info("working spacing: %s mm (median of the training cases)", cfg.data.spacing)
-    if state is None and info.is_main:
-        (out / CONFIG_FILE).write_text(to_yaml(cfg))
-    barrier(info)
     loader = _loader(cfg, train, info, seed)
     # this rank's share of the validation cases, preprocessed once for the whole run
     val_data = _dataset(val[info.rank::info.world_size], inference_transforms(spacing=cfg.data.spacing,
                                                                                load_seg=True), cfg.data.cache)
+    if info.is_main:
+        # the run folder gets its files once the cases have been read: bad input leaves nothing behind
+        if save_splits is not None:
+            save_splits()
+        if state is None:
+            tmp = out / f".{CONFIG_FILE}.tmp-{os.getpid()}"
+            tmp.write_text(to_yaml(cfg))
+            os.replace(tmp, out / CONFIG_FILE)
+    barrier(info)
 
     model = create_model(cfg.model.name, **cfg.model.params).to(dev)
     net = model
@@ -244,11 +253,13 @@ def run_training(cfg: RunConfig, *, data: Path | str, markers: Path | str | None
                     "thresholds": thresholds, "val_metrics": {k: v for k, v in val_metrics.items()
                                                               if k != "thresholds"},
                     "pos_weight": pos_weight}
+            # the log row first: a kill between the two leaves a row that the resumed run rewrites, never a
+            # checkpointed epoch without its row
+            log.append(row)
             if best_epoch == epoch:
                 save_checkpoint({k: ckpt[k] for k in ("model", "config", "epoch", "best_score", "thresholds",
                                                       "val_metrics", "pos_weight")}, out / BEST)
             save_checkpoint(ckpt, out / LAST)
-            log.append(row)
         bar.update()
         bar.set_postfix(loss=f"{row.get('train_total', float('nan')):.3f}",
                         score=f"{val_metrics.get('score', float('nan')):.3f}")
@@ -263,7 +274,8 @@ def run_training(cfg: RunConfig, *, data: Path | str, markers: Path | str | None
     cleanup(info)
     summary = {"run": str(out), "epochs_run": epoch + 1, "stop_reason": stop_reason, "best_epoch": best_epoch,
                "best_score": best_score, "elapsed_seconds": elapsed_before + time.perf_counter() - t0,
-               "val": {k: v for k, v in val_metrics.items() if k != "thresholds"}, "thresholds": thresholds}
+               "val": {k: v for k, v in val_metrics.items() if k != "thresholds"}, "thresholds": thresholds,
+               "seed": seed, "config_sha256": config_digest(cfg), "versions": versions()}
     if info.is_main:
         tmp = out / f".train_summary.json.tmp-{os.getpid()}"
         tmp.write_text(json.dumps(summary, indent=2))
