@@ -38,6 +38,7 @@ __all__ = [
     "available_presets",
     "load_preset",
     "to_yaml",
+    "validate_config",
 ]
 
 PRESET_DIR = Path(__file__).parent / "configs"
@@ -296,6 +297,17 @@ def apply_overrides(cfg: RunConfig, overrides: Sequence[str], check_model: bool 
             node = child
         node[parts[-1]] = _parse_value(text)
     return _validate(data, f"overrides {list(overrides)}", check_model)
+
+
+def validate_config(data: Any, source: str, check_model: bool = True) -> RunConfig:
+    """Validate a configuration given as plain data (the ``config`` stored in a checkpoint).
+
+    Raises:
+        ConfigError: naming ``source`` and the key, for unknown keys or wrong types.
+    """
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: expected a mapping, got {type(data).__name__}")
+    return _validate(data, source, check_model)
 
 
 def to_yaml(cfg: RunConfig) -> str:

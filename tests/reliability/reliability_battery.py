@@ -8,6 +8,7 @@ into ``benchmarks/RESULTS.md``). The entries run in-process through typer's ``Cl
 from __future__ import annotations
 
 import csv
+import fnmatch
 import gzip
 import json
 import os
@@ -64,7 +65,8 @@ class Invocation:
         args: Arguments of ``gliomics``.
         culprit: Text (a file name, a key, an option) the one-line message must contain.
         out: The output location: no file may appear under it, apart from ``allowed``.
-        allowed: Names of files that may (and must) appear under ``out`` (a folder run that finishes good cases).
+        allowed: Patterns (``fnmatch``, relative to ``out``) of the files that must appear under ``out``: the outputs
+            of an input that must work, or of the good cases of a ``--keep-going`` run. Each must match a new file.
     """
 
     args: list[str]
@@ -288,6 +290,26 @@ def _train_resume_corrupt(ws: Workspace) -> Invocation:
     ws.path("run").mkdir()
     ws.path("run", "last.pt").write_bytes(os.urandom(4096))
     return _train(ws, cohort, "last.pt", "--resume", markers=cohort / "markers.csv")
+
+
+def _train_resume_foreign(ws: Workspace) -> Invocation:
+    cohort = ws.cohort()
+    state = checkpoint_state(ws)
+    state["config"]["train"]["warmup_steps"] = 100  # not a key of this version's config
+    ws.path("run").mkdir()
+    write_checkpoint(ws.path("run", "last.pt"), state)
+    return _train(ws, cohort, "warmup_steps", "--resume", markers=cohort / "markers.csv")
+
+
+def _train_unicode(ws: Workspace) -> Invocation:
+    cohort = ws.cohort("données d'entraînement", n=4)
+    tiny = [arg for override in TINY_OVERRIDES for arg in ("--set", override)]
+    inv = _train(ws, cohort, "", *tiny, markers=cohort / "markers.csv")
+    inv.out = ws.path("exécution 1")
+    inv.args[inv.args.index("--out") + 1] = str(inv.out)
+    inv.allowed = ("config.yaml", "splits.json", "best.pt", "last.pt", "metrics.jsonl", "metrics.csv",
+                   "train_summary.json")
+    return inv
 
 
 # ---------------------------------------------------------------------------------------------------------- predict
@@ -570,6 +592,14 @@ def _slices_out_file(ws: Workspace) -> Invocation:
     return inv
 
 
+def _slices_unicode(ws: Workspace) -> Invocation:
+    inv = _slices(ws, ws.cohort("cohorte ü", n=4), "")
+    inv.out = ws.path("coupes 2D")
+    inv.args[inv.args.index("-o") + 1] = str(inv.out)
+    inv.allowed = ("index.csv", "slices_summary.json", "slices/CASE-000-000_z*.npy", "slices/CASE-003-000_z*.npy")
+    return inv
+
+
 def _bench_one_class(ws: Workspace) -> Invocation:
     cohort = ws.cohort(n=4, markers=False)
     write_markers(cohort / "markers.csv", [(f"CASE-{i:03d}-000", 0, 0, 1) for i in range(4)])
@@ -630,6 +660,23 @@ def _preprocess_nan(ws: Workspace) -> Invocation:
     return _preprocess(ws, cohort, bad.name)
 
 
+def _preprocess_keep_going(ws: Workspace) -> Invocation:
+    cohort = ws.cohort("raw", n=2, markers=False)
+    replace_volume(cohort / "CASE-001-000", "t2f", _with_value(np.nan))
+    inv = _preprocess(ws, cohort, "CASE-001-000-t2f.nii.gz", "--keep-going")
+    inv.allowed = tuple(f"CASE-000-000/CASE-000-000-{s}.nii.gz" for s in (*SEQUENCES, "seg")) + (
+        "CASE-000-000/preprocess/geometry.json", "CASE-000-000/preprocess/brain_mask.nii.gz")
+    return inv
+
+
+def _preprocess_unicode(ws: Workspace) -> Invocation:
+    inv = _preprocess(ws, ws.cohort("scans bruts é", n=1, markers=False), "")
+    inv.out = ws.path("prétraité ø")
+    inv.args[inv.args.index("-o") + 1] = str(inv.out)
+    inv.allowed = ("CASE-000-000/CASE-000-000-t1c.nii.gz", "CASE-000-000/preprocess/geometry.json")
+    return inv
+
+
 def _preprocess_out_file(ws: Workspace) -> Invocation:
     out = ws.file("pp.txt")
     inv = _preprocess(ws, ws.cohort(n=1), out.name)
@@ -665,6 +712,22 @@ def _import_brats2021_label(ws: Workspace) -> Invocation:
     seg[4:8, 4:8, 4:8] = 3  # BraTS 2021 has no label 3
     write_nifti(case / "BraTS2021_00001_seg.nii.gz", seg)
     return _import(ws, "brats2021", folder, "BraTS2021_00001_seg.nii.gz")
+
+
+def _import_out_file(ws: Workspace) -> Invocation:
+    out = ws.file("imported.csv")
+    inv = _import(ws, "brats2024", ws.cohort(n=1, markers=False), out.name)
+    inv.args[inv.args.index("-o") + 1] = str(out)
+    inv.out = out
+    return inv
+
+
+def _import_unicode(ws: Workspace) -> Invocation:
+    inv = _import(ws, "brats2024", ws.cohort("BraTS jeu ç", n=2, markers=False), "")
+    inv.out = ws.path("importé 4")
+    inv.args[inv.args.index("-o") + 1] = str(inv.out)
+    inv.allowed = ("manifest.csv", "markers.csv")
+    return inv
 
 
 def _import_tcga_columns(ws: Workspace) -> Invocation:
@@ -706,6 +769,10 @@ BATTERY: list[BadInput] = [
     BadInput("train-nan-voxels", "train", "NaN voxels in a training image", _train_nan),
     BadInput("train-out-is-file", "train", "run folder path is a file", _train_out_file),
     BadInput("train-resume-corrupt", "train", "--resume from a corrupt last.pt", _train_resume_corrupt),
+    BadInput("train-unicode-path", "train", "paths with spaces and non-ASCII characters (must work)", _train_unicode,
+             exit_code=0),
+    BadInput("train-resume-foreign-config", "train", "--resume from a last.pt whose config has an unknown key",
+             _train_resume_foreign, needs_run=True),
     BadInput("predict-input-missing", "predict", "missing input folder", _predict_input_missing, needs_run=True),
     BadInput("predict-input-empty", "predict", "empty input folder", _predict_input_empty, needs_run=True),
     BadInput("predict-model-missing", "predict", "missing run folder", _predict_model_missing),
@@ -767,6 +834,8 @@ BATTERY: list[BadInput] = [
     BadInput("slices-truncated-t1c", "slices", "truncated T1ce", _slices_corrupt_t1c),
     BadInput("slices-markers-missing-columns", "slices", "markers CSV without case_id", _slices_markers_columns),
     BadInput("slices-out-is-file", "slices", "output path is a file", _slices_out_file),
+    BadInput("slices-unicode-path", "slices", "paths with spaces and non-ASCII characters (must work)",
+             _slices_unicode, exit_code=0),
     BadInput("slice-benchmark-one-class", "slice-benchmark", "cohort with one marker class only", _bench_one_class),
     BadInput("slice-benchmark-unknown-backbone", "slice-benchmark", "unknown backbone", _bench_unknown_backbone),
     BadInput("slice-benchmark-pickled-weights", "slice-benchmark", "--weights file carrying a pickled object",
@@ -777,16 +846,41 @@ BATTERY: list[BadInput] = [
     BadInput("preprocess-bad-grid", "preprocess", "--grid with two numbers", _preprocess_grid),
     BadInput("preprocess-corrupt-atlas", "preprocess", "corrupt --atlas file", _preprocess_atlas),
     BadInput("preprocess-nan-voxels", "preprocess", "NaN voxels", _preprocess_nan),
+    BadInput("preprocess-keep-going", "preprocess", "--keep-going over a folder with one bad case",
+             _preprocess_keep_going),
+    BadInput("preprocess-unicode-path", "preprocess", "paths with spaces and non-ASCII characters (must work)",
+             _preprocess_unicode, exit_code=0),
     BadInput("preprocess-out-is-file", "preprocess", "output path is a file", _preprocess_out_file),
     BadInput("import-unknown-format", "import", "unknown --format", _import_unknown_format),
     BadInput("import-missing-input", "import", "missing dataset folder", _import_missing),
     BadInput("import-brats2021-label", "import", "BraTS 2021 segmentation with label 3", _import_brats2021_label),
+    BadInput("import-out-is-file", "import", "output path is a file", _import_out_file),
+    BadInput("import-unicode-path", "import", "paths with spaces and non-ASCII characters (must work)",
+             _import_unicode, exit_code=0),
     BadInput("import-tcga-missing-column", "import", "TCGA table without the 1p/19q column", _import_tcga_columns),
     BadInput("import-tcga-unknown-value", "import", "TCGA table with an unknown IDH value", _import_tcga_value),
 ]
 
 
 # -------------------------------------------------------------------------------------------------------- execution
+
+
+def permissions_ignored(folder: Path) -> bool:
+    """True when a folder without write permission can still be written to (root, some containers)."""
+    probe = folder / ".probe"
+    probe.mkdir()
+    probe.chmod(0o555)
+    try:
+        (probe / "x").write_text("x")
+    except PermissionError:
+        return False
+    else:
+        (probe / "x").unlink()
+        return True
+    finally:
+        probe.chmod(0o755)
+        probe.rmdir()
+
 
 
 def _files(folder: Path) -> set[str]:
@@ -813,7 +907,7 @@ def run_entry(entry: BadInput, ws: Workspace) -> tuple[Invocation, Outcome]:
     temps = sorted(str(p.relative_to(ws.root)) for p in ws.root.rglob("*") if TEMP_NAME.search(p.name))
     exception = result.exception if not isinstance(result.exception, SystemExit) else None
     outcome = Outcome(result.exit_code, lines[0].strip() if lines else "", lines, stderr, new,
-                      sorted(set(new) - set(inv.allowed)), temps, exception)
+                      [f for f in new if not any(fnmatch.fnmatchcase(f, p) for p in inv.allowed)], temps, exception)
     return inv, outcome
 
 
@@ -831,7 +925,7 @@ def check(entry: BadInput, inv: Invocation, ws: Workspace, outcome: Outcome) -> 
             problems.append(f"the message does not name {inv.culprit!r}: {outcome.message!r}")
     elif outcome.error_lines:
         problems.append(f"unexpected errors: {outcome.error_lines}")
-    missing = sorted(set(inv.allowed) - set(outcome.new_files))
+    missing = [p for p in inv.allowed if not any(fnmatch.fnmatchcase(f, p) for f in outcome.new_files)]
     if missing:
         problems.append(f"good outputs missing: {missing}")
     if outcome.unexpected:

@@ -9,33 +9,15 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 
 import numpy as np
 import pytest
-from reliability_battery import BATTERY, PREDICT, Workspace, check, replace_volume, run_entry
+from reliability_battery import BATTERY, PREDICT, Workspace, check, permissions_ignored, replace_volume, run_entry
 from typer.testing import CliRunner
 
 from gliomics.cli.main import app
 
 COMMANDS = {"phantom", "train", "predict", "evaluate", "slices", "slice-benchmark", "preprocess", "import"}
-
-
-def _permissions_ignored(folder: Path) -> bool:
-    """True when a folder without write permission can still be written to (root, some containers)."""
-    probe = folder / "probe"
-    probe.mkdir()
-    probe.chmod(0o555)
-    try:
-        (probe / "x").write_text("x")
-    except PermissionError:
-        return False
-    else:
-        (probe / "x").unlink()
-        return True
-    finally:
-        probe.chmod(0o755)
-        probe.rmdir()
 
 
 @pytest.fixture(autouse=True)
@@ -50,7 +32,7 @@ def _restore_torch_threads():
 
 @pytest.mark.parametrize("entry", BATTERY, ids=[entry.id for entry in BATTERY])
 def test_bad_input_is_handled(entry, tmp_path, request):
-    if entry.needs_unprivileged and _permissions_ignored(tmp_path):
+    if entry.needs_unprivileged and permissions_ignored(tmp_path):
         pytest.skip(f"running as uid {os.geteuid()}: chmod does not block writes here, so no read-only folder")
     run = request.getfixturevalue("tiny_run") if entry.needs_run else None
     ws = Workspace(tmp_path / "ws", run)

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from gliomics.config import RunConfig
+from gliomics.config import RunConfig, validate_config
 from gliomics.constants import LABELS, MARKERS, REGIONS, SEQUENCES, TUMOUR_LABELS
 from gliomics.data.transforms import sequences_present
 from gliomics.errors import CheckpointError, GliomicsError, OutputError
@@ -77,11 +77,11 @@ class Predictor:
             path = run_dir / LAST
         state = load_checkpoint(path)
         try:
-            self.config = RunConfig.model_validate(state["config"])
+            self.config = validate_config(state["config"], "its config")
             model = create_model(self.config.model.name, **self.config.model.params)
             model.load_state_dict(state["model"])
         except (GliomicsError, ValueError, RuntimeError, KeyError) as exc:
-            raise CheckpointError(f"{path}: does not match its model ({str(exc).splitlines()[0][:200]})") from exc
+            raise CheckpointError(f"{path}: does not match its model ({' '.join(str(exc).split())[:240]})") from exc
         if self.device.type == "cpu":
             torch.set_num_threads(os.cpu_count() or 1)
         self.model = model.to(self.device).eval()

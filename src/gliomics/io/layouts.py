@@ -185,7 +185,8 @@ def _referenced(raw: Any, root: Path, where: str, *, confine: bool = False) -> P
     if not path.is_absolute():
         path = Path(os.path.normpath(root / path))
         if confine and os.path.commonpath([path, root]) != str(root):
-            raise InputError(f"{where}: path {text!r} points outside {root}")
+            raise InputError(f"{where}: path {text!r} points outside {root} (relative paths stay below it; give an "
+                             "absolute path to read a file elsewhere)")
     if not path.is_file():
         raise InputError(f"{path}: not found (referenced by {where})")
     return path
@@ -194,7 +195,7 @@ def _referenced(raw: Any, root: Path, where: str, *, confine: bool = False) -> P
 def _discover_datalist(source: Path) -> list[tuple[Case, str]]:
     data = _read_json(source)
     root = Path(data["dataroot"]) if data.get("dataroot") else Path()
-    root = root if root.is_absolute() else source.absolute().parent / root
+    root = Path(os.path.normpath(root if root.is_absolute() else source.absolute().parent / root))
     sections = [k for k in ("training", "validation", "testing") if k in data]
     if not sections:
         raise InputError(f"{source}: no 'training', 'validation' or 'testing' list")
@@ -215,8 +216,8 @@ def _discover_datalist(source: Path) -> list[tuple[Case, str]]:
             else:
                 expected = f"a list of {len(SEQUENCES)} paths or a mapping {{sequence: path}}"
                 raise InputError(f"{where}: 'image' must be {expected}")
-            images = {s: p for s, v in named.items() if (p := _referenced(v, root, where)) is not None}
-            seg = _referenced(entry.get("label"), root, where)
+            images = {s: p for s, v in named.items() if (p := _referenced(v, root, where, confine=True)) is not None}
+            seg = _referenced(entry.get("label"), root, where, confine=True)
             first = next(iter(images.values()), None)
             case_id = entry.get("case_id") or (_case_id_from_file(first.name) if first else None)
             found.append((Case(_check_case_id(case_id, where), images, seg), where))

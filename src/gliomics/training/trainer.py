@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from gliomics.config import RunConfig, to_yaml
-from gliomics.errors import CheckpointError, InputError
+from gliomics.config import RunConfig, to_yaml, validate_config
+from gliomics.errors import CheckpointError, ConfigError, InputError
 from gliomics.provenance import config_digest, versions
 from gliomics.training.checkpoint import BEST, LAST, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from gliomics.training.distributed import DistInfo, barrier, cleanup, init_distributed, resolve_device
@@ -125,7 +125,10 @@ def run_training(cfg: RunConfig, *, data: Path | str, markers: Path | str | None
         if not (out / LAST).is_file():
             raise CheckpointError(f"{out / LAST}: nothing to resume from")
         state = load_checkpoint(out / LAST)
-        cfg = RunConfig.model_validate(state["config"])
+        try:
+            cfg = validate_config(state["config"], "its config")
+        except ConfigError as exc:
+            raise CheckpointError(f"{out / LAST}: cannot resume from it ({exc})") from exc
     elif info.is_main:
         if out.exists() and not out.is_dir():
             raise InputError(f"{out}: output path exists and is not a folder")

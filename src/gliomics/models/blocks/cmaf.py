@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from monai.networks.blocks import Convolution
 from monai.networks.layers import Conv
 from torch import nn
 
 from gliomics.constants import SEQUENCES
-from gliomics.models.blocks.layers import DEFAULT_NORM
+from gliomics.models.blocks.layers import DEFAULT_ACT, DEFAULT_NORM, LEAKY_SLOPE
 
 __all__ = ["CMAF", "ConcatFusion", "SequenceEmbedding", "broadcast_present", "check_present"]
 
@@ -51,7 +52,7 @@ def broadcast_present(present: torch.Tensor, like: torch.Tensor) -> torch.Tensor
 
 
 class SequenceEmbedding(nn.Module):
-    """One *shared* conv-norm-ReLU applied to every 1-channel sequence, giving ``B x S x C' x spatial``.
+    """One *shared* conv-norm-leaky-ReLU applied to every 1-channel sequence, giving ``B x S x C' x spatial``.
 
     With ``sequence_affine=True`` (the default) the normalisation's scale and shift are learnt per sequence
     (conditional normalisation) while the convolution stays shared. A fully shared embedding maps equal intensities of
@@ -87,7 +88,7 @@ class SequenceEmbedding(nn.Module):
             self.weight = nn.Parameter(torch.ones(num_sequences, embed_channels))
             self.bias = nn.Parameter(torch.zeros(num_sequences, embed_channels))
         else:
-            self.conv = Convolution(spatial_dims, 1, embed_channels, kernel_size=kernel_size, act="relu",
+            self.conv = Convolution(spatial_dims, 1, embed_channels, kernel_size=kernel_size, act=DEFAULT_ACT,
                                     norm=norm_name, adn_ordering="NDA")
 
     def forward(self, x: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
@@ -99,7 +100,7 @@ class SequenceEmbedding(nn.Module):
         f = f.view(b, s, self.embed_channels, *f.shape[2:])
         if self.sequence_affine:
             shape = (1, s, self.embed_channels) + (1,) * (f.ndim - 3)
-            f = torch.relu(f * self.weight.view(shape) + self.bias.view(shape))
+            f = F.leaky_relu(f * self.weight.view(shape) + self.bias.view(shape), LEAKY_SLOPE)
         return f
 
 
@@ -136,10 +137,10 @@ class CMAF(_SequenceFusion):
     Using a Multi-Task Deep Learning Approach for Comprehensive Glioma Profiling", Bioengineering 2025,
     <https://doi.org/10.3390/bioengineering12090979>.
 
-    Each sequence is embedded by one shared 3x3x3 conv + norm + ReLU into C' channels (with a per-sequence scale and
-    shift of the normalisation unless ``sequence_affine=False``, see :class:`SequenceEmbedding`). At every voxel the S
-    embeddings are concatenated (S*C') and a 1x1x1-conv MLP (S*C' -> hidden -> S, dropout after the first layer)
-    gives logits; a softmax over the sequences gives weights ``alpha`` that sum to 1, and the output is
+    Each sequence is embedded by one shared 3x3x3 conv + norm + leaky ReLU into C' channels (with a per-sequence
+    scale and shift of the normalisation unless ``sequence_affine=False``, see :class:`SequenceEmbedding`). At every
+    voxel the S embeddings are concatenated (S*C') and a 1x1x1-conv MLP (S*C' -> hidden -> S, dropout after the first
+    layer) gives logits; a softmax over the sequences gives weights ``alpha`` that sum to 1, and the output is
     ``sum_m alpha_m * F_m`` (C' channels). Missing sequences get a logit of -inf, hence ``alpha == 0`` exactly.
 
     Normalisation defaults to InstanceNorm rather than the paper's BatchNorm: 3D batches are 1-2 patches, where
@@ -224,7 +225,7 @@ class ConcatFusion(_SequenceFusion):
     ) -> None:
         super().__init__(spatial_dims, num_sequences, embed_channels, norm_name, sequence_affine)
         self.fuse = Convolution(
-            spatial_dims, num_sequences * embed_channels, embed_channels, kernel_size=1, act="relu", norm=norm_name
+            spatial_dims, num_sequences * embed_channels, embed_channels, kernel_size=1, act=DEFAULT_ACT, norm=norm_name
         )
 
     def forward(self, x: torch.Tensor, present: torch.Tensor | None = None) -> tuple[torch.Tensor, None]:

@@ -6,7 +6,7 @@ import torch
 from monai.networks.blocks import Convolution
 from torch import nn
 
-from gliomics.models.blocks.layers import DEFAULT_NORM, residual_block
+from gliomics.models.blocks.layers import DEFAULT_ACT, DEFAULT_NORM, residual_block
 
 __all__ = ["CNNBranch", "DeepCNNBranch"]
 
@@ -14,7 +14,7 @@ __all__ = ["CNNBranch", "DeepCNNBranch"]
 def _residual_stage(
     spatial_dims: int, in_channels: int, num_blocks: int, norm_name: str | tuple, dropout_prob: float
 ) -> nn.Sequential:
-    """One encoder stage: a strided 2x2x2 conv-norm-ReLU that halves the resolution and doubles the channels, then
+    """One encoder stage: a strided 2x2x2 conv-norm-leaky-ReLU that halves the resolution and doubles the channels, then
     ``num_blocks`` residual blocks (:func:`~gliomics.models.blocks.layers.residual_block`).
 
     Args:
@@ -26,7 +26,7 @@ def _residual_stage(
     """
     channels = in_channels * 2
     down = Convolution(
-        spatial_dims, in_channels, channels, strides=2, kernel_size=2, padding=0, act="relu", norm=norm_name
+        spatial_dims, in_channels, channels, strides=2, kernel_size=2, padding=0, act=DEFAULT_ACT, norm=norm_name
     )
     blocks = [residual_block(spatial_dims, channels, channels, norm_name, dropout_prob) for _ in range(num_blocks)]
     return nn.Sequential(down, *blocks)
@@ -36,10 +36,10 @@ class CNNBranch(nn.Module):
     """CNN branch of the MGMT-Net hybrid encoder, section 3.2 of Abdusalomov et al., Bioengineering 2025,
     <https://doi.org/10.3390/bioengineering12090979>.
 
-    A conv-norm-ReLU stem at full resolution, then ``num_stages`` stages. Each stage halves the resolution with a
+    A conv-norm-leaky-ReLU stem at full resolution, then ``num_stages`` stages. Each stage halves the resolution with a
     strided 2x2x2 convolution that doubles the channels, followed by ``blocks_per_stage`` residual 3x3x3
-    conv-norm-ReLU blocks (MONAI ``UnetResBlock``). With three stages the skips are at /1, /2 and /4 and the output
-    is at /8 with ``feature_size * 8`` channels.
+    conv-norm-leaky-ReLU blocks (MONAI ``UnetResBlock``). With three stages the skips are at /1, /2 and /4 and the
+    output is at /8 with ``feature_size * 8`` channels.
 
     The ``encoder="cnn"`` ablation of MGMT-Net wraps a second, deeper instance in :class:`DeepCNNBranch`.
 
@@ -71,7 +71,7 @@ class CNNBranch(nn.Module):
             raise ValueError(
                 f"num_stages and blocks_per_stage must be positive, got {num_stages} and {blocks_per_stage}."
             )
-        self.stem = Convolution(spatial_dims, in_channels, feature_size, kernel_size=3, act="relu", norm=norm_name)
+        self.stem = Convolution(spatial_dims, in_channels, feature_size, kernel_size=3, act=DEFAULT_ACT, norm=norm_name)
         #: channels of every skip, from full resolution down (/1, /2, ...).
         self.skip_channels: list[int] = [feature_size * 2**i for i in range(num_stages)]
         self.stages = nn.ModuleList(
@@ -95,7 +95,7 @@ class DeepCNNBranch(nn.Module):
 
     Its stages have the widths of the Swin stages it replaces (``feature_size * 2**i`` at ``/2**(i+1)``, so the stem
     has ``feature_size // 2`` channels) but more residual blocks per stage, and its /8 output is projected to
-    ``out_channels`` by a 1x1x1 conv-norm-ReLU, as the Swin output is. The ablation thus swaps attention for
+    ``out_channels`` by a 1x1x1 conv-norm-leaky-ReLU, as the Swin output is. The ablation thus swaps attention for
     convolution at equal widths; its skips are not used.
 
     Args:
@@ -123,7 +123,7 @@ class DeepCNNBranch(nn.Module):
             spatial_dims, in_channels, max(feature_size // 2, 1), 3, blocks_per_stage, norm_name, dropout_prob
         )
         self.proj = Convolution(
-            spatial_dims, self.cnn.out_channels, out_channels, kernel_size=1, act="relu", norm=norm_name
+            spatial_dims, self.cnn.out_channels, out_channels, kernel_size=1, act=DEFAULT_ACT, norm=norm_name
         )
         self.out_channels = out_channels
         self.downsampling = self.cnn.downsampling

@@ -10,15 +10,15 @@ from monai.networks.layers import Conv
 from monai.networks.nets.attentionunet import AttentionBlock
 from torch import nn
 
-from gliomics.models.blocks.layers import DEFAULT_NORM, residual_block
+from gliomics.models.blocks.layers import DEFAULT_ACT, DEFAULT_NORM, residual_block
 
 __all__ = ["SegDecoder", "UpBlock"]
 _INTERP = {1: "linear", 2: "bilinear", 3: "trilinear"}
 
 
 class UpBlock(nn.Module):
-    """One decoder stage: interpolate x2, 3x3x3 conv-norm-ReLU, concatenate the (optionally gated) skip, then a
-    residual conv-norm-ReLU block (MONAI ``UnetResBlock``, whose 1x1x1 projection carries the residual).
+    """One decoder stage: interpolate x2, 3x3x3 conv-norm-leaky-ReLU, concatenate the (optionally gated) skip, then a
+    residual conv-norm-leaky-ReLU block (MONAI ``UnetResBlock``, whose 1x1x1 projection carries the residual).
 
     Args:
         spatial_dims: number of spatial dimensions.
@@ -42,7 +42,7 @@ class UpBlock(nn.Module):
     ) -> None:
         super().__init__()
         self.up = nn.Upsample(scale_factor=2, mode=_INTERP[spatial_dims], align_corners=False)
-        self.conv = Convolution(spatial_dims, in_channels, out_channels, kernel_size=3, act="relu", norm=norm_name)
+        self.conv = Convolution(spatial_dims, in_channels, out_channels, kernel_size=3, act=DEFAULT_ACT, norm=norm_name)
         self.gate = (
             AttentionBlock(spatial_dims, f_int=max(out_channels // 2, 1), f_g=out_channels, f_l=skip_channels)
             if attention_gate

@@ -10,7 +10,7 @@ from monai.networks.nets.swin_unetr import SwinTransformer
 from monai.utils import ensure_tuple_rep
 from torch import nn
 
-from gliomics.models.blocks.layers import DEFAULT_NORM
+from gliomics.models.blocks.layers import DEFAULT_ACT, DEFAULT_NORM
 
 __all__ = ["SwinBranch"]
 
@@ -26,7 +26,7 @@ class SwinBranch(nn.Module):
     submodules directly. MONAI pads to whole windows internally and shrinks a window to the feature map when the
     map is smaller, so the only constraint on the input is divisibility by 8. The features at /8
     (``feature_size * 4`` channels, layer-normalised as in SwinUNETR) are projected to ``out_channels`` by a
-    1x1x1 conv-norm-ReLU.
+    1x1x1 conv-norm-leaky-ReLU.
 
     Args:
         spatial_dims: number of spatial dimensions.
@@ -95,7 +95,8 @@ class SwinBranch(nn.Module):
         if len(depths) == 3:
             self.swin.layers3[0].downsample = None
             self.stages.append(self.swin.layers3[0])
-        self.proj = Convolution(spatial_dims, feature_size * 4, out_channels, kernel_size=1, act="relu", norm=norm_name)
+        self.proj = Convolution(spatial_dims, feature_size * 4, out_channels, kernel_size=1, act=DEFAULT_ACT,
+                                norm=norm_name)
         self.out_channels = out_channels
         self.downsampling = 8
 

@@ -15,6 +15,7 @@ from gliomics.models.blocks.cmaf import CMAF, ConcatFusion
 from gliomics.models.blocks.cnn_branch import CNNBranch, DeepCNNBranch
 from gliomics.models.blocks.decoder import SegDecoder
 from gliomics.models.blocks.descriptors import TumourDescriptors
+from gliomics.models.blocks.layers import DEFAULT_ACT
 from gliomics.models.blocks.marker_head import MarkerHeads
 from gliomics.models.blocks.swin_branch import SwinBranch
 from gliomics.models.nets._base import MultiSequenceNet
@@ -168,7 +169,7 @@ class MGMTNet(MultiSequenceNet):
                 dropout_prob=dropout_prob,
             )
         self.encoder_fusion = Convolution(
-            spatial_dims, 2 * enc_channels, enc_channels, kernel_size=1, act="relu", norm=norm_name
+            spatial_dims, 2 * enc_channels, enc_channels, kernel_size=1, act=DEFAULT_ACT, norm=norm_name
         )
         self.decoder = SegDecoder(
             spatial_dims,
