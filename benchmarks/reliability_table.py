@@ -87,9 +87,16 @@ def section(results: list[dict], seconds: float) -> str:
         f"**{handled} of {len(results)} inputs handled**" + (f", {skipped} not run (see its row)" if skipped else "")
         + ". Handled means: the exit status in the table (2 for bad input, 0 where the input must work), exactly one "
         "`gliomics: error:` line (or one `failed <case>:` line under `--keep-going`) that names the culprit, no new "
-        "file in the output location (apart from the good cases' outputs under `--keep-going`), no temporary file "
+        "file in the output location (apart from the outputs of the inputs that must work, and of the good cases "
+        "under `--keep-going`), no temporary file "
         "anywhere, and no code run from a pickled object. Paths in the messages are shown relative to each entry's "
         "work folder.", "",
+        "The rest of the issue is checked by tests, not measured here: `tests/reliability/test_crash_safety.py` "
+        "(SIGKILL of a real training and prediction process, then resume; `pytest -m slow`), `test_safe_loading.py` "
+        "(pickled objects in checkpoints and weights, YAML tags, strict configs, confined case paths), "
+        "`test_offline_reproducible.py` (phantom → train → predict → evaluate with sockets blocked; seed, versions and "
+        "config digest in every output JSON; a second run with the same seed gives identical metrics, weights and "
+        "labels, `-m slow`).", "",
         "| input | command | exit status | message excerpt |",
         "|---|---|---:|---|",
     ]

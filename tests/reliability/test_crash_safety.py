@@ -75,6 +75,7 @@ def _epochs(run: Path) -> list[dict]:
     return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
 
 
+@pytest.mark.slow  # a training process of its own: 20–40 s on a shared 2-core machine
 def test_training_killed_mid_run_resumes_from_the_last_checkpoint(tmp_path):
     data = tmp_path / "cohort"
     ids = [f"CASE-{i:03d}-000" for i in range(4)]
@@ -114,6 +115,7 @@ def test_training_killed_mid_run_resumes_from_the_last_checkpoint(tmp_path):
             "train_summary.json"} == _visible(run)
 
 
+@pytest.mark.slow  # a prediction process of its own (imports alone take ~10 s): 20–40 s on a shared 2-core machine
 def test_prediction_killed_mid_folder_resumes_without_redoing_finished_cases(tiny_phantom, tiny_run, tmp_path):
     cases = tmp_path / "cases"
     ids = sorted(p.name for p in tiny_phantom.iterdir() if p.is_dir())[:3]

@@ -121,6 +121,7 @@ def test_every_output_json_records_seed_versions_and_config(offline):
     assert [m["config_sha256"] for m in evaluation["models"]] == [digest]
 
 
+@pytest.mark.slow  # a second training and prediction: 15–30 s on a shared 2-core machine
 def test_same_seed_and_data_give_identical_results(offline):
     again = _pipeline(offline["root"], offline["cohort"], "B")
     first, second = offline["run"], again["run"]

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from gliomics.errors import ConfigError
+from gliomics.errors import ConfigError, OutputError
 
 
 def _registry() -> dict[str, Callable[..., dict[str, object]]]:
@@ -41,11 +41,14 @@ def import_dataset(format: str, source: Path | str, out: Path | str, **options: 
 
     Raises:
         ConfigError: Unknown format.
+        OutputError: ``out`` is a file.
         GliomicsError: Whatever the adapter finds wrong with the input.
     """
     adapters = _registry()
     if format not in adapters:
         raise ConfigError(f"unknown format {format!r}; expected one of {', '.join(FORMATS)}")
+    if Path(out).exists() and not Path(out).is_dir():  # found before any input is read
+        raise OutputError(f"{out}: output path exists and is not a folder")
     return adapters[format](source, out, **options)
 
 
