@@ -139,8 +139,8 @@ def dice_fast_vs_slow(run: Path, cohort: Path) -> dict[str, Any]:
             start = time.perf_counter()
             predictor.predict_folder(cohort, folder, progress=False)
             out[f"{label}_seconds_per_case"] = (time.perf_counter() - start) / len(cases)
-            rows = [dice_per_region(load_label(folder / f"{c.case_id}{SEG_SUFFIX}").data,
-                                    load_label(c.seg, label_map=c.label_map).data) for c in cases]
+            rows = [dice_per_region(load_label(folder / f"{c.case_id}{SEG_SUFFIX}").array,
+                                    load_label(c.seg, label_map=c.label_map).array) for c in cases]
             out[label] = {r: float(np.mean([row[r] for row in rows])) for r in rows[0]}
     out["max_abs_difference"] = max(abs(out["fast"][r] - out["slow"][r]) for r in out["fast"])
     return out
@@ -164,6 +164,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip", nargs="*", default=[], choices=["swinunetr", "segresnet", "predict"])
     parser.add_argument("--dice-cohort", type=Path, help="Cases with segmentations for the fast/slow Dice check.")
     parser.add_argument("--write", type=Path, help="Replace the section 'CPU inference' of this Markdown file.")
+    parser.add_argument("--rows", type=Path, help="JSON lines printed by an earlier run: reuse its timings "
+                        "instead of measuring (the table then says so).")
     parser.add_argument("--worker", choices=["swinunetr", "segresnet"], help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
@@ -171,6 +173,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     case = args.case or _phantom_case(Path(tempfile.gettempdir()) / "gliomics_bench_case", seed=11)
     rows: list[dict[str, Any]] = []
+    if args.rows:
+        rows = [json.loads(line) for line in args.rows.read_text().splitlines() if line.strip()]
+        args.skip = ["predict", "swinunetr", "segresnet"]
     if "predict" not in args.skip:
         if args.run is None:
             parser.error("--run is required unless --skip predict")
@@ -180,6 +185,7 @@ def main(argv: list[str] | None = None) -> int:
         if kind not in args.skip:
             rows.append(bench_monai(kind, case, args.runs))
             baseline = rows[-1] if kind == "swinunetr" else baseline
+    baseline = next((r for r in rows if "SwinUNETR" in r["name"]), None)
     table = _table(rows, baseline)
     print(table)
     for r in rows:
@@ -194,6 +200,8 @@ def main(argv: list[str] | None = None) -> int:
         body = (f"{SECTION}\n\nCommand: `{command}`\n\nMachine: {platform.machine()}, nproc {os.cpu_count()}, "
                 f"torch {torch.__version__}, Python {platform.python_version()}, CPU only. Case: `{case.name}` "
                 f"(240x240x155 at 1 mm, four sequences). Median of {args.runs} runs after a warm-up.\n\n{table}\n")
+        if args.rows:
+            body += f"\nThe timings come from an earlier run of this script, whose output lines are in `{args.rows}`.\n"
         if rows and "timings" in rows[0]:
             body += f"\nStages of one `gliomics predict` run (from its `<case>.json`): {rows[0]['timings']}.\n"
         if dice:
