@@ -100,3 +100,13 @@ def test_split_seed_fixes_the_split_across_training_seeds(tiny_phantom, tmp_path
     a, b = split(0), split(1)
     assert a["train"] == b["train"] and a["val"] == b["val"]
     assert a["settings"]["seed"] == 5
+
+
+def test_time_budget_ends_with_one_validated_last_epoch(tiny_phantom, tmp_path):
+    run = tmp_path / "run"
+    summary = run_training(tiny_config(), data=tiny_phantom, markers=tiny_phantom / "markers.csv", out=run,
+                           minutes=0.01, device="cpu", progress=False)
+    rows = _rows(run)
+    assert summary["stop_reason"] == "time budget"
+    assert summary["epochs_run"] == len(rows) == 1  # the budget is spent by the first epoch: it is the last
+    assert "val_score" in rows[-1]

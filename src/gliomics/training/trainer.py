@@ -269,7 +269,9 @@ def run_training(cfg: RunConfig, *, data: Path | str, markers: Path | str | None
         if stale >= cfg.train.patience:
             stop_reason = "early stopping"
             break
-        if deadline is not None and time.perf_counter() - t0 >= deadline:
+        if deadline is not None and (last_epoch or time.perf_counter() - t0 >= deadline):
+            # the schedule fitted to the budget has ended: further epochs would run at the final learning rate and,
+            # each being "the last", validate every time
             stop_reason = "time budget"
             break
     bar.close()
