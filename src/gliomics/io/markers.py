@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import io
 import logging
 import math
 import os
@@ -25,6 +24,7 @@ from pathlib import Path
 
 from gliomics.constants import CLINICAL_COLUMNS, MARKERS
 from gliomics.errors import MarkerTableError, OutputError
+from gliomics.io.delimited import read_delimited
 
 logger = logging.getLogger(__name__)
 
@@ -160,62 +160,45 @@ def read_markers(path: Path | str) -> dict[str, MarkerRecord]:
         MarkerTableError: Missing or empty file, missing columns, unknown values, bad age, duplicate case ids.
     """
     path = Path(path)
-    if not path.is_file():
-        raise MarkerTableError(f"{path}: {'not a file' if path.exists() else 'not found'}")
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise MarkerTableError(f"{path}: cannot read as UTF-8 text ({exc})") from exc
-    if not text.strip():
-        raise MarkerTableError(f"{path}: empty file")
-    first = text.splitlines()[0]
-    delimiter = "," if "," in first else ";" if ";" in first else "\t" if "\t" in first else ","
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
-    try:
-        header = [h.strip().lower() for h in next(reader)]
-        if "case_id" not in header:
-            raise MarkerTableError(f"{path}: missing column 'case_id' (columns: {', '.join(header)})")
-        repeated = sorted({h for h in header if h and header.count(h) > 1})
-        if repeated:
-            raise MarkerTableError(f"{path}: repeated column(s) {', '.join(repeated)}")
-        if not any(m in header for m in MARKERS):
-            raise MarkerTableError(f"{path}: none of the marker columns {', '.join(MARKERS)} found")
-        ignored = [h for h in header if h not in COLUMNS]
-        if ignored:
-            logger.debug("%s: ignoring columns %s", path, ignored)
-        records: dict[str, MarkerRecord] = {}
-        rows: dict[str, int] = {}
-        for cells in reader:
-            row = reader.line_num
-            if not any(c.strip() for c in cells):
-                continue
-            if len(cells) > len(header) and any(c.strip() for c in cells[len(header) :]):
-                raise MarkerTableError(f"{path}: row {row} has {len(cells)} cells but the header has {len(header)}")
-            values = dict(zip(header, cells + [""] * (len(header) - len(cells)), strict=False))
-            case_id = values["case_id"].strip()
-            if not case_id:
-                raise MarkerTableError(f"{path}: row {row}: empty case_id")
-            if case_id in rows:
-                raise MarkerTableError(f"{path}: duplicate case_id {case_id!r} in rows {rows[case_id]} and {row}")
-            where = f"{path}: row {row} (case {case_id})"
-            markers: dict[str, int | None] = {}
-            for marker in MARKERS:
-                raw = values.get(marker, "")
-                try:
-                    markers[marker] = parse_marker_value(raw, marker=marker)
-                except ValueError:
-                    raise MarkerTableError(f"{where}: unknown {marker} value {raw.strip()!r}") from None
+    header, table_rows = read_delimited(path, error=MarkerTableError)
+    if "case_id" not in header:
+        raise MarkerTableError(f"{path}: missing column 'case_id' (columns: {', '.join(header)})")
+    repeated = sorted({h for h in header if h and header.count(h) > 1})
+    if repeated:
+        raise MarkerTableError(f"{path}: repeated column(s) {', '.join(repeated)}")
+    if not any(m in header for m in MARKERS):
+        raise MarkerTableError(f"{path}: none of the marker columns {', '.join(MARKERS)} found")
+    ignored = [h for h in header if h not in COLUMNS]
+    if ignored:
+        logger.debug("%s: ignoring columns %s", path, ignored)
+    records: dict[str, MarkerRecord] = {}
+    rows: dict[str, int] = {}
+    for row, cells in table_rows:
+        if len(cells) > len(header) and any(c.strip() for c in cells[len(header) :]):
+            raise MarkerTableError(f"{path}: row {row} has {len(cells)} cells but the header has {len(header)}")
+        values = dict(zip(header, cells + [""] * (len(header) - len(cells)), strict=False))
+        case_id = values["case_id"].strip()
+        if not case_id:
+            raise MarkerTableError(f"{path}: row {row}: empty case_id")
+        if case_id in rows:
+            raise MarkerTableError(f"{path}: duplicate case_id {case_id!r} in rows {rows[case_id]} and {row}")
+        where = f"{path}: row {row} (case {case_id})"
+        markers: dict[str, int | None] = {}
+        for marker in MARKERS:
+            raw = values.get(marker, "")
             try:
-                age = _parse_age(values.get("age", ""))
+                markers[marker] = parse_marker_value(raw, marker=marker)
             except ValueError:
-                raise MarkerTableError(f"{where}: unparseable age {values['age'].strip()!r}") from None
-            sex = _optional(values.get("sex", ""))
-            sex = _SEXES.get(sex.lower(), sex) if sex else None
-            site = _optional(values.get("site", ""))
-            records[case_id] = MarkerRecord(case_id, **markers, age=age, sex=sex, site=site)
-            rows[case_id] = row
-    except csv.Error as exc:
-        raise MarkerTableError(f"{path}: row {reader.line_num}: malformed CSV ({exc})") from exc
+                raise MarkerTableError(f"{where}: unknown {marker} value {raw.strip()!r}") from None
+        try:
+            age = _parse_age(values.get("age", ""))
+        except ValueError:
+            raise MarkerTableError(f"{where}: unparseable age {values['age'].strip()!r}") from None
+        sex = _optional(values.get("sex", ""))
+        sex = _SEXES.get(sex.lower(), sex) if sex else None
+        site = _optional(values.get("site", ""))
+        records[case_id] = MarkerRecord(case_id, **markers, age=age, sex=sex, site=site)
+        rows[case_id] = row
     if not records:
         logger.warning("%s: no rows", path)
     return records
