@@ -145,6 +145,9 @@ class TrainConfig(BaseModel):
     affine_prob: float = Field(0.2, ge=0, le=1)
     val_every: int = Field(1, ge=1)
     val_overlap: float = Field(0.25, ge=0, lt=1)
+    # volumes of at most this many patches' voxels are segmented in one pass (validation and prediction); larger
+    # ones by Gaussian sliding windows
+    whole_volume_factor: float = Field(1.5, gt=0)
     patience: int = Field(20, ge=1)
     num_workers: int = Field(1, ge=0)
     seed: int = 0

@@ -67,7 +67,7 @@ def demo(
     train_cases: int = typer.Option(96, "--train-cases", min=6, help="Training + validation cases (3 sites)."),
     external_cases: int = typer.Option(30, "--external-cases", min=2, help="Cases of the unseen site."),
     spacing: float = typer.Option(3.0, "--spacing", min=1.0, max=4.0, help="Phantom voxel size in mm."),
-    minutes: float = typer.Option(15.0, "--minutes", min=0.1, help="Training time budget."),
+    minutes: float = typer.Option(18.0, "--minutes", min=0.1, help="Training time budget."),
     seed: int = typer.Option(1, "--seed", help="Seed of cohorts and training."),
     preset: str = typer.Option("mgmtnet_cpu", "--preset", help="Model preset."),
     no_progress: bool = typer.Option(False, "--no-progress", help="Hide progress bars."),

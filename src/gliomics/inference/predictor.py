@@ -21,6 +21,7 @@ from gliomics.config import RunConfig, validate_config
 from gliomics.constants import LABELS, MARKERS, REGIONS, SEQUENCES, TUMOUR_LABELS
 from gliomics.data.transforms import sequences_present
 from gliomics.errors import CheckpointError, GliomicsError, OutputError
+from gliomics.hardware import usable_cores
 from gliomics.inference.engine import forward_volume, forward_with_tta, marker_probabilities
 from gliomics.inference.postprocess import remove_small_components
 from gliomics.io import Case, discover_cases, save_image
@@ -83,7 +84,7 @@ class Predictor:
         except (GliomicsError, ValueError, RuntimeError, KeyError) as exc:
             raise CheckpointError(f"{path}: does not match its model ({' '.join(str(exc).split())[:240]})") from exc
         if self.device.type == "cpu":
-            torch.set_num_threads(os.cpu_count() or 1)
+            torch.set_num_threads(usable_cores())
         self.model = model.to(self.device).eval()
         self.thresholds = {m: float(state.get("thresholds", {}).get(m, 0.5)) for m in MARKERS}
         self.checkpoint = path
@@ -115,7 +116,8 @@ class Predictor:
         image = data["image"]
         present = data["present"]
         t = time.perf_counter()
-        kwargs = {"roi_size": self.config.train.patch_size, "overlap": self.overlap}
+        kwargs = {"roi_size": self.config.train.patch_size, "overlap": self.overlap,
+                  "whole_volume_factor": self.config.train.whole_volume_factor}
         x, p = image.as_tensor()[None].to(self.device), present[None].to(self.device)
         res = forward_with_tta(self.model, x, p, **kwargs) if self.tta else forward_volume(self.model, x, p, **kwargs)
         timings["network_s"] = time.perf_counter() - t

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from gliomics.errors import GliomicsError, OutputError
+from gliomics.hardware import usable_cores
 from gliomics.io.cases import Case
 from gliomics.io.layouts import discover_cases
 from gliomics.preprocess.pipeline import PreprocessSettings, load_registration_atlas, preprocess_case
@@ -116,10 +117,10 @@ def preprocess_cohort(source: Path | str, out: Path | str, settings: PreprocessS
         else:
             raise error
 
-    threads = max(1, (os.cpu_count() or 1) // max(1, workers))
+    threads = max(1, usable_cores() // max(1, workers))
     try:
         if workers <= 1 or len(todo) <= 1:
-            _set_threads(os.cpu_count() or 1)
+            _set_threads(usable_cores())
             for case in todo:
                 try:
                     run_case(case, out, settings, overwrite=overwrite)

@@ -10,7 +10,6 @@ import csv
 import json
 import logging
 import math
-import os
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -20,6 +19,7 @@ import numpy as np
 
 from gliomics.constants import MARKER_NAMES
 from gliomics.errors import ConfigError, InputError
+from gliomics.hardware import usable_cores
 from gliomics.slices.output_folder import check_output_folder, staged_folder
 from gliomics.slices.settings import BenchmarkSettings
 from gliomics.slices.slice_set import SliceSet, collect_slices
@@ -108,7 +108,7 @@ def _threads(device, threads: int | None) -> None:
     import torch
 
     if device.type == "cpu":
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        cores = usable_cores()
         torch.set_num_threads(max(1, threads or cores))
 
 

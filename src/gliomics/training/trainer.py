@@ -16,6 +16,7 @@ import torch
 
 from gliomics.config import RunConfig, to_yaml, validate_config
 from gliomics.errors import CheckpointError, ConfigError, InputError
+from gliomics.hardware import usable_cores
 from gliomics.provenance import config_digest, versions
 from gliomics.training.checkpoint import BEST, LAST, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from gliomics.training.distributed import DistInfo, barrier, cleanup, init_distributed, resolve_device
@@ -119,7 +120,7 @@ def run_training(cfg: RunConfig, *, data: Path | str, markers: Path | str | None
     dev = resolve_device(device)
     info = init_distributed(dev)
     if dev.type == "cpu":
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) // info.world_size))
+        torch.set_num_threads(max(1, usable_cores() // info.world_size))
     state: dict[str, Any] | None = None
     if resume:
         if not (out / LAST).is_file():
@@ -237,7 +238,8 @@ def run_training(cfg: RunConfig, *, data: Path | str, markers: Path | str | None
         last_epoch = epoch == total_epochs - 1
         if val and ((epoch + 1) % cfg.train.val_every == 0 or last_epoch):
             val_metrics = summarise(validate_cases(model, val_data, roi_size=cfg.train.patch_size,
-                                                   device=dev, info=info, overlap=cfg.train.val_overlap))
+                                                   device=dev, info=info, overlap=cfg.train.val_overlap,
+                                                   whole_volume_factor=cfg.train.whole_volume_factor))
             row.update({f"val_{k}": v for k, v in val_metrics.items() if k != "thresholds"})
             if val_metrics["score"] > best_score:
                 best_score, best_epoch, stale = val_metrics["score"], epoch, 0

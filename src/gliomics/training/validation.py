@@ -17,7 +17,7 @@ from gliomics.training.distributed import DistInfo, all_gather_objects
 
 
 def validate_cases(model: torch.nn.Module, samples: Sequence[dict], *, roi_size, device: torch.device,
-                   info: DistInfo, overlap: float = 0.25) -> list[dict]:
+                   info: DistInfo, overlap: float = 0.25, whole_volume_factor: float = 1.5) -> list[dict]:
     """Per-case Dice and marker probabilities of this rank's preprocessed validation ``samples`` (built once, e.g. a
     cached dataset of :func:`~gliomics.data.transforms.inference_transforms` output), gathered from all ranks."""
     model.eval()
@@ -25,7 +25,8 @@ def validate_cases(model: torch.nn.Module, samples: Sequence[dict], *, roi_size,
     for data in samples:
         image = data["image"].as_tensor()[None].to(device)
         present = data["present"][None].to(device)
-        res = forward_volume(model, image, present, roi_size=roi_size, overlap=overlap)
+        res = forward_volume(model, image, present, roi_size=roi_size, overlap=overlap,
+                             whole_volume_factor=whole_volume_factor)
         row: dict = {"case_id": data["case_id"], "markers": np.asarray(data["markers"]).tolist()}
         if res["probs"] is not None and "label" in data:
             pred = res["probs"][0].argmax(0).cpu().numpy().astype(np.uint8)

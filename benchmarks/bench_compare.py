@@ -1,0 +1,131 @@
+"""Ablation and baseline tables: every model trained with the same CPU budget, then ``gliomics compare``.
+
+Usage::
+
+    .venv/bin/python benchmarks/bench_compare.py --train demo_output/cohort_train \
+        --external demo_output/cohort_external --work /tmp/compare [--minutes 10] [--parallel 2] [--seed 1] \
+        [--write benchmarks/RESULTS.md]
+
+Trains, with ``gliomics train --preset mgmtnet_cpu --minutes M --seed S`` on the same cases and split:
+
+- the ablation: ``full`` (MGMT-Net as shipped), ``concat`` (``model.params.fusion=concat``), ``cnn``
+  (``model.params.encoder=cnn``), ``gap`` (``model.params.pooling=gap``);
+- the baselines: ``swinunetr``, ``segresnet``, ``dynunet``, ``densenet3d`` (``model.name=…``, their registry sizes),
+  with the recipe of ``mgmtnet_cpu`` (patch, learning rate, schedule, augmentation, loss).
+
+Each run gets one core (its affinity mask), ``--parallel`` runs at a time, and the same wall-time budget, so each
+has the same CPU time. Runs already finished in ``--work`` are kept. Then ``gliomics compare`` evaluates the
+ablation and the baselines, each against ``full``, on the external cohort, and the tables go to ``--write``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from results_md import write_section  # noqa: E402
+
+SECTION = "## Ablation and baselines"
+ABLATION = {"full": [], "concat": ["model.params.fusion=concat"], "cnn": ["model.params.encoder=cnn"],
+            "gap": ["model.params.pooling=gap"]}
+BASELINES = {name: [f"model.name={name}"] for name in ("swinunetr", "segresnet", "dynunet", "densenet3d")}
+
+
+def _gliomics() -> str:
+    return str(Path(sys.executable).with_name("gliomics"))
+
+
+def train_all(runs: dict[str, list[str]], *, train: Path, work: Path, minutes: float, seed: int,
+              parallel: int) -> None:
+    """Train every run not yet finished, ``parallel`` at a time, each pinned to its own core."""
+    cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else list(range(os.cpu_count() or 1))
+    todo = [n for n in runs if not (work / n / "train_summary.json").is_file()]
+    active: dict[int, tuple[str, subprocess.Popen]] = {}
+    while todo or active:
+        while todo and len(active) < parallel:
+            name = todo.pop(0)
+            slot = next(i for i in range(parallel) if i not in active)
+            core = cores[slot % len(cores)]
+            cmd = [_gliomics(), "train", "--data", str(train), "--markers", str(train / "markers.csv"),
+                   "--preset", "mgmtnet_cpu", "--out", str(work / name), "--minutes", str(minutes),
+                   "--seed", str(seed), "--no-progress"]
+            for item in runs[name]:
+                cmd += ["--set", item]
+            if (work / name / "last.pt").is_file():
+                cmd.append("--resume")
+            log = open(work / f"{name}.log", "a")  # noqa: SIM115 - closed when the process ends
+            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
+                                    preexec_fn=(lambda c=core: os.sched_setaffinity(0, {c}))
+                                    if hasattr(os, "sched_setaffinity") else None)
+            active[slot] = (name, proc)
+            print(f"training {name} on core {core}", flush=True)
+        time.sleep(5)
+        for slot, (name, proc) in list(active.items()):
+            if proc.poll() is not None:
+                del active[slot]
+                if proc.returncode != 0:
+                    raise SystemExit(f"{name}: gliomics train exited with {proc.returncode}; see {work / name}.log")
+                print(f"{name} done", flush=True)
+
+
+def compare(names: list[str], *, external: Path, work: Path, out: Path) -> str:
+    cmd = [_gliomics(), "compare", *[str(work / n) for n in names], "--data", str(external), "--markers",
+           str(external / "markers.csv"), "--out", str(out), "--no-progress"]
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    return (out / "comparison.md").read_text(encoding="utf-8").strip()
+
+
+def run_rows(names: list[str], work: Path) -> list[str]:
+    rows = ["| run | epochs | best epoch | stop |", "|---|---|---|---|"]
+    for n in names:
+        s = json.loads((work / n / "train_summary.json").read_text())
+        rows.append(f"| {n} | {s['epochs_run']} | {s['best_epoch'] + 1} | {s['stop_reason']} |")
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--train", type=Path, required=True, help="Training cohort (with markers.csv).")
+    parser.add_argument("--external", type=Path, required=True, help="External cohort (with markers.csv).")
+    parser.add_argument("--work", type=Path, required=True, help="Folder for the runs and comparisons.")
+    parser.add_argument("--minutes", type=float, default=10.0, help="Training budget of every run.")
+    parser.add_argument("--parallel", type=int, default=2, help="Runs at a time, one core each.")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--write", type=Path, help="RESULTS.md to update.")
+    args = parser.parse_args(argv)
+    args.work.mkdir(parents=True, exist_ok=True)
+    runs = {**ABLATION, **BASELINES}
+    t = time.perf_counter()
+    train_all(runs, train=args.train, work=args.work, minutes=args.minutes, seed=args.seed, parallel=args.parallel)
+    train_min = (time.perf_counter() - t) / 60
+    ablation = compare(list(ABLATION), external=args.external, work=args.work, out=args.work / "cmp_ablation")
+    baselines = compare(["full", *BASELINES], external=args.external, work=args.work,
+                        out=args.work / "cmp_baselines")
+    body = "\n".join([
+        SECTION, "",
+        "```bash",
+        f".venv/bin/python benchmarks/bench_compare.py --train {args.train} --external {args.external} "
+        f"--work {args.work} --minutes {args.minutes:g} --parallel {args.parallel} --seed {args.seed}",
+        "```", "",
+        f"Every model: `gliomics train --preset mgmtnet_cpu --minutes {args.minutes:g} --seed {args.seed}` on the "
+        f"same {args.train.name} cases and split, one CPU core each, {args.parallel} runs at a time "
+        f"(training wall time of this invocation: {train_min:.0f} min). Evaluated on the external cohort "
+        f"{args.external.name} by `gliomics compare`; p-values against `full`.", "",
+        *run_rows(list(runs), args.work), "",
+        "### Ablation", "", ablation, "",
+        "### Baselines", "", baselines, "",
+    ])
+    print(body)
+    if args.write:
+        write_section(args.write, SECTION, body)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
