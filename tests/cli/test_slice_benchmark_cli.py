@@ -45,6 +45,7 @@ def test_slice_benchmark_writes_every_output(tiny_phantom, tmp_path):
         assert (out / name).is_file() and (out / name).stat().st_size > 0, name
     assert not _leftovers(tmp_path)
     results = json.loads((out / "results.json").read_text())
+    assert "torch" in results["versions"]
     row = results["table2"]["shufflenet"]
     assert row["n"] == len(results["split"]["test"]) >= 2
     assert {"accuracy", "recall", "f1", "precision", "auc", "auc_ci"} <= set(row)

@@ -69,6 +69,10 @@ def test_compare_two_runs_writes_table_with_p_values(tiny_phantom, tiny_run, tmp
     assert len(data["models"]) == 2
     table = (out / "comparison.md").read_text()
     assert "Dice ET" in table and "DeLong p (IDH)" in table and "ref." in table
+    assert "AUC IDH" in table and "AUC TERT" in table
+    # a phantom cohort: the Bayes-optimal AUC on the same cases is the last row
+    assert set(data["bayes_optimal_auc"]) == {"idh", "codel_1p19q", "tert"}
+    assert table.strip().splitlines()[-1].startswith("| Bayes-optimal")
 
 
 def test_compare_needs_two_runs(tiny_phantom, tiny_run, tmp_path):

@@ -115,3 +115,21 @@ def test_fast_and_slow_paths_give_the_same_labels(tiny_phantom, tiny_run, tmp_pa
         # outside the head the fast path writes background without running the network; compare the head
         head = np.asarray(nib.load(case.images["t1c"]).dataobj) > 0
         assert (a[head] == b[head]).mean() > 0.95
+
+
+def test_whole_volume_factor_of_the_run_decides_one_pass_or_windows(tiny_phantom, tiny_run, tmp_path, monkeypatch):
+    import gliomics.inference.engine as engine
+
+    calls = []
+    real = engine.sliding_window_inference
+    monkeypatch.setattr(engine, "sliding_window_inference", lambda *a, **k: calls.append(1) or real(*a, **k))
+    case = discover_cases(_first_case(tiny_phantom))[0]
+    predictor = Predictor("cpu").load(tiny_run)
+    roi = predictor.config.train.patch_size
+    predictor.config.train.whole_volume_factor = 1e-3  # every volume is larger than that: sliding windows
+    predictor.predict_case(case, tmp_path / "windows")
+    assert calls, f"expected sliding windows with patch {roi}"
+    calls.clear()
+    predictor.config.train.whole_volume_factor = 1e6  # any volume fits: one pass
+    predictor.predict_case(case, tmp_path / "whole")
+    assert not calls

@@ -119,6 +119,8 @@ def test_every_output_json_records_seed_versions_and_config(offline):
     assert evaluation["versions"]["gliomics"] == train["versions"]["gliomics"]
     assert evaluation["bootstrap_seed"] == 0 and evaluation["n_boot"] == 200
     assert [m["config_sha256"] for m in evaluation["models"]] == [digest]
+    phantom = json.loads((offline["cohort"] / "phantom_summary.json").read_text())
+    assert phantom["versions"]["gliomics"] == train["versions"]["gliomics"] and phantom["seed"] == 5
 
 
 @pytest.mark.slow  # a second training and prediction: 15–30 s on a shared 2-core machine

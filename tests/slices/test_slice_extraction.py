@@ -161,7 +161,7 @@ def test_collect_slices_reads_voi_masks_and_exports_an_index(tiny_case_dir, tmp_
     assert len(slice_set.records) == 1 and slice_set.records[0].area == 15
     out = tmp_path / "out"
     summary = write_slices(slice_set, out)
-    assert summary["slices"] == 1
+    assert summary["slices"] == 1 and "gliomics" in summary["versions"]
     index = (out / "index.csv").read_text().splitlines()
     assert index[0].startswith("patient,slice,label")
     saved = np.load(out / index[1].split(",")[1])

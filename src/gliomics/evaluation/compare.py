@@ -50,12 +50,13 @@ def compare_runs(runs: list[Path | str], data: Path | str, *, markers: Path | st
     if len(set(names)) != len(names):
         names = [f"{i}_{n}" for i, n in enumerate(names)]
     out = Path(out)
-    rows, per_case = [], {}
+    rows, per_case, bayes = [], {}, None
     for run, name in zip(runs, names):
         pred_dir, eval_dir = out / name / "predictions", out / name / "evaluation"
         Predictor(device).load(run).predict_folder(data, pred_dir, progress=progress)
         summary = evaluate_predictions(pred_dir, data, markers=markers, out=eval_dir, n_boot=n_boot)
         per_case[name] = _per_case(eval_dir)
+        bayes = summary.get("bayes_optimal_auc", bayes)  # the same cases for every run
         aucs = [s["auc"] for s in summary["markers"].values() if not math.isnan(s.get("auc", math.nan))]
         rows.append({"name": name, "run": str(run), "seg": summary["segmentation"],
                      "mean_lesion_dice": summary["mean_lesion_dice"], "mean_dice": summary["mean_dice"],
@@ -70,8 +71,8 @@ def compare_runs(runs: list[Path | str], data: Path | str, *, markers: Path | st
             y, pa, pb, ta, tb = paired
             row[f"delong_p_{m}"] = delong_test(y, pa, pb)["p_value"]
             row[f"mcnemar_p_{m}"] = mcnemar_test(y, (pa >= ta).astype(int), (pb >= tb).astype(int))["p_value"]
-    table = comparison_table(rows, reference)
-    result = {"reference": reference, "data": str(data), "models": rows, "table": table}
+    table = comparison_table(rows, reference, bayes)
+    result = {"reference": reference, "data": str(data), "models": rows, "bayes_optimal_auc": bayes, "table": table}
     out.mkdir(parents=True, exist_ok=True)
     for fname, text in (("comparison.json", json.dumps(result, indent=2, default=float)),
                         ("comparison.md", f"# Comparison on {data}\n\n{table}")):

@@ -7,6 +7,8 @@ from collections.abc import Sequence
 
 from gliomics.constants import MARKER_NAMES, MARKERS, REGIONS
 
+SHORT_MARKER = {"idh": "IDH", "codel_1p19q": "1p/19q", "tert": "TERT"}
+
 
 def _f(value: float | None, digits: int = 3) -> str:
     return "–" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
@@ -67,15 +69,23 @@ def site_table(by_site: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def comparison_table(rows: Sequence[dict], reference: str) -> str:
-    """Table 4: Dice per region and mean marker AUC per model, with p-values against ``reference``."""
+def comparison_table(rows: Sequence[dict], reference: str, bayes: dict[str, float] | None = None) -> str:
+    """Table 4: Dice per region, AUC per marker and their mean per model, with p-values against ``reference``;
+    for phantom cohorts a last row with the Bayes-optimal AUC on the same cases."""
     head = "| model | " + " | ".join(f"Dice {r}" for r in ("ET", "NETC", "SNFH", "RC")) + \
-        " | mean lesion-wise Dice | mean AUC | DeLong p (IDH) | McNemar p (IDH) |"
+        " | mean lesion-wise Dice | " + " | ".join(f"AUC {SHORT_MARKER[m]}" for m in MARKERS) + \
+        " | mean AUC | DeLong p (IDH) | McNemar p (IDH) |"
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in rows:
         dice = " | ".join(_ci(r["seg"].get(k, {}).get("dice")) for k in ("ET", "NETC", "SNFH", "RC"))
+        aucs = " | ".join(_f(r.get("auc", {}).get(m)) for m in MARKERS)
         p_d = "ref." if r["name"] == reference else _f(r.get("delong_p_idh"), 3)
         p_m = "ref." if r["name"] == reference else _f(r.get("mcnemar_p_idh"), 3)
-        lines.append(f"| {r['name']} | {dice} | {_ci(r.get('mean_lesion_dice'))} | {_f(r.get('mean_auc'))} | {p_d} | "
-                     f"{p_m} |")
+        lines.append(f"| {r['name']} | {dice} | {_ci(r.get('mean_lesion_dice'))} | {aucs} | {_f(r.get('mean_auc'))} "
+                     f"| {p_d} | {p_m} |")
+    if bayes:
+        values = [bayes.get(m) for m in MARKERS]
+        known = [v for v in values if v is not None and not math.isnan(v)]
+        lines.append("| Bayes-optimal (phantom truth) | – | – | – | – | – | " + " | ".join(_f(v) for v in values)
+                     + f" | {_f(sum(known) / len(known)) if known else '–'} | | |")
     return "\n".join(lines) + "\n"

@@ -20,6 +20,7 @@ from gliomics.phantom.anatomy import grid_affine, grid_shape, load_template, ran
 from gliomics.phantom.latents import bayes_posterior, sample_latents
 from gliomics.phantom.render import render_case
 from gliomics.phantom.sites import Site, apply_site, make_site, site_name
+from gliomics.provenance import versions
 
 logger = logging.getLogger(__name__)
 
@@ -179,6 +180,7 @@ def generate_cohort(out: Path | str, settings: PhantomSettings, *, workers: int 
         "bayes_auc_observed": bayes_auc(rows, against="observed"),
         "bayes_auc_true": bayes_auc(rows, against="true"),
         "site_parameters": [sites[n].describe() for n in names],
+        "versions": versions(),
     }
     tmp = out / f".{SUMMARY_FILE}.tmp-{os.getpid()}"
     tmp.write_text(json.dumps(summary, indent=2))

@@ -20,6 +20,7 @@ import numpy as np
 from gliomics.constants import MARKER_NAMES
 from gliomics.errors import ConfigError, InputError
 from gliomics.hardware import usable_cores
+from gliomics.provenance import versions
 from gliomics.slices.output_folder import check_output_folder, staged_folder
 from gliomics.slices.settings import BenchmarkSettings
 from gliomics.slices.slice_set import SliceSet, collect_slices
@@ -270,5 +271,6 @@ def _write_outputs(folder: Path, results: dict, titles: dict[str, str], slice_se
     history = [{"backbone": k, "trial": t["trial"], **h} for k, tr in results["training"].items()
                for t in tr["trials"] for h in t["history"]]
     _write_csv(folder / "training_history.csv", history)
-    (folder / "results.json").write_text(json.dumps(results, indent=2, ensure_ascii=False))
+    (folder / "results.json").write_text(json.dumps({**results, "versions": versions()}, indent=2,
+                                                  ensure_ascii=False))
     (folder / "summary.md").write_text(_summary_markdown(results, titles), encoding="utf-8")

@@ -19,6 +19,7 @@ import numpy as np
 
 from gliomics.constants import SEQUENCES
 from gliomics.errors import InputError
+from gliomics.provenance import versions
 from gliomics.slices.extraction import axial_spacing, axial_stack, crop_box, roi_box, select_slices
 from gliomics.slices.preprocessing import denoise_slice, finish_slice
 from gliomics.slices.settings import SliceSettings
@@ -264,6 +265,7 @@ def write_slices(slice_set: SliceSet, out: Path, *, fmt: str = "npy") -> dict:
         "skipped": slice_set.skipped,
         "settings": slice_set.settings.model_dump(mode="json"),
         "patient_table": [asdict(p) for p in slice_set.patients.values()],
+        "versions": versions(),
     }
     (out / "slices_summary.json").write_text(json.dumps(summary, indent=2))
     return summary
