@@ -11,7 +11,8 @@ Trains, with ``gliomics train --preset mgmtnet_cpu --minutes M --seed S`` on the
 - the ablation: ``full`` (MGMT-Net as shipped), ``concat`` (``model.params.fusion=concat``), ``cnn``
   (``model.params.encoder=cnn``), ``gap`` (``model.params.pooling=gap``);
 - the baselines: ``swinunetr``, ``segresnet``, ``dynunet``, ``densenet3d`` (``model.name=…``, their registry sizes),
-  with the recipe of ``mgmtnet_cpu`` (patch, learning rate, schedule, augmentation, loss).
+  with the recipe of ``mgmtnet_cpu`` (patch, learning rate, schedule, augmentation, loss); SwinUNETR takes no patch
+  below 64^3, so it trains on 64^3.
 
 Each run gets one core (its affinity mask), ``--parallel`` runs at a time, and the same wall-time budget, so each
 has the same CPU time. Runs already finished in ``--work`` are kept. Then ``gliomics compare`` evaluates the
@@ -35,6 +36,7 @@ SECTION = "## Ablation and baselines"
 ABLATION = {"full": [], "concat": ["model.params.fusion=concat"], "cnn": ["model.params.encoder=cnn"],
             "gap": ["model.params.pooling=gap"]}
 BASELINES = {name: [f"model.name={name}"] for name in ("swinunetr", "segresnet", "dynunet", "densenet3d")}
+BASELINES["swinunetr"].append("train.patch_size=[64,64,64]")  # SwinUNETR needs multiples of 32, at least 64
 
 
 def _gliomics() -> str:
@@ -81,11 +83,12 @@ def compare(names: list[str], *, external: Path, work: Path, out: Path) -> str:
     return (out / "comparison.md").read_text(encoding="utf-8").strip()
 
 
-def run_rows(names: list[str], work: Path) -> list[str]:
-    rows = ["| run | epochs | best epoch | stop |", "|---|---|---|---|"]
-    for n in names:
+def run_rows(runs: dict[str, list[str]], work: Path) -> list[str]:
+    rows = ["| run | overrides | epochs | best epoch | stop |", "|---|---|---|---|---|"]
+    for n, overrides in runs.items():
         s = json.loads((work / n / "train_summary.json").read_text())
-        rows.append(f"| {n} | {s['epochs_run']} | {s['best_epoch'] + 1} | {s['stop_reason']} |")
+        sets = ", ".join(f"`{o}`" for o in overrides) or "–"
+        rows.append(f"| {n} | {sets} | {s['epochs_run']} | {s['best_epoch'] + 1} | {s['stop_reason']} |")
     return rows
 
 
@@ -117,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         f"same {args.train.name} cases and split, one CPU core each, {args.parallel} runs at a time "
         f"(training wall time of this invocation: {train_min:.0f} min). Evaluated on the external cohort "
         f"{args.external.name} by `gliomics compare`; p-values against `full`.", "",
-        *run_rows(list(runs), args.work), "",
+        *run_rows(runs, args.work), "",
         "### Ablation", "", ablation, "",
         "### Baselines", "", baselines, "",
     ])

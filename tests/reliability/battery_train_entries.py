@@ -87,6 +87,12 @@ def _train_set_type(ws: Workspace) -> Invocation:
     return _train(ws, cohort, "train.lr", "--set", "train.lr=fast")
 
 
+def _train_patch_too_small_for_model(ws: Workspace) -> Invocation:
+    cohort = ws.cohort()
+    return _train(ws, cohort, "train.patch_size", "--set", "model.name=swinunetr", "--set",
+                  "train.patch_size=[32,32,32]")
+
+
 def _train_preset_unknown_key(ws: Workspace) -> Invocation:
     cohort = ws.cohort()
     preset = ws.file("my preset.yaml", "inherits_from: mgmtnet_cpu\ntrain:\n  learning_rate: 0.1\n")
@@ -164,6 +170,8 @@ TRAIN_ENTRIES: list[BadInput] = [
     BadInput("train-missing-seg", "train", "training case without segmentation", _train_missing_seg),
     BadInput("train-set-unknown-key", "train", "--set with an unknown key", _train_set_unknown),
     BadInput("train-set-wrong-type", "train", "--set with a wrong type", _train_set_type),
+    BadInput("train-patch-vs-model", "train", "patch size the model cannot take (SwinUNETR at 32^3)",
+             _train_patch_too_small_for_model),
     BadInput("train-preset-unknown-key", "train", "preset YAML with an unknown key", _train_preset_unknown_key),
     BadInput("train-preset-python-tag", "train", "preset YAML with a !!python tag", _train_preset_python_tag),
     BadInput("train-markers-unknown-value", "train", "markers CSV with an unknown value",

@@ -149,6 +149,11 @@ def run_training(cfg: RunConfig, *, data: Path | str, markers: Path | str | None
     # this rank's share of the validation cases, preprocessed once for the whole run
     val_data = _dataset(val[info.rank::info.world_size], inference_transforms(spacing=cfg.data.spacing,
                                                                                load_seg=True), cfg.data.cache)
+    model = create_model(cfg.model.name, **cfg.model.params).to(dev)
+    divisor, smallest = getattr(model, "size_divisor", 1), getattr(model, "min_size", 1)
+    if any(p % divisor or p < smallest for p in cfg.train.patch_size):
+        raise ConfigError(f"train.patch_size: {cfg.model.name} needs every size to be a multiple of {divisor} and at "
+                          f"least {smallest}, got {cfg.train.patch_size}")
     if info.is_main:
         # the run folder gets its files once the cases have been read: bad input leaves nothing behind
         if save_splits is not None:
@@ -159,7 +164,6 @@ def run_training(cfg: RunConfig, *, data: Path | str, markers: Path | str | None
             os.replace(tmp, out / CONFIG_FILE)
     barrier(info)
 
-    model = create_model(cfg.model.name, **cfg.model.params).to(dev)
     net = model
     if info.enabled:
         from torch.nn.parallel import DistributedDataParallel
