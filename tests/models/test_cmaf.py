@@ -89,21 +89,3 @@ def test_embedding_keeps_sequence_identity_only_with_sequence_affine(sequence_af
     identical = torch.allclose(feats[:, 0], feats[:, 1])
     assert identical is not sequence_affine
     assert emb.conv.conv.weight.shape[1] == 1  # one shared convolution for every sequence either way
-
-
-def test_sequence_blocks_start_cmaf_as_a_weighted_concatenation() -> None:
-    from gliomics.models.blocks.cmaf import CMAF
-
-    torch.manual_seed(0)
-    fusion = CMAF(3, len(SEQUENCES), embed_channels=8, sequence_blocks=True).eval()
-    owner = torch.arange(8) % len(SEQUENCES)
-    weight = fusion.embed.weight.detach()
-    assert torch.all(weight[owner, torch.arange(8)] == 1.0)
-    assert torch.all(weight.sum(0) < 1.2)  # every channel is mostly one sequence's
-    image = torch.randn(1, len(SEQUENCES), 8, 8, 8)
-    present = torch.ones(1, len(SEQUENCES), dtype=torch.bool)
-    fused, _ = fusion(image, present)
-    changed = image.clone()
-    changed[:, 1] = torch.randn_like(changed[:, 1]) * 10  # another T1ce
-    delta = (fusion(changed, present)[0] - fused).abs().mean(dim=(0, 2, 3, 4))
-    assert delta[owner == 1].min() > 5 * delta[owner != 1].max()  # T1ce reaches mainly its own channels

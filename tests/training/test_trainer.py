@@ -110,3 +110,17 @@ def test_time_budget_ends_with_one_validated_last_epoch(tiny_phantom, tmp_path):
     assert summary["stop_reason"] == "time budget"
     assert summary["epochs_run"] == len(rows) == 1  # the budget is spent by the first epoch: it is the last
     assert "val_score" in rows[-1]
+
+
+@pytest.mark.slow  # a SwinUNETR epoch at 64^3: 30-70 s on 2 cores
+def test_validation_pads_volumes_to_what_the_model_takes(tiny_phantom, tmp_path):
+    # SwinUNETR takes multiples of 32: the 4 mm brains (about 40x48x40) must be padded for it, not to 16
+    from gliomics.config import apply_overrides, load_preset
+
+    cfg = apply_overrides(load_preset("mgmtnet_cpu"), [
+        "model.name=swinunetr", "model.params.feature_size=12", "model.params.depths=[1,1,1,1]",
+        "model.params.num_heads=[1,1,1,1]", "train.patch_size=[64,64,64]", "train.batch_size=1",
+        "train.whole_volume_factor=8", "data.val_fraction=0.25"])
+    summary = run_training(cfg, data=tiny_phantom, markers=tiny_phantom / "markers.csv", out=tmp_path / "run",
+                           epochs=1, device="cpu", progress=False)
+    assert "dice_mean" in summary["val"]

@@ -16,6 +16,12 @@ from torch import nn
 from gliomics.constants import MARKERS
 
 
+def pad_multiple(model: nn.Module) -> int:
+    """Volumes are padded to a multiple of this before :func:`forward_volume`: twice the model's size divisor, so that
+    whole volumes and windows alike are sizes the model takes."""
+    return int(getattr(model, "size_divisor", 16)) * 2
+
+
 def _fits(spatial: Sequence[int], roi_size: Sequence[int], factor: float) -> bool:
     return math.prod(spatial) <= factor * math.prod(roi_size)
 

@@ -22,7 +22,7 @@ from gliomics.constants import LABELS, MARKERS, REGIONS, SEQUENCES, TUMOUR_LABEL
 from gliomics.data.transforms import sequences_present
 from gliomics.errors import CheckpointError, GliomicsError, OutputError
 from gliomics.hardware import usable_cores
-from gliomics.inference.engine import forward_volume, forward_with_tta, marker_probabilities
+from gliomics.inference.engine import forward_volume, forward_with_tta, marker_probabilities, pad_multiple
 from gliomics.inference.postprocess import remove_small_components
 from gliomics.io import Case, discover_cases, save_image
 from gliomics.provenance import config_digest, versions
@@ -91,7 +91,7 @@ class Predictor:
         from gliomics.data.transforms import inference_transforms
 
         self.transform = inference_transforms(spacing=self.config.data.spacing, sequences=self.sequences,
-                                              divisible=getattr(self.model, "size_divisor", 16) * 2, crop=self.crop)
+                                              divisible=pad_multiple(self.model), crop=self.crop)
         return self
 
     def _to_input_geometry(self, volume: torch.Tensor, image, *, nearest: bool) -> np.ndarray:

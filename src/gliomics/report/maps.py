@@ -150,10 +150,11 @@ def compute_case_maps(model: nn.Module, config, case: Case, *, seg_path: Path | 
         layer_names: Grad-CAM target layers to look for.
     """
     from gliomics.data.transforms import inference_transforms
+    from gliomics.inference.engine import pad_multiple
 
     start = time.perf_counter()
     divisor = int(getattr(model, "size_divisor", 16))
-    transform = inference_transforms(spacing=config.data.spacing, sequences=sequences, divisible=divisor * 2,
+    transform = inference_transforms(spacing=config.data.spacing, sequences=sequences, divisible=pad_multiple(model),
                                      load_seg=seg_path is not None)
     data = transform({"case": dataclasses.replace(case, seg=seg_path, label_map=None)})
     image = data["image"]

@@ -111,6 +111,7 @@ def run_training(cfg: RunConfig, *, data: Path | str, markers: Path | str | None
     from tqdm import tqdm
 
     from gliomics.data.transforms import inference_transforms
+    from gliomics.inference.engine import pad_multiple
     from gliomics.losses import MultiTaskLoss
     from gliomics.models.registry import create_model
     from gliomics.training.validation import summarise, validate_cases
@@ -146,14 +147,14 @@ def run_training(cfg: RunConfig, *, data: Path | str, markers: Path | str | None
         cfg = cfg.model_copy(update={"data": cfg.data.model_copy(update={"spacing": median_spacing(train)})})
         logger.info("working spacing: %s mm (median of the training cases)", cfg.data.spacing)
     loader = _loader(cfg, train, info, seed)
-    # this rank's share of the validation cases, preprocessed once for the whole run
-    val_data = _dataset(val[info.rank::info.world_size], inference_transforms(spacing=cfg.data.spacing,
-                                                                               load_seg=True), cfg.data.cache)
     model = create_model(cfg.model.name, **cfg.model.params).to(dev)
     divisor, smallest = getattr(model, "size_divisor", 1), getattr(model, "min_size", 1)
     if any(p % divisor or p < smallest for p in cfg.train.patch_size):
         raise ConfigError(f"train.patch_size: {cfg.model.name} needs every size to be a multiple of {divisor} and at "
                           f"least {smallest}, got {cfg.train.patch_size}")
+    # this rank's share of the validation cases, preprocessed once for the whole run as the predictor will
+    val_data = _dataset(val[info.rank::info.world_size], inference_transforms(
+        spacing=cfg.data.spacing, load_seg=True, divisible=pad_multiple(model)), cfg.data.cache)
     if info.is_main:
         # the run folder gets its files once the cases have been read: bad input leaves nothing behind
         if save_splits is not None:

@@ -73,7 +73,7 @@ class SequenceEmbedding(nn.Module):
 
     def __init__(
         self, spatial_dims: int, embed_channels: int, kernel_size: int = 3, norm_name: str | tuple = DEFAULT_NORM,
-        num_sequences: int = len(SEQUENCES), sequence_affine: bool = True, sequence_blocks: bool = False,
+        num_sequences: int = len(SEQUENCES), sequence_affine: bool = True,
     ) -> None:
         super().__init__()
         if embed_channels < 1:
@@ -85,13 +85,7 @@ class SequenceEmbedding(nn.Module):
             args["affine"] = False
             self.conv = Convolution(spatial_dims, 1, embed_channels, kernel_size=kernel_size, act=None,
                                     norm=(name, args), adn_ordering="N")
-            weight = torch.ones(num_sequences, embed_channels)
-            if sequence_blocks:
-                # sequence m starts with channels c = m (mod S) to itself: sum_m alpha_m F_m then begins as an
-                # alpha-scaled concatenation rather than an average, and the mixing is learnt from there
-                owner = torch.arange(embed_channels) % num_sequences
-                weight = torch.where(owner[None] == torch.arange(num_sequences)[:, None], 1.0, 0.05)
-            self.weight = nn.Parameter(weight)
+            self.weight = nn.Parameter(torch.ones(num_sequences, embed_channels))
             self.bias = nn.Parameter(torch.zeros(num_sequences, embed_channels))
         else:
             self.conv = Convolution(spatial_dims, 1, embed_channels, kernel_size=kernel_size, act=DEFAULT_ACT,
@@ -120,18 +114,17 @@ class _SequenceFusion(nn.Module):
         embed_channels: C', the channels of each embedding and of the fused output.
         norm_name: normalisation of the embedding, in MONAI's ``(name, args)`` form.
         sequence_affine: per-sequence scale and shift of the embedding (see :class:`SequenceEmbedding`).
-        sequence_blocks: initialise that scale so that each sequence starts with its own channels.
     """
 
     def __init__(self, spatial_dims: int, num_sequences: int, embed_channels: int, norm_name: str | tuple,
-                 sequence_affine: bool = True, sequence_blocks: bool = False) -> None:
+                 sequence_affine: bool = True) -> None:
         super().__init__()
         if num_sequences < 1:
             raise ValueError(f"num_sequences must be positive, got {num_sequences}.")
         self.num_sequences = num_sequences
         self.out_channels = embed_channels
         self.embed = SequenceEmbedding(spatial_dims, embed_channels, norm_name=norm_name, num_sequences=num_sequences,
-                                       sequence_affine=sequence_affine, sequence_blocks=sequence_blocks)
+                                       sequence_affine=sequence_affine)
 
     def _embed(self, x: torch.Tensor, present: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
         """Return the validated ``B x S`` mask and the embeddings ``B x S x C' x spatial``."""
@@ -174,9 +167,8 @@ class CMAF(_SequenceFusion):
         dropout_prob: float = 0.2,
         norm_name: str | tuple = DEFAULT_NORM,
         sequence_affine: bool = True,
-        sequence_blocks: bool = False,
     ) -> None:
-        super().__init__(spatial_dims, num_sequences, embed_channels, norm_name, sequence_affine, sequence_blocks)
+        super().__init__(spatial_dims, num_sequences, embed_channels, norm_name, sequence_affine)
         if not 0.0 <= dropout_prob < 1.0:
             raise ValueError(f"dropout_prob must be in [0, 1), got {dropout_prob}.")
         hidden_channels = max(embed_channels // 2, 4) if hidden_channels is None else hidden_channels

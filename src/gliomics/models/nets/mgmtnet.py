@@ -81,8 +81,6 @@ class MGMTNet(MultiSequenceNet):
         sequence_affine: learn the scale and shift of the shared sequence embedding per sequence, so that fused
             features keep which sequence they came from (see :class:`~gliomics.models.blocks.cmaf.SequenceEmbedding`);
             ``False`` is the paper's fully shared embedding.
-        sequence_blocks: start that per-sequence scale with each sequence owning every S-th channel, so that CMAF's
-            weighted sum begins as a weighted concatenation.
     """
 
     #: Every spatial size of the input must be a multiple of this (three halvings in the encoder).
@@ -117,7 +115,6 @@ class MGMTNet(MultiSequenceNet):
         markers: Sequence[str] = MARKERS,
         descriptors: bool = False,
         sequence_affine: bool = True,
-        sequence_blocks: bool = False,
     ) -> None:
         super().__init__(spatial_dims, in_channels)
         if out_channels < 2:
@@ -140,7 +137,7 @@ class MGMTNet(MultiSequenceNet):
         if fusion == "cmaf":
             self.fusion: nn.Module = CMAF(
                 spatial_dims, in_channels, embed_channels, dropout_prob=fusion_dropout_prob, norm_name=norm_name,
-                sequence_affine=sequence_affine, sequence_blocks=sequence_blocks,
+                sequence_affine=sequence_affine,
             )
         else:
             self.fusion = ConcatFusion(spatial_dims, in_channels, embed_channels, norm_name=norm_name,
