@@ -80,7 +80,8 @@ def compare(names: list[str], *, external: Path, work: Path, out: Path) -> str:
     cmd = [_gliomics(), "compare", *[str(work / n) for n in names], "--data", str(external), "--markers",
            str(external / "markers.csv"), "--out", str(out), "--no-progress"]
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
-    return (out / "comparison.md").read_text(encoding="utf-8").strip()
+    text = (out / "comparison.md").read_text(encoding="utf-8").strip()
+    return text.split("\n", 1)[1].strip() if text.startswith("# ") else text  # the table without its heading
 
 
 def run_rows(runs: dict[str, list[str]], work: Path) -> list[str]:
