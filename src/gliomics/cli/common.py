@@ -35,8 +35,6 @@ def handle_errors(func: F) -> F:
         except KeyboardInterrupt:
             typer.echo("gliomics: interrupted", err=True)
             raise typer.Exit(130) from None
-        except typer.Exit:
-            raise
         except Exception as exc:
             cause = find_gliomics_error(exc)  # bad input wrapped by a library (e.g. a MONAI transform)
             if cause is None:

@@ -148,10 +148,9 @@ def run_training(cfg: RunConfig, *, data: Path | str, markers: Path | str | None
         logger.info("working spacing: %s mm (median of the training cases)", cfg.data.spacing)
     loader = _loader(cfg, train, info, seed)
     model = create_model(cfg.model.name, **cfg.model.params).to(dev)
-    divisor, smallest = getattr(model, "size_divisor", 1), getattr(model, "min_size", 1)
-    if any(p % divisor or p < smallest for p in cfg.train.patch_size):
-        raise ConfigError(f"train.patch_size: {cfg.model.name} needs every size to be a multiple of {divisor} and at "
-                          f"least {smallest}, got {cfg.train.patch_size}")
+    problem = model.size_problem(cfg.train.patch_size)
+    if problem:
+        raise ConfigError(f"train.patch_size: {cfg.model.name}: {problem}")
     # this rank's share of the validation cases, preprocessed once for the whole run as the predictor will
     val_data = _dataset(val[info.rank::info.world_size], inference_transforms(
         spacing=cfg.data.spacing, load_seg=True, divisible=pad_multiple(model)), cfg.data.cache)

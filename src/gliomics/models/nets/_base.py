@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -49,9 +50,16 @@ class MultiSequenceNet(nn.Module):
                 f"expected {self.in_channels} input channels, one per sequence {SEQUENCES[: self.in_channels]}, "
                 f"got {x.shape[1]} (shape {tuple(x.shape)})."
             )
-        size = tuple(x.shape[2:])
+        problem = self.size_problem(x.shape[2:])
+        if problem:
+            raise ValueError(problem)
+
+    def size_problem(self, size: Sequence[int]) -> str | None:
+        """Why the network cannot take inputs of spatial ``size`` (e.g. a training patch), or ``None`` if it can."""
+        size = tuple(int(s) for s in size)
         if any(s % self.size_divisor or s < self.min_size for s in size):
-            raise ValueError(self._size_error(size))
+            return self._size_error(size)
+        return None
 
     def _size_error(self, size: tuple[int, ...]) -> str:
         """The message of :meth:`check_input` for an input of unusable spatial ``size``."""
