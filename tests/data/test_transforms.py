@@ -13,6 +13,8 @@ from gliomics.constants import MARKERS, SEQUENCES
 from gliomics.data.transforms import (
     LoadCased,
     ModalityDropoutd,
+    PerSequenced,
+    ScannerBlurNoised,
     inference_transforms,
     sequences_present,
     train_transforms,
@@ -143,7 +145,7 @@ def test_train_transforms_shapes(tmp_path: Path) -> None:
 
 def test_train_transforms_reproducible(tmp_path: Path) -> None:
     case = _case(tmp_path)
-    kwargs = {"patch_size": (16, 16, 16), "affine_prob": 1.0, "modality_dropout": 0.5}
+    kwargs = {"patch_size": (16, 16, 16), "affine_prob": 1.0, "modality_dropout": 0.5, "blur_noise_prob": 1.0}
 
     def run(seed: int) -> dict:
         chain = train_transforms(**kwargs)
@@ -155,6 +157,58 @@ def test_train_transforms_reproducible(tmp_path: Path) -> None:
     torch.testing.assert_close(torch.as_tensor(a["label"]), torch.as_tensor(b["label"]))
     assert torch.equal(a["present"], b["present"])
     assert not torch.equal(torch.as_tensor(a["image"]), torch.as_tensor(c["image"]))
+
+
+# ---------------------------------------------------------------- PerSequenced
+
+
+def test_per_sequence_draws_differ_between_sequences_and_skip_missing_ones() -> None:
+    from monai.transforms import RandAdjustContrast
+
+    image = torch.rand(len(SEQUENCES), 8, 8, 8) + 0.5
+    image[2] = 0  # a missing sequence
+    out = PerSequenced(RandAdjustContrast(gamma=(0.5, 2.0), prob=1.0)).set_random_state(0)({"image": image})["image"]
+    assert out.shape == image.shape and (out[2] == 0).all()
+    # one gamma per sequence: the same input in two channels comes out different
+    same = image.clone()
+    same[1] = same[0]
+    out = PerSequenced(RandAdjustContrast(gamma=(0.5, 2.0), prob=1.0)).set_random_state(0)({"image": same})["image"]
+    assert not torch.allclose(out[0], out[1])
+    again = PerSequenced(RandAdjustContrast(gamma=(0.5, 2.0), prob=1.0)).set_random_state(0)({"image": same})["image"]
+    torch.testing.assert_close(out, again)
+
+
+# ---------------------------------------------------------------- ScannerBlurNoised
+
+
+def _head(seed: int = 0) -> MetaTensor:
+    image = torch.zeros(len(SEQUENCES), 16, 16, 16)
+    image[:, 4:12, 4:12, 4:12] = torch.from_numpy(np.random.default_rng(seed).normal(size=(len(SEQUENCES), 8, 8, 8)))
+    return MetaTensor(image.float())
+
+
+def test_scanner_blur_noise_changes_the_head_only_and_is_seeded() -> None:
+    image = _head()
+    out = ScannerBlurNoised(prob=1.0).set_random_state(0)({"image": image})["image"]
+    assert (out[image == 0] == 0).all()  # skull-stripped background stays empty
+    assert not torch.allclose(out[image != 0], image[image != 0])
+    again = ScannerBlurNoised(prob=1.0).set_random_state(0)({"image": image})["image"]
+    torch.testing.assert_close(out, again)
+    assert out.shape == image.shape and torch.isfinite(out).all()
+
+
+def test_scanner_blur_noise_prob_zero_is_identity() -> None:
+    image = _head()
+    out = ScannerBlurNoised(prob=0.0).set_random_state(0)({"image": image})["image"]
+    torch.testing.assert_close(torch.as_tensor(out), torch.as_tensor(image))
+
+
+def test_train_transforms_add_blur_noise_only_when_asked() -> None:
+    def has(chain) -> bool:
+        return any(isinstance(t, ScannerBlurNoised) for t in chain.transforms)
+
+    assert not has(train_transforms(patch_size=(16, 16, 16), blur_noise_prob=0.0))
+    assert has(train_transforms(patch_size=(16, 16, 16), blur_noise_prob=0.3))
 
 
 # ---------------------------------------------------------------- ModalityDropoutd

@@ -73,6 +73,23 @@ def test_concat_fusion_zeroes_missing_and_has_no_alpha(image16: torch.Tensor) ->
     torch.testing.assert_close(fusion(changed, present)[0], fused)
 
 
+def test_cmaf_residual_adds_a_concatenation_path_that_ignores_missing_sequences(image16: torch.Tensor) -> None:
+    torch.manual_seed(0)
+    plain, residual = CMAF(embed_channels=4).eval(), CMAF(embed_channels=4, residual=True).eval()
+    assert plain.mix is None and residual.mix is not None
+    residual.load_state_dict(plain.state_dict(), strict=False)  # same embedding and attention, plus the mixer
+    present = _present((0, 2))
+    fused_plain, alpha_plain = plain(image16, present)
+    fused, alpha = residual(image16, present)
+    torch.testing.assert_close(alpha, alpha_plain)  # the path leaves the weights alone
+    assert not torch.allclose(fused, fused_plain)
+    changed = image16.clone()
+    changed[:, [1, 3]] = torch.randn_like(changed[:, [1, 3]]) * 100
+    torch.testing.assert_close(residual(changed, present)[0], fused)
+    fused.sum().backward()
+    assert all(p.grad is not None for p in residual.mix.parameters())
+
+
 @pytest.mark.parametrize("sequence_affine", [True, False])
 def test_embedding_keeps_sequence_identity_only_with_sequence_affine(sequence_affine: bool) -> None:
     from gliomics.models.blocks.cmaf import SequenceEmbedding

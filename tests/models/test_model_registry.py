@@ -84,10 +84,10 @@ def test_unknown_name_and_key_list_the_valid_ones() -> None:
 
 def test_model_defaults_merge_preset_and_class_defaults() -> None:
     defaults = model_defaults("mgmtnet_cpu")
-    assert defaults["feature_size"] == 8 and defaults["window_size"] == 4 and defaults["descriptors"] is True
-    assert defaults["fusion"] == "cmaf" and defaults["pooling"] == "attention"
+    assert defaults["feature_size"] == 12 and defaults["window_size"] == 4 and defaults["descriptors"] is True
+    assert defaults["fusion"] == "cmaf" and defaults["fusion_residual"] is True and defaults["pooling"] == "attention"
     defaults["feature_size"] = 999  # a copy: the registry is not changed
-    assert model_defaults("mgmtnet_cpu")["feature_size"] == 8
+    assert model_defaults("mgmtnet_cpu")["feature_size"] == 12
     assert isinstance(create_model("mgmtnet_cpu", **TINY["mgmtnet_cpu"]), MGMTNet)
 
 

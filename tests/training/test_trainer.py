@@ -10,6 +10,7 @@ import sys
 import pytest
 import torch
 
+from gliomics.models.registry import model_defaults
 from gliomics.training.checkpoint import load_checkpoint
 from gliomics.training.trainer import run_training
 from gliomics_testing import TINY_OVERRIDES, tiny_config
@@ -32,6 +33,10 @@ def test_training_writes_run_folder_and_loss_decreases(tiny_phantom, tmp_path):
     assert "val_dice_ET" in rows[0] and "val_score" in rows[0]
     state = load_checkpoint(run / "best.pt")
     assert state["config"]["model"]["name"] == "mgmtnet_cpu"
+    # every hyperparameter is recorded, so the run does not depend on the preset's defaults staying the same
+    params = state["config"]["model"]["params"]
+    assert set(params) == set(model_defaults("mgmtnet_cpu"))
+    assert params["feature_size"] == 4 and params["window_size"] == model_defaults("mgmtnet_cpu")["window_size"]
     assert state["config"]["data"]["spacing"] == [4.0, 4.0, 4.0]  # unset: the cohort's median voxel size
     assert set(state["thresholds"]) <= {"idh", "codel_1p19q", "tert"}
     assert summary["epochs_run"] == 4

@@ -19,11 +19,13 @@ from monai.transforms import (
     MapTransform,
     NormalizeIntensityd,
     Orientationd,
-    RandAdjustContrastd,
+    RandAdjustContrast,
     RandAffined,
-    RandBiasFieldd,
+    RandBiasField,
     RandCropByPosNegLabeld,
     RandFlipd,
+    RandGaussianNoise,
+    RandGaussianSmooth,
     RandomizableTransform,
     RandScaleIntensityd,
     RandShiftIntensityd,
@@ -112,6 +114,79 @@ class ModalityDropoutd(RandomizableTransform, MapTransform):
         return d
 
 
+class PerSequenced(RandomizableTransform, MapTransform):
+    """Apply a random MONAI array transform to every sequence (channel) separately, each with its own draw.
+
+    MONAI's ``RandAdjustContrast`` and ``RandBiasField`` draw one gamma and one field for all channels. A scanner's
+    sequences differ in gamma and bias independently, and a network that only ever sees them change together can
+    learn ratios between sequences that a new site does not keep (e.g. grey matter on FLAIR against T2).
+    Zero channels (missing sequences) stay zero.
+
+    Args:
+        transform: a randomizable MONAI array transform (``prob`` is its own, per channel).
+        key: the image key.
+    """
+
+    def __init__(self, transform: RandomizableTransform, key: str = "image") -> None:
+        RandomizableTransform.__init__(self, 1.0)
+        MapTransform.__init__(self, keys=[key])
+        self.key, self.transform = key, transform
+
+    def set_random_state(self, seed: int | None = None, state: np.random.RandomState | None = None):
+        super().set_random_state(seed, state)
+        self.transform.set_random_state(seed, self.R)
+        return self
+
+    def __call__(self, data: Mapping[Hashable, object]) -> dict:
+        d = dict(data)
+        image = d[self.key]
+        parts = []
+        for c in range(image.shape[0]):
+            channel = image[c : c + 1]
+            parts.append(channel if bool((channel == 0).all()) else self.transform(channel).to(channel.dtype))
+        d[self.key] = torch.cat(parts)
+        return d
+
+
+class ScannerBlurNoised(RandomizableTransform, MapTransform):
+    """Scanner-like blur and noise inside the head: MONAI's ``RandGaussianSmooth`` then ``RandGaussianNoise`` on
+    every channel, with the background (exact zeros, as in skull-stripped BraTS volumes) kept at zero.
+
+    Sites differ in their blur and noise as much as in their gain; these are the two that the gain, gamma and
+    bias-field augmentations do not imitate. Noise added to the background would teach the network to expect a
+    noisy background that skull-stripped data never have, hence the mask.
+
+    Args:
+        prob: probability of each of the two, drawn independently.
+        max_sigma: largest blur, in voxels (the sigma is drawn from ``[0, max_sigma]`` per axis).
+        max_std: largest noise standard deviation, in the units of the image (z-scores when it runs after
+            normalisation); the standard deviation is drawn from ``[0, max_std]``.
+        key: the image key.
+    """
+
+    def __init__(self, prob: float = 0.2, max_sigma: float = 0.5, max_std: float = 0.1, key: str = "image") -> None:
+        RandomizableTransform.__init__(self, 1.0)
+        MapTransform.__init__(self, keys=[key])
+        self.key = key
+        sigma = (0.0, max_sigma)
+        self.blur = RandGaussianSmooth(sigma_x=sigma, sigma_y=sigma, sigma_z=sigma, prob=prob)
+        self.noise = RandGaussianNoise(prob=prob, mean=0.0, std=max_std)
+
+    def set_random_state(self, seed: int | None = None, state: np.random.RandomState | None = None):
+        super().set_random_state(seed, state)
+        self.blur.set_random_state(seed, self.R)
+        self.noise.set_random_state(seed, self.R)
+        return self
+
+    def __call__(self, data: Mapping[Hashable, object]) -> dict:
+        d = dict(data)
+        image = torch.as_tensor(d[self.key])
+        background = image == 0
+        image = self.noise(self.blur(image))
+        d[self.key] = image.masked_fill(background, 0)
+        return d
+
+
 def _spatial(keys: list[str], spacing: Sequence[float] | None) -> list:
     out: list = [Orientationd(keys=keys, axcodes="RAS", labels=(("L", "R"), ("P", "A"), ("I", "S")))]
     if spacing is not None:
@@ -121,7 +196,8 @@ def _spatial(keys: list[str], spacing: Sequence[float] | None) -> list:
 
 
 def train_transforms(patch_size: Sequence[int], *, spacing: Sequence[float] | None = None,
-                     modality_dropout: float = 0.2, elastic_prob: float = 0.0, affine_prob: float = 0.2) -> Compose:
+                     modality_dropout: float = 0.2, elastic_prob: float = 0.0, affine_prob: float = 0.2,
+                     blur_noise_prob: float = 0.3) -> Compose:
     """Training chain; everything up to the crop to the brain is deterministic and cached."""
     keys = ["image", "label"]
     chain = [
@@ -130,8 +206,8 @@ def train_transforms(patch_size: Sequence[int], *, spacing: Sequence[float] | No
         CropForegroundd(keys=keys, source_key="image", margin=2, allow_smaller=True),
         # intensity augmentation on raw (positive) intensities: scanner-like gain, gamma and bias field
         RandScaleIntensityd(keys="image", factors=0.15, prob=0.5, channel_wise=True),
-        RandAdjustContrastd(keys="image", gamma=(0.75, 1.35), prob=0.3),
-        RandBiasFieldd(keys="image", coeff_range=(0.0, 0.15), prob=0.3),
+        PerSequenced(RandAdjustContrast(gamma=(0.75, 1.35), prob=0.3)),
+        PerSequenced(RandBiasField(coeff_range=(0.0, 0.15), prob=0.3)),
         NormalizeIntensityd(keys="image", nonzero=True, channel_wise=True),
         RandShiftIntensityd(keys="image", offsets=0.1, prob=0.3, channel_wise=True),
         ModalityDropoutd(prob=modality_dropout),
@@ -143,6 +219,8 @@ def train_transforms(patch_size: Sequence[int], *, spacing: Sequence[float] | No
         RandAffined(keys=keys, prob=affine_prob, rotate_range=(0.15, 0.15, 0.15), scale_range=(0.1, 0.1, 0.1),
                     mode=("bilinear", "nearest"), padding_mode="zeros"),
     ]
+    if blur_noise_prob > 0:
+        chain.append(ScannerBlurNoised(prob=blur_noise_prob))
     if elastic_prob > 0:
         from monai.transforms import Rand3DElasticd
 

@@ -82,7 +82,7 @@ def _loader(cfg: RunConfig, train, info: DistInfo, seed: int):
 
     transform = train_transforms(cfg.train.patch_size, spacing=cfg.data.spacing,
                                  modality_dropout=cfg.train.modality_dropout, elastic_prob=cfg.train.elastic_prob,
-                                 affine_prob=cfg.train.affine_prob)
+                                 affine_prob=cfg.train.affine_prob, blur_noise_prob=cfg.train.blur_noise_prob)
     transform.set_random_state(seed=seed + info.rank)
     ds = _dataset(train, transform, cfg.data.cache)
     if info.enabled:
@@ -113,7 +113,7 @@ def run_training(cfg: RunConfig, *, data: Path | str, markers: Path | str | None
     from gliomics.data.transforms import inference_transforms
     from gliomics.inference.engine import pad_multiple
     from gliomics.losses import MultiTaskLoss
-    from gliomics.models.registry import create_model
+    from gliomics.models.registry import create_model, model_defaults
     from gliomics.training.validation import summarise, validate_cases
 
     data, out = Path(data), Path(out)
@@ -148,6 +148,10 @@ def run_training(cfg: RunConfig, *, data: Path | str, markers: Path | str | None
         logger.info("working spacing: %s mm (median of the training cases)", cfg.data.spacing)
     loader = _loader(cfg, train, info, seed)
     model = create_model(cfg.model.name, **cfg.model.params).to(dev)
+    # record every hyperparameter, not only the overrides: the run then rebuilds the same network after a
+    # preset's defaults change
+    params = {**model_defaults(cfg.model.name), **cfg.model.params}
+    cfg = cfg.model_copy(update={"model": cfg.model.model_copy(update={"params": params})})
     problem = model.size_problem(cfg.train.patch_size)
     if problem:
         raise ConfigError(f"train.patch_size: {cfg.model.name}: {problem}")

@@ -131,6 +131,16 @@ class _SequenceFusion(nn.Module):
         present = check_present(present, x, self.num_sequences)
         return present, self.embed(x, present)
 
+    def _mixer(self, spatial_dims: int, norm_name: str | tuple) -> nn.Module:
+        """A 1x1x1 conv-norm-leaky-ReLU from the S concatenated embeddings (S*C') back to C' channels."""
+        return Convolution(spatial_dims, self.num_sequences * self.out_channels, self.out_channels, kernel_size=1,
+                           act=DEFAULT_ACT, norm=norm_name)
+
+    @staticmethod
+    def _concatenate(present: torch.Tensor, feats: torch.Tensor) -> torch.Tensor:
+        """``B x S*C' x spatial``: the embeddings side by side, those of missing sequences zeroed."""
+        return (feats * broadcast_present(present, feats).to(feats.dtype)).flatten(1, 2)
+
 
 class CMAF(_SequenceFusion):
     """Cross-Modality Attention Fusion of MGMT-Net, section 3.1 of Abdusalomov et al., "From Anatomy to Genomics
@@ -156,6 +166,13 @@ class CMAF(_SequenceFusion):
         dropout_prob: dropout after the first MLP layer (0.2 in the paper).
         norm_name: normalisation of the embedding, in MONAI's ``(name, args)`` form.
         sequence_affine: per-sequence scale and shift of the embedding; ``False`` is the paper's shared embedding.
+        residual: add a concatenation path to the attention-weighted sum, ``sum_m alpha_m F_m + mix([F_1..F_S])``
+            with ``mix`` a 1x1x1 conv-norm-leaky-ReLU (S*C' -> C'); ``False`` (the paper) outputs the sum alone.
+            The sum is a convex combination of the S embeddings, so its C' channels can only carry what every
+            sequence encodes in the same channels; with small C' (the CPU preset) the attention stays close to a
+            fixed average and the contrast of single sequences (T1ce for enhancing tumour) is diluted. The residual
+            path lets the encoder see every sequence's features, while ``alpha`` still weights the sum and is
+            returned for the report.
     """
 
     def __init__(
@@ -167,6 +184,7 @@ class CMAF(_SequenceFusion):
         dropout_prob: float = 0.2,
         norm_name: str | tuple = DEFAULT_NORM,
         sequence_affine: bool = True,
+        residual: bool = False,
     ) -> None:
         super().__init__(spatial_dims, num_sequences, embed_channels, norm_name, sequence_affine)
         if not 0.0 <= dropout_prob < 1.0:
@@ -181,6 +199,7 @@ class CMAF(_SequenceFusion):
             nn.Dropout(dropout_prob),
             conv(hidden_channels, num_sequences, kernel_size=1),
         )
+        self.mix = self._mixer(spatial_dims, norm_name) if residual else None
 
     def forward(self, x: torch.Tensor, present: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Fuse the sequences.
@@ -198,6 +217,8 @@ class CMAF(_SequenceFusion):
         # -inf makes exp() exactly 0; check_present guarantees one finite logit per voxel, so no NaN can appear.
         alpha = torch.softmax(logits.masked_fill(~mask, float("-inf")), dim=1)
         fused = (alpha.unsqueeze(2) * feats).sum(dim=1)
+        if self.mix is not None:
+            fused = fused + self.mix(self._concatenate(present, feats))
         return fused, alpha
 
 
@@ -224,11 +245,8 @@ class ConcatFusion(_SequenceFusion):
         sequence_affine: bool = True,
     ) -> None:
         super().__init__(spatial_dims, num_sequences, embed_channels, norm_name, sequence_affine)
-        self.fuse = Convolution(
-            spatial_dims, num_sequences * embed_channels, embed_channels, kernel_size=1, act=DEFAULT_ACT, norm=norm_name
-        )
+        self.fuse = self._mixer(spatial_dims, norm_name)
 
     def forward(self, x: torch.Tensor, present: torch.Tensor | None = None) -> tuple[torch.Tensor, None]:
         present, feats = self._embed(x, present)
-        feats = feats * broadcast_present(present, feats).to(feats.dtype)
-        return self.fuse(feats.flatten(1, 2)), None
+        return self.fuse(self._concatenate(present, feats)), None

@@ -81,6 +81,8 @@ class MGMTNet(MultiSequenceNet):
         sequence_affine: learn the scale and shift of the shared sequence embedding per sequence, so that fused
             features keep which sequence they came from (see :class:`~gliomics.models.blocks.cmaf.SequenceEmbedding`);
             ``False`` is the paper's fully shared embedding.
+        fusion_residual: add a concatenation path to CMAF's weighted sum (see
+            :class:`~gliomics.models.blocks.cmaf.CMAF`, ``residual``); ``False`` in the paper preset.
     """
 
     #: Every spatial size of the input must be a multiple of this (three halvings in the encoder).
@@ -115,6 +117,7 @@ class MGMTNet(MultiSequenceNet):
         markers: Sequence[str] = MARKERS,
         descriptors: bool = False,
         sequence_affine: bool = True,
+        fusion_residual: bool = False,
     ) -> None:
         super().__init__(spatial_dims, in_channels)
         if out_channels < 2:
@@ -137,7 +140,7 @@ class MGMTNet(MultiSequenceNet):
         if fusion == "cmaf":
             self.fusion: nn.Module = CMAF(
                 spatial_dims, in_channels, embed_channels, dropout_prob=fusion_dropout_prob, norm_name=norm_name,
-                sequence_affine=sequence_affine,
+                sequence_affine=sequence_affine, residual=fusion_residual,
             )
         else:
             self.fusion = ConcatFusion(spatial_dims, in_channels, embed_channels, norm_name=norm_name,
