@@ -150,6 +150,7 @@ class TrainConfig(BaseModel):
     # ones by Gaussian sliding windows
     whole_volume_factor: float = Field(1.5, gt=0)
     patience: int = Field(20, ge=1)
+    selection_auc_weight: float = Field(0.5, ge=0, le=1)
     num_workers: int = Field(1, ge=0)
     seed: int = 0
 

@@ -247,7 +247,8 @@ def run_training(cfg: RunConfig, *, data: Path | str, markers: Path | str | None
         if val and ((epoch + 1) % cfg.train.val_every == 0 or last_epoch):
             val_metrics = summarise(validate_cases(model, val_data, roi_size=cfg.train.patch_size,
                                                    device=dev, info=info, overlap=cfg.train.val_overlap,
-                                                   whole_volume_factor=cfg.train.whole_volume_factor))
+                                                   whole_volume_factor=cfg.train.whole_volume_factor),
+                                    auc_weight=cfg.train.selection_auc_weight)
             row.update({f"val_{k}": v for k, v in val_metrics.items() if k != "thresholds"})
             if val_metrics["score"] > best_score:
                 best_score, best_epoch, stale = val_metrics["score"], epoch, 0

@@ -40,11 +40,12 @@ def validate_cases(model: torch.nn.Module, samples: Sequence[dict], *, roi_size,
     return sorted((r for part in gathered for r in part), key=lambda r: r["case_id"])
 
 
-def summarise(rows: list[dict]) -> dict:
+def summarise(rows: list[dict], auc_weight: float = 0.5) -> dict:
     """Mean Dice per region, AUC and Youden thresholds per marker, and the model-selection score.
 
-    The score is the mean of the mean Dice over the four labels and the mean AUC over markers that have both
-    classes in validation (Dice alone when no AUC is defined).
+    The score is ``(1 - auc_weight) * mean Dice + auc_weight * mean AUC``: the mean Dice over the four labels and
+    the mean AUC over markers that have both classes in validation. When only one of the two is defined (no AUC,
+    or a model without segmentation), the score is that one.
     """
     out: dict = {}
     dice_rows = [r["dice"] for r in rows if "dice" in r]
@@ -64,7 +65,9 @@ def summarise(rows: list[dict]) -> dict:
             aucs.append(out[f"auc_{m}"])
     if aucs:
         out["auc_mean"] = float(np.mean(aucs))
-    parts = [out[k] for k in ("dice_mean", "auc_mean") if k in out]
-    out["score"] = float(np.mean(parts)) if parts else 0.0
+    if "dice_mean" in out and "auc_mean" in out:
+        out["score"] = (1.0 - auc_weight) * out["dice_mean"] + auc_weight * out["auc_mean"]
+    else:
+        out["score"] = float(out.get("dice_mean", out.get("auc_mean", 0.0)))
     out["thresholds"] = thresholds
     return out

@@ -1,0 +1,49 @@
+"""`gliomics demo` end to end (the pipeline of `make demo`) with a tiny preset, a tiny cohort and a seconds budget."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import yaml
+from typer.testing import CliRunner
+
+from gliomics.cli.main import app
+from gliomics_testing import TINY_OVERRIDES
+
+runner = CliRunner()
+
+
+def _tiny_preset(path: Path) -> Path:
+    """A YAML preset inheriting ``mgmtnet_cpu`` with the tiny overrides of the other tests."""
+    config: dict = {"inherits_from": "mgmtnet_cpu"}
+    for item in TINY_OVERRIDES:
+        key, value = item.split("=", 1)
+        node = config
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = yaml.safe_load(value)
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def test_demo_runs_every_step_and_skips_what_is_done(tmp_path):
+    out = tmp_path / "demo"
+    args = ["demo", "--out", str(out), "--train-cases", "12", "--external-cases", "3", "--spacing", "4",
+            "--minutes", "0.1", "--seed", "5", "--preset", str(_tiny_preset(tmp_path / "tiny.yaml")), "--no-progress"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "demo_summary.json").read_text())
+    assert summary["cases"] == 3 and summary["cases_without_prediction"] == 0
+    assert set(summary["by_site"]) == {"G"}  # the external site is the one after the six training sites
+    train_sites = {line.split(",")[1] for line in (out / "cohort_train" / "markers.csv").read_text().splitlines()[1:]}
+    assert train_sites == set("ABCDEF")
+    assert (out / "run" / "best.pt").is_file() and (out / "evaluation_external" / "per_case.csv").is_file()
+    assert len(list((out / "predictions_external").glob("*_seg.nii.gz"))) == 3
+    assert "Dice" in result.output
+    # a second call finds cohorts, run and predictions in place and only re-evaluates
+    best = (out / "run" / "best.pt").stat().st_mtime_ns
+    again = runner.invoke(app, args)
+    assert again.exit_code == 0, again.output
+    assert (out / "run" / "best.pt").stat().st_mtime_ns == best

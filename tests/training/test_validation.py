@@ -1,0 +1,38 @@
+"""The model-selection score of validation: Dice, AUC and their weighting."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from gliomics.constants import TUMOUR_LABELS
+from gliomics.training.validation import summarise
+
+
+def _row(case: str, dice: float, idh: float | None, prob: float | None) -> dict:
+    row: dict = {"case_id": case, "markers": [math.nan if idh is None else idh, math.nan, math.nan], "prob": {},
+                 "dice": dict.fromkeys(TUMOUR_LABELS, dice)}
+    if prob is not None:
+        row["prob"] = {"idh": prob}
+    return row
+
+
+# IDH AUC 0.75: three of the four positive/negative pairs are ranked right
+ROWS = [_row("a", 0.6, 1, 0.9), _row("b", 0.8, 0, 0.2), _row("c", 0.6, 1, 0.3), _row("d", 0.8, 0, 0.4)]
+
+
+@pytest.mark.parametrize("weight, expected", [(0.5, (0.7 + 0.75) / 2), (0.0, 0.7), (1.0, 0.75), (0.2, 0.71)])
+def test_score_weights_dice_and_auc(weight: float, expected: float) -> None:
+    out = summarise(ROWS, auc_weight=weight)
+    assert out["dice_mean"] == pytest.approx(0.7) and out["auc_idh"] == pytest.approx(0.75)
+    assert out["score"] == pytest.approx(expected)
+    assert "idh" in out["thresholds"]
+
+
+def test_score_is_whichever_part_exists() -> None:
+    no_auc = [_row("a", 0.6, None, None), _row("b", 0.8, None, None)]
+    assert summarise(no_auc, auc_weight=0.5)["score"] == pytest.approx(0.7)
+    markers_only = [{k: v for k, v in r.items() if k != "dice"} for r in ROWS]
+    assert summarise(markers_only, auc_weight=0.0)["score"] == pytest.approx(0.75)
+    assert summarise([], auc_weight=0.5)["score"] == 0.0
