@@ -167,3 +167,22 @@ def test_median_spacing_is_per_ras_axis(tmp_path: Path):
         cases.append(Case(f"C-{k}", images={"t1c": folder / f"C-{k}-t1c.nii.gz"}))
     assert median_spacing(cases) == [1.0, 1.0, 1.5]
     assert median_spacing([cases[2]]) == [1.0, 1.0, 1.5]
+
+
+def test_lesion_volume_quantiles_read_the_segmentations(tmp_path: Path) -> None:
+    from gliomics.constants import LABELS
+    from gliomics.data.cohort import lesion_volume_quantiles
+    from gliomics.io import save_image
+
+    cases = []
+    affine = np.diag([2.0, 2.0, 2.0, 1.0])  # 8 mm³ voxels
+    for k, et_voxels in enumerate((10, 20, 30, 0)):
+        seg = np.zeros((8, 8, 8), dtype=np.uint8)
+        seg.reshape(-1)[:et_voxels] = LABELS["ET"]
+        seg[7, 7, 7] = LABELS["SNFH"]
+        path = save_image(seg, affine, tmp_path / f"c{k}_seg.nii.gz", dtype=np.uint8)
+        cases.append(CohortCase(Case(f"c{k}", {}, seg=path), None))
+    cases.append(CohortCase(Case("no-seg", {}), None))
+    q = lesion_volume_quantiles(cases, 0.5)
+    assert q == {"ET": pytest.approx(160.0), "SNFH": pytest.approx(8.0)}  # median of 80, 160, 240; NETC/RC absent
+    assert lesion_volume_quantiles(cases, 0.0, max_cases=2) == {"ET": pytest.approx(80.0), "SNFH": pytest.approx(8.0)}

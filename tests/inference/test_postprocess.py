@@ -1,12 +1,19 @@
-"""Removal of tiny connected components from label maps (26-connectivity, volumes in mm³)."""
+"""Post-processing: removal of tiny connected components (26-connectivity, volumes in mm³) and of labels whose
+whole volume is below a minimum fitted on validation cases."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from gliomics.constants import LABELS
-from gliomics.inference.postprocess import remove_small_components
+from gliomics.inference.postprocess import (
+    fit_min_label_volumes,
+    label_volumes_mm3,
+    remove_small_components,
+    suppress_small_labels,
+)
 
 NETC, SNFH, ET, RC = LABELS["NETC"], LABELS["SNFH"], LABELS["ET"], LABELS["RC"]
 ISO = (1.0, 1.0, 1.0)
@@ -110,3 +117,91 @@ def test_dtype_and_shape_preserved(dtype: type) -> None:
     seg = _big_tumour().astype(dtype)
     out = remove_small_components(seg, ISO)
     assert out.dtype == seg.dtype and out.shape == seg.shape
+
+
+# ---- per-label minimum volumes ---------------------------------------------------------------------------------
+
+
+def test_label_volumes_use_the_voxel_volume() -> None:
+    seg = _big_tumour()
+    seg[15:17, 15:17, 15:17] = RC
+    volumes = label_volumes_mm3(seg, 8.0)
+    assert volumes == {"NETC": 8 * 8.0, "SNFH": (512 - 64) * 8.0, "ET": (64 - 8) * 8.0, "RC": 8 * 8.0}
+
+
+def _probs_for(labels: np.ndarray, runner_up: int) -> torch.Tensor:
+    """Probabilities whose argmax is ``labels`` and whose second choice is ``runner_up`` everywhere."""
+    probs = np.full((5, *labels.shape), 0.05, dtype=np.float32)
+    probs[runner_up] = 0.3
+    np.put_along_axis(probs, labels[None].astype(np.int64), 0.6, axis=0)
+    return torch.from_numpy(probs)
+
+
+def test_small_label_goes_to_the_next_most_probable_label() -> None:
+    labels = _big_tumour()
+    labels[12:14, 12:14, 12:14] = RC  # 8 voxels of cavity
+    probs = _probs_for(labels, runner_up=NETC)
+    out, names = suppress_small_labels(probs, torch.from_numpy(labels), 1.0, {"RC": 10.0, "ET": 10.0})
+    out = out.numpy()
+    assert names == ["RC"]  # ET (56 mm³) is above its minimum
+    assert (out == RC).sum() == 0 and (out[12:14, 12:14, 12:14] == NETC).all()
+    np.testing.assert_array_equal(out[:10, :10, :10], _big_tumour()[:10, :10, :10])
+
+
+def test_suppression_keeps_labels_at_or_above_their_minimum_and_unnamed_labels() -> None:
+    labels = _big_tumour()
+    probs = _probs_for(labels, runner_up=0)
+    out, names = suppress_small_labels(probs, torch.from_numpy(labels), 1.0, {"ET": 56.0, "RC": 1e9})
+    assert names == []  # ET is exactly 56 mm³ (kept), RC is absent (nothing to suppress)
+    np.testing.assert_array_equal(out.numpy(), labels)
+    out, names = suppress_small_labels(probs, torch.from_numpy(labels), 1.0, {"NETC": 9.0})
+    assert names == ["NETC"] and (out.numpy()[5:7, 5:7, 5:7] == 0).all()
+
+
+def test_two_suppressed_labels_do_not_take_each_other_over() -> None:
+    labels = np.zeros((6, 6, 6), dtype=np.uint8)
+    labels[0:2, 0:2, 0:2] = ET
+    labels[4:6, 4:6, 4:6] = NETC
+    probs = _probs_for(labels, runner_up=ET)  # NETC's runner-up is ET, which is suppressed too
+    probs[NETC][labels == ET] = 0.3  # and ET's runner-up is NETC (tied with ET elsewhere)
+    out, names = suppress_small_labels(probs, torch.from_numpy(labels), 1.0, {"ET": 100.0, "NETC": 100.0})
+    assert sorted(names) == ["ET", "NETC"] and not np.isin(out.numpy(), (ET, NETC)).any()
+
+
+def _case(**labels: tuple[float, float, float]) -> dict:
+    return labels
+
+
+def test_fit_puts_the_minimum_between_false_positive_and_true_lesions() -> None:
+    cases = [_case(RC=(100.0, 0.0, 0.0)), _case(RC=(1000.0, 900.0, 0.9)), _case(RC=(0.0, 0.0, 1.0)),
+             _case(RC=(4000.0, 4200.0, 0.95))]
+    minimum = fit_min_label_volumes(cases)["RC"]
+    assert minimum == pytest.approx(np.sqrt(100.0 * 1000.0), abs=0.1)
+
+
+def test_fit_leaves_out_labels_that_suppression_does_not_help() -> None:
+    # the small prediction is a true lesion: suppressing it would cost its Dice
+    cases = [_case(ET=(100.0, 120.0, 0.7)), _case(ET=(3000.0, 2900.0, 0.9)), _case(ET=(0.0, 0.0, 1.0))]
+    assert fit_min_label_volumes(cases) == {}
+
+
+def test_fit_suppresses_a_poor_small_true_lesion_only_with_a_false_positive_gain() -> None:
+    # suppressing both small predictions: +1 for the false positive, -0.2 for the poor true lesion
+    cases = [_case(NETC=(50.0, 60.0, 0.2)), _case(NETC=(80.0, 0.0, 0.0)), _case(NETC=(2000.0, 2100.0, 0.9))]
+    assert fit_min_label_volumes(cases)["NETC"] == pytest.approx(np.sqrt(80.0 * 2000.0), abs=0.1)
+    # the smallest suppression with the best mean wins: a useless extra case is not suppressed
+    cases = [_case(NETC=(80.0, 0.0, 0.0)), _case(NETC=(500.0, 400.0, 0.0)), _case(NETC=(2000.0, 2100.0, 0.9))]
+    assert fit_min_label_volumes(cases)["NETC"] == pytest.approx(np.sqrt(80.0 * 500.0), abs=0.1)
+
+
+def test_fit_is_bounded_by_the_caps() -> None:
+    cases = [_case(ET=(1500.0, 0.0, 0.0)), _case(ET=(3000.0, 2800.0, 0.8)), _case(RC=(100.0, 0.0, 0.0)),
+             _case(RC=(5000.0, 5000.0, 0.9))]
+    # ET's false positive is larger than the cap: it cannot be suppressed
+    assert fit_min_label_volumes(cases, {"ET": 700.0, "RC": 400.0}) == {"RC": 400.0}
+    assert fit_min_label_volumes(cases)["ET"] == pytest.approx(np.sqrt(1500.0 * 3000.0), abs=0.1)
+
+
+def test_fit_when_every_prediction_is_false() -> None:
+    cases = [_case(ET=(30.0, 0.0, 0.0)), _case(ET=(60.0, 0.0, 0.0))]
+    assert fit_min_label_volumes(cases)["ET"] == pytest.approx(np.sqrt(60.0 * 120.0), abs=0.1)

@@ -147,3 +147,24 @@ def test_whole_volume_factor_of_the_run_decides_one_pass_or_windows(tiny_phantom
     predictor.config.train.whole_volume_factor = 1e6  # any volume fits: one pass
     predictor.predict_case(case, tmp_path / "whole")
     assert not calls
+
+
+def test_labels_below_the_runs_minimum_volume_are_suppressed(tiny_phantom, tiny_run, tmp_path):
+    case = discover_cases(tiny_phantom)[0]
+    kept = _voxelwise_segmentation(Predictor("cpu", label_minimums=False).load(tiny_run))
+    kept.min_label_mm3 = {"ET": 1e12}
+    record = kept.predict_case(case, tmp_path / "kept")
+    assert "postprocessing" not in record
+    seg = np.asarray(nib.load(tmp_path / "kept" / f"{case.case_id}_seg.nii.gz").dataobj)
+    assert (seg == 3).any()
+
+    suppressed = _voxelwise_segmentation(Predictor("cpu").load(tiny_run))
+    suppressed.min_label_mm3 = {"ET": 1e12}  # as if fitted on validation: any ET is too small
+    record = suppressed.predict_case(case, tmp_path / "suppressed")
+    assert record["postprocessing"] == {"min_label_volume_ml": {"ET": 1e9}, "suppressed": ["ET"]}
+    assert record["volumes_ml"]["ET"] == 0.0
+    out = np.asarray(nib.load(tmp_path / "suppressed" / f"{case.case_id}_seg.nii.gz").dataobj)
+    assert not (out == 3).any()
+    # the ET voxels took other labels; the rest of the map is as before
+    assert np.array_equal(out[seg != 3], seg[seg != 3])
+    assert (out[seg == 3] > 0).mean() > 0.5

@@ -36,3 +36,22 @@ def test_score_is_whichever_part_exists() -> None:
     markers_only = [{k: v for k, v in r.items() if k != "dice"} for r in ROWS]
     assert summarise(markers_only, auc_weight=0.0)["score"] == pytest.approx(0.75)
     assert summarise([], auc_weight=0.5)["score"] == 0.0
+
+
+def _volume_row(case: str, rc: tuple[float, float, float]) -> dict:
+    """A validation row whose RC is (predicted mm³, reference mm³, Dice); the other labels are perfect."""
+    row = _row(case, 1.0, None, None)
+    row["dice"]["RC"] = rc[2]
+    row["volumes_mm3"] = {name: [1000.0, 1000.0] for name in TUMOUR_LABELS}
+    row["volumes_mm3"]["RC"] = [rc[0], rc[1]]
+    return row
+
+
+def test_minimum_label_volumes_are_fitted_and_capped() -> None:
+    rows = [_volume_row("a", (200.0, 0.0, 0.0)), _volume_row("b", (5000.0, 5200.0, 0.9)),
+            _volume_row("c", (0.0, 0.0, 1.0))]
+    out = summarise(rows)
+    assert out["min_label_mm3"] == {"RC": pytest.approx(1000.0, abs=0.1)}  # √(200 · 5000)
+    assert out["dice_RC"] == pytest.approx(1.9 / 3)  # the Dice reported is before the suppression
+    assert summarise(rows, volume_caps={"RC": 300.0})["min_label_mm3"] == {"RC": 300.0}
+    assert summarise(ROWS)["min_label_mm3"] == {}  # rows without volumes (e.g. older runs)

@@ -18,6 +18,8 @@ def predict(
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda."),
     save_probabilities: bool = typer.Option(False, "--save-probabilities", help="Also write the softmax."),
     tta: bool = typer.Option(False, "--tta", help="Average with a left-right flip (slower, steadier)."),
+    no_label_minimums: bool = typer.Option(False, "--no-label-minimums", help="Keep a tumour label even when its "
+                                           "whole volume is below the minimum fitted on the run's validation cases."),
     sequences: str | None = typer.Option(None, "--sequences", help="Use only these, e.g. t1c,t2f."),
     overlap: float = typer.Option(0.25, "--overlap", min=0.0, max=0.9, help="Sliding-window overlap."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Redo cases that already have outputs."),
@@ -38,7 +40,7 @@ def predict(
 
     seqs = [s.strip() for s in sequences.split(",") if s.strip()] if sequences else None
     predictor = Predictor(device, tta=tta, overlap=overlap, save_probabilities=save_probabilities, sequences=seqs,
-                          who_band=who_band)
+                          label_minimums=not no_label_minimums, who_band=who_band)
     predictor.load(model)
     on_case = None
     if report:

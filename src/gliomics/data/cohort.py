@@ -112,3 +112,27 @@ def median_spacing(cases: list[CohortCase] | list[Case]) -> list[float]:
     if not rows:
         raise ValueError("median_spacing needs at least one case")
     return [round(float(v), 4) for v in np.median(np.stack(rows), axis=0)]
+
+
+def lesion_volume_quantiles(cases: list[CohortCase], q: float = 0.05, *, max_cases: int = 200) -> dict[str, float]:
+    """The ``q`` quantile (mm³) of each tumour label's volume over the cases whose reference has that label.
+
+    Read from the segmentations of at most ``max_cases`` cases (evenly spread over the list). A run caps its
+    minimum label volumes (:func:`~gliomics.inference.postprocess.fit_min_label_volumes`) with these, so that
+    post-processing never removes a lesion the size of the smallest few of its training split. Labels no case has
+    are left out.
+    """
+    from gliomics.constants import TUMOUR_LABELS
+    from gliomics.inference.postprocess import label_volumes_mm3
+    from gliomics.io.nifti import load_label
+
+    with_seg = [c.case for c in cases if c.case.seg is not None]
+    step = max(1, -(-len(with_seg) // max_cases))
+    volumes: dict[str, list[float]] = {name: [] for name in TUMOUR_LABELS}
+    for case in with_seg[::step]:
+        seg = load_label(case.seg, label_map=case.label_map)
+        voxel_mm3 = float(abs(np.linalg.det(seg.affine[:3, :3])))
+        for name, v in label_volumes_mm3(seg.array, voxel_mm3).items():
+            if v > 0:
+                volumes[name].append(v)
+    return {name: float(np.quantile(v, q)) for name, v in volumes.items() if v}

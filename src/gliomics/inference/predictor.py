@@ -23,7 +23,7 @@ from gliomics.data.transforms import sequences_present
 from gliomics.errors import CheckpointError, GliomicsError, OutputError
 from gliomics.hardware import usable_cores
 from gliomics.inference.engine import forward_volume, forward_with_tta, marker_probabilities, pad_multiple
-from gliomics.inference.postprocess import remove_small_components
+from gliomics.inference.postprocess import remove_small_components, suppress_small_labels
 from gliomics.io import Case, discover_cases, save_image
 from gliomics.provenance import config_digest, versions
 from gliomics.report.who import DEFAULT_BAND, who_cns5_suggestion
@@ -47,6 +47,8 @@ class Predictor:
         save_probabilities: Also write the softmax as a 5-channel NIfTI.
         sequences: Use only these sequences (the others are treated as missing).
         min_component_mm3: Whole-tumour and RC components smaller than this are removed.
+        label_minimums: Relabel a tumour label whose whole volume is below the run's minimum for it (fitted on
+            its validation cases, :func:`~gliomics.inference.postprocess.fit_min_label_volumes`).
         who_band: Indeterminate band of the WHO CNS5 suggestion in the JSON (:mod:`gliomics.report.who`).
         crop: Crop to the bounding box of the head before the network (the fast path); ``False`` runs the network
             on the whole padded volume, for comparison.
@@ -54,17 +56,20 @@ class Predictor:
 
     def __init__(self, device: str = "auto", *, tta: bool = False, overlap: float = 0.25,
                  save_probabilities: bool = False, sequences: list[str] | None = None,
-                 min_component_mm3: float = 50.0, who_band: float = DEFAULT_BAND, crop: bool = True) -> None:
+                 min_component_mm3: float = 50.0, label_minimums: bool = True, who_band: float = DEFAULT_BAND,
+                 crop: bool = True) -> None:
         self.device = resolve_device(device)
         self.tta, self.overlap = tta, overlap
         self.save_probabilities = save_probabilities
         self.sequences = sequences
         self.min_component_mm3 = min_component_mm3
+        self.label_minimums = label_minimums
         self.who_band = who_band
         self.crop = crop
         self.model: torch.nn.Module | None = None
         self.config: RunConfig | None = None
         self.thresholds: dict[str, float] = {}
+        self.min_label_mm3: dict[str, float] = {}
         self.checkpoint: Path | None = None
         self.transform = None
 
@@ -87,6 +92,7 @@ class Predictor:
             torch.set_num_threads(usable_cores())
         self.model = model.to(self.device).eval()
         self.thresholds = {m: float(state.get("thresholds", {}).get(m, 0.5)) for m in MARKERS}
+        self.min_label_mm3 = {k: float(v) for k, v in state.get("min_label_mm3", {}).items()}
         self.checkpoint = path
         from gliomics.data.transforms import inference_transforms
 
@@ -128,6 +134,12 @@ class Predictor:
                                   "sequences_missing": [s for s in SEQUENCES if s not in used]}
         if probs is not None:
             labels = probs.argmax(0).to(torch.uint8)
+            if self.label_minimums and self.min_label_mm3:
+                voxel_mm3 = float(np.prod(np.linalg.norm(np.asarray(image.affine)[:3, :3], axis=0)))
+                labels, suppressed = suppress_small_labels(probs, labels, voxel_mm3, self.min_label_mm3)
+                record["postprocessing"] = {"min_label_volume_ml": {k: round(v / 1000.0, 4) for k, v in
+                                                                    self.min_label_mm3.items()},
+                                            "suppressed": suppressed}
             record["mean_cmaf_weight"] = _mean_alpha(res.get("alpha"), labels, present)
             seg = self._to_input_geometry(labels[None], image, nearest=True)[0].astype(np.uint8)
             affine = np.asarray(image.meta["original_affine"], dtype=np.float64)

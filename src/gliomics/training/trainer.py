@@ -93,6 +93,11 @@ def _loader(cfg: RunConfig, train, info: DistInfo, seed: int):
                       drop_last=len(ds) > cfg.train.batch_size, persistent_workers=cfg.train.num_workers > 0)
 
 
+def _scalars(metrics: dict[str, Any]) -> dict[str, Any]:
+    """The scalar entries of a validation summary (its thresholds and minimum volumes go to the checkpoint)."""
+    return {k: v for k, v in metrics.items() if not isinstance(v, dict)}
+
+
 def _budget_epochs(cfg: RunConfig, epochs: int | None, minutes: float | None) -> tuple[int, float | None]:
     n = epochs if epochs is not None else cfg.train.epochs
     m = minutes if minutes is not None else cfg.train.minutes
@@ -110,6 +115,7 @@ def run_training(cfg: RunConfig, *, data: Path | str, markers: Path | str | None
     from monai.utils import set_determinism
     from tqdm import tqdm
 
+    from gliomics.data.cohort import lesion_volume_quantiles
     from gliomics.data.transforms import inference_transforms
     from gliomics.inference.engine import pad_multiple
     from gliomics.losses import MultiTaskLoss
@@ -175,6 +181,8 @@ def run_training(cfg: RunConfig, *, data: Path | str, markers: Path | str | None
         net = DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None,
                                       find_unused_parameters=True)
     pos_weight = _pos_weight(cfg, train) if state is None else state["pos_weight"]
+    # post-processing may not remove lesions the size of the smallest 5 % of the training split's
+    volume_caps = lesion_volume_quantiles(train, 0.05) if val else {}
     criterion = MultiTaskLoss.from_config(cfg.loss, pos_weight=pos_weight).to(dev)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
     steps_per_epoch = max(1, len(loader))
@@ -188,6 +196,7 @@ def run_training(cfg: RunConfig, *, data: Path | str, markers: Path | str | None
 
     start_epoch, best_score, best_epoch, stale, elapsed_before = 0, -math.inf, -1, 0, 0.0
     thresholds: dict[str, float] = {}
+    min_label_mm3: dict[str, float] = {}
     val_metrics: dict[str, Any] = {}
     if state is not None:
         model.load_state_dict(state["model"])
@@ -199,6 +208,7 @@ def run_training(cfg: RunConfig, *, data: Path | str, markers: Path | str | None
             state["best_epoch"])
         stale, elapsed_before = int(state["stale"]), float(state["elapsed"])
         thresholds, val_metrics = dict(state.get("thresholds", {})), dict(state.get("val_metrics", {}))
+        min_label_mm3 = dict(state.get("min_label_mm3", {}))
         logger.info("resuming %s at epoch %d", out, start_epoch)
     log = MetricsLog(out) if info.is_main else None
 
@@ -248,15 +258,15 @@ def run_training(cfg: RunConfig, *, data: Path | str, markers: Path | str | None
             val_metrics = summarise(validate_cases(model, val_data, roi_size=cfg.train.patch_size,
                                                    device=dev, info=info, overlap=cfg.train.val_overlap,
                                                    whole_volume_factor=cfg.train.whole_volume_factor),
-                                    auc_weight=cfg.train.selection_auc_weight)
-            row.update({f"val_{k}": v for k, v in val_metrics.items() if k != "thresholds"})
+                                    auc_weight=cfg.train.selection_auc_weight, volume_caps=volume_caps)
+            row.update({f"val_{k}": v for k, v in _scalars(val_metrics).items()})
             if val_metrics["score"] > best_score:
                 best_score, best_epoch, stale = val_metrics["score"], epoch, 0
-                thresholds = val_metrics["thresholds"]
+                thresholds, min_label_mm3 = val_metrics["thresholds"], val_metrics["min_label_mm3"]
             else:
                 stale += 1
         elif not val:
-            best_score, best_epoch, thresholds = -float(row.get("train_total", 0.0)), epoch, {}
+            best_score, best_epoch, thresholds, min_label_mm3 = -float(row.get("train_total", 0.0)), epoch, {}, {}
         elapsed = elapsed_before + time.perf_counter() - t0
         row["elapsed_seconds"] = elapsed
         if info.is_main:
@@ -264,15 +274,14 @@ def run_training(cfg: RunConfig, *, data: Path | str, markers: Path | str | None
                     "total_epochs": total_epochs, "optimizer": optimizer.state_dict(),
                     "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(), "rng": rng_state(),
                     "best_score": best_score, "best_epoch": best_epoch, "stale": stale, "elapsed": elapsed,
-                    "thresholds": thresholds, "val_metrics": {k: v for k, v in val_metrics.items()
-                                                              if k != "thresholds"},
+                    "thresholds": thresholds, "min_label_mm3": min_label_mm3, "val_metrics": _scalars(val_metrics),
                     "pos_weight": pos_weight}
             # the log row first: a kill between the two leaves a row that the resumed run rewrites, never a
             # checkpointed epoch without its row
             log.append(row)
             if best_epoch == epoch:
                 save_checkpoint({k: ckpt[k] for k in ("model", "config", "epoch", "best_score", "thresholds",
-                                                      "val_metrics", "pos_weight")}, out / BEST)
+                                                      "min_label_mm3", "val_metrics", "pos_weight")}, out / BEST)
             save_checkpoint(ckpt, out / LAST)
         bar.update()
         bar.set_postfix(loss=f"{row.get('train_total', float('nan')):.3f}",
@@ -290,7 +299,7 @@ def run_training(cfg: RunConfig, *, data: Path | str, markers: Path | str | None
     cleanup(info)
     summary = {"run": str(out), "epochs_run": epoch + 1, "stop_reason": stop_reason, "best_epoch": best_epoch,
                "best_score": best_score, "elapsed_seconds": elapsed_before + time.perf_counter() - t0,
-               "val": {k: v for k, v in val_metrics.items() if k != "thresholds"}, "thresholds": thresholds,
+               "val": _scalars(val_metrics), "thresholds": thresholds, "min_label_mm3": min_label_mm3,
                "seed": seed, "config_sha256": config_digest(cfg), "versions": versions()}
     if info.is_main:
         tmp = out / f".train_summary.json.tmp-{os.getpid()}"

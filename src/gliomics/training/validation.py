@@ -12,7 +12,7 @@ from gliomics.constants import MARKERS, TUMOUR_LABELS
 from gliomics.evaluation.regions import dice_per_region
 from gliomics.evaluation.thresholds import youden_threshold
 from gliomics.inference.engine import forward_volume, marker_probabilities
-from gliomics.inference.postprocess import remove_small_components
+from gliomics.inference.postprocess import fit_min_label_volumes, label_volumes_mm3, remove_small_components
 from gliomics.training.distributed import DistInfo, all_gather_objects
 
 
@@ -31,21 +31,28 @@ def validate_cases(model: torch.nn.Module, samples: Sequence[dict], *, roi_size,
         if res["probs"] is not None and "label" in data:
             pred = res["probs"][0].argmax(0).cpu().numpy().astype(np.uint8)
             affine = np.asarray(data["image"].affine)
-            pred = remove_small_components(pred, tuple(np.linalg.norm(affine[:3, :3], axis=0)))
+            spacing = tuple(np.linalg.norm(affine[:3, :3], axis=0))
+            pred = remove_small_components(pred, spacing)
             ref = np.asarray(data["label"])[0].astype(np.uint8)
             row["dice"] = dice_per_region(pred, ref)
+            voxel_mm3 = float(np.prod(spacing))
+            pv, rv = label_volumes_mm3(pred, voxel_mm3), label_volumes_mm3(ref, voxel_mm3)
+            row["volumes_mm3"] = {name: [pv[name], rv[name]] for name in TUMOUR_LABELS}
         row["prob"] = marker_probabilities(res["markers"])
         rows.append(row)
     gathered = all_gather_objects(rows, info)
     return sorted((r for part in gathered for r in part), key=lambda r: r["case_id"])
 
 
-def summarise(rows: list[dict], auc_weight: float = 0.5) -> dict:
-    """Mean Dice per region, AUC and Youden thresholds per marker, and the model-selection score.
+def summarise(rows: list[dict], auc_weight: float = 0.5, volume_caps: dict[str, float] | None = None) -> dict:
+    """Mean Dice per region, AUC and Youden thresholds per marker, minimum label volumes, and the model-selection
+    score.
 
     The score is ``(1 - auc_weight) * mean Dice + auc_weight * mean AUC``: the mean Dice over the four labels and
     the mean AUC over markers that have both classes in validation. When only one of the two is defined (no AUC,
-    or a model without segmentation), the score is that one.
+    or a model without segmentation), the score is that one. ``min_label_mm3`` holds the per-label minimum volumes
+    of :func:`~gliomics.inference.postprocess.fit_min_label_volumes`, bounded by ``volume_caps`` (the Dice above is
+    before that suppression).
     """
     out: dict = {}
     dice_rows = [r["dice"] for r in rows if "dice" in r]
@@ -70,4 +77,7 @@ def summarise(rows: list[dict], auc_weight: float = 0.5) -> dict:
     else:
         out["score"] = float(out.get("dice_mean", out.get("auc_mean", 0.0)))
     out["thresholds"] = thresholds
+    volume_rows = [{n: (*r["volumes_mm3"][n], r["dice"][n]) for n in r["volumes_mm3"]} for r in rows
+                   if "volumes_mm3" in r]
+    out["min_label_mm3"] = fit_min_label_volumes(volume_rows, volume_caps) if volume_rows else {}
     return out
