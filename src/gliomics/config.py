@@ -144,6 +144,9 @@ class TrainConfig(BaseModel):
     elastic_prob: float = Field(0.1, ge=0, le=1)
     affine_prob: float = Field(0.2, ge=0, le=1)
     blur_noise_prob: float = Field(0.3, ge=0, le=1)
+    # per-sequence gamma and bias field: probability of each, and the largest bias-field coefficient
+    contrast_prob: float = Field(0.3, ge=0, le=1)
+    bias_field_max: float = Field(0.15, ge=0, le=1)
     val_every: int = Field(1, ge=1)
     val_overlap: float = Field(0.25, ge=0, lt=1)
     # volumes of at most this many patches' voxels are segmented in one pass (validation and prediction); larger

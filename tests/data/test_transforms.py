@@ -211,6 +211,15 @@ def test_train_transforms_add_blur_noise_only_when_asked() -> None:
     assert has(train_transforms(patch_size=(16, 16, 16), blur_noise_prob=0.3))
 
 
+def test_train_transforms_pass_the_contrast_settings_on() -> None:
+    chain = train_transforms(patch_size=(16, 16, 16), contrast_prob=0.6, bias_field_max=0.3)
+    inner = [t.transform for t in chain.transforms if isinstance(t, PerSequenced)]
+    gamma = next(t for t in inner if type(t).__name__ == "RandAdjustContrast")
+    bias = next(t for t in inner if type(t).__name__ == "RandBiasField")
+    assert gamma.prob == 0.6 and bias.prob == 0.6
+    assert tuple(bias.coeff_range) == (0.0, 0.3)
+
+
 # ---------------------------------------------------------------- ModalityDropoutd
 
 

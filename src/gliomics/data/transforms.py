@@ -197,7 +197,7 @@ def _spatial(keys: list[str], spacing: Sequence[float] | None) -> list:
 
 def train_transforms(patch_size: Sequence[int], *, spacing: Sequence[float] | None = None,
                      modality_dropout: float = 0.2, elastic_prob: float = 0.0, affine_prob: float = 0.2,
-                     blur_noise_prob: float = 0.3) -> Compose:
+                     blur_noise_prob: float = 0.3, contrast_prob: float = 0.3, bias_field_max: float = 0.15) -> Compose:
     """Training chain; everything up to the crop to the brain is deterministic and cached."""
     keys = ["image", "label"]
     chain = [
@@ -206,8 +206,8 @@ def train_transforms(patch_size: Sequence[int], *, spacing: Sequence[float] | No
         CropForegroundd(keys=keys, source_key="image", margin=2, allow_smaller=True),
         # intensity augmentation on raw (positive) intensities: scanner-like gain, gamma and bias field
         RandScaleIntensityd(keys="image", factors=0.15, prob=0.5, channel_wise=True),
-        PerSequenced(RandAdjustContrast(gamma=(0.75, 1.35), prob=0.3)),
-        PerSequenced(RandBiasField(coeff_range=(0.0, 0.15), prob=0.3)),
+        PerSequenced(RandAdjustContrast(gamma=(0.75, 1.35), prob=contrast_prob)),
+        PerSequenced(RandBiasField(coeff_range=(0.0, bias_field_max), prob=contrast_prob)),
         NormalizeIntensityd(keys="image", nonzero=True, channel_wise=True),
         RandShiftIntensityd(keys="image", offsets=0.1, prob=0.3, channel_wise=True),
         ModalityDropoutd(prob=modality_dropout),

@@ -82,7 +82,8 @@ def _loader(cfg: RunConfig, train, info: DistInfo, seed: int):
 
     transform = train_transforms(cfg.train.patch_size, spacing=cfg.data.spacing,
                                  modality_dropout=cfg.train.modality_dropout, elastic_prob=cfg.train.elastic_prob,
-                                 affine_prob=cfg.train.affine_prob, blur_noise_prob=cfg.train.blur_noise_prob)
+                                 affine_prob=cfg.train.affine_prob, blur_noise_prob=cfg.train.blur_noise_prob,
+                                 contrast_prob=cfg.train.contrast_prob, bias_field_max=cfg.train.bias_field_max)
     transform.set_random_state(seed=seed + info.rank)
     ds = _dataset(train, transform, cfg.data.cache)
     if info.enabled:
