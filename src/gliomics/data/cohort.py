@@ -131,8 +131,7 @@ def lesion_volume_quantiles(cases: list[CohortCase], q: float = 0.05, *, max_cas
     volumes: dict[str, list[float]] = {name: [] for name in TUMOUR_LABELS}
     for case in with_seg[::step]:
         seg = load_label(case.seg, label_map=case.label_map)
-        voxel_mm3 = float(abs(np.linalg.det(seg.affine[:3, :3])))
-        for name, v in label_volumes_mm3(seg.array, voxel_mm3).items():
+        for name, v in label_volumes_mm3(seg.array, float(np.prod(seg.spacing))).items():
             if v > 0:
                 volumes[name].append(v)
     return {name: float(np.quantile(v, q)) for name, v in volumes.items() if v}

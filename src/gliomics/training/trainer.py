@@ -182,7 +182,7 @@ def run_training(cfg: RunConfig, *, data: Path | str, markers: Path | str | None
         net = DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None,
                                       find_unused_parameters=True)
     pos_weight = _pos_weight(cfg, train) if state is None else state["pos_weight"]
-    # post-processing may not remove lesions the size of the smallest 5 % of the training split's
+    # the label minimums fitted on validation may not exceed the 5th percentile of the training split's lesion volumes
     volume_caps = lesion_volume_quantiles(train, 0.05) if val else {}
     criterion = MultiTaskLoss.from_config(cfg.loss, pos_weight=pos_weight).to(dev)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
