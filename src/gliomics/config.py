@@ -133,6 +133,8 @@ class TrainConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     epochs: int = Field(150, ge=1)
+    # a budget in optimizer steps replaces the epochs when set (the last epoch may be partial)
+    steps: int | None = Field(None, ge=1)
     minutes: float | None = Field(None, gt=0)
     batch_size: int = Field(2, ge=1)
     lr: float = Field(1e-4, gt=0)

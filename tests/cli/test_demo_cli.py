@@ -31,7 +31,7 @@ def _tiny_preset(path: Path) -> Path:
 def test_demo_runs_every_step_and_skips_what_is_done(tmp_path):
     out = tmp_path / "demo"
     args = ["demo", "--out", str(out), "--train-cases", "12", "--external-cases", "3", "--spacing", "4",
-            "--minutes", "0.1", "--seed", "5", "--preset", str(_tiny_preset(tmp_path / "tiny.yaml")), "--no-progress"]
+            "--epochs", "1", "--seed", "5", "--preset", str(_tiny_preset(tmp_path / "tiny.yaml")), "--no-progress"]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     summary = json.loads((out / "demo_summary.json").read_text())

@@ -17,6 +17,20 @@ EXIT_BAD_INPUT = 2
 EXIT_INTERNAL = 1
 
 
+def precision_option() -> typer.models.OptionInfo:
+    """The ``--precision`` option of train, predict and demo (a bad value is a usage error, exit status 2)."""
+    from gliomics.hardware import PRECISIONS
+
+    def check(value: str) -> str:
+        if value not in PRECISIONS:
+            raise typer.BadParameter(f"{value!r} is not one of {', '.join(PRECISIONS)}")
+        return value
+
+    return typer.Option("auto", "--precision", callback=check,
+                        help="auto | fp32 | bf16; auto is bf16 autocast on CUDA and on CPUs with native bf16 "
+                             "(AVX512-BF16 or AMX), fp32 elsewhere.")
+
+
 def setup_logging(verbose: bool = False) -> None:
     """Log to stderr; INFO by default, DEBUG with ``--verbose``."""
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, stream=sys.stderr,

@@ -1,9 +1,10 @@
 """``gliomics demo`` / ``make demo``: the whole pipeline on the built-in phantom cohort.
 
 Generates a training cohort (six scanner sites, so that the network meets a range of scanners) and an external
-cohort (an unseen site drawn under another seed), trains ``mgmtnet_cpu`` for a fixed time budget, predicts the
-external site (with flip TTA and the label minimums fitted on validation), evaluates it and prints where everything
-is.
+cohort (an unseen site drawn under another seed), trains ``mgmtnet_cpu`` for a fixed number of epochs (a work
+budget: the same seed gives the same model on any machine, only the time differs), predicts the external site (with
+flip TTA and the label minimums fitted on validation), evaluates it and prints where everything is, with the time
+per epoch and per case on this machine.
 """
 
 from __future__ import annotations
@@ -14,15 +15,21 @@ from pathlib import Path
 
 import typer
 
-from gliomics.cli.common import handle_errors, setup_logging
+from gliomics.cli.common import handle_errors, precision_option, setup_logging
 
 #: Scanner sites of the training cohort (A-F); the external cohort is the next letter (G).
 TRAIN_SITES = 6
+#: The demo's work budget in epochs of its 76 training cases (38 optimizer steps each).
+DEMO_EPOCHS = 45
 
 
-def run_demo(out: Path, *, train_cases: int, external_cases: int, spacing: float, minutes: float, seed: int,
-             preset: str, progress: bool) -> dict:
-    """Run the demo pipeline into ``out``; each step is skipped when its outputs already exist."""
+def run_demo(out: Path, *, train_cases: int, external_cases: int, spacing: float, seed: int, preset: str,
+             progress: bool, epochs: int | None = DEMO_EPOCHS, steps: int | None = None,
+             minutes: float | None = None, precision: str = "auto") -> dict:
+    """Run the demo pipeline into ``out``; each step is skipped when its outputs already exist.
+
+    The training budget is ``steps`` optimizer steps if given, else ``epochs``; ``minutes`` adds a wall-clock limit.
+    """
     from gliomics.config import apply_overrides, load_preset
     from gliomics.evaluation.evaluate import evaluate_predictions
     from gliomics.inference.predictor import Predictor
@@ -47,13 +54,14 @@ def run_demo(out: Path, *, train_cases: int, external_cases: int, spacing: float
     t = time.perf_counter()
     if not (run_dir / "train_summary.json").is_file():
         cfg = apply_overrides(load_preset(preset), [f"train.seed={seed}"])
-        run_training(cfg, data=train_dir, markers=train_dir / "markers.csv", out=run_dir, minutes=minutes,
-                     resume=(run_dir / "last.pt").is_file(), progress=progress)
+        run_training(cfg, data=train_dir, markers=train_dir / "markers.csv", out=run_dir, epochs=epochs, steps=steps,
+                     minutes=minutes, resume=(run_dir / "last.pt").is_file(), precision=precision, progress=progress)
+    train_summary = json.loads((run_dir / "train_summary.json").read_text())
     timings["train_s"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    predictor = Predictor("auto", tta=True).load(run_dir / BEST)
-    predictor.predict_folder(ext_dir, pred_dir, progress=progress)
+    predictor = Predictor("auto", tta=True, precision=precision).load(run_dir / BEST)
+    predicted = predictor.predict_folder(ext_dir, pred_dir, progress=progress)
     timings["predict_s"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -61,6 +69,11 @@ def run_demo(out: Path, *, train_cases: int, external_cases: int, spacing: float
                                    n_boot=1000)
     timings["evaluate_s"] = time.perf_counter() - t
     summary["demo_timings"] = {k: round(v, 1) for k, v in timings.items()}
+    summary["demo_training"] = {k: train_summary.get(k) for k in ("epochs_run", "steps_run", "stop_reason",
+                                                                  "best_epoch", "seconds_per_epoch",
+                                                                  "seconds_per_step", "hardware")}
+    summary["demo_prediction"] = {"seconds_per_case": predicted["seconds_per_case"],
+                                  "hardware": predicted["hardware"]}
     (out / "demo_summary.json").write_text(json.dumps(summary, indent=2, default=float))
     return summary
 
@@ -71,7 +84,12 @@ def demo(
     train_cases: int = typer.Option(96, "--train-cases", min=6, help="Training + validation cases (6 sites)."),
     external_cases: int = typer.Option(30, "--external-cases", min=2, help="Cases of the unseen site."),
     spacing: float = typer.Option(3.0, "--spacing", min=1.0, max=4.0, help="Phantom voxel size in mm."),
-    minutes: float = typer.Option(20.0, "--minutes", min=0.1, help="Training time budget."),
+    epochs: int = typer.Option(DEMO_EPOCHS, "--epochs", min=1, help="Training budget in epochs."),
+    steps: int | None = typer.Option(None, "--steps", min=1, help="Training budget in optimizer steps (replaces "
+                                     "--epochs)."),
+    minutes: float | None = typer.Option(None, "--minutes", min=0.1, help="Also stop training after this many "
+                                         "minutes (the model then depends on the machine's speed)."),
+    precision: str = precision_option(),
     seed: int = typer.Option(1, "--seed", help="Seed of cohorts and training."),
     preset: str = typer.Option("mgmtnet_cpu", "--preset", help="Model preset."),
     no_progress: bool = typer.Option(False, "--no-progress", help="Hide progress bars."),
@@ -79,9 +97,17 @@ def demo(
 ) -> None:
     """Run the whole pipeline on the built-in phantom cohort: generate, train, predict an unseen site, evaluate."""
     setup_logging(verbose)
-    summary = run_demo(out, train_cases=train_cases, external_cases=external_cases, spacing=spacing,
-                       minutes=minutes, seed=seed, preset=preset, progress=not no_progress)
+    summary = run_demo(out, train_cases=train_cases, external_cases=external_cases, spacing=spacing, seed=seed,
+                       preset=preset, progress=not no_progress, epochs=epochs, steps=steps, minutes=minutes,
+                       precision=precision)
     typer.echo(summary.get("text", ""))
+    tr, pr = summary["demo_training"], summary["demo_prediction"]
+    hw = tr["hardware"]
+    per_case = (f"{pr['seconds_per_case']:.1f} s per case" if pr["seconds_per_case"] is not None
+                else "every case predicted before")
+    per_epoch = f"{tr['seconds_per_epoch']:.1f} s per epoch" if tr["seconds_per_epoch"] is not None else "no epoch"
+    typer.echo(f"training: {tr['epochs_run']} epochs, {tr['steps_run']} steps ({tr['stop_reason']}), {per_epoch}; "
+               f"prediction: {per_case}; on {hw['gpu'] or hw['cpu']}, {hw['threads']} threads, {hw['precision']}")
     typer.echo(f"demo results in {out}: run {out / 'run'}, predictions {out / 'predictions_external'}, "
                f"evaluation {out / 'evaluation_external'}")
 

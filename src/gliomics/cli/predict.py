@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from gliomics.cli.common import handle_errors, setup_logging
+from gliomics.cli.common import handle_errors, precision_option, setup_logging
 from gliomics.report.who import DEFAULT_BAND
 
 
@@ -16,6 +16,7 @@ def predict(
     out: Path = typer.Option(..., "--out", "-o", help="Output folder."),
     model: Path = typer.Option(..., "--model", "-m", help="Run folder (uses best.pt) or a checkpoint file."),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda."),
+    precision: str = precision_option(),
     save_probabilities: bool = typer.Option(False, "--save-probabilities", help="Also write the softmax."),
     tta: bool = typer.Option(False, "--tta", help="Average with a left-right flip (slower, steadier)."),
     no_label_minimums: bool = typer.Option(False, "--no-label-minimums", help="Keep a tumour label even when its "
@@ -40,7 +41,7 @@ def predict(
 
     seqs = [s.strip() for s in sequences.split(",") if s.strip()] if sequences else None
     predictor = Predictor(device, tta=tta, overlap=overlap, save_probabilities=save_probabilities, sequences=seqs,
-                          label_minimums=not no_label_minimums, who_band=who_band)
+                          label_minimums=not no_label_minimums, who_band=who_band, precision=precision)
     predictor.load(model)
     on_case = None
     if report:
@@ -55,6 +56,10 @@ def predict(
                                                                                             dicom_seg))
     typer.echo(f"predicted {len(result['predicted'])} cases, skipped {len(result['skipped'])} already done, "
                f"{len(result['failed'])} failed; outputs in {out}")
+    if result["seconds_per_case"] is not None:
+        hw = result["hardware"]
+        typer.echo(f"{result['seconds_per_case']:.1f} s per case on {hw['gpu'] or hw['cpu']} "
+                   f"({hw['threads']} threads, {hw['precision']})")
     for cid, msg in result["failed"].items():
         typer.echo(f"  failed {cid}: {msg}", err=True)
     if result["failed"]:

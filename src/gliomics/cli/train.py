@@ -6,7 +6,16 @@ from pathlib import Path
 
 import typer
 
-from gliomics.cli.common import handle_errors, setup_logging
+from gliomics.cli.common import handle_errors, precision_option, setup_logging
+
+
+def timing_line(summary: dict) -> str:
+    """One line with the time per epoch and per step, the machine and the precision of a training summary."""
+    hw = summary["hardware"]
+    if summary["seconds_per_epoch"] is None:
+        return f"no epoch run on {hw['gpu'] or hw['cpu']}"
+    return (f"{summary['seconds_per_epoch']:.1f} s per epoch, {summary['seconds_per_step']:.2f} s per step "
+            f"(validation excluded) on {hw['gpu'] or hw['cpu']}, {hw['threads']} threads, {hw['precision']}")
 
 
 @handle_errors
@@ -16,10 +25,14 @@ def train(
     out: Path = typer.Option(..., "--out", "-o", help="Run folder: checkpoints, config, splits, metrics."),
     preset: str = typer.Option("mgmtnet_cpu", "--preset", "-p", help="Preset name or YAML file."),
     epochs: int | None = typer.Option(None, "--epochs", min=1, help="Epochs (default: the preset's)."),
-    minutes: float | None = typer.Option(None, "--minutes", min=0.01, help="Wall-time budget in minutes."),
+    steps: int | None = typer.Option(None, "--steps", min=1, help="Optimizer steps, in place of --epochs; the "
+                                     "schedule is fitted to them (the last epoch may be partial)."),
+    minutes: float | None = typer.Option(None, "--minutes", min=0.01, help="Wall-time budget in minutes (the result "
+                                         "then depends on the machine's speed; --epochs or --steps do not)."),
     resume: bool = typer.Option(False, "--resume", help="Continue from OUT/last.pt."),
     overrides: list[str] = typer.Option([], "--set", help="Override a config value: --set train.lr=1e-3."),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda."),
+    precision: str = precision_option(),
     seed: int | None = typer.Option(None, "--seed", help="Seed (default: the preset's train.seed)."),
     no_progress: bool = typer.Option(False, "--no-progress", help="Hide the progress bar."),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
@@ -33,11 +46,12 @@ def train(
     sets = list(overrides) + ([f"train.seed={seed}"] if seed is not None else [])
     if sets:
         cfg = apply_overrides(cfg, sets)
-    summary = run_training(cfg, data=data, markers=markers, out=out, epochs=epochs, minutes=minutes, resume=resume,
-                           device=device, progress=not no_progress)
+    summary = run_training(cfg, data=data, markers=markers, out=out, epochs=epochs, steps=steps, minutes=minutes,
+                           resume=resume, device=device, precision=precision, progress=not no_progress)
     val = summary["val"]
     dice = f"mean Dice {val['dice_mean']:.3f}" if "dice_mean" in val else "no validation Dice"
     auc = f", mean AUC {val['auc_mean']:.3f}" if "auc_mean" in val else ""
-    typer.echo(f"trained {summary['epochs_run']} epochs in {summary['elapsed_seconds'] / 60:.1f} min "
-               f"({summary['stop_reason']}); best epoch {summary['best_epoch']}; last validation: {dice}{auc}; "
-               f"run folder {out}")
+    typer.echo(f"trained {summary['epochs_run']} epochs ({summary['steps_run']} steps) in "
+               f"{summary['elapsed_seconds'] / 60:.1f} min ({summary['stop_reason']}); best epoch "
+               f"{summary['best_epoch']}; last validation: {dice}{auc}; run folder {out}")
+    typer.echo(timing_line(summary))

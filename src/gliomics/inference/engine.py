@@ -67,24 +67,34 @@ def forward_volume(model: nn.Module, image: torch.Tensor, present: torch.Tensor,
     spatial = image.shape[2:]
     if _fits(spatial, roi_size, whole_volume_factor):
         out = model(image, present)
-        probs = torch.softmax(out["seg"], 1) if out.get("seg") is not None else None
-        return {"probs": probs, "markers": out.get("markers"), "alpha": out.get("alpha"),
-                "pool_weights": out.get("pool_weights")}
+        probs = torch.softmax(out["seg"].float(), 1) if out.get("seg") is not None else None
+        return {"probs": probs, "markers": _fp32(out.get("markers")), "alpha": _fp32(out.get("alpha")),
+                "pool_weights": _fp32(out.get("pool_weights"))}
 
     def seg_predictor(window: torch.Tensor) -> dict[str, torch.Tensor]:
         res = model(window, present.expand(window.shape[0], -1))
-        d = {"seg": res["seg"]}
+        # fp32 windows whatever the autocast precision: the blending buffers take the dtype of the first window
+        d = {"seg": res["seg"].float()}
         if res.get("alpha") is not None:
-            d["alpha"] = res["alpha"]
+            d["alpha"] = res["alpha"].float()
         return d
 
     roi = [min(r, s) for r, s in zip(roi_size, spatial)]
     sw = sliding_window_inference(image, roi, sw_batch_size, seg_predictor, overlap=overlap, mode="gaussian")
-    probs = torch.softmax(sw["seg"], 1)
+    probs = torch.softmax(sw["seg"].float(), 1)
     window = _tumour_window(probs[0, 0], roi_size, divisor)
     res = model(image[(slice(None), slice(None), *window)], present)
-    return {"probs": probs, "markers": res.get("markers"), "alpha": sw.get("alpha"),
-            "pool_weights": res.get("pool_weights")}
+    return {"probs": probs, "markers": _fp32(res.get("markers")), "alpha": sw.get("alpha"),
+            "pool_weights": _fp32(res.get("pool_weights"))}
+
+
+def _fp32(value):
+    """``value`` (a tensor, a dict of tensors or None) in float32: outputs of a bf16 autocast pass leave in fp32."""
+    if value is None:
+        return None
+    if isinstance(value, dict):
+        return {k: v.float() for k, v in value.items()}
+    return value.float()
 
 
 @torch.inference_mode()

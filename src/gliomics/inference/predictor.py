@@ -20,8 +20,8 @@ import torch
 from gliomics.config import RunConfig, validate_config
 from gliomics.constants import LABELS, MARKERS, REGIONS, SEQUENCES, TUMOUR_LABELS
 from gliomics.data.transforms import sequences_present
-from gliomics.errors import CheckpointError, GliomicsError, OutputError
-from gliomics.hardware import usable_cores
+from gliomics.errors import CheckpointError, ConfigError, GliomicsError, OutputError
+from gliomics.hardware import autocast, configure_cpu, cpu_model_name, resolve_precision
 from gliomics.inference.engine import forward_volume, forward_with_tta, marker_probabilities, pad_multiple
 from gliomics.inference.postprocess import remove_small_components, suppress_small_labels
 from gliomics.io import Case, discover_cases, save_image
@@ -52,13 +52,18 @@ class Predictor:
         who_band: Indeterminate band of the WHO CNS5 suggestion in the JSON (:mod:`gliomics.report.who`).
         crop: Crop to the bounding box of the head before the network (the fast path); ``False`` runs the network
             on the whole padded volume, for comparison.
+        precision: ``auto`` (bf16 autocast where the hardware computes in bf16 natively), ``fp32`` or ``bf16``.
     """
 
     def __init__(self, device: str = "auto", *, tta: bool = False, overlap: float = 0.25,
                  save_probabilities: bool = False, sequences: list[str] | None = None,
                  min_component_mm3: float = 50.0, label_minimums: bool = True, who_band: float = DEFAULT_BAND,
-                 crop: bool = True) -> None:
+                 crop: bool = True, precision: str = "auto") -> None:
         self.device = resolve_device(device)
+        try:
+            self.precision = resolve_precision(precision, self.device)
+        except ValueError as exc:
+            raise ConfigError(f"--precision: {exc}") from exc
         self.tta, self.overlap = tta, overlap
         self.save_probabilities = save_probabilities
         self.sequences = sequences
@@ -89,7 +94,7 @@ class Predictor:
         except (GliomicsError, ValueError, RuntimeError, KeyError) as exc:
             raise CheckpointError(f"{path}: does not match its model ({' '.join(str(exc).split())[:240]})") from exc
         if self.device.type == "cpu":
-            torch.set_num_threads(usable_cores())
+            configure_cpu()
         self.model = model.to(self.device).eval()
         self.thresholds = {m: float(state.get("thresholds", {}).get(m, 0.5)) for m in MARKERS}
         self.min_label_mm3 = {k: float(v) for k, v in state.get("min_label_mm3", {}).items()}
@@ -99,6 +104,12 @@ class Predictor:
         self.transform = inference_transforms(spacing=self.config.data.spacing, sequences=self.sequences,
                                               divisible=pad_multiple(self.model), crop=self.crop)
         return self
+
+    def hardware(self) -> dict[str, Any]:
+        """Where the predictions run: device, CPU model, threads and precision (recorded in every ``<case>.json``)."""
+        return {"device": self.device.type, "cpu": cpu_model_name(), "threads": torch.get_num_threads(),
+                "precision": self.precision,
+                "gpu": torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else None}
 
     def _to_input_geometry(self, volume: torch.Tensor, image, *, nearest: bool) -> np.ndarray:
         """Undo the preprocessing (padding, crop, spacing, orientation) of ``image`` on a channel-first volume."""
@@ -125,7 +136,9 @@ class Predictor:
         kwargs = {"roi_size": self.config.train.patch_size, "overlap": self.overlap,
                   "whole_volume_factor": self.config.train.whole_volume_factor}
         x, p = image.as_tensor()[None].to(self.device), present[None].to(self.device)
-        res = forward_with_tta(self.model, x, p, **kwargs) if self.tta else forward_volume(self.model, x, p, **kwargs)
+        with autocast(self.device, self.precision):
+            res = forward_with_tta(self.model, x, p, **kwargs) if self.tta else forward_volume(self.model, x, p,
+                                                                                                **kwargs)
         timings["network_s"] = time.perf_counter() - t
         t = time.perf_counter()
         probs = res["probs"][0].float().cpu() if res["probs"] is not None else None
@@ -160,7 +173,9 @@ class Predictor:
                                                      {m: v["threshold"] for m, v in record["markers"].items()},
                                                      band=self.who_band)
         timings["postprocess_write_s"] = time.perf_counter() - t
+        timings["total_s"] = sum(timings.values())
         record["timings"] = {k: round(v, 3) for k, v in timings.items()}
+        record["hardware"] = self.hardware()
         record["model"] = {"name": self.config.model.name, "checkpoint": self.checkpoint.name if self.checkpoint
                            else None, "config_sha256": config_digest(self.config), "train_seed": self.config.train.seed}
         record["versions"] = versions()
@@ -182,13 +197,14 @@ class Predictor:
             raise OutputError(f"{out_dir}: output path exists and is not a folder")
         cases = discover_cases(source, layout=layout, allow_missing=True)
         out_dir.mkdir(parents=True, exist_ok=True)
-        done, skipped, failed = [], [], {}
+        done, skipped, failed, seconds = [], [], {}, []
         for case in tqdm(cases, desc="predict", unit="case", disable=not progress):
             if not overwrite and (out_dir / f"{case.case_id}.json").is_file():
                 skipped.append(case.case_id)
                 continue
             try:
                 record = self.predict_case(case, out_dir)
+                seconds.append(record["timings"]["total_s"])
                 if on_case is not None:
                     on_case(case, record)
                 done.append(case.case_id)
@@ -197,7 +213,8 @@ class Predictor:
                     raise
                 failed[case.case_id] = str(exc)
                 logger.error("%s: %s", case.case_id, exc)
-        return {"predicted": done, "skipped": skipped, "failed": failed}
+        return {"predicted": done, "skipped": skipped, "failed": failed,
+                "seconds_per_case": float(np.mean(seconds)) if seconds else None, "hardware": self.hardware()}
 
 
 def _mean_alpha(alpha: torch.Tensor | None, labels: torch.Tensor, present: torch.Tensor) -> dict | None:

@@ -1,5 +1,6 @@
-"""The trainer: AdamW, warm-up + cosine schedule, AMP on CUDA, gradient clipping, validation, early stopping,
-atomic ``best``/``last`` checkpoints with the resolved config, a metrics log, and DDP under ``torchrun``."""
+"""The trainer: AdamW, warm-up + cosine schedule fitted to a work budget (epochs or optimizer steps) or a time budget,
+bf16 autocast where the hardware has it (``--precision``), gradient clipping, validation, early stopping, atomic
+``best``/``last`` checkpoints with the resolved config, a metrics log, and DDP under ``torchrun``."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import torch
 
 from gliomics.config import RunConfig, to_yaml, validate_config
 from gliomics.errors import CheckpointError, ConfigError, InputError
-from gliomics.hardware import usable_cores
+from gliomics.hardware import autocast, configure_cpu, cpu_model_name, resolve_precision, usable_cores
 from gliomics.provenance import config_digest, versions
 from gliomics.training.checkpoint import BEST, LAST, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from gliomics.training.distributed import DistInfo, barrier, cleanup, init_distributed, resolve_device
@@ -99,18 +100,34 @@ def _scalars(metrics: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in metrics.items() if not isinstance(v, dict)}
 
 
-def _budget_epochs(cfg: RunConfig, epochs: int | None, minutes: float | None) -> tuple[int, float | None]:
+def _budget(cfg: RunConfig, epochs: int | None, steps: int | None, minutes: float | None,
+            steps_per_epoch: int) -> tuple[int, int | None, float | None]:
+    """The run's length: ``(epochs, steps, minutes)``.
+
+    A budget in optimizer steps (``steps``, else ``train.steps``) sets the epochs to as many as hold that many steps
+    (the last may be partial); otherwise the epochs are ``epochs``, else ``train.epochs``. A time budget
+    (``minutes``, else ``train.minutes``) may end the run sooner; it is a property of the machine, the others are not.
+    """
+    n_steps = steps if steps is not None else cfg.train.steps
+    if n_steps is not None:
+        return max(1, math.ceil(n_steps / steps_per_epoch)), int(n_steps), None if minutes is None else minutes
     n = epochs if epochs is not None else cfg.train.epochs
     m = minutes if minutes is not None else cfg.train.minutes
-    return n, m
+    return n, None, m
 
 
 def run_training(cfg: RunConfig, *, data: Path | str, markers: Path | str | None, out: Path | str,
-                 epochs: int | None = None, minutes: float | None = None, resume: bool = False,
-                 device: str = "auto", progress: bool = True) -> dict[str, Any]:
+                 epochs: int | None = None, steps: int | None = None, minutes: float | None = None,
+                 resume: bool = False, device: str = "auto", precision: str = "auto",
+                 progress: bool = True) -> dict[str, Any]:
     """Train ``cfg`` on the cases in ``data`` and write the run folder ``out``.
 
-    Returns a summary: best score and epoch, epochs run, elapsed seconds and the last validation metrics.
+    The budget is ``steps`` optimizer steps, else ``epochs``, else the config's (``train.steps``, ``train.epochs``);
+    ``minutes`` adds a wall-clock limit. ``precision`` is ``auto``, ``fp32`` or ``bf16``
+    (:func:`~gliomics.hardware.resolve_precision`).
+
+    Returns a summary: best score and epoch, epochs and steps run, elapsed seconds, seconds per epoch and per step,
+    the CPU model and precision, and the last validation metrics.
     """
     from monai.optimizers import WarmupCosineSchedule
     from monai.utils import set_determinism
@@ -128,7 +145,11 @@ def run_training(cfg: RunConfig, *, data: Path | str, markers: Path | str | None
     dev = resolve_device(device)
     info = init_distributed(dev)
     if dev.type == "cpu":
-        torch.set_num_threads(max(1, usable_cores() // info.world_size))
+        configure_cpu(max(1, usable_cores() // info.world_size))
+    try:
+        precision = resolve_precision(precision, dev)
+    except ValueError as exc:
+        raise ConfigError(f"--precision: {exc}") from exc
     state: dict[str, Any] | None = None
     if resume:
         if not (out / LAST).is_file():
@@ -142,7 +163,6 @@ def run_training(cfg: RunConfig, *, data: Path | str, markers: Path | str | None
         if out.exists() and not out.is_dir():
             raise InputError(f"{out}: output path exists and is not a folder")
         out.mkdir(parents=True, exist_ok=True)
-    n_epochs, budget_min = _budget_epochs(cfg, epochs, minutes)
     seed = cfg.train.seed
     set_determinism(seed=seed + info.rank)
 
@@ -187,15 +207,20 @@ def run_training(cfg: RunConfig, *, data: Path | str, markers: Path | str | None
     criterion = MultiTaskLoss.from_config(cfg.loss, pos_weight=pos_weight).to(dev)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
     steps_per_epoch = max(1, len(loader))
-    # on resume the saved length holds unless --epochs asks for another
-    total_epochs = n_epochs if state is None or epochs is not None else int(state["total_epochs"])
+    n_epochs, total_steps, budget_min = _budget(cfg, epochs, steps, minutes, steps_per_epoch)
+    # on resume the saved length holds unless --epochs or --steps asks for another
+    if state is not None and epochs is None and steps is None:
+        total_epochs, total_steps = int(state["total_epochs"]), state.get("total_steps")
+    else:
+        total_epochs = n_epochs
     scheduler = WarmupCosineSchedule(optimizer, warmup_steps=max(1, int(cfg.train.warmup_epochs * steps_per_epoch)),
-                                     t_total=max(2, total_epochs * steps_per_epoch), end_lr=cfg.train.lr * 0.01,
-                                     warmup_multiplier=0.1)
-    amp = dev.type == "cuda"
-    scaler = torch.amp.GradScaler("cuda", enabled=amp)
+                                     t_total=max(2, total_steps or total_epochs * steps_per_epoch),
+                                     end_lr=cfg.train.lr * 0.01, warmup_multiplier=0.1)
+    # mixed precision is bf16 autocast (CPU and CUDA alike), which needs no loss scaling; the disabled scaler keeps
+    # the checkpoint's layout
+    scaler = torch.amp.GradScaler("cuda", enabled=False)
 
-    start_epoch, best_score, best_epoch, stale, elapsed_before = 0, -math.inf, -1, 0, 0.0
+    start_epoch, best_score, best_epoch, stale, elapsed_before, global_step = 0, -math.inf, -1, 0, 0.0, 0
     thresholds: dict[str, float] = {}
     min_label_mm3: dict[str, float] = {}
     val_metrics: dict[str, Any] = {}
@@ -208,6 +233,7 @@ def run_training(cfg: RunConfig, *, data: Path | str, markers: Path | str | None
         start_epoch, best_score, best_epoch = int(state["epoch"]) + 1, float(state["best_score"]), int(
             state["best_epoch"])
         stale, elapsed_before = int(state["stale"]), float(state["elapsed"])
+        global_step = int(state.get("global_step", start_epoch * steps_per_epoch))
         thresholds, val_metrics = dict(state.get("thresholds", {})), dict(state.get("val_metrics", {}))
         min_label_mm3 = dict(state.get("min_label_mm3", {}))
         logger.info("resuming %s at epoch %d", out, start_epoch)
@@ -218,7 +244,9 @@ def run_training(cfg: RunConfig, *, data: Path | str, markers: Path | str | None
     bar = tqdm(total=total_epochs, initial=start_epoch, desc="train", unit="epoch",
                disable=not (progress and info.is_main))
     epoch = start_epoch - 1
-    stop_reason = "epochs"
+    start_step = global_step
+    stop_reason = "epochs" if total_steps is None else "steps"
+    epoch_times: list[float] = []
     for epoch in range(start_epoch, total_epochs):
         if hasattr(loader.sampler, "set_epoch"):
             loader.sampler.set_epoch(epoch)
@@ -227,23 +255,26 @@ def run_training(cfg: RunConfig, *, data: Path | str, markers: Path | str | None
         n_batches = 0
         te = time.perf_counter()
         for batch in loader:
+            if total_steps is not None and global_step >= total_steps:
+                break
             image = batch["image"].to(dev)
             targets = {"label": batch["label"].to(dev), "markers": batch["markers"].to(dev)}
             optimizer.zero_grad(set_to_none=True)
-            with torch.autocast(device_type=dev.type, enabled=amp):
+            with autocast(dev, precision):
                 outputs = net(image, batch["present"].to(dev))
                 losses = criterion(outputs, targets)
-            scaler.scale(losses["total"]).backward()
-            scaler.unscale_(optimizer)
+            losses["total"].backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.grad_clip)
-            scaler.step(optimizer)
-            scaler.update()
+            optimizer.step()
             scheduler.step()
+            global_step += 1
             for k, v in losses.items():
                 sums[k] = sums.get(k, 0.0) + float(v.detach())
             n_batches += 1
         epoch_time = time.perf_counter() - te
-        row: dict[str, Any] = {"epoch": epoch, "lr": optimizer.param_groups[0]["lr"], "epoch_seconds": epoch_time,
+        epoch_times.append(epoch_time)
+        row: dict[str, Any] = {"epoch": epoch, "step": global_step, "lr": optimizer.param_groups[0]["lr"],
+                               "epoch_seconds": epoch_time, "steps_in_epoch": n_batches,
                                **{f"train_{k}": v / max(1, n_batches) for k, v in sums.items()}}
         if deadline is not None:
             # a time budget: refit the schedule's length to the time left, validation included, so that the
@@ -252,13 +283,15 @@ def run_training(cfg: RunConfig, *, data: Path | str, markers: Path | str | None
             per_epoch = spent / (epoch - start_epoch + 1)
             fit = epoch + 1 + max(0, int((deadline - spent) / max(per_epoch, 1e-3)))
             total_epochs = max(epoch + 1, min(n_epochs, fit))
-            scheduler.t_total = max(2, total_epochs * steps_per_epoch)
+            scheduler.t_total = max(2, min(total_epochs * steps_per_epoch, total_steps or math.inf))
             bar.total = total_epochs
-        last_epoch = epoch == total_epochs - 1
+        last_epoch = epoch == total_epochs - 1 or (total_steps is not None and global_step >= total_steps)
         if val and ((epoch + 1) % cfg.train.val_every == 0 or last_epoch):
-            val_metrics = summarise(validate_cases(model, val_data, roi_size=cfg.train.patch_size,
-                                                   device=dev, info=info, overlap=cfg.train.val_overlap,
-                                                   whole_volume_factor=cfg.train.whole_volume_factor),
+            with autocast(dev, precision):
+                rows = validate_cases(model, val_data, roi_size=cfg.train.patch_size, device=dev, info=info,
+                                      overlap=cfg.train.val_overlap,
+                                      whole_volume_factor=cfg.train.whole_volume_factor)
+            val_metrics = summarise(rows,
                                     auc_weight=cfg.train.selection_auc_weight, volume_caps=volume_caps)
             row.update({f"val_{k}": v for k, v in _scalars(val_metrics).items()})
             if val_metrics["score"] > best_score:
@@ -272,7 +305,8 @@ def run_training(cfg: RunConfig, *, data: Path | str, markers: Path | str | None
         row["elapsed_seconds"] = elapsed
         if info.is_main:
             ckpt = {"model": model.state_dict(), "config": cfg.model_dump(mode="json"), "epoch": epoch,
-                    "total_epochs": total_epochs, "optimizer": optimizer.state_dict(),
+                    "total_epochs": total_epochs, "total_steps": total_steps, "global_step": global_step,
+                    "optimizer": optimizer.state_dict(),
                     "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(), "rng": rng_state(),
                     "best_score": best_score, "best_epoch": best_epoch, "stale": stale, "elapsed": elapsed,
                     "thresholds": thresholds, "min_label_mm3": min_label_mm3, "val_metrics": _scalars(val_metrics),
@@ -290,6 +324,8 @@ def run_training(cfg: RunConfig, *, data: Path | str, markers: Path | str | None
         if stale >= cfg.train.patience:
             stop_reason = "early stopping"
             break
+        if total_steps is not None and global_step >= total_steps:
+            break
         if deadline is not None and (last_epoch or time.perf_counter() - t0 >= deadline):
             # the schedule fitted to the budget has ended: further epochs would run at the final learning rate and,
             # each being "the last", validate every time
@@ -298,8 +334,17 @@ def run_training(cfg: RunConfig, *, data: Path | str, markers: Path | str | None
     bar.close()
     barrier(info)
     cleanup(info)
-    summary = {"run": str(out), "epochs_run": epoch + 1, "stop_reason": stop_reason, "best_epoch": best_epoch,
-               "best_score": best_score, "elapsed_seconds": elapsed_before + time.perf_counter() - t0,
+    summary = {"run": str(out), "epochs_run": epoch + 1, "steps_run": global_step, "stop_reason": stop_reason,
+               "best_epoch": best_epoch, "best_score": best_score,
+               "elapsed_seconds": elapsed_before + time.perf_counter() - t0,
+               # training epochs only (validation excluded); the median, so that a resumed run's first epoch and
+               # the occasional stall do not decide it
+               "seconds_per_epoch": float(np.median(epoch_times)) if epoch_times else None,
+               "seconds_per_step": (float(np.sum(epoch_times)) / max(1, global_step - start_step)
+                                    if epoch_times else None),
+               "hardware": {"device": dev.type, "cpu": cpu_model_name(), "threads": torch.get_num_threads(),
+                            "world_size": info.world_size, "precision": precision,
+                            "gpu": torch.cuda.get_device_name(dev) if dev.type == "cuda" else None},
                "val": _scalars(val_metrics), "thresholds": thresholds, "min_label_mm3": min_label_mm3,
                "seed": seed, "config_sha256": config_digest(cfg), "versions": versions()}
     if info.is_main:

@@ -83,8 +83,12 @@ class SequenceEmbedding(nn.Module):
         if sequence_affine:
             name, args = (norm_name, {}) if isinstance(norm_name, str) else (norm_name[0], dict(norm_name[1]))
             args["affine"] = False
+            # with instance normalisation, forward applies the norm and the per-sequence affine as one group norm;
+            # the convolution's own (parameter-free) norm stays in the module so that checkpoints keep their keys
+            self.fused_norm = name.lower() == "instance"
             self.conv = Convolution(spatial_dims, 1, embed_channels, kernel_size=kernel_size, act=None,
                                     norm=(name, args), adn_ordering="N")
+            self.norm_eps = float(args.get("eps", 1e-5))
             self.weight = nn.Parameter(torch.ones(num_sequences, embed_channels))
             self.bias = nn.Parameter(torch.zeros(num_sequences, embed_channels))
         else:
@@ -94,14 +98,26 @@ class SequenceEmbedding(nn.Module):
     def forward(self, x: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
         b, s = x.shape[:2]
         # Zero missing sequences so that NaN or stale values in their slots can never leak through 0 * F.
-        x = torch.where(broadcast_present(present, x), x, torch.zeros_like(x))
+        if not bool(present.all()):
+            x = torch.where(broadcast_present(present, x), x, torch.zeros_like(x))
         # Folding the sequences into the batch axis is what makes the embedding shared across sequences.
-        f = self.conv(x.reshape(b * s, 1, *x.shape[2:]))
-        f = f.view(b, s, self.embed_channels, *f.shape[2:])
-        if self.sequence_affine:
-            shape = (1, s, self.embed_channels) + (1,) * (f.ndim - 3)
-            f = F.leaky_relu(f * self.weight.view(shape) + self.bias.view(shape), LEAKY_SLOPE)
-        return f
+        x = x.reshape(b * s, 1, *x.shape[2:])
+        if not (self.sequence_affine and self.fused_norm):
+            f = self.conv(x)
+            f = f.view(b, s, self.embed_channels, *f.shape[2:])
+            if self.sequence_affine:
+                shape = (1, s, self.embed_channels) + (1,) * (f.ndim - 3)
+                f = F.leaky_relu(f * self.weight[:s].view(shape) + self.bias[:s].view(shape), LEAKY_SLOPE)
+            return f
+        # The instance normalisation and the per-sequence scale and shift in one op: a group norm with one group per
+        # (sequence, channel) over B x S*C' channels is exactly that, and one pass over the largest tensor of the
+        # network instead of three (norm, scale, shift).
+        f = self.conv.conv(x)
+        f = f.view(b, s * self.embed_channels, *f.shape[2:])
+        f = F.group_norm(f, s * self.embed_channels, self.weight[:s].flatten(), self.bias[:s].flatten(),
+                         eps=self.norm_eps)
+        f = F.leaky_relu_(f, LEAKY_SLOPE)
+        return f.view(b, s, self.embed_channels, *f.shape[2:])
 
 
 class _SequenceFusion(nn.Module):
@@ -139,6 +155,8 @@ class _SequenceFusion(nn.Module):
     @staticmethod
     def _concatenate(present: torch.Tensor, feats: torch.Tensor) -> torch.Tensor:
         """``B x S*C' x spatial``: the embeddings side by side, those of missing sequences zeroed."""
+        if bool(present.all()):
+            return feats.flatten(1, 2)
         return (feats * broadcast_present(present, feats).to(feats.dtype)).flatten(1, 2)
 
 
@@ -213,9 +231,10 @@ class CMAF(_SequenceFusion):
         """
         present, feats = self._embed(x, present)  # B x S x C' x spatial
         logits = self.attention(feats.flatten(1, 2))
-        mask = broadcast_present(present, logits)
-        # -inf makes exp() exactly 0; check_present guarantees one finite logit per voxel, so no NaN can appear.
-        alpha = torch.softmax(logits.masked_fill(~mask, float("-inf")), dim=1)
+        if not bool(present.all()):
+            # -inf makes exp() exactly 0; check_present guarantees one finite logit per voxel, so no NaN can appear.
+            logits = logits.masked_fill(~broadcast_present(present, logits), float("-inf"))
+        alpha = torch.softmax(logits, dim=1)
         fused = (alpha.unsqueeze(2) * feats).sum(dim=1)
         if self.mix is not None:
             fused = fused + self.mix(self._concatenate(present, feats))
