@@ -59,12 +59,12 @@ def main() -> None:
     from gliomics.config import load_preset
     from gliomics.data.cohort import build_cohort, median_spacing
     from gliomics.data.transforms import inference_transforms
+    from gliomics.hardware import autocast, configure_cpu, cpu_model_name, resolve_precision
     from gliomics.inference.engine import forward_with_tta, pad_multiple
     from gliomics.losses import MultiTaskLoss
     from gliomics.models.registry import create_model
-    from gliomics.hardware import autocast, configure_cpu, cpu_model_name, resolve_precision
-    from gliomics.training.trainer import _loader, _pos_weight
     from gliomics.training.distributed import DistInfo
+    from gliomics.training.trainer import _loader, _pos_weight
 
     configure_cpu(args.threads)
     precision = resolve_precision(args.precision, torch.device("cpu"))

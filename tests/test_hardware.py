@@ -17,3 +17,69 @@ def test_usable_cores_is_at_least_one(monkeypatch):
     monkeypatch.delattr(os, "sched_getaffinity", raising=False)
     monkeypatch.setattr(os, "cpu_count", lambda: None)
     assert usable_cores() == 1
+
+
+def _cpuinfo(tmp_path, monkeypatch, flags: str, model: str = "Test CPU 9000"):
+    import gliomics.hardware as hw
+
+    path = tmp_path / "cpuinfo"
+    path.write_text(f"processor\t: 0\nmodel name\t: {model}\nflags\t\t: fpu sse2 avx2 {flags}\n\n")
+    monkeypatch.setattr(hw, "_CPUINFO", path)
+
+
+def test_cpu_model_name_and_flags_come_from_cpuinfo(tmp_path, monkeypatch):
+    from gliomics.hardware import cpu_flags, cpu_model_name
+
+    _cpuinfo(tmp_path, monkeypatch, "avx512f", model="Intel(R) Xeon(R) Platinum 8480+")
+    assert cpu_model_name() == "Intel(R) Xeon(R) Platinum 8480+"
+    assert "avx512f" in cpu_flags() and "avx512_bf16" not in cpu_flags()
+
+
+@pytest.mark.parametrize("flags, expected", [("avx512f", "fp32"), ("avx512f avx512_bf16", "bf16"),
+                                             ("amx_bf16 amx_tile", "bf16"), ("", "fp32")])
+def test_auto_precision_is_bf16_only_where_the_cpu_has_native_bf16(tmp_path, monkeypatch, flags, expected):
+    import torch
+
+    from gliomics.hardware import resolve_precision
+
+    _cpuinfo(tmp_path, monkeypatch, flags)
+    assert resolve_precision("auto", torch.device("cpu")) == expected
+    # an explicit choice is kept whatever the CPU
+    assert resolve_precision("fp32", torch.device("cpu")) == "fp32"
+    assert resolve_precision("bf16", torch.device("cpu")) == "bf16"
+
+
+def test_auto_precision_on_cuda_is_bf16_and_unknown_values_are_refused(tmp_path, monkeypatch):
+    import torch
+
+    from gliomics.hardware import resolve_precision
+
+    _cpuinfo(tmp_path, monkeypatch, "")
+    assert resolve_precision("auto", torch.device("cuda")) == "bf16"
+    with pytest.raises(ValueError, match="fp16"):
+        resolve_precision("fp16", torch.device("cpu"))
+
+
+def test_autocast_runs_convolutions_in_bf16_only_when_asked():
+    import torch
+
+    from gliomics.hardware import autocast
+
+    conv = torch.nn.Conv3d(1, 2, 3)
+    x = torch.randn(1, 1, 8, 8, 8)
+    with autocast(torch.device("cpu"), "bf16"):
+        assert conv(x).dtype == torch.bfloat16
+    with autocast(torch.device("cpu"), "fp32"):
+        assert conv(x).dtype == torch.float32
+
+
+def test_configure_cpu_sets_the_threads():
+    import torch
+
+    from gliomics.hardware import configure_cpu
+
+    before = torch.get_num_threads()
+    try:
+        assert configure_cpu(1) == 1 and torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)

@@ -44,6 +44,10 @@ def test_prediction_has_input_geometry_and_valid_json(tiny_phantom, tiny_run, tm
     assert set(record["volumes_ml"]) >= {"ET", "NETC", "SNFH", "RC", "TC", "WT"}
     assert record["sequences_missing"] == []
     assert "not a diagnosis" in record["caveat"]
+    # the time of the case, with the machine and precision it ran on, so that machines can be compared
+    assert record["hardware"]["device"] == "cpu" and record["hardware"]["precision"] in ("fp32", "bf16")
+    assert record["timings"]["total_s"] >= record["timings"]["network_s"] > 0
+    assert "s per case on" in result.output
 
 
 def test_missing_sequence_runs_and_is_reported(tiny_phantom, tiny_run, tmp_path):

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from gliomics.constants import SEQUENCES
-from gliomics.models.blocks.cmaf import CMAF, ConcatFusion
+from gliomics.models.blocks.cmaf import CMAF, ConcatFusion, SequenceEmbedding
 
 S = len(SEQUENCES)
 SUBSETS = [s for r in range(1, S + 1) for s in itertools.combinations(range(S), r)]
@@ -106,3 +106,24 @@ def test_embedding_keeps_sequence_identity_only_with_sequence_affine(sequence_af
     identical = torch.allclose(feats[:, 0], feats[:, 1])
     assert identical is not sequence_affine
     assert emb.conv.conv.weight.shape[1] == 1  # one shared convolution for every sequence either way
+
+
+def test_fused_group_norm_equals_instance_norm_then_per_sequence_affine() -> None:
+    # the fast path (one group norm) and the module-by-module path give the same embedding and gradients
+    torch.manual_seed(0)
+    emb = SequenceEmbedding(3, 4)
+    with torch.no_grad():
+        emb.weight.uniform_(0.5, 1.5)
+        emb.bias.uniform_(-0.5, 0.5)
+    x = torch.randn(2, 4, 16, 16, 16)
+    present = torch.tensor([[True, True, True, True], [True, False, True, True]])
+    assert emb.fused_norm
+    fused = emb(x, present)
+    fused.square().mean().backward()
+    grad_fused = emb.weight.grad.clone()
+    emb.zero_grad()
+    emb.fused_norm = False
+    plain = emb(x, present)
+    plain.square().mean().backward()
+    torch.testing.assert_close(fused, plain, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(grad_fused, emb.weight.grad, rtol=1e-4, atol=1e-6)

@@ -130,3 +130,63 @@ def test_validation_pads_volumes_to_what_the_model_takes(tiny_phantom, tmp_path)
     summary = run_training(cfg, data=tiny_phantom, markers=tiny_phantom / "markers.csv", out=tmp_path / "run",
                            epochs=1, device="cpu", progress=False)
     assert "dice_mean" in summary["val"]
+
+
+def _train_steps(tiny_phantom, run, steps, threads, monkeypatch):
+    import gliomics.training.trainer as trainer
+
+    monkeypatch.setattr(trainer, "usable_cores", lambda: threads)
+    before = torch.get_num_threads()
+    try:
+        summary = run_training(tiny_config(), data=tiny_phantom, markers=tiny_phantom / "markers.csv", out=run,
+                               steps=steps, device="cpu", precision="fp32", progress=False)
+        assert torch.get_num_threads() == threads
+    finally:
+        torch.set_num_threads(before)
+    return summary
+
+
+def test_step_budget_gives_the_same_steps_and_weights_with_one_and_two_threads(tiny_phantom, tmp_path, monkeypatch):
+    # 6 training cases in batches of 2: 3 steps per epoch, so 4 steps end inside the second epoch
+    one = _train_steps(tiny_phantom, tmp_path / "t1", 4, 1, monkeypatch)
+    two = _train_steps(tiny_phantom, tmp_path / "t2", 4, 2, monkeypatch)
+    for summary, run in ((one, tmp_path / "t1"), (two, tmp_path / "t2")):
+        assert summary["steps_run"] == 4 and summary["stop_reason"] == "steps"
+        state = load_checkpoint(run / "last.pt")
+        assert int(state["optimizer"]["state"][0]["step"]) == 4
+        rows = _rows(run)
+        assert [r["steps_in_epoch"] for r in rows] == [3, 1]
+        assert "val_score" in rows[-1]  # the budget's last (partial) epoch is validated
+        # the cosine schedule is fitted to the 4 steps: it has reached its end
+        assert rows[-1]["lr"] == pytest.approx(tiny_config().train.lr * 0.01, rel=1e-3)
+    a, b = load_checkpoint(tmp_path / "t1" / "last.pt")["model"], load_checkpoint(tmp_path / "t2" / "last.pt")["model"]
+    assert a.keys() == b.keys()
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-5, msg=k)
+
+
+def test_summary_records_time_per_epoch_and_step_with_the_machine(tiny_phantom, tmp_path):
+    summary = run_training(tiny_config(), data=tiny_phantom, markers=tiny_phantom / "markers.csv",
+                           out=tmp_path / "run", epochs=2, device="cpu", precision="fp32", progress=False)
+    assert summary["seconds_per_epoch"] > 0 and 0 < summary["seconds_per_step"] < summary["seconds_per_epoch"]
+    hw = summary["hardware"]
+    assert hw["precision"] == "fp32" and hw["device"] == "cpu" and hw["cpu"] and hw["threads"] >= 1
+    written = json.loads((tmp_path / "run" / "train_summary.json").read_text())
+    assert written["hardware"] == hw and written["steps_run"] == 2 * 3
+
+
+def test_bf16_trains_one_epoch_and_predicts(tiny_phantom, tmp_path):
+    from gliomics.inference.predictor import Predictor
+    from gliomics.io import discover_cases
+
+    run = tmp_path / "run"
+    summary = run_training(tiny_config(), data=tiny_phantom, markers=tiny_phantom / "markers.csv", out=run,
+                           epochs=1, device="cpu", precision="bf16", progress=False)
+    assert summary["hardware"]["precision"] == "bf16"
+    assert all(torch.isfinite(v).all() for v in load_checkpoint(run / "last.pt")["model"].values())
+    case = discover_cases(tiny_phantom)[0]
+    record = Predictor("cpu", precision="bf16").load(run).predict_case(case, tmp_path / "pred")
+    assert record["hardware"]["precision"] == "bf16"
+    assert (tmp_path / "pred" / f"{case.case_id}_seg.nii.gz").is_file()
+    assert all(0.0 <= v["probability"] <= 1.0 for v in record["markers"].values())
+    assert record["timings"]["total_s"] >= record["timings"]["network_s"] > 0
