@@ -59,12 +59,28 @@ def main() -> None:
     from gliomics.config import load_preset
     from gliomics.data.cohort import build_cohort, median_spacing
     from gliomics.data.transforms import inference_transforms
-    from gliomics.hardware import autocast, configure_cpu, cpu_model_name, resolve_precision
     from gliomics.inference.engine import forward_with_tta, pad_multiple
     from gliomics.losses import MultiTaskLoss
     from gliomics.models.registry import create_model
     from gliomics.training.distributed import DistInfo
     from gliomics.training.trainer import _loader, _pos_weight
+
+    try:
+        from gliomics.hardware import autocast, configure_cpu, cpu_model_name, resolve_precision
+    except ImportError:  # a commit from before --precision, profiled for the "before" table: fp32, plain threads
+        import contextlib
+
+        def autocast(device, precision):
+            return contextlib.nullcontext()
+
+        def configure_cpu(threads):
+            torch.set_num_threads(threads)
+
+        def cpu_model_name():
+            return platform.processor() or platform.machine()
+
+        def resolve_precision(precision, device):
+            return "fp32"
 
     configure_cpu(args.threads)
     precision = resolve_precision(args.precision, torch.device("cpu"))
