@@ -1,4 +1,4 @@
-"""`gliomics demo` end to end (the pipeline of `make demo`) with a tiny preset, a tiny cohort and a seconds budget."""
+"""`gliomics demo` end to end (the pipeline of `make demo`) with a tiny preset, a tiny cohort and a one-epoch budget."""
 
 from __future__ import annotations
 
@@ -42,6 +42,11 @@ def test_demo_runs_every_step_and_skips_what_is_done(tmp_path):
     assert (out / "run" / "best.pt").is_file() and (out / "evaluation_external" / "per_case.csv").is_file()
     assert len(list((out / "predictions_external").glob("*_seg.nii.gz"))) == 3
     assert "Dice" in result.output
+    # a work budget: the epochs asked for, whatever the machine's speed, with the time it took recorded
+    assert summary["demo_training"]["epochs_run"] == 1 and summary["demo_training"]["stop_reason"] == "epochs"
+    assert summary["demo_training"]["seconds_per_epoch"] > 0
+    assert summary["demo_prediction"]["seconds_per_case"] > 0
+    assert "s per epoch" in result.output and summary["demo_training"]["hardware"]["cpu"] in result.output
     # a second call finds cohorts, run and predictions in place and only re-evaluates
     best = (out / "run" / "best.pt").stat().st_mtime_ns
     again = runner.invoke(app, args)

@@ -102,11 +102,12 @@ def demo(
                        precision=precision)
     typer.echo(summary.get("text", ""))
     tr, pr = summary["demo_training"], summary["demo_prediction"]
-    hw = tr["hardware"]
+    hw = tr["hardware"] or {"gpu": None, "cpu": "an unrecorded machine", "threads": "?", "precision": "?"}
     per_case = (f"{pr['seconds_per_case']:.1f} s per case" if pr["seconds_per_case"] is not None
                 else "every case predicted before")
     per_epoch = f"{tr['seconds_per_epoch']:.1f} s per epoch" if tr["seconds_per_epoch"] is not None else "no epoch"
-    typer.echo(f"training: {tr['epochs_run']} epochs, {tr['steps_run']} steps ({tr['stop_reason']}), {per_epoch}; "
+    steps_text = f"{tr['steps_run']} steps" if tr["steps_run"] is not None else "steps not recorded"
+    typer.echo(f"training: {tr['epochs_run']} epochs, {steps_text} ({tr['stop_reason']}), {per_epoch}; "
                f"prediction: {per_case}; on {hw['gpu'] or hw['cpu']}, {hw['threads']} threads, {hw['precision']}")
     typer.echo(f"demo results in {out}: run {out / 'run'}, predictions {out / 'predictions_external'}, "
                f"evaluation {out / 'evaluation_external'}")
