@@ -45,7 +45,7 @@ def _samples(run: Path, cfg, model, cohort: Path | None):
 
 
 def _validate(model, samples, cfg, precision: str) -> tuple[list[dict], dict, float]:
-    from gliomics.hardware import autocast
+    from gliomics.runtime.hardware import autocast
     from gliomics.training.distributed import DistInfo
     from gliomics.training.validation import summarise, validate_cases
 
@@ -61,9 +61,9 @@ def _validate(model, samples, cfg, precision: str) -> tuple[list[dict], dict, fl
 
 def compare(run: Path, cohort: Path | None) -> dict:
     from gliomics.config import validate_config
-    from gliomics.hardware import configure_cpu, cpu_model_name
     from gliomics.models.registry import create_model
-    from gliomics.training.checkpoint import BEST, load_checkpoint
+    from gliomics.runtime.checkpoint import BEST, load_checkpoint
+    from gliomics.runtime.hardware import configure_cpu, cpu_model_name
 
     configure_cpu()
     state = load_checkpoint(run / BEST)

@@ -72,7 +72,7 @@ def main() -> None:
 
     repo = Path(__file__).resolve().parents[1]
     sys.path.insert(0, str(repo / "src"))
-    from gliomics.hardware import cpu_model_name
+    from gliomics.runtime.hardware import cpu_model_name
 
     root = Path(tempfile.mkdtemp(prefix="ab-"))
     trees = {"old": _worktree(repo, args.old, root), "new": _worktree(repo, args.new, root)}

@@ -44,9 +44,9 @@ def _predict(run: Path, cohort: Path, out: Path, precision: str) -> dict[str, di
 
 def _paper_preset_steps(precision: str, steps: int = 5) -> dict:
     from gliomics.config import load_preset
-    from gliomics.hardware import autocast
     from gliomics.losses import MultiTaskLoss
     from gliomics.models.registry import create_model
+    from gliomics.runtime.hardware import autocast
 
     dev = torch.device("cuda")
     cfg = load_preset("mgmtnet")

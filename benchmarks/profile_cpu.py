@@ -66,7 +66,7 @@ def main() -> None:
     from gliomics.training.trainer import _loader, _pos_weight
 
     try:
-        from gliomics.hardware import autocast, configure_cpu, cpu_model_name, resolve_precision
+        from gliomics.runtime.hardware import autocast, configure_cpu, cpu_model_name, resolve_precision
     except ImportError:  # a commit from before --precision, profiled for the "before" table: fp32, plain threads
         import contextlib
 

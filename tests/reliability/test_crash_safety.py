@@ -24,7 +24,7 @@ from reliability_battery import TEMP_NAME, write_markers
 from typer.testing import CliRunner
 
 from gliomics.cli.main import app
-from gliomics.training.checkpoint import load_checkpoint
+from gliomics.runtime.checkpoint import load_checkpoint
 from gliomics_testing import TINY_OVERRIDES, make_brats_case
 
 GLIOMICS = Path(sys.executable).with_name("gliomics")

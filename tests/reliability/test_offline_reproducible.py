@@ -18,7 +18,7 @@ import torch
 from typer.testing import CliRunner
 
 from gliomics.cli.main import app
-from gliomics.training.checkpoint import load_checkpoint
+from gliomics.runtime.checkpoint import load_checkpoint
 from gliomics_testing import TINY_OVERRIDES
 
 SEED = 7

@@ -19,7 +19,7 @@ from gliomics.constants import SEQUENCES
 from gliomics.errors import CheckpointError, ConfigError, InputError
 from gliomics.inference.predictor import Predictor
 from gliomics.io import discover_cases
-from gliomics.training.checkpoint import load_checkpoint
+from gliomics.runtime.checkpoint import load_checkpoint
 from gliomics_testing import make_brats_case
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "gliomics"

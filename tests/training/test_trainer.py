@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from gliomics.models.registry import model_defaults
-from gliomics.training.checkpoint import load_checkpoint
+from gliomics.runtime.checkpoint import load_checkpoint
 from gliomics.training.trainer import run_training
 from gliomics_testing import TINY_OVERRIDES, tiny_config
 

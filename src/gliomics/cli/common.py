@@ -19,7 +19,7 @@ EXIT_INTERNAL = 1
 
 def precision_option() -> typer.models.OptionInfo:
     """The ``--precision`` option of train, predict and demo (a bad value is a usage error, exit status 2)."""
-    from gliomics.hardware import PRECISIONS
+    from gliomics.runtime.hardware import PRECISIONS
 
     def check(value: str) -> str:
         if value not in PRECISIONS:

@@ -34,7 +34,7 @@ def run_demo(out: Path, *, train_cases: int, external_cases: int, spacing: float
     from gliomics.evaluation.evaluate import evaluate_predictions
     from gliomics.inference.predictor import Predictor
     from gliomics.phantom import PhantomSettings, generate_cohort
-    from gliomics.training.checkpoint import BEST
+    from gliomics.runtime.checkpoint import BEST
     from gliomics.training.trainer import run_training
 
     out.mkdir(parents=True, exist_ok=True)

@@ -21,14 +21,13 @@ from gliomics.config import RunConfig, validate_config
 from gliomics.constants import LABELS, MARKERS, REGIONS, SEQUENCES, TUMOUR_LABELS
 from gliomics.data.transforms import sequences_present
 from gliomics.errors import CheckpointError, ConfigError, GliomicsError, OutputError
-from gliomics.hardware import autocast, configure_cpu, cpu_model_name, resolve_precision
 from gliomics.inference.engine import forward_volume, forward_with_tta, marker_probabilities, pad_multiple
 from gliomics.inference.postprocess import remove_small_components, suppress_small_labels
 from gliomics.io import Case, discover_cases, save_image
 from gliomics.provenance import config_digest, versions
 from gliomics.report.who import DEFAULT_BAND, who_cns5_suggestion
-from gliomics.training.checkpoint import BEST, LAST, load_checkpoint
-from gliomics.training.distributed import resolve_device
+from gliomics.runtime.checkpoint import BEST, LAST, load_checkpoint
+from gliomics.runtime.hardware import autocast, configure_cpu, cpu_model_name, resolve_device, resolve_precision
 
 logger = logging.getLogger(__name__)
 SEG_SUFFIX = "_seg.nii.gz"

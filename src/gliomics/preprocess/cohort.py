@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import Any
 
 from gliomics.errors import GliomicsError, OutputError
-from gliomics.hardware import usable_cores
 from gliomics.io.cases import Case
 from gliomics.io.layouts import discover_cases
 from gliomics.preprocess.pipeline import PreprocessSettings, load_registration_atlas, preprocess_case
+from gliomics.runtime.hardware import usable_cores
 
 logger = logging.getLogger(__name__)
 

@@ -19,8 +19,8 @@ import numpy as np
 
 from gliomics.constants import MARKER_NAMES
 from gliomics.errors import ConfigError, InputError
-from gliomics.hardware import usable_cores
 from gliomics.provenance import versions
+from gliomics.runtime.hardware import usable_cores
 from gliomics.slices.output_folder import check_output_folder, staged_folder
 from gliomics.slices.settings import BenchmarkSettings
 from gliomics.slices.slice_set import SliceSet, collect_slices
@@ -177,9 +177,9 @@ def run_benchmark(data: Path | str, out: Path | str, settings: BenchmarkSettings
     import torch
 
     from gliomics.models.slice2d import BACKBONES
+    from gliomics.runtime.hardware import resolve_device
     from gliomics.slices.figures import confusion_figure, roc_figure
     from gliomics.slices.training import predict_probabilities, train_backbone
-    from gliomics.training.distributed import resolve_device
 
     start = time.monotonic()
     out = check_output_folder(out, overwrite)
@@ -223,7 +223,7 @@ def run_benchmark(data: Path | str, out: Path | str, settings: BenchmarkSettings
                                           seed=settings.seed)
             training[key] = {"chosen_trial": chosen, "trials": trials}
             if save_models:
-                from gliomics.training.checkpoint import save_checkpoint
+                from gliomics.runtime.checkpoint import save_checkpoint
 
                 config = {**settings.model_dump(mode="json"), "backbone": key, **best.params}
                 save_checkpoint({"model": best.model.state_dict(), "config": config}, tmp / "models" / f"{key}.pt")

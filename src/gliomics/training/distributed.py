@@ -41,19 +41,6 @@ def init_distributed(device: torch.device) -> DistInfo:
     return DistInfo(rank=rank, world_size=world, local_rank=local)
 
 
-def resolve_device(name: str, info_local_rank: int = 0) -> torch.device:
-    """``auto`` → CUDA (the local rank's GPU) when available, else CPU."""
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda":
-        if not torch.cuda.is_available():
-            from gliomics.errors import ConfigError
-
-            raise ConfigError("--device cuda requested but no CUDA device is available")
-        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", info_local_rank)))
-    return torch.device(name)
-
-
 def barrier(info: DistInfo) -> None:
     if info.enabled:
         dist.barrier()

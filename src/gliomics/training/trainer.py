@@ -17,10 +17,17 @@ import torch
 
 from gliomics.config import RunConfig, to_yaml, validate_config
 from gliomics.errors import CheckpointError, ConfigError, InputError
-from gliomics.hardware import autocast, configure_cpu, cpu_model_name, resolve_precision, usable_cores
 from gliomics.provenance import config_digest, versions
-from gliomics.training.checkpoint import BEST, LAST, load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from gliomics.training.distributed import DistInfo, barrier, cleanup, init_distributed, resolve_device
+from gliomics.runtime.checkpoint import BEST, LAST, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from gliomics.runtime.hardware import (
+    autocast,
+    configure_cpu,
+    cpu_model_name,
+    resolve_device,
+    resolve_precision,
+    usable_cores,
+)
+from gliomics.training.distributed import DistInfo, barrier, cleanup, init_distributed
 from gliomics.training.metrics_log import MetricsLog
 
 logger = logging.getLogger(__name__)
@@ -124,7 +131,7 @@ def run_training(cfg: RunConfig, *, data: Path | str, markers: Path | str | None
 
     The budget is ``steps`` optimizer steps, else ``epochs``, else the config's (``train.steps``, ``train.epochs``);
     ``minutes`` adds a wall-clock limit. ``precision`` is ``auto``, ``fp32`` or ``bf16``
-    (:func:`~gliomics.hardware.resolve_precision`).
+    (:func:`~gliomics.runtime.hardware.resolve_precision`).
 
     Returns a summary: best score and epoch, epochs and steps run, elapsed seconds, seconds per epoch and per step,
     the CPU model and precision, and the last validation metrics.

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from gliomics.errors import CheckpointError, GliomicsError
-from gliomics.training.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from gliomics.runtime.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from gliomics.training.metrics_log import MetricsLog
 
 

@@ -1,6 +1,6 @@
-"""What this machine offers and how gliomics uses it: the usable CPU cores (the affinity mask, not the machine's
-count), the CPU model, whether it computes in bfloat16 natively, the numeric precision of a run, and the process
-settings (threads, allocator) that training and prediction start with."""
+"""What this machine offers and how gliomics uses it: the device of a run, the usable CPU cores (the affinity mask,
+not the machine's count), the CPU model, whether it computes in bfloat16 natively, the numeric precision of a run,
+and the process settings (threads, allocator) that training and prediction start with."""
 
 from __future__ import annotations
 
@@ -11,6 +11,10 @@ import logging
 import os
 import platform
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
 
 logger = logging.getLogger(__name__)
 
@@ -20,6 +24,21 @@ PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16")
 BF16_CPU_FLAGS: frozenset[str] = frozenset({"avx512_bf16", "amx_bf16"})
 
 _CPUINFO = Path("/proc/cpuinfo")
+
+
+def resolve_device(name: str, info_local_rank: int = 0) -> torch.device:
+    """``auto`` → CUDA (the local rank's GPU, ``LOCAL_RANK`` under ``torchrun``) when available, else CPU."""
+    import torch
+
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda":
+        if not torch.cuda.is_available():
+            from gliomics.errors import ConfigError
+
+            raise ConfigError("--device cuda requested but no CUDA device is available")
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", info_local_rank)))
+    return torch.device(name)
 
 
 def usable_cores() -> int:

@@ -2,7 +2,7 @@ import os
 
 import pytest
 
-from gliomics.hardware import usable_cores
+from gliomics.runtime.hardware import usable_cores
 
 
 def test_usable_cores_follows_the_affinity_mask(monkeypatch):
@@ -20,7 +20,7 @@ def test_usable_cores_is_at_least_one(monkeypatch):
 
 
 def _cpuinfo(tmp_path, monkeypatch, flags: str, model: str = "Test CPU 9000"):
-    import gliomics.hardware as hw
+    import gliomics.runtime.hardware as hw
 
     path = tmp_path / "cpuinfo"
     path.write_text(f"processor\t: 0\nmodel name\t: {model}\nflags\t\t: fpu sse2 avx2 {flags}\n\n")
@@ -28,7 +28,7 @@ def _cpuinfo(tmp_path, monkeypatch, flags: str, model: str = "Test CPU 9000"):
 
 
 def test_cpu_model_name_and_flags_come_from_cpuinfo(tmp_path, monkeypatch):
-    from gliomics.hardware import cpu_flags, cpu_model_name
+    from gliomics.runtime.hardware import cpu_flags, cpu_model_name
 
     _cpuinfo(tmp_path, monkeypatch, "avx512f", model="Intel(R) Xeon(R) Platinum 8480+")
     assert cpu_model_name() == "Intel(R) Xeon(R) Platinum 8480+"
@@ -40,7 +40,7 @@ def test_cpu_model_name_and_flags_come_from_cpuinfo(tmp_path, monkeypatch):
 def test_auto_precision_is_bf16_only_where_the_cpu_has_native_bf16(tmp_path, monkeypatch, flags, expected):
     import torch
 
-    from gliomics.hardware import resolve_precision
+    from gliomics.runtime.hardware import resolve_precision
 
     _cpuinfo(tmp_path, monkeypatch, flags)
     assert resolve_precision("auto", torch.device("cpu")) == expected
@@ -52,7 +52,7 @@ def test_auto_precision_is_bf16_only_where_the_cpu_has_native_bf16(tmp_path, mon
 def test_auto_precision_on_cuda_is_bf16_and_unknown_values_are_refused(tmp_path, monkeypatch):
     import torch
 
-    from gliomics.hardware import resolve_precision
+    from gliomics.runtime.hardware import resolve_precision
 
     _cpuinfo(tmp_path, monkeypatch, "")
     assert resolve_precision("auto", torch.device("cuda")) == "bf16"
@@ -63,7 +63,7 @@ def test_auto_precision_on_cuda_is_bf16_and_unknown_values_are_refused(tmp_path,
 def test_autocast_runs_convolutions_in_bf16_only_when_asked():
     import torch
 
-    from gliomics.hardware import autocast
+    from gliomics.runtime.hardware import autocast
 
     conv = torch.nn.Conv3d(1, 2, 3)
     x = torch.randn(1, 1, 8, 8, 8)
@@ -76,7 +76,7 @@ def test_autocast_runs_convolutions_in_bf16_only_when_asked():
 def test_configure_cpu_sets_the_threads():
     import torch
 
-    from gliomics.hardware import configure_cpu
+    from gliomics.runtime.hardware import configure_cpu
 
     before = torch.get_num_threads()
     try:
