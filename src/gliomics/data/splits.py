@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import warnings
 from pathlib import Path
 
@@ -13,6 +12,7 @@ from sklearn.model_selection import StratifiedGroupKFold
 
 from gliomics.data.cohort import CohortCase, marker_prevalence
 from gliomics.errors import ConfigError, InputError
+from gliomics.io.atomic import write_text_atomic
 
 logger = logging.getLogger(__name__)
 SPLITS_FILE = "splits.json"
@@ -90,10 +90,7 @@ def check_no_leak(splits: dict[str, list[str]], cohort: list[CohortCase]) -> Non
 def save_splits(splits: dict[str, list[str]], path: Path | str, **info) -> Path:
     """Write ``splits.json`` atomically, with the settings that produced it."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps({**splits, "settings": info}, indent=2))
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps({**splits, "settings": info}, indent=2))
     return path
 
 

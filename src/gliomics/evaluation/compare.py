@@ -6,7 +6,6 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +16,7 @@ from gliomics.errors import InputError
 from gliomics.evaluation.classification import delong_test, mcnemar_test
 from gliomics.evaluation.evaluate import evaluate_predictions
 from gliomics.evaluation.tables import comparison_table
+from gliomics.io.atomic import write_text_atomic
 
 
 def _per_case(eval_dir: Path) -> dict[str, dict[str, str]]:
@@ -76,7 +76,5 @@ def compare_runs(runs: list[Path | str], data: Path | str, *, markers: Path | st
     out.mkdir(parents=True, exist_ok=True)
     for fname, text in (("comparison.json", json.dumps(result, indent=2, default=float)),
                         ("comparison.md", f"# Comparison on {data}\n\n{table}")):
-        tmp = out / f".{fname}.tmp-{os.getpid()}"
-        tmp.write_text(text)
-        os.replace(tmp, out / fname)
+        write_text_atomic(out / fname, text)
     return result

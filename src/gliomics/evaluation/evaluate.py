@@ -9,7 +9,6 @@ import csv
 import json
 import logging
 import math
-import os
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ from gliomics.evaluation.classification import evaluate_marker
 from gliomics.evaluation.segmentation import segmentation_metrics
 from gliomics.evaluation.tables import marker_table, segmentation_table, site_table
 from gliomics.io import discover_cases, load_label, read_markers
+from gliomics.io.atomic import atomic_path, write_text_atomic
 from gliomics.provenance import versions
 
 logger = logging.getLogger(__name__)
@@ -130,12 +130,10 @@ def _write_csv(path: Path, rows: list[dict]) -> None:
     columns: list[str] = []
     for r in rows:
         columns += [k for k in r if k not in columns]
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w", newline="") as fh:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=columns)
         writer.writeheader()
         writer.writerows(rows)
-    os.replace(tmp, path)
 
 
 def evaluate_predictions(pred_dir: Path | str, ref: Path | str, *, markers: Path | str | None = None,
@@ -202,9 +200,7 @@ def evaluate_predictions(pred_dir: Path | str, ref: Path | str, *, markers: Path
     out.mkdir(parents=True, exist_ok=True)
     _write_csv(out / "per_case.csv", rows)
     for name, text in (("summary.json", json.dumps(summary, indent=2, default=float)), ("tables.md", "\n".join(md))):
-        tmp = out / f".{name}.tmp-{os.getpid()}"
-        tmp.write_text(text)
-        os.replace(tmp, out / name)
+        write_text_atomic(out / name, text)
     summary["text"] = _headline(summary)
     return summary
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -24,6 +23,7 @@ from gliomics.errors import CheckpointError, ConfigError, GliomicsError, OutputE
 from gliomics.inference.engine import forward_volume, forward_with_tta, marker_probabilities, pad_multiple
 from gliomics.inference.postprocess import remove_small_components, suppress_small_labels
 from gliomics.io import Case, discover_cases, save_image
+from gliomics.io.atomic import write_text_atomic
 from gliomics.provenance import config_digest, versions
 from gliomics.report.who import DEFAULT_BAND, who_cns5_suggestion
 from gliomics.runtime.checkpoint import BEST, LAST, load_checkpoint
@@ -230,7 +230,4 @@ def _mean_alpha(alpha: torch.Tensor | None, labels: torch.Tensor, present: torch
 
 
 def _write_json(record: dict, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(record, indent=2))
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(record, indent=2))

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ import numpy as np
 from gliomics import __version__
 from gliomics.constants import LABELS, TUMOUR_LABELS
 from gliomics.errors import InputError, OutputError
+from gliomics.io.atomic import atomic_path
 from gliomics.io.dicom import SOURCES_JSON
 
 logger = logging.getLogger(__name__)
@@ -142,13 +142,10 @@ def write_dicom_seg(labels, sources: dict[str, Any], out_path: Path | str, *, se
         omit_empty_frames=False,
     )
     out_path = Path(out_path)
-    tmp = out_path.with_name(f".{out_path.name}.tmp-{os.getpid()}")
     try:
-        out_path.parent.mkdir(parents=True, exist_ok=True)
-        seg.save_as(tmp)
-        os.replace(tmp, out_path)
+        with atomic_path(out_path) as tmp:
+            seg.save_as(tmp)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         raise OutputError(f"{out_path}: cannot write ({exc})") from exc
     logger.debug("%s: DICOM-SEG of %s (%d frames)", out_path, sequence, len(frames))
     return out_path

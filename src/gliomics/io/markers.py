@@ -12,11 +12,9 @@ status is unknown (its loss is masked, it is never imputed). Row numbers in mess
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import logging
 import math
-import os
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
@@ -24,6 +22,7 @@ from pathlib import Path
 
 from gliomics.constants import CLINICAL_COLUMNS, MARKERS
 from gliomics.errors import MarkerTableError, OutputError
+from gliomics.io.atomic import atomic_path
 from gliomics.io.delimited import read_delimited
 
 logger = logging.getLogger(__name__)
@@ -233,19 +232,14 @@ def write_markers(records: Mapping[str, MarkerRecord] | Iterable[MarkerRecord], 
         if record.case_id in seen:
             raise ValueError(f"duplicate case_id {record.case_id!r}")
         seen.add(record.case_id)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with tmp.open("w", newline="", encoding="utf-8") as fh:
+        with atomic_path(path) as tmp, tmp.open("w", newline="", encoding="utf-8") as fh:
             writer = csv.writer(fh)
             writer.writerow(COLUMNS)
             for record in items:
                 row = record.to_dict()
                 writer.writerow([_cell(row[c]) for c in COLUMNS])
-        os.replace(tmp, path)
     except BaseException as exc:
-        with contextlib.suppress(OSError):
-            tmp.unlink(missing_ok=True)
         if isinstance(exc, OSError):
             raise OutputError(f"{path}: cannot write ({exc})") from exc
         raise

@@ -7,9 +7,7 @@ interrupted run never leaves a half-written image behind.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -22,6 +20,7 @@ from nibabel.spatialimages import HeaderDataError
 
 from gliomics.constants import AFFINE_ATOL, MAX_LABEL
 from gliomics.errors import ImageError, InputError, LabelError, OutputError
+from gliomics.io.atomic import atomic_path
 
 logger = logging.getLogger(__name__)
 
@@ -239,14 +238,10 @@ def save_image(
     img.set_sform(affine, code=sform_code)
     img.set_qform(affine, code=qform_code)
 
-    tmp = path.with_name(f".{path.name[: -len(suffix)]}.tmp-{os.getpid()}{suffix}")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        nib.save(img, tmp)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            nib.save(img, tmp)
     except BaseException as exc:
-        with contextlib.suppress(OSError):
-            tmp.unlink(missing_ok=True)
         if isinstance(exc, (OSError, ValueError, HeaderDataError, ImageFileError)):
             raise OutputError(f"{path}: cannot write ({type(exc).__name__}: {exc})") from exc
         raise

@@ -6,7 +6,6 @@ import csv
 import json
 import logging
 import os
-import shutil
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from multiprocessing import get_context
@@ -16,6 +15,7 @@ import numpy as np
 
 from gliomics.constants import LABEL_NAMES, MARKERS, SEQUENCES, TUMOUR_LABELS
 from gliomics.errors import OutputError
+from gliomics.io.atomic import atomic_path, write_text_atomic
 from gliomics.phantom.anatomy import grid_affine, grid_shape, load_template, random_anatomy_transform, sample_anatomy
 from gliomics.phantom.latents import bayes_posterior, sample_latents
 from gliomics.phantom.render import render_case
@@ -91,20 +91,10 @@ def _write_case(out: Path, cid: str, arrays: dict[str, np.ndarray], affine: np.n
     """Write one case folder atomically: into a hidden temporary folder, then rename."""
     from gliomics.io.nifti import save_image
 
-    final = out / cid
-    tmp = out / f".{cid}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    try:
+    with atomic_path(out / cid, folder=True) as tmp:
         for key, arr in arrays.items():
             dtype = np.uint8 if key == "seg" else np.float32
             save_image(arr, affine, tmp / f"{cid}-{key}.nii.gz", dtype=dtype)
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def _case_job(args: tuple[PhantomSettings, int, Site, str]) -> dict:
@@ -115,12 +105,10 @@ def _case_job(args: tuple[PhantomSettings, int, Site, str]) -> dict:
 
 
 def _write_csv_atomic(path: Path, rows: list[dict], columns: list[str]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w", newline="", encoding="utf-8") as fh:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
         writer = csv.DictWriter(fh, fieldnames=columns, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
-    os.replace(tmp, path)
 
 
 def bayes_auc(rows: list[dict], *, against: str = "observed") -> dict[str, float | None]:
@@ -182,8 +170,6 @@ def generate_cohort(out: Path | str, settings: PhantomSettings, *, workers: int 
         "site_parameters": [sites[n].describe() for n in names],
         "versions": versions(),
     }
-    tmp = out / f".{SUMMARY_FILE}.tmp-{os.getpid()}"
-    tmp.write_text(json.dumps(summary, indent=2))
-    os.replace(tmp, out / SUMMARY_FILE)
+    write_text_atomic(out / SUMMARY_FILE, json.dumps(summary, indent=2))
     logger.info("wrote %d phantom cases to %s", settings.cases, out)
     return summary

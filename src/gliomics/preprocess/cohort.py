@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
 from gliomics.errors import GliomicsError, OutputError
+from gliomics.io.atomic import atomic_path
 from gliomics.io.cases import Case
 from gliomics.io.layouts import discover_cases
 from gliomics.preprocess.pipeline import PreprocessSettings, load_registration_atlas, preprocess_case
@@ -33,21 +33,10 @@ def run_case(case: Case, out: Path, settings: PreprocessSettings, *, overwrite: 
         GliomicsError: Bad input; nothing is left behind.
     """
     final = out / case.case_id
-    tmp = out / f".{case.case_id}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
+    with atomic_path(final, folder=True, create=False) as tmp:
         record = preprocess_case(case, tmp, settings)
-        if final.exists():
-            if not overwrite:
-                raise OutputError(f"{final}: already exists")
-            old = out / f".{case.case_id}.old-{os.getpid()}"
-            os.replace(final, old)
-            os.replace(tmp, final)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, final)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        if final.exists() and not overwrite:
+            raise OutputError(f"{final}: already exists")
     return record
 
 
@@ -61,9 +50,8 @@ def _copy_markers(source: Path, out: Path) -> None:
     folder = source if source.is_dir() else source.parent
     src, dst = folder / MARKERS_FILE, out / MARKERS_FILE
     if src.is_file() and not dst.exists():
-        tmp = out / f".{MARKERS_FILE}.tmp-{os.getpid()}"
-        shutil.copyfile(src, tmp)
-        os.replace(tmp, dst)
+        with atomic_path(dst) as tmp:
+            shutil.copyfile(src, tmp)
 
 
 def preprocess_cohort(source: Path | str, out: Path | str, settings: PreprocessSettings | None = None, *,

@@ -11,7 +11,6 @@ import datetime as _dt
 import json
 import logging
 import math
-import os
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -20,6 +19,7 @@ from typing import Any
 from gliomics.constants import MARKER_NAMES, MARKERS, SEQUENCE_NAMES, SEQUENCES
 from gliomics.errors import InputError, OutputError
 from gliomics.io import Case
+from gliomics.io.atomic import write_text_atomic
 from gliomics.report.templates import CASE_TEMPLATE, render
 from gliomics.report.who import DEFAULT_BAND, who_cns5_suggestion
 
@@ -191,13 +191,9 @@ def build_case_html(record: Mapping[str, Any], maps=None, *, band: float = DEFAU
 
 def write_html(text: str, path: Path) -> Path:
     """Write ``text`` to ``path`` atomically (a temporary name renamed into place)."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
+        write_text_atomic(path, text)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         raise OutputError(f"{path}: cannot write the report ({exc.strerror})") from exc
     return path
 

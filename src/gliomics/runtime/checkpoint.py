@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from gliomics.errors import CheckpointError
+from gliomics.io.atomic import atomic_path
 
 BEST = "best.pt"
 LAST = "last.pt"
@@ -25,16 +26,10 @@ LAST = "last.pt"
 def save_checkpoint(state: dict[str, Any], path: Path | str) -> Path:
     """Write ``state`` to ``path`` via a temporary file and an atomic rename (a kill never leaves half a file)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as fh:
-            torch.save(state, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        torch.save(state, fh)
+        fh.flush()
+        os.fsync(fh.fileno())
     return path
 
 

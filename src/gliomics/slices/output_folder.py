@@ -4,12 +4,11 @@ on failure, so that bad input or an interruption never leaves a partial folder."
 from __future__ import annotations
 
 import contextlib
-import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 from gliomics.errors import OutputError
+from gliomics.io.atomic import atomic_path
 
 __all__ = ["check_output_folder", "staged_folder"]
 
@@ -36,22 +35,12 @@ def staged_folder(out: Path | str, overwrite: bool = False) -> Iterator[Path]:
         OutputError: ``out`` cannot be written (see :func:`check_output_folder`).
     """
     out = check_output_folder(out, overwrite)
-    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
+    created = False
     try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir()
+        with atomic_path(out, folder=True) as tmp:
+            created = True
+            yield tmp
     except OSError as exc:
+        if created:
+            raise
         raise OutputError(f"{out}: cannot create the output folder ({exc})") from exc
-    try:
-        yield tmp
-        if out.exists():
-            old = out.parent / f".{out.name}.old-{os.getpid()}"
-            os.replace(out, old)
-            os.replace(tmp, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 from pathlib import Path
 from typing import Any
+
+from gliomics.io.atomic import atomic_path, write_text_atomic
 
 
 class MetricsLog:
@@ -31,15 +32,11 @@ class MetricsLog:
         clean = {k: (round(v, 6) if isinstance(v, float) else v) for k, v in row.items()}
         # drop rows of epochs that a resumed run repeats
         rows = [r for r in self.rows() if r.get("epoch", -1) < clean.get("epoch", 0)] + [clean]
-        tmp = self.jsonl.with_name(f".{self.jsonl.name}.tmp-{os.getpid()}")
-        tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
-        os.replace(tmp, self.jsonl)
+        write_text_atomic(self.jsonl, "".join(json.dumps(r) + "\n" for r in rows))
         columns: list[str] = []
         for r in rows:
             columns += [k for k in r if k not in columns]
-        tmp = self.csv.with_name(f".{self.csv.name}.tmp-{os.getpid()}")
-        with open(tmp, "w", newline="") as fh:
+        with atomic_path(self.csv) as tmp, open(tmp, "w", newline="") as fh:
             writer = csv.DictWriter(fh, fieldnames=columns)
             writer.writeheader()
             writer.writerows(rows)
-        os.replace(tmp, self.csv)

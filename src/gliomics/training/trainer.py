@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ import torch
 
 from gliomics.config import RunConfig, to_yaml, validate_config
 from gliomics.errors import CheckpointError, ConfigError, InputError
+from gliomics.io.atomic import write_text_atomic
 from gliomics.provenance import config_digest, versions
 from gliomics.runtime.checkpoint import BEST, LAST, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from gliomics.runtime.hardware import (
@@ -197,9 +197,7 @@ def run_training(cfg: RunConfig, *, data: Path | str, markers: Path | str | None
         if save_splits is not None:
             save_splits()
         if state is None:
-            tmp = out / f".{CONFIG_FILE}.tmp-{os.getpid()}"
-            tmp.write_text(to_yaml(cfg))
-            os.replace(tmp, out / CONFIG_FILE)
+            write_text_atomic(out / CONFIG_FILE, to_yaml(cfg))
     barrier(info)
 
     net = model
@@ -355,7 +353,5 @@ def run_training(cfg: RunConfig, *, data: Path | str, markers: Path | str | None
                "val": _scalars(val_metrics), "thresholds": thresholds, "min_label_mm3": min_label_mm3,
                "seed": seed, "config_sha256": config_digest(cfg), "versions": versions()}
     if info.is_main:
-        tmp = out / f".train_summary.json.tmp-{os.getpid()}"
-        tmp.write_text(json.dumps(summary, indent=2))
-        os.replace(tmp, out / "train_summary.json")
+        write_text_atomic(out / "train_summary.json", json.dumps(summary, indent=2))
     return summary

@@ -13,7 +13,6 @@ Nothing is written before the metadata have been read and every value is known (
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import logging
 import math
@@ -26,6 +25,7 @@ import numpy as np
 
 from gliomics.constants import SEQUENCES
 from gliomics.errors import MarkerTableError, OutputError
+from gliomics.io.atomic import atomic_path
 from gliomics.io.markers import MarkerRecord, write_markers
 from gliomics.io.nifti import load_label, save_image
 
@@ -159,19 +159,14 @@ def write_manifest(rows: Iterable[ManifestRow], path: Path | str) -> Path:
     rows = sorted(rows, key=lambda r: r.case_id)
     root = Path(os.path.abspath(path.parent))
     extra = sorted({k for r in rows for k in r.extra})
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with tmp.open("w", newline="", encoding="utf-8") as fh:
+        with atomic_path(path) as tmp, tmp.open("w", newline="", encoding="utf-8") as fh:
             writer = csv.writer(fh)
             writer.writerow(["case_id", *SEQUENCES, "seg", *extra])
             for r in rows:
                 writer.writerow([r.case_id, *(_cell(r.images.get(s), root) for s in SEQUENCES), _cell(r.seg, root),
                                  *(_cell(r.extra.get(k), root) for k in extra)])
-        os.replace(tmp, path)
     except OSError as exc:
-        with contextlib.suppress(OSError):
-            tmp.unlink(missing_ok=True)
         raise OutputError(f"{path}: cannot write ({exc})") from exc
     return path
 

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import shutil
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -21,6 +19,7 @@ import numpy as np
 from gliomics.constants import SEQUENCES
 from gliomics.data.datasets.common import ManifestRow, write_outputs
 from gliomics.errors import InputError
+from gliomics.io.atomic import atomic_path
 from gliomics.io.dicom import SOURCES_JSON, Series, compile_patterns, read_series, scan_series, select_series
 from gliomics.io.nifti import save_image
 
@@ -76,20 +75,12 @@ def _write_case(case_id: str, source: Path, series: list[Series], patterns, out:
     used = {id(s) for v in matches.values() for s in v}
     record = _record(case_id, source, chosen, matches, [s for s in series if id(s) not in used], patterns)
     final = out / case_id
-    tmp = out / f".{case_id}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
-        tmp.mkdir(parents=True)
+    with atomic_path(final, folder=True) as tmp:
         for key, s in chosen.items():
             image = read_series(s)
             save_image(array_of(image).astype(np.float32), nifti_affine(image), tmp / f"{case_id}-{key}.nii.gz",
                        dtype=np.float32)
         (tmp / SOURCES_JSON).write_text(json.dumps(record, indent=2))
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return {key: final / f"{case_id}-{key}.nii.gz" for key in chosen}
 
 
