@@ -213,3 +213,17 @@ def test_check_same_geometry() -> None:
     shifted[0, 3] += 1.0
     with pytest.raises(ImageError, match=r"^b\.nii\.gz: affine differs from a\.nii\.gz by up to 1"):
         check_same_geometry({"t1n": _image("a.nii.gz"), "t1c": _image("b.nii.gz", affine=shifted)})
+
+
+def test_voxel_spacing_of_a_rotated_anisotropic_affine():
+    import torch
+
+    from gliomics.io import voxel_spacing
+
+    theta = 0.3
+    rotation = np.array([[np.cos(theta), -np.sin(theta), 0], [np.sin(theta), np.cos(theta), 0], [0, 0, 1]])
+    affine = np.eye(4)
+    affine[:3, :3] = rotation @ np.diag([0.9, 1.2, 3.0])
+    affine[:3, 3] = [10, -5, 2]
+    assert voxel_spacing(affine) == pytest.approx((0.9, 1.2, 3.0))
+    assert voxel_spacing(torch.as_tensor(affine)) == pytest.approx((0.9, 1.2, 3.0))  # a MetaTensor's affine

@@ -22,7 +22,7 @@ from gliomics.data.transforms import sequences_present
 from gliomics.errors import CheckpointError, ConfigError, GliomicsError, OutputError
 from gliomics.inference.engine import forward_volume, forward_with_tta, marker_probabilities, pad_multiple
 from gliomics.inference.postprocess import remove_small_components, suppress_small_labels
-from gliomics.io import Case, discover_cases, save_image
+from gliomics.io import Case, discover_cases, save_image, voxel_spacing
 from gliomics.io.atomic import write_text_atomic
 from gliomics.provenance import config_digest, versions
 from gliomics.report.who import DEFAULT_BAND, who_cns5_suggestion
@@ -147,7 +147,7 @@ class Predictor:
         if probs is not None:
             labels = probs.argmax(0).to(torch.uint8)
             if self.label_minimums and self.min_label_mm3:
-                voxel_mm3 = float(np.prod(np.linalg.norm(np.asarray(image.affine)[:3, :3], axis=0)))
+                voxel_mm3 = float(np.prod(voxel_spacing(image.affine)))
                 labels, suppressed = suppress_small_labels(probs, labels, voxel_mm3, self.min_label_mm3)
                 record["postprocessing"] = {"min_label_volume_ml": {k: round(v / 1000.0, 4) for k, v in
                                                                     self.min_label_mm3.items()},
@@ -155,7 +155,7 @@ class Predictor:
             record["mean_cmaf_weight"] = _mean_alpha(res.get("alpha"), labels, present)
             seg = self._to_input_geometry(labels[None], image, nearest=True)[0].astype(np.uint8)
             affine = np.asarray(image.meta["original_affine"], dtype=np.float64)
-            spacing = tuple(float(v) for v in np.sqrt((affine[:3, :3] ** 2).sum(0)))
+            spacing = voxel_spacing(affine)
             seg = remove_small_components(seg, spacing, min_volume_mm3=self.min_component_mm3)
             voxel_ml = float(np.prod(spacing)) / 1000.0
             record["volumes_ml"] = {r: round(float(np.isin(seg, REGIONS[r]).sum()) * voxel_ml, 3) for r in REGIONS}

@@ -6,7 +6,7 @@ from gliomics.errors import CaseOptionError
 from gliomics.io.cases import Case, LoadedCase, canonical_sequence, load_case
 from gliomics.io.layouts import LAYOUTS, discover_cases
 from gliomics.io.markers import MarkerRecord, parse_marker_value, read_markers, write_markers
-from gliomics.io.nifti import Image, check_same_geometry, load_image, load_label, save_image
+from gliomics.io.nifti import Image, check_same_geometry, load_image, load_label, save_image, voxel_spacing
 
 __all__ = [
     "LAYOUTS",
@@ -24,5 +24,6 @@ __all__ = [
     "parse_marker_value",
     "read_markers",
     "save_image",
+    "voxel_spacing",
     "write_markers",
 ]

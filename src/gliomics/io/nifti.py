@@ -31,6 +31,15 @@ _NIFTI_SUFFIXES = (".nii.gz", ".nii")
 _MAX_LISTED = 8
 
 
+def voxel_spacing(affine: np.ndarray) -> tuple[float, float, float]:
+    """Voxel size in mm along the three voxel axes of a 4x4 (or 3x3) affine: the length of each column of its linear
+    part (MONAI's ``affine_to_spacing``). The one place gliomics derives a voxel size from an affine."""
+    from monai.data.utils import affine_to_spacing
+
+    spacing = affine_to_spacing(np.asarray(affine, dtype=np.float64), r=3)
+    return tuple(float(v) for v in spacing)  # type: ignore[return-value]
+
+
 @dataclass
 class Image:
     """A volume with its geometry.

@@ -24,7 +24,7 @@ from torch import nn
 
 from gliomics.constants import MARKERS
 from gliomics.inference.engine import marker_probabilities
-from gliomics.io import Case
+from gliomics.io import Case, voxel_spacing
 
 logger = logging.getLogger(__name__)
 
@@ -163,7 +163,7 @@ def compute_case_maps(model: nn.Module, config, case: Case, *, seg_path: Path | 
     mask = seg > 0 if seg is not None else np.zeros(spatial, dtype=bool)
     window = analysis_window(mask, config.train.patch_size, divisor)
     affine = np.asarray(image.affine, dtype=np.float64)
-    spacing = tuple(float(v) for v in np.sqrt((affine[:3, :3] ** 2).sum(0)))
+    spacing = voxel_spacing(affine)
 
     present = data["present"].bool()
     x = image.as_tensor()[(None, slice(None), *window)].float().to(device)

@@ -13,6 +13,7 @@ from gliomics.evaluation.regions import dice_per_region
 from gliomics.evaluation.thresholds import youden_threshold
 from gliomics.inference.engine import forward_volume, marker_probabilities
 from gliomics.inference.postprocess import fit_min_label_volumes, label_volumes_mm3, remove_small_components
+from gliomics.io import voxel_spacing
 from gliomics.training.distributed import DistInfo, all_gather_objects
 
 
@@ -31,7 +32,7 @@ def validate_cases(model: torch.nn.Module, samples: Sequence[dict], *, roi_size,
         if res["probs"] is not None and "label" in data:
             pred = res["probs"][0].argmax(0).cpu().numpy().astype(np.uint8)
             affine = np.asarray(data["image"].affine)
-            spacing = tuple(np.linalg.norm(affine[:3, :3], axis=0))
+            spacing = voxel_spacing(affine)
             pred = remove_small_components(pred, spacing)
             ref = np.asarray(data["label"])[0].astype(np.uint8)
             row["dice"] = dice_per_region(pred, ref)
