@@ -43,8 +43,9 @@ def report_case(tiny_phantom, tmp_path_factory) -> Path:
 def predicted_with_report(report_case, tiny_run, tmp_path_factory) -> Path:
     """The output folder of ``gliomics predict --report`` on :func:`report_case`."""
     out = tmp_path_factory.mktemp("report_pred")
+    # fp32 on every CPU, so that the maps' checks (CMAF weights summing to 1) do not depend on the machine
     result = CliRunner().invoke(app, ["predict", "-i", str(report_case), "-o", str(out), "-m", str(tiny_run),
-                                      "--device", "cpu", "--no-progress", "--report"])
+                                      "--device", "cpu", "--no-progress", "--report", "--precision", "fp32"])
     assert result.exit_code == 0, result.output
     return out
 

@@ -92,8 +92,10 @@ def test_case_maps_live_in_the_image_grid(tiny_run, predicted_with_report, repor
     predictor = Predictor("cpu").load(tiny_run)
     case_id = report_case.name
     case = discover_cases(report_case)[0]
+    record = json.loads((predicted_with_report / f"{case_id}.json").read_text())
     maps = compute_case_maps(predictor.model, predictor.config, case,
-                             seg_path=predicted_with_report / f"{case_id}_seg.nii.gz", sequences=None, device="cpu")
+                             seg_path=predicted_with_report / f"{case_id}_seg.nii.gz", sequences=None, device="cpu",
+                             precision=record["hardware"]["precision"])
     spatial = maps.image.shape[1:]
     assert maps.seg is not None and maps.seg.shape == spatial
     assert set(maps.gradcam) == set(MARKERS) and maps.gradcam_layer == "encoder_fusion"
@@ -106,18 +108,33 @@ def test_case_maps_live_in_the_image_grid(tiny_run, predicted_with_report, repor
     alpha = maps.alpha[(slice(None), *maps.window)]
     np.testing.assert_allclose(alpha.sum(0), 1.0, atol=1e-4)
     assert np.nanmax(maps.pool_weights) == pytest.approx(1.0)
-    record = json.loads((predicted_with_report / f"{case_id}.json").read_text())
-    for m in MARKERS:  # the window pass sees about what the predictor saw
+    for m in MARKERS:  # a window centred on the predicted tumour sees about what the predictor's marker window saw
         assert abs(maps.window_markers[m] - record["markers"][m]["probability"]) < 0.2
+
+
+def test_a_head_explained_whole_gives_the_predictions_marker_probabilities(tiny_run, report_case, tmp_path):
+    # the run's whole-volume factor decides, as in prediction: a head that the predictor segments in one pass is
+    # explained by that same pass (no TTA, same precision), so the report shows the prediction's probabilities
+    predictor = Predictor("cpu", precision="fp32").load(tiny_run)
+    train = predictor.config.train.model_copy(update={"whole_volume_factor": 100.0})
+    predictor.config = predictor.config.model_copy(update={"train": train})
+    case = discover_cases(report_case)[0]
+    record = predictor.predict_case(case, tmp_path)
+    maps = compute_case_maps(predictor.model, predictor.config, case,
+                             seg_path=tmp_path / f"{case.case_id}_seg.nii.gz", sequences=None, device="cpu",
+                             precision=record["hardware"]["precision"])
+    assert maps.window == tuple(slice(0, s) for s in maps.image.shape[1:])
+    for m in MARKERS:  # the JSON rounds to 4 decimals
+        assert maps.window_markers[m] == pytest.approx(record["markers"][m]["probability"], abs=6e-5)
 
 
 def test_analysis_window_centres_on_the_tumour():
     mask = np.zeros((96, 96, 64), dtype=bool)
     mask[70:81, 10:20, 30:34] = True  # centroid (75, 14.5, 31.5)
-    window = analysis_window(mask, (32, 32, 32), 8)
+    window = analysis_window(mask, (32, 32, 32), 8, 1.5)
     assert [s.stop - s.start for s in window] == [32, 32, 32]
     assert window[0] == slice(59, 91) and window[1] == slice(0, 32)
-    assert analysis_window(np.zeros((32, 32, 16), dtype=bool), (32, 32, 32), 8) == (slice(0, 32), slice(0, 32),
+    assert analysis_window(np.zeros((32, 32, 16), dtype=bool), (32, 32, 32), 8, 1.5) == (slice(0, 32), slice(0, 32),
                                                                                      slice(0, 16))
 
 

@@ -215,7 +215,7 @@ def write_case_report(case: Case, pred_dir: Path | str, *, model, config, device
 
     record, seg = load_prediction(pred_dir, case.case_id)
     maps = compute_case_maps(model, config, case, seg_path=seg, sequences=record.get("sequences_present"),
-                             device=device)
+                             device=device, precision=record.get("hardware", {}).get("precision", "fp32"))
     start = time.perf_counter()
     html = build_case_html(record, maps, band=band, extra_timings={"report_maps_s": maps.seconds})
     logger.debug("%s: report figures in %.1f s", case.case_id, time.perf_counter() - start)

@@ -25,13 +25,12 @@ from torch import nn
 from gliomics.constants import MARKERS
 from gliomics.inference.engine import marker_probabilities
 from gliomics.io import Case, voxel_spacing
+from gliomics.runtime.hardware import autocast
 
 logger = logging.getLogger(__name__)
 
 #: Layers tried, in order, as the Grad-CAM target: MGMT-Net's fused encoder output F_ENC.
 GRADCAM_LAYERS: tuple[str, ...] = ("encoder_fusion",)
-#: Volumes of at most this many windows' voxels are explained in one pass over the whole volume (as the engine).
-WHOLE_VOLUME_FACTOR: float = 1.5
 
 
 @dataclass
@@ -66,14 +65,15 @@ class CaseMaps:
 
 
 def analysis_window(mask: np.ndarray, roi_size: Sequence[int], divisor: int,
-                    whole_volume_factor: float = WHOLE_VOLUME_FACTOR) -> tuple[slice, ...]:
+                    whole_volume_factor: float) -> tuple[slice, ...]:
     """The voxels to explain: the whole volume if it is small, else ``roi_size`` centred on the mask's centroid.
 
     Args:
         mask: Tumour mask in the network grid (empty: the volume's centre).
         roi_size: The network's window (the training patch size).
         divisor: Window sizes are kept multiples of this.
-        whole_volume_factor: Volumes of at most this many windows' voxels are taken whole.
+        whole_volume_factor: Volumes of at most this many windows' voxels are taken whole (the run's
+            ``train.whole_volume_factor``, as in prediction).
     """
     spatial = mask.shape
     if math.prod(spatial) <= whole_volume_factor * math.prod(roi_size):
@@ -136,7 +136,7 @@ def _embed(values: np.ndarray, shape: tuple[int, ...], window: tuple[slice, ...]
 
 def compute_case_maps(model: nn.Module, config, case: Case, *, seg_path: Path | None,
                       sequences: Sequence[str] | None, device: torch.device | str = "cpu",
-                      layer_names: Sequence[str] = GRADCAM_LAYERS) -> CaseMaps:
+                      layer_names: Sequence[str] = GRADCAM_LAYERS, precision: str = "fp32") -> CaseMaps:
     """Preprocess ``case`` as the predictor does and compute its maps at the tumour-centred window.
 
     Args:
@@ -148,6 +148,8 @@ def compute_case_maps(model: nn.Module, config, case: Case, *, seg_path: Path | 
         sequences: The sequences the prediction used (the JSON's ``sequences_present``); None for all.
         device: Where the model is.
         layer_names: Grad-CAM target layers to look for.
+        precision: The precision of the forward pass (the prediction's, ``hardware.precision`` of its JSON), so that
+            a volume explained whole gives the marker probabilities of a prediction without TTA.
     """
     from gliomics.data.transforms import inference_transforms
     from gliomics.inference.engine import pad_multiple
@@ -161,14 +163,14 @@ def compute_case_maps(model: nn.Module, config, case: Case, *, seg_path: Path | 
     spatial = tuple(int(s) for s in image.shape[1:])
     seg = np.asarray(data["label"][0]).astype(np.uint8) if seg_path is not None else None
     mask = seg > 0 if seg is not None else np.zeros(spatial, dtype=bool)
-    window = analysis_window(mask, config.train.patch_size, divisor)
+    window = analysis_window(mask, config.train.patch_size, divisor, config.train.whole_volume_factor)
     affine = np.asarray(image.affine, dtype=np.float64)
     spacing = voxel_spacing(affine)
 
     present = data["present"].bool()
     x = image.as_tensor()[(None, slice(None), *window)].float().to(device)
     flags = present[None].to(device)
-    with torch.no_grad():
+    with torch.no_grad(), autocast(torch.device(device), precision):
         out = model(x, flags)
     maps = CaseMaps(image=np.asarray(image.as_tensor(), dtype=np.float32), present=tuple(present.tolist()),
                     spacing=spacing, seg=seg, window=window, window_markers=marker_probabilities(out.get("markers")))
