@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from gliomics import __version__
-from gliomics.constants import LABELS, TUMOUR_LABELS
+from gliomics.constants import LABELS, REFERENCE_SEQUENCE, TUMOUR_LABELS
 from gliomics.errors import InputError, OutputError
 from gliomics.io.atomic import atomic_path
 from gliomics.io.dicom import SOURCES_JSON
@@ -129,7 +129,7 @@ def write_dicom_seg(labels, sources: dict[str, Any], out_path: Path | str, *, se
     import pydicom
 
     seqs = sources["sequences"]
-    sequence = sequence or ("t1c" if "t1c" in seqs else next(iter(seqs)))
+    sequence = sequence or (REFERENCE_SEQUENCE if REFERENCE_SEQUENCE in seqs else next(iter(seqs)))
     datasets = [pydicom.dcmread(f, stop_before_pixels=True) for f in source_files(sources, sequence)]
     frames = frames_on_sources(labels, datasets)
     if frames.max(initial=0) > max(LABELS.values()):

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import SimpleITK as sitk
 
+from gliomics.constants import REFERENCE_SEQUENCE
 from gliomics.errors import InputError
 from gliomics.io.cases import Case
 from gliomics.io.nifti import load_label, save_image
@@ -132,7 +133,8 @@ def native_outputs(case: Case, out_dir: Path | str, *, native: bool = False, dic
                            folder, seg_path.name)
     if dicom_seg:
         sources = read_sources(folder)
-        sequence = "t1c" if "t1c" in sources["sequences"] else next(iter(sources["sequences"]))
+        sequence = (REFERENCE_SEQUENCE if REFERENCE_SEQUENCE in sources["sequences"]
+                    else next(iter(sources["sequences"])))
         labels = read_image(seg_path, sitk.sitkUInt8)
         if preprocessed:
             labels = labels_to_native(labels, folder, sequence)

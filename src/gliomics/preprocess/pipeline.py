@@ -25,7 +25,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from gliomics import __version__
-from gliomics.constants import SEQUENCES
+from gliomics.constants import REFERENCE_ORDER, SEQUENCES
 from gliomics.errors import OutputError
 from gliomics.io.cases import Case
 from gliomics.io.nifti import load_label, save_image
@@ -59,8 +59,6 @@ GEOMETRY_JSON = "geometry.json"
 BRAIN_MASK = "brain_mask.nii.gz"
 #: Sidecar files carried from the input case folder to the output (e.g. where DICOM series came from).
 SIDECARS: tuple[str, ...] = ("dicom_sources.json",)
-#: Order in which a reference sequence is chosen when T1ce is missing.
-REFERENCE_ORDER: tuple[str, ...] = ("t1c", "t1n", "t2f", "t2w")
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,15 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
-from gliomics.constants import LABEL_COLOURS, LABELS, MARKER_NAMES, SEQUENCE_NAMES, SEQUENCES, TUMOUR_LABELS
+from gliomics.constants import (
+    LABEL_COLOURS,
+    LABELS,
+    MARKER_NAMES,
+    REFERENCE_SEQUENCE,
+    SEQUENCE_NAMES,
+    SEQUENCES,
+    TUMOUR_LABELS,
+)
 
 #: The three views: name, the fixed axis, the (horizontal, vertical) axes, and the orientation letters at the
 #: (left, right, bottom, top) edges. Flipping the horizontal axis puts the patient's right on the left.
@@ -144,7 +152,7 @@ def overlay_figure(image: np.ndarray, present: tuple[bool, ...], seg: np.ndarray
 
 def _reference(image: np.ndarray, present: tuple[bool, ...]) -> np.ndarray:
     """The background of the heat maps: T1ce when present, otherwise the first present sequence."""
-    order = [SEQUENCES.index("t1c"), *range(len(SEQUENCES))]
+    order = [SEQUENCES.index(REFERENCE_SEQUENCE), *range(len(SEQUENCES))]
     return image[next(k for k in order if present[k])]
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gliomics.constants import SEQUENCES
+from gliomics.constants import REFERENCE_SEQUENCE, SEQUENCES
 from gliomics.errors import InputError
 from gliomics.provenance import versions
 from gliomics.slices.extraction import axial_spacing, axial_stack, crop_box, roi_box, select_slices
@@ -118,15 +118,16 @@ def _voi(case, loaded, settings: SliceSettings, voi_masks: Path | None) -> tuple
     if path is None:
         return None, f"no VOI mask {case.case_id}.nii.gz in {voi_masks}"
     mask = load_image(path)
-    t1c = loaded.image[SEQUENCES.index("t1c")]
-    check_same_geometry({"t1c": Image(t1c, loaded.affine, loaded.header, loaded.paths.get("t1c")), "voi": mask})
+    t1c = loaded.image[SEQUENCES.index(REFERENCE_SEQUENCE)]
+    check_same_geometry({REFERENCE_SEQUENCE: Image(t1c, loaded.affine, loaded.header,
+                                                   loaded.paths.get(REFERENCE_SEQUENCE)), "voi": mask})
     return mask.array > 0, ""
 
 
 def _case_slices(case, loaded, voi: np.ndarray, settings: SliceSettings) -> tuple[list[tuple[int, int, tuple]],
                                                                                     list[np.ndarray]]:
     """(z, area, box) and denoised crops of the k largest-VOI slices of one case."""
-    image = axial_stack(loaded.image[SEQUENCES.index("t1c")], loaded.affine)
+    image = axial_stack(loaded.image[SEQUENCES.index(REFERENCE_SEQUENCE)], loaded.affine)
     mask = axial_stack(voi, loaded.affine)
     row_mm, col_mm = axial_spacing(loaded.spacing, loaded.affine)
     margin = (int(round(settings.margin_mm / row_mm)), int(round(settings.margin_mm / col_mm)))
@@ -173,7 +174,7 @@ def collect_slices(data: Path | str, settings: SliceSettings, *, markers: Path |
             raise InputError(f"{data}: no markers.csv beside the cases; give the markers table (--markers)")
         markers = data / "markers.csv"
     cohort = build_cohort(data, markers, layout=layout, allow_missing=True)
-    no_t1c = [c.case_id for c in cohort if "t1c" not in c.case.images]
+    no_t1c = [c.case_id for c in cohort if REFERENCE_SEQUENCE not in c.case.images]
     if no_t1c:
         raise InputError(f"{data}: case {no_t1c[0]!r} has no T1ce (t1c) image"
                          f"{f' (and {len(no_t1c) - 1} more cases)' if len(no_t1c) > 1 else ''}; "
@@ -199,7 +200,7 @@ def collect_slices(data: Path | str, settings: SliceSettings, *, markers: Path |
         if masks_dir is None and item.case.seg is None:
             skip(item.case_id, "no segmentation to take the VOI from")
             continue
-        loaded = load_case(item.case, sequences=("t1c",), load_seg=masks_dir is None)
+        loaded = load_case(item.case, sequences=(REFERENCE_SEQUENCE,), load_seg=masks_dir is None)
         voi, reason = _voi(item.case, loaded, settings, masks_dir)
         if voi is None:
             skip(item.case_id, reason)
