@@ -172,3 +172,17 @@ def test_labels_below_the_runs_minimum_volume_are_suppressed(tiny_phantom, tiny_
     # the ET voxels took other labels; the rest of the map is as before
     assert np.array_equal(out[seg != 3], seg[seg != 3])
     assert (out[seg == 3] > 0).mean() > 0.5
+
+
+def test_sequences_option_takes_aliases_and_refuses_unknown_names(tiny_phantom, tiny_run, tmp_path):
+    src = _first_case(tiny_phantom)
+    out = tmp_path / "pred"
+    result = runner.invoke(app, ["predict", "-i", str(src), "-o", str(out), "-m", str(tiny_run), "--device", "cpu",
+                                 "--no-progress", "--sequences", "T1ce, FLAIR"])
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / f"{src.name}.json").read_text())["sequences_present"] == ["t1c", "t2f"]
+    bad = tmp_path / "bad"
+    result = runner.invoke(app, ["predict", "-i", str(src), "-o", str(bad), "-m", str(tiny_run), "--device", "cpu",
+                                 "--no-progress", "--sequences", "t1c,dwi"])
+    assert result.exit_code == 2 and "dwi" in result.output
+    assert not bad.exists()

@@ -31,6 +31,22 @@ def precision_option() -> typer.models.OptionInfo:
                              "(AVX512-BF16 or AMX), fp32 elsewhere.")
 
 
+def parse_sequences(text: str | None) -> list[str] | None:
+    """``--sequences``: comma-separated names or aliases (``t1c``, ``T1ce``, ``FLAIR``, ``t1gd``…) as BraTS 2024
+    names; None for all. An unknown name is a usage error (exit status 2) before anything is read or written."""
+    if not text:
+        return None
+    from gliomics.constants import SEQUENCES
+    from gliomics.io import canonical_sequence
+
+    names = [s.strip() for s in text.split(",") if s.strip()]
+    unknown = [s for s in names if canonical_sequence(s) is None]
+    if unknown:
+        raise typer.BadParameter(f"unknown sequence(s) {unknown}; use some of {', '.join(SEQUENCES)} (or aliases "
+                                 "such as T1ce, FLAIR)", param_hint="--sequences")
+    return list(dict.fromkeys(canonical_sequence(s) for s in names))
+
+
 def setup_logging(verbose: bool = False) -> None:
     """Log to stderr; INFO by default, DEBUG with ``--verbose``."""
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, stream=sys.stderr,

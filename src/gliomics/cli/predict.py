@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from gliomics.cli.common import handle_errors, precision_option, setup_logging
+from gliomics.cli.common import handle_errors, parse_sequences, precision_option, setup_logging
 from gliomics.report.who import DEFAULT_BAND
 
 
@@ -21,7 +21,7 @@ def predict(
     tta: bool = typer.Option(False, "--tta", help="Average with a left-right flip (slower, steadier)."),
     no_label_minimums: bool = typer.Option(False, "--no-label-minimums", help="Keep a tumour label even when its "
                                            "whole volume is below the minimum fitted on the run's validation cases."),
-    sequences: str | None = typer.Option(None, "--sequences", help="Use only these, e.g. t1c,t2f."),
+    sequences: str | None = typer.Option(None, "--sequences", help="Use only these, e.g. t1c,t2f or T1ce,FLAIR."),
     overlap: float = typer.Option(0.25, "--overlap", min=0.0, max=0.9, help="Sliding-window overlap."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Redo cases that already have outputs."),
     keep_going: bool = typer.Option(False, "--keep-going", help="Report bad cases and finish the others."),
@@ -39,7 +39,7 @@ def predict(
     setup_logging(verbose)
     from gliomics.inference.predictor import Predictor
 
-    seqs = [s.strip() for s in sequences.split(",") if s.strip()] if sequences else None
+    seqs = parse_sequences(sequences)
     predictor = Predictor(device, tta=tta, overlap=overlap, save_probabilities=save_probabilities, sequences=seqs,
                           label_minimums=not no_label_minimums, who_band=who_band, precision=precision)
     predictor.load(model)
