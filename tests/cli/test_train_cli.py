@@ -36,3 +36,16 @@ def test_unknown_precision_is_a_usage_error_before_anything_is_written(tiny_phan
     assert result.exit_code == 2
     assert "fp16" in result.output
     assert not out.exists()
+
+
+def test_working_spacing_flag_sets_the_networks_voxel_size(tiny_phantom, tmp_path):
+    import yaml
+
+    out = tmp_path / "run"
+    result = runner.invoke(app, _args(tiny_phantom, out, "--steps", "1", "--precision", "fp32",
+                                      "--working-spacing", "5"))
+    assert result.exit_code == 0, result.output
+    assert yaml.safe_load((out / "config.yaml").read_text())["data"]["spacing"] == [5.0, 5.0, 5.0]
+    bad = runner.invoke(app, _args(tiny_phantom, tmp_path / "bad", "--steps", "1", "--working-spacing", "3,0"))
+    assert bad.exit_code == 2 and "--working-spacing" in bad.output
+    assert not (tmp_path / "bad").exists()

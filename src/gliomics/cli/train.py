@@ -9,6 +9,20 @@ import typer
 from gliomics.cli.common import handle_errors, precision_option, setup_logging
 
 
+def _spacing(text: str) -> list[float]:
+    """``--working-spacing``: one positive number (isotropic) or three, comma-separated."""
+    try:
+        values = [float(v) for v in text.split(",")]
+    except ValueError:
+        values = []
+    if len(values) == 1:
+        values *= 3
+    if len(values) != 3 or any(not v > 0 for v in values):
+        raise typer.BadParameter(f"expected one positive number or three (x,y,z), got {text!r}",
+                                 param_hint="--working-spacing")
+    return values
+
+
 def timing_line(summary: dict) -> str:
     """One line with the time per epoch and per step, the machine and the precision of a training summary."""
     hw = summary["hardware"]
@@ -29,6 +43,9 @@ def train(
                                      "schedule is fitted to them (the last epoch may be partial)."),
     minutes: float | None = typer.Option(None, "--minutes", min=0.01, help="Wall-time budget in minutes (the result "
                                          "then depends on the machine's speed; --epochs or --steps do not)."),
+    working_spacing: str | None = typer.Option(None, "--working-spacing", help="The network's voxel size in mm, "
+                                               "one number or three (x,y,z): every input is resampled to it "
+                                               "(data.spacing; default: the training cases' median voxel size)."),
     resume: bool = typer.Option(False, "--resume", help="Continue from OUT/last.pt."),
     overrides: list[str] = typer.Option([], "--set", help="Override a config value: --set train.lr=1e-3."),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda."),
@@ -44,6 +61,8 @@ def train(
 
     cfg = load_preset(preset)
     sets = list(overrides) + ([f"train.seed={seed}"] if seed is not None else [])
+    if working_spacing is not None:
+        sets.append(f"data.spacing={_spacing(working_spacing)}")
     if sets:
         cfg = apply_overrides(cfg, sets)
     summary = run_training(cfg, data=data, markers=markers, out=out, epochs=epochs, steps=steps, minutes=minutes,
