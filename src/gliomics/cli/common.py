@@ -18,32 +18,35 @@ EXIT_INTERNAL = 1
 
 
 def precision_option() -> typer.models.OptionInfo:
-    """The ``--precision`` option of train, predict and demo (a bad value is a usage error, exit status 2)."""
+    """The ``--precision`` option of train, predict and demo; check its value with :func:`check_precision`."""
+    return typer.Option("auto", "--precision", help="auto | fp32 | bf16; auto is bf16 autocast on CUDA and on CPUs "
+                                                    "with native bf16 (AVX512-BF16 or AMX), fp32 elsewhere.")
+
+
+def check_precision(value: str) -> str:
+    """``--precision`` checked before anything is read or written: an unknown value is one error line, exit 2."""
+    from gliomics.errors import ConfigError
     from gliomics.runtime.hardware import PRECISIONS
 
-    def check(value: str) -> str:
-        if value not in PRECISIONS:
-            raise typer.BadParameter(f"{value!r} is not one of {', '.join(PRECISIONS)}")
-        return value
-
-    return typer.Option("auto", "--precision", callback=check,
-                        help="auto | fp32 | bf16; auto is bf16 autocast on CUDA and on CPUs with native bf16 "
-                             "(AVX512-BF16 or AMX), fp32 elsewhere.")
+    if value not in PRECISIONS:
+        raise ConfigError(f"--precision: {value!r} is not one of {', '.join(PRECISIONS)}")
+    return value
 
 
 def parse_sequences(text: str | None) -> list[str] | None:
     """``--sequences``: comma-separated names or aliases (``t1c``, ``T1ce``, ``FLAIR``, ``t1gd``…) as BraTS 2024
-    names; None for all. An unknown name is a usage error (exit status 2) before anything is read or written."""
+    names; None for all. An unknown name is one error line (exit status 2) before anything is read or written."""
     if not text:
         return None
     from gliomics.constants import SEQUENCES
+    from gliomics.errors import CaseOptionError
     from gliomics.io import canonical_sequence
 
     names = [s.strip() for s in text.split(",") if s.strip()]
     unknown = [s for s in names if canonical_sequence(s) is None]
     if unknown:
-        raise typer.BadParameter(f"unknown sequence(s) {unknown}; use some of {', '.join(SEQUENCES)} (or aliases "
-                                 "such as T1ce, FLAIR)", param_hint="--sequences")
+        raise CaseOptionError(f"--sequences: unknown sequence(s) {unknown}; use some of {', '.join(SEQUENCES)} "
+                              "(or aliases such as T1ce, FLAIR)")
     return list(dict.fromkeys(canonical_sequence(s) for s in names))
 
 

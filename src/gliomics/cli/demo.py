@@ -15,7 +15,7 @@ from pathlib import Path
 
 import typer
 
-from gliomics.cli.common import handle_errors, precision_option, setup_logging
+from gliomics.cli.common import check_precision, handle_errors, precision_option, setup_logging
 
 #: Scanner sites of the training cohort (A-F); the external cohort is the next letter (G).
 TRAIN_SITES = 6
@@ -97,6 +97,7 @@ def demo(
 ) -> None:
     """Run the whole pipeline on the built-in phantom cohort: generate, train, predict an unseen site, evaluate."""
     setup_logging(verbose)
+    check_precision(precision)
     summary = run_demo(out, train_cases=train_cases, external_cases=external_cases, spacing=spacing, seed=seed,
                        preset=preset, progress=not no_progress, epochs=epochs, steps=steps, minutes=minutes,
                        precision=precision)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from gliomics.cli.common import handle_errors, parse_sequences, precision_option, setup_logging
+from gliomics.cli.common import check_precision, handle_errors, parse_sequences, precision_option, setup_logging
 from gliomics.report.who import DEFAULT_BAND
 
 
@@ -37,6 +37,7 @@ def predict(
 ) -> None:
     """Segment the tumour subregions and predict IDH, 1p/19q and TERT for each case."""
     setup_logging(verbose)
+    check_precision(precision)
     from gliomics.inference.predictor import Predictor
 
     seqs = parse_sequences(sequences)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from gliomics.cli.common import handle_errors, precision_option, setup_logging
+from gliomics.cli.common import check_precision, handle_errors, precision_option, setup_logging
 
 
 def _spacing(text: str) -> list[float]:
@@ -18,8 +18,9 @@ def _spacing(text: str) -> list[float]:
     if len(values) == 1:
         values *= 3
     if len(values) != 3 or any(not v > 0 for v in values):
-        raise typer.BadParameter(f"expected one positive number or three (x,y,z), got {text!r}",
-                                 param_hint="--working-spacing")
+        from gliomics.errors import ConfigError
+
+        raise ConfigError(f"--working-spacing: expected one positive number or three (x,y,z), got {text!r}")
     return values
 
 
@@ -56,6 +57,7 @@ def train(
 ) -> None:
     """Train a model (MGMT-Net by default). Under torchrun, every process trains with DDP."""
     setup_logging(verbose)
+    check_precision(precision)
     from gliomics.config import apply_overrides, load_preset
     from gliomics.training.trainer import run_training
 

@@ -22,6 +22,7 @@ from gliomics.evaluation.segmentation import segmentation_metrics
 from gliomics.evaluation.tables import marker_table, segmentation_table, site_table
 from gliomics.io import discover_cases, load_label, read_markers
 from gliomics.io.atomic import atomic_path, write_text_atomic
+from gliomics.io.predictions import RECORD_SUFFIX, SEG_SUFFIX, read_prediction_record
 from gliomics.provenance import versions
 
 logger = logging.getLogger(__name__)
@@ -42,14 +43,9 @@ def mean_ci(values: list[float], n_boot: int = 2000, seed: int = 0) -> dict[str,
 
 
 def _load_prediction(pred_dir: Path, case_id: str) -> tuple[Path | None, dict | None]:
-    seg = pred_dir / f"{case_id}_seg.nii.gz"
-    js = pred_dir / f"{case_id}.json"
-    record = None
-    if js.is_file():
-        try:
-            record = json.loads(js.read_text())
-        except json.JSONDecodeError as exc:
-            raise InputError(f"{js}: not valid JSON ({exc.msg})") from exc
+    seg = pred_dir / f"{case_id}{SEG_SUFFIX}"
+    js = pred_dir / f"{case_id}{RECORD_SUFFIX}"
+    record = read_prediction_record(js, case_id) if js.is_file() else None
     return (seg if seg.is_file() else None), record
 
 

@@ -24,14 +24,13 @@ from gliomics.inference.engine import forward_volume, forward_with_tta, marker_p
 from gliomics.inference.postprocess import remove_small_components, suppress_small_labels
 from gliomics.io import Case, discover_cases, save_image, voxel_spacing
 from gliomics.io.atomic import write_text_atomic
+from gliomics.io.predictions import PROB_SUFFIX, RECORD_SUFFIX, SEG_SUFFIX
 from gliomics.provenance import config_digest, versions
 from gliomics.report.who import DEFAULT_BAND, who_cns5_suggestion
 from gliomics.runtime.checkpoint import BEST, LAST, load_checkpoint
 from gliomics.runtime.hardware import autocast, configure_cpu, cpu_model_name, resolve_device, resolve_precision
 
 logger = logging.getLogger(__name__)
-SEG_SUFFIX = "_seg.nii.gz"
-PROB_SUFFIX = "_probabilities.nii.gz"
 CAVEAT = ("Research tool, not a diagnosis: marker probabilities come from MRI alone and must be confirmed by "
           "molecular testing of tissue.")
 
@@ -179,7 +178,7 @@ class Predictor:
                            else None, "config_sha256": config_digest(self.config), "train_seed": self.config.train.seed}
         record["versions"] = versions()
         record["caveat"] = CAVEAT
-        _write_json(record, out_dir / f"{case.case_id}.json")
+        _write_json(record, out_dir / f"{case.case_id}{RECORD_SUFFIX}")
         return record
 
     def predict_folder(self, source: Path | str, out_dir: Path | str, *, overwrite: bool = False,
@@ -198,7 +197,7 @@ class Predictor:
         out_dir.mkdir(parents=True, exist_ok=True)
         done, skipped, failed, seconds = [], [], {}, []
         for case in tqdm(cases, desc="predict", unit="case", disable=not progress):
-            if not overwrite and (out_dir / f"{case.case_id}.json").is_file():
+            if not overwrite and (out_dir / f"{case.case_id}{RECORD_SUFFIX}").is_file():
                 skipped.append(case.case_id)
                 continue
             try:

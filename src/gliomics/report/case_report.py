@@ -8,9 +8,7 @@ no file paths and no image-header fields, so nothing identifying beyond the id t
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import logging
-import math
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -20,12 +18,12 @@ from gliomics.constants import MARKER_NAMES, MARKERS, SEQUENCE_NAMES, SEQUENCES
 from gliomics.errors import InputError, OutputError
 from gliomics.io import Case
 from gliomics.io.atomic import write_text_atomic
+from gliomics.io.predictions import SEG_SUFFIX, is_number, read_prediction_record
 from gliomics.report.templates import CASE_TEMPLATE, render
 from gliomics.report.who import DEFAULT_BAND, who_cns5_suggestion
 
 logger = logging.getLogger(__name__)
 
-SEG_SUFFIX = "_seg.nii.gz"
 REPORT_SUFFIX = ".html"
 CAVEAT = ("Research tool, not a diagnosis. Segmentations, marker probabilities and the WHO CNS5 suggestion come from "
           "MRI alone, by a model trained for research; they must not guide the care of a patient and must be "
@@ -36,10 +34,6 @@ CALL_WORDS: dict[str, tuple[str, str]] = {
     "codel_1p19q": ("1p/19q-codeleted", "1p/19q intact"),
     "tert": ("TERT promoter mutant", "TERT promoter wild-type"),
 }
-
-
-def _number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def load_prediction(pred_dir: Path | str, case_id: str) -> tuple[dict[str, Any], Path | None]:
@@ -58,18 +52,7 @@ def load_prediction(pred_dir: Path | str, case_id: str) -> tuple[dict[str, Any],
     path = pred_dir / f"{case_id}.json"
     if not path.is_file():
         raise InputError(f"{path}: prediction record not found (run `gliomics predict` first)")
-    try:
-        record = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: not valid JSON ({exc})") from exc
-    markers = record.get("markers") if isinstance(record, dict) else None
-    if not isinstance(markers, dict):
-        raise InputError(f"{path}: incomplete prediction record (no marker results)")
-    for m, v in markers.items():
-        if not isinstance(v, dict) or not all(_number(v.get(k)) for k in ("probability", "threshold")):
-            raise InputError(f"{path}: incomplete prediction record (marker {m!r} lacks probability or threshold)")
-    if record.get("case_id") != case_id:
-        raise InputError(f"{path}: the record is of case {record.get('case_id')!r}, not {case_id!r}")
+    record = read_prediction_record(path, case_id)
     seg = pred_dir / f"{case_id}{SEG_SUFFIX}"
     if record.get("volumes_ml") is not None and not seg.is_file():
         raise InputError(f"{seg}: segmentation missing from the prediction folder (incomplete prediction)")
@@ -167,7 +150,7 @@ def build_case_html(record: Mapping[str, Any], maps=None, *, band: float = DEFAU
                      "`--tta` was used).")
         if maps.gradcam_layer is None and maps.window_markers:
             maps_note += " Grad-CAM is not available for this model: it has no fused encoder output F_ENC."
-    timings = {k: float(v) for k, v in (record.get("timings") or {}).items() if _number(v)}
+    timings = {k: float(v) for k, v in (record.get("timings") or {}).items() if is_number(v)}
     timings.update(extra_timings or {})
     present = record.get("sequences_present") or []
     return render(
