@@ -126,9 +126,9 @@ def dice_fast_vs_slow(run: Path, cohort: Path) -> dict[str, Any]:
     """Mean Dice per region of the fast path (defaults) and the slow path (no crop, overlap 0.5), same weights."""
     import numpy as np
 
-    from gliomics.evaluation.regions import dice_per_region
     from gliomics.inference.predictor import SEG_SUFFIX, Predictor
     from gliomics.io import discover_cases, load_label
+    from gliomics.labels import dice_per_region
 
     cases = discover_cases(cohort, require_seg=True)
     out: dict[str, Any] = {"cases": len(cases)}

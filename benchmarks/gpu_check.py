@@ -80,8 +80,8 @@ def main() -> None:
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
 
-    from gliomics.evaluation.regions import dice_per_region
     from gliomics.io import load_label
+    from gliomics.labels import dice_per_region
     from gliomics.phantom import PhantomSettings, generate_cohort
 
     train, ext = args.out / "train", args.out / "external"

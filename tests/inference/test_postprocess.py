@@ -8,12 +8,8 @@ import pytest
 import torch
 
 from gliomics.constants import LABELS
-from gliomics.inference.postprocess import (
-    fit_min_label_volumes,
-    label_volumes_mm3,
-    remove_small_components,
-    suppress_small_labels,
-)
+from gliomics.inference.postprocess import fit_min_label_volumes, remove_small_components, suppress_small_labels
+from gliomics.labels import label_volumes_mm3
 
 NETC, SNFH, ET, RC = LABELS["NETC"], LABELS["SNFH"], LABELS["ET"], LABELS["RC"]
 ISO = (1.0, 1.0, 1.0)

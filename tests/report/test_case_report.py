@@ -18,11 +18,11 @@ from typer.testing import CliRunner
 from gliomics.cli.main import app
 from gliomics.constants import MARKERS, SEQUENCES
 from gliomics.inference.predictor import Predictor
+from gliomics.inference.who import CATEGORIES, INDETERMINATE
 from gliomics.io import discover_cases
 from gliomics.models.registry import create_model
 from gliomics.report.case_report import CAVEAT, build_case_html
 from gliomics.report.maps import analysis_window, compute_case_maps, find_gradcam_layer, grad_cam
-from gliomics.report.who import CATEGORIES, INDETERMINATE
 
 runner = CliRunner()
 EXTERNAL = re.compile(r"""(?:src|href)\s*=\s*["']?\s*(?:https?:)?//""", re.IGNORECASE)

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from gliomics.cli.common import check_precision, handle_errors, parse_sequences, precision_option, setup_logging
-from gliomics.report.who import DEFAULT_BAND
+from gliomics.inference.who import DEFAULT_BAND
 
 
 @handle_errors

@@ -8,7 +8,7 @@ import typer
 
 from gliomics.cli.common import handle_errors, setup_logging
 from gliomics.errors import InputError
-from gliomics.report.who import DEFAULT_BAND
+from gliomics.inference.who import DEFAULT_BAND
 
 
 @handle_errors

@@ -123,8 +123,8 @@ def lesion_volume_quantiles(cases: list[CohortCase], q: float = 0.05, *, max_cas
     are left out.
     """
     from gliomics.constants import TUMOUR_LABELS
-    from gliomics.inference.postprocess import label_volumes_mm3
     from gliomics.io.nifti import load_label
+    from gliomics.labels import label_volumes_mm3
 
     with_seg = [c.case for c in cases if c.case.seg is not None]
     step = max(1, -(-len(with_seg) // max_cases))

@@ -49,7 +49,7 @@ import numpy as np
 from scipy import ndimage
 
 from gliomics.constants import REGIONS
-from gliomics.evaluation.regions import dice, region_mask
+from gliomics.labels import dice, region_mask
 
 logger = logging.getLogger(__name__)
 

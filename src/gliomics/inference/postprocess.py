@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-from gliomics.constants import LABELS, NUM_CLASSES, REGIONS, TUMOUR_LABELS
+from gliomics.constants import LABELS, REGIONS, TUMOUR_LABELS
 
 #: 26-connectivity, the connectivity of BraTS lesion-wise scoring.
 STRUCTURE = np.ones((3, 3, 3), dtype=bool)
@@ -45,12 +45,6 @@ def remove_small_components(seg: np.ndarray, spacing: tuple[float, ...], *, min_
         if small.size:
             out[np.isin(components, small)] = 0
     return out
-
-
-def label_volumes_mm3(seg: np.ndarray, voxel_mm3: float) -> dict[str, float]:
-    """Volume in mm³ of each tumour label of a label map."""
-    counts = np.bincount(np.asarray(seg).ravel().astype(np.int64), minlength=NUM_CLASSES)
-    return {name: float(counts[LABELS[name]]) * voxel_mm3 for name in TUMOUR_LABELS}
 
 
 def suppress_small_labels(probs: torch.Tensor, labels: torch.Tensor, voxel_mm3: float,

@@ -22,11 +22,12 @@ from gliomics.data.transforms import sequences_present
 from gliomics.errors import CheckpointError, ConfigError, GliomicsError, OutputError
 from gliomics.inference.engine import forward_volume, forward_with_tta, marker_probabilities, pad_multiple
 from gliomics.inference.postprocess import remove_small_components, suppress_small_labels
+from gliomics.inference.who import DEFAULT_BAND, who_cns5_suggestion
 from gliomics.io import Case, discover_cases, save_image, voxel_spacing
 from gliomics.io.atomic import write_text_atomic
 from gliomics.io.predictions import PROB_SUFFIX, RECORD_SUFFIX, SEG_SUFFIX
+from gliomics.labels import region_mask
 from gliomics.provenance import config_digest, versions
-from gliomics.report.who import DEFAULT_BAND, who_cns5_suggestion
 from gliomics.runtime.checkpoint import BEST, LAST, load_checkpoint
 from gliomics.runtime.hardware import autocast, configure_cpu, cpu_model_name, resolve_device, resolve_precision
 
@@ -47,7 +48,7 @@ class Predictor:
         min_component_mm3: Whole-tumour and RC components smaller than this are removed.
         label_minimums: Relabel a tumour label whose whole volume is below the run's minimum for it (fitted on
             its validation cases, :func:`~gliomics.inference.postprocess.fit_min_label_volumes`).
-        who_band: Indeterminate band of the WHO CNS5 suggestion in the JSON (:mod:`gliomics.report.who`).
+        who_band: Indeterminate band of the WHO CNS5 suggestion in the JSON (:mod:`gliomics.inference.who`).
         crop: Crop to the bounding box of the head before the network (the fast path); ``False`` runs the network
             on the whole padded volume, for comparison.
         precision: ``auto`` (bf16 autocast where the hardware computes in bf16 natively), ``fp32`` or ``bf16``.
@@ -157,7 +158,7 @@ class Predictor:
             spacing = voxel_spacing(affine)
             seg = remove_small_components(seg, spacing, min_volume_mm3=self.min_component_mm3)
             voxel_ml = float(np.prod(spacing)) / 1000.0
-            record["volumes_ml"] = {r: round(float(np.isin(seg, REGIONS[r]).sum()) * voxel_ml, 3) for r in REGIONS}
+            record["volumes_ml"] = {r: round(float(region_mask(seg, r).sum()) * voxel_ml, 3) for r in REGIONS}
             save_image(seg, affine, out_dir / f"{case.case_id}{SEG_SUFFIX}", dtype=np.uint8)
             if self.save_probabilities:
                 soft = self._to_input_geometry(probs, image, nearest=False).astype(np.float32)

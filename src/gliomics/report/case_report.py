@@ -16,11 +16,11 @@ from typing import Any
 
 from gliomics.constants import MARKER_NAMES, MARKERS, SEQUENCE_NAMES, SEQUENCES
 from gliomics.errors import InputError, OutputError
+from gliomics.inference.who import DEFAULT_BAND, who_cns5_suggestion
 from gliomics.io import Case
 from gliomics.io.atomic import write_text_atomic
 from gliomics.io.predictions import SEG_SUFFIX, is_number, read_prediction_record
 from gliomics.report.templates import CASE_TEMPLATE, render
-from gliomics.report.who import DEFAULT_BAND, who_cns5_suggestion
 
 logger = logging.getLogger(__name__)
 

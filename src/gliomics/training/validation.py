@@ -9,11 +9,11 @@ import torch
 from sklearn.metrics import roc_auc_score
 
 from gliomics.constants import MARKERS, TUMOUR_LABELS
-from gliomics.evaluation.regions import dice_per_region
 from gliomics.evaluation.thresholds import youden_threshold
 from gliomics.inference.engine import forward_volume, marker_probabilities
-from gliomics.inference.postprocess import fit_min_label_volumes, label_volumes_mm3, remove_small_components
+from gliomics.inference.postprocess import fit_min_label_volumes, remove_small_components
 from gliomics.io import voxel_spacing
+from gliomics.labels import dice_per_region, label_volumes_mm3
 from gliomics.training.distributed import DistInfo, all_gather_objects
 
 

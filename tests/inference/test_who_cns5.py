@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from gliomics.report.who import CATEGORIES, INDETERMINATE, WHO_CAVEAT, who_cns5_suggestion
+from gliomics.inference.who import CATEGORIES, INDETERMINATE, WHO_CAVEAT, who_cns5_suggestion
 
 HIGH, LOW = 0.9, 0.2  # far from the 0.5 threshold, outside the default band
 

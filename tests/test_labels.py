@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from gliomics.constants import LABELS, REGIONS
-from gliomics.evaluation.regions import dice, dice_per_region, region_mask
 from gliomics.evaluation.thresholds import youden_threshold
+from gliomics.labels import dice, dice_per_region, region_mask
 
 # ---------------------------------------------------------------- dice
 
