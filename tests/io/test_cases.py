@@ -319,3 +319,11 @@ def test_case_rejects_unknown_sequence_keys(tmp_path: Path) -> None:
     case = Case("X", {SEQUENCES[3]: tmp_path / "b", SEQUENCES[0]: tmp_path / "a"})
     assert list(case.images) == [SEQUENCES[0], SEQUENCES[3]]
     assert case.missing == (SEQUENCES[1], SEQUENCES[2])
+
+
+def test_dataset_file_tags_map_through_the_one_alias_table():
+    from gliomics.io.cases import sequence_tags
+
+    assert sequence_tags("T1", "T1GD", "T2", "FLAIR") == {"T1": "t1n", "T1GD": "t1c", "T2": "t2w", "FLAIR": "t2f"}
+    with pytest.raises(ValueError, match="DWI"):
+        sequence_tags("T1", "DWI")

@@ -41,6 +41,19 @@ def canonical_sequence(name: str) -> str | None:
     return _SEQUENCE_ALIASES.get(_norm(name))
 
 
+def sequence_tags(*tags: str) -> dict[str, str]:
+    """A dataset's file tags (``"T1GD"``, ``"flair"``…) mapped to BraTS 2024 names through the one alias table.
+
+    Raises:
+        ValueError: a tag that is no known alias (a programming error in an importer).
+    """
+    out = {tag: canonical_sequence(tag) for tag in tags}
+    unknown = [tag for tag, name in out.items() if name is None]
+    if unknown:
+        raise ValueError(f"no sequence is known by {unknown}; add them to the alias table")
+    return out  # type: ignore[return-value]
+
+
 @dataclass
 class Case:
     """The files of one case.

@@ -11,16 +11,17 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from gliomics.constants import BRATS2021_TO_2024
+from gliomics.constants import BRATS2021_TO_2024, SEQUENCES
 from gliomics.data.datasets.common import ManifestRow, convert_labels, write_outputs
 from gliomics.errors import InputError
+from gliomics.io.cases import sequence_tags
 from gliomics.io.markers import MarkerRecord
 
 logger = logging.getLogger(__name__)
 
 #: File tag → sequence (``"seg"`` for the segmentation), per release; the separator before the tag differs.
-BRATS2024_FILES: dict[str, str] = {"t1n": "t1n", "t1c": "t1c", "t2w": "t2w", "t2f": "t2f", "seg": "seg"}
-BRATS2021_FILES: dict[str, str] = {"t1": "t1n", "t1ce": "t1c", "t2": "t2w", "flair": "t2f", "seg": "seg"}
+BRATS2024_FILES: dict[str, str] = {**sequence_tags(*SEQUENCES), "seg": "seg"}
+BRATS2021_FILES: dict[str, str] = {**sequence_tags("t1", "t1ce", "t2", "flair"), "seg": "seg"}
 
 
 def _find(folder: Path, case_id: str, separator: str, tag: str) -> Path | None:

@@ -18,12 +18,13 @@ from typing import Any
 
 from gliomics.data.datasets.common import ManifestRow, UnknownValues, is_missing, parse_age, parse_sex, write_outputs
 from gliomics.errors import InputError
+from gliomics.io.cases import sequence_tags
 from gliomics.io.markers import MarkerRecord
 
 logger = logging.getLogger(__name__)
 
 SITE = "EGD"
-FILES: dict[str, str] = {"T1": "t1n", "T1GD": "t1c", "T2": "t2w", "FLAIR": "t2f"}
+FILES: dict[str, str] = sequence_tags("T1", "T1GD", "T2", "FLAIR")
 MASK = "MASK"
 #: Metadata value → marker status; -1 is EGD's code for "not known".
 STATUS_VALUES: dict[Any, int | None] = {1: 1, 0: 0, -1: None}

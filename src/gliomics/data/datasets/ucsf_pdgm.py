@@ -25,13 +25,14 @@ from gliomics.data.datasets.common import (
 )
 from gliomics.data.datasets.tables import column, read_table
 from gliomics.errors import InputError
+from gliomics.io.cases import sequence_tags
 from gliomics.io.markers import MarkerRecord
 
 logger = logging.getLogger(__name__)
 
 SITE = "UCSF"
 #: File tag → sequence.
-FILES: dict[str, str] = {"T1": "t1n", "T1c": "t1c", "T2": "t2w", "FLAIR": "t2f"}
+FILES: dict[str, str] = sequence_tags("T1", "T1c", "T2", "FLAIR")
 SEG_TAG = "tumor_segmentation"
 #: IDH cell (lower-cased) → 1 mutant / 0 wild type. Named hotspot variants are mutant.
 IDH_VALUES: dict[str, int] = {
