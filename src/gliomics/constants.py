@@ -6,11 +6,11 @@ from __future__ import annotations
 SEQUENCES: tuple[str, ...] = ("t1n", "t1c", "t2w", "t2f")
 #: Human-readable names of the sequences, in the order of :data:`SEQUENCES`.
 SEQUENCE_NAMES: dict[str, str] = {"t1n": "T1", "t1c": "T1ce", "t2w": "T2", "t2f": "FLAIR"}
+#: Order in which the reference sequence is chosen: T1ce, or the first of the others that is present.
+REFERENCE_ORDER: tuple[str, ...] = ("t1c", "t1n", "t2f", "t2w")
 #: The reference sequence: registration target, the geometry outputs are written in, the series a DICOM-SEG refers
 #: to, the slice benchmark's input, the first panel of a report.
-REFERENCE_SEQUENCE: str = "t1c"
-#: Order in which a reference is chosen when :data:`REFERENCE_SEQUENCE` is missing.
-REFERENCE_ORDER: tuple[str, ...] = ("t1c", "t1n", "t2f", "t2w")
+REFERENCE_SEQUENCE: str = REFERENCE_ORDER[0]
 
 #: BraTS 2024 label values.
 LABELS: dict[str, int] = {"background": 0, "NETC": 1, "SNFH": 2, "ET": 3, "RC": 4}

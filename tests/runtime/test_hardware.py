@@ -52,11 +52,12 @@ def test_auto_precision_is_bf16_only_where_the_cpu_has_native_bf16(tmp_path, mon
 def test_auto_precision_on_cuda_is_bf16_and_unknown_values_are_refused(tmp_path, monkeypatch):
     import torch
 
+    from gliomics.errors import ConfigError
     from gliomics.runtime.hardware import resolve_precision
 
     _cpuinfo(tmp_path, monkeypatch, "")
     assert resolve_precision("auto", torch.device("cuda")) == "bf16"
-    with pytest.raises(ValueError, match="fp16"):
+    with pytest.raises(ConfigError, match="fp16"):
         resolve_precision("fp16", torch.device("cpu"))
 
 

@@ -18,19 +18,10 @@ EXIT_INTERNAL = 1
 
 
 def precision_option() -> typer.models.OptionInfo:
-    """The ``--precision`` option of train, predict and demo; check its value with :func:`check_precision`."""
+    """The ``--precision`` option of train, predict and demo; commands check its value first
+    (:func:`gliomics.runtime.hardware.check_precision`)."""
     return typer.Option("auto", "--precision", help="auto | fp32 | bf16; auto is bf16 autocast on CUDA and on CPUs "
                                                     "with native bf16 (AVX512-BF16 or AMX), fp32 elsewhere.")
-
-
-def check_precision(value: str) -> str:
-    """``--precision`` checked before anything is read or written: an unknown value is one error line, exit 2."""
-    from gliomics.errors import ConfigError
-    from gliomics.runtime.hardware import PRECISIONS
-
-    if value not in PRECISIONS:
-        raise ConfigError(f"--precision: {value!r} is not one of {', '.join(PRECISIONS)}")
-    return value
 
 
 def parse_sequences(text: str | None) -> list[str] | None:

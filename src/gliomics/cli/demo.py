@@ -15,7 +15,8 @@ from pathlib import Path
 
 import typer
 
-from gliomics.cli.common import check_precision, handle_errors, precision_option, setup_logging
+from gliomics.cli.common import handle_errors, precision_option, setup_logging
+from gliomics.runtime.hardware import check_precision
 
 #: Scanner sites of the training cohort (A-F); the external cohort is the next letter (G).
 TRAIN_SITES = 6

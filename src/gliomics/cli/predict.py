@@ -6,8 +6,9 @@ from pathlib import Path
 
 import typer
 
-from gliomics.cli.common import check_precision, handle_errors, parse_sequences, precision_option, setup_logging
+from gliomics.cli.common import handle_errors, parse_sequences, precision_option, setup_logging
 from gliomics.inference.who import DEFAULT_BAND
+from gliomics.runtime.hardware import check_precision
 
 
 @handle_errors

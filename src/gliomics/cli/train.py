@@ -6,7 +6,8 @@ from pathlib import Path
 
 import typer
 
-from gliomics.cli.common import check_precision, handle_errors, precision_option, setup_logging
+from gliomics.cli.common import handle_errors, precision_option, setup_logging
+from gliomics.runtime.hardware import check_precision
 
 
 def _spacing(text: str) -> list[float]:

@@ -81,7 +81,7 @@ def forward_volume(model: nn.Module, image: torch.Tensor, present: torch.Tensor,
 
     roi = [min(r, s) for r, s in zip(roi_size, spatial)]
     sw = sliding_window_inference(image, roi, sw_batch_size, seg_predictor, overlap=overlap, mode="gaussian")
-    probs = torch.softmax(sw["seg"].float(), 1)
+    probs = torch.softmax(sw["seg"], 1)
     window = _tumour_window(probs[0, 0], roi_size, divisor)
     res = model(image[(slice(None), slice(None), *window)], present)
     return {"probs": probs, "markers": _fp32(res.get("markers")), "alpha": sw.get("alpha"),

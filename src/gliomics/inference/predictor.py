@@ -19,7 +19,7 @@ import torch
 from gliomics.config import RunConfig, validate_config
 from gliomics.constants import LABELS, MARKERS, REGIONS, SEQUENCES, TUMOUR_LABELS
 from gliomics.data.transforms import sequences_present
-from gliomics.errors import CheckpointError, ConfigError, GliomicsError, OutputError
+from gliomics.errors import CheckpointError, GliomicsError, OutputError
 from gliomics.inference.engine import forward_volume, forward_with_tta, marker_probabilities, pad_multiple
 from gliomics.inference.postprocess import remove_small_components, suppress_small_labels
 from gliomics.inference.who import DEFAULT_BAND, who_cns5_suggestion
@@ -29,7 +29,7 @@ from gliomics.io.predictions import PROB_SUFFIX, RECORD_SUFFIX, SEG_SUFFIX
 from gliomics.labels import region_mask
 from gliomics.provenance import config_digest, versions
 from gliomics.runtime.checkpoint import BEST, LAST, load_checkpoint
-from gliomics.runtime.hardware import autocast, configure_cpu, cpu_model_name, resolve_device, resolve_precision
+from gliomics.runtime.hardware import autocast, configure_cpu, describe, resolve_device, resolve_precision
 
 logger = logging.getLogger(__name__)
 CAVEAT = ("Research tool, not a diagnosis: marker probabilities come from MRI alone and must be confirmed by "
@@ -59,10 +59,7 @@ class Predictor:
                  min_component_mm3: float = 50.0, label_minimums: bool = True, who_band: float = DEFAULT_BAND,
                  crop: bool = True, precision: str = "auto") -> None:
         self.device = resolve_device(device)
-        try:
-            self.precision = resolve_precision(precision, self.device)
-        except ValueError as exc:
-            raise ConfigError(f"--precision: {exc}") from exc
+        self.precision = resolve_precision(precision, self.device)
         self.tta, self.overlap = tta, overlap
         self.save_probabilities = save_probabilities
         self.sequences = sequences
@@ -106,9 +103,7 @@ class Predictor:
 
     def hardware(self) -> dict[str, Any]:
         """Where the predictions run: device, CPU model, threads and precision (recorded in every ``<case>.json``)."""
-        return {"device": self.device.type, "cpu": cpu_model_name(), "threads": torch.get_num_threads(),
-                "precision": self.precision,
-                "gpu": torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else None}
+        return describe(self.device, self.precision)
 
     def _to_input_geometry(self, volume: torch.Tensor, image, *, nearest: bool) -> np.ndarray:
         """Undo the preprocessing (padding, crop, spacing, orientation) of ``image`` on a channel-first volume."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import functools
 import logging
 import os
 import platform
@@ -48,12 +49,16 @@ def usable_cores() -> int:
     return max(1, os.cpu_count() or 1)
 
 
-def _cpuinfo_field(name: str) -> str | None:
+@functools.lru_cache(maxsize=4)
+def _read_cpuinfo(path: Path) -> str:
     try:
-        text = _CPUINFO.read_text(errors="replace")
+        return path.read_text(errors="replace")
     except OSError:
-        return None
-    for line in text.splitlines():
+        return ""
+
+
+def _cpuinfo_field(name: str) -> str | None:
+    for line in _read_cpuinfo(_CPUINFO).splitlines():
         key, _, value = line.partition(":")
         if key.strip() == name:
             return value.strip()
@@ -75,6 +80,19 @@ def cpu_has_native_bf16() -> bool:
     return bool(cpu_flags() & BF16_CPU_FLAGS)
 
 
+def check_precision(precision: str) -> str:
+    """``precision`` if it is one of :data:`PRECISIONS`.
+
+    Raises:
+        ConfigError: for any other value (one error line, exit status 2, in the CLI).
+    """
+    if precision not in PRECISIONS:
+        from gliomics.errors import ConfigError
+
+        raise ConfigError(f"--precision: {precision!r} is not one of {', '.join(PRECISIONS)}")
+    return precision
+
+
 def resolve_precision(precision: str, device) -> str:
     """``fp32`` or ``bf16`` for ``--precision`` on ``device`` (a ``torch.device``).
 
@@ -82,15 +100,21 @@ def resolve_precision(precision: str, device) -> str:
     without it, bf16 is emulated and slower than fp32.
 
     Raises:
-        ValueError: for a value outside :data:`PRECISIONS`.
+        ConfigError: for a value outside :data:`PRECISIONS`.
     """
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-    if precision != "auto":
+    if check_precision(precision) != "auto":
         return precision
     if device.type == "cuda":
         return "bf16"
     return "bf16" if device.type == "cpu" and cpu_has_native_bf16() else "fp32"
+
+
+def describe(device, precision: str) -> dict[str, object]:
+    """Where a run computes, as recorded with its timings: device, CPU model, threads, precision and GPU model."""
+    import torch
+
+    return {"device": device.type, "cpu": cpu_model_name(), "threads": torch.get_num_threads(),
+            "precision": precision, "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None}
 
 
 def autocast(device, precision: str) -> contextlib.AbstractContextManager:
@@ -122,7 +146,7 @@ def tune_allocator() -> bool:
         mallopt = libc.mallopt
     except (OSError, AttributeError):
         return False
-    ok = mallopt(_M_MMAP_THRESHOLD, 1 << 30) == 1  # glibc caps it at 32 MiB on 64-bit machines
+    ok = mallopt(_M_MMAP_THRESHOLD, 1 << 30) == 1
     return bool(ok and mallopt(_M_TRIM_THRESHOLD, 1 << 31) == 1)
 
 

@@ -22,7 +22,7 @@ from gliomics.runtime.checkpoint import BEST, LAST, load_checkpoint, rng_state, 
 from gliomics.runtime.hardware import (
     autocast,
     configure_cpu,
-    cpu_model_name,
+    describe,
     resolve_device,
     resolve_precision,
     usable_cores,
@@ -115,12 +115,11 @@ def _budget(cfg: RunConfig, epochs: int | None, steps: int | None, minutes: floa
     (the last may be partial); otherwise the epochs are ``epochs``, else ``train.epochs``. A time budget
     (``minutes``, else ``train.minutes``) may end the run sooner; it is a property of the machine, the others are not.
     """
+    m = minutes if minutes is not None else cfg.train.minutes
     n_steps = steps if steps is not None else cfg.train.steps
     if n_steps is not None:
-        return max(1, math.ceil(n_steps / steps_per_epoch)), int(n_steps), None if minutes is None else minutes
-    n = epochs if epochs is not None else cfg.train.epochs
-    m = minutes if minutes is not None else cfg.train.minutes
-    return n, None, m
+        return max(1, math.ceil(n_steps / steps_per_epoch)), int(n_steps), m
+    return epochs if epochs is not None else cfg.train.epochs, None, m
 
 
 def run_training(cfg: RunConfig, *, data: Path | str, markers: Path | str | None, out: Path | str,
@@ -153,10 +152,7 @@ def run_training(cfg: RunConfig, *, data: Path | str, markers: Path | str | None
     info = init_distributed(dev)
     if dev.type == "cpu":
         configure_cpu(max(1, usable_cores() // info.world_size))
-    try:
-        precision = resolve_precision(precision, dev)
-    except ValueError as exc:
-        raise ConfigError(f"--precision: {exc}") from exc
+    precision = resolve_precision(precision, dev)
     state: dict[str, Any] | None = None
     if resume:
         if not (out / LAST).is_file():
@@ -347,9 +343,7 @@ def run_training(cfg: RunConfig, *, data: Path | str, markers: Path | str | None
                "seconds_per_epoch": float(np.median(epoch_times)) if epoch_times else None,
                "seconds_per_step": (float(np.sum(epoch_times)) / max(1, global_step - start_step)
                                     if epoch_times else None),
-               "hardware": {"device": dev.type, "cpu": cpu_model_name(), "threads": torch.get_num_threads(),
-                            "world_size": info.world_size, "precision": precision,
-                            "gpu": torch.cuda.get_device_name(dev) if dev.type == "cuda" else None},
+               "hardware": {**describe(dev, precision), "world_size": info.world_size},
                "val": _scalars(val_metrics), "thresholds": thresholds, "min_label_mm3": min_label_mm3,
                "seed": seed, "config_sha256": config_digest(cfg), "versions": versions()}
     if info.is_main:

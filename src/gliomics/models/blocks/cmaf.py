@@ -80,6 +80,7 @@ class SequenceEmbedding(nn.Module):
             raise ValueError(f"embed_channels must be positive, got {embed_channels}.")
         self.embed_channels = embed_channels
         self.sequence_affine = sequence_affine
+        self.fused_norm = False
         if sequence_affine:
             name, args = (norm_name, {}) if isinstance(norm_name, str) else (norm_name[0], dict(norm_name[1]))
             args["affine"] = False
