@@ -74,6 +74,8 @@ class LossConfig(BaseModel):
     seg_focal_gamma: float = Field(2.0, ge=0)
     batch_dice: bool = True
     include_background: bool = False
+    # weight of the whole-tumour loss (Dice + BCE of 1 - p(background)) on cases with a whole-tumour mask only
+    lambda_wt: float = Field(1.0, ge=0)
 
     @field_validator("marker_weights", "pos_weight")
     @classmethod

@@ -129,6 +129,7 @@ class MultiTaskLoss(nn.Module):
         markers: Sequence[str] = MARKERS,
         batch_dice: bool = True,
         include_background: bool = False,
+        lambda_wt: float = 1.0,
     ) -> None:
         super().__init__()
         if not 0.0 <= label_smoothing < 1.0:
@@ -156,6 +157,8 @@ class MultiTaskLoss(nn.Module):
         self.label_smoothing = label_smoothing
         self.register_buffer("pos_weight", torch.tensor([float((pos_weight or {}).get(m, 1.0)) for m in self.markers]))
         self.focal = FocalLoss(gamma=focal_gamma, reduction="none") if focal else None
+        self.lambda_wt = float(lambda_wt)
+        self.wt_dice = DiceLoss(sigmoid=True, batch=batch_dice)
 
     @classmethod
     def from_config(cls, cfg: LossConfig, pos_weight: Mapping[str, float] | None = None) -> MultiTaskLoss:
@@ -173,6 +176,7 @@ class MultiTaskLoss(nn.Module):
             seg_focal_gamma=cfg.seg_focal_gamma,
             batch_dice=cfg.batch_dice,
             include_background=cfg.include_background,
+            lambda_wt=cfg.lambda_wt,
         )
 
     def segmentation(self, seg: torch.Tensor, aux: Sequence[torch.Tensor], label: torch.Tensor) -> torch.Tensor:
@@ -192,6 +196,27 @@ class MultiTaskLoss(nn.Module):
             if target.shape[2:] != logits.shape[2:]:
                 target = F.interpolate(label.float(), size=logits.shape[2:], mode="nearest")
             total = total + w * self.seg_loss(logits, target)
+        return total / sum(weights)
+
+    def whole_tumour(self, seg: torch.Tensor, aux: Sequence[torch.Tensor], mask: torch.Tensor) -> torch.Tensor:
+        """Dice + BCE of the tumour probability ``1 - p(background)`` against a whole-tumour mask, over the main and
+        the deep-supervision outputs with the segmentation's weights.
+
+        ``1 - p(background)`` is ``sigmoid(logsumexp(tumour logits) - background logit)``, so both terms run on that
+        logit without forming the probability (stable under bf16).
+        """
+        heads = [seg, *aux]
+        if mask.ndim == seg.ndim - 1:
+            mask = mask.unsqueeze(1)
+        weights = self.ds_weights[: len(heads)]
+        total = seg.new_zeros(())
+        for w, logits in zip(weights, heads, strict=True):
+            target = mask.float()
+            if target.shape[2:] != logits.shape[2:]:
+                target = F.interpolate(target, size=logits.shape[2:], mode="nearest")
+            tumour = (torch.logsumexp(logits[:, 1:].float(), 1, keepdim=True) - logits[:, :1].float())
+            total = total + w * (self.wt_dice(tumour, target)
+                                 + F.binary_cross_entropy_with_logits(tumour, (target > 0).float()))
         return total / sum(weights)
 
     def _marker_targets(self, markers: Any, batch: int, device: torch.device) -> dict[str, torch.Tensor]:
@@ -235,12 +260,22 @@ class MultiTaskLoss(nn.Module):
             raise ValueError("outputs hold neither 'seg' nor 'markers'; nothing to compute a loss on.")
         zero = ref.new_zeros(())
         result: dict[str, torch.Tensor] = {}
+        # A zero that still touches the outputs keeps every parameter in the graph (DDP requires it).
+        result["seg"] = result["wt"] = seg.sum() * 0.0 if seg is not None else zero
         if seg is not None and label is not None:
-            aux = outputs.get("deep_supervision") or []
-            result["seg"] = self.segmentation(seg, aux, torch.as_tensor(label, device=seg.device))
-        else:
-            # A zero that still touches the outputs keeps every parameter in the graph (DDP requires it).
-            result["seg"] = seg.sum() * 0.0 if seg is not None else zero
+            aux = list(outputs.get("deep_supervision") or [])
+            label = torch.as_tensor(label, device=seg.device)
+            flags = targets.get("supervision")
+            if flags is None:  # every case has subregion labels
+                result["seg"] = self.segmentation(seg, aux, label)
+            else:
+                flags = torch.as_tensor(flags, device=seg.device).reshape(seg.shape[0], 2) > 0.5
+                has_seg, has_wt = flags[:, 0], flags[:, 1] & ~flags[:, 0]
+                if bool(has_seg.any()):
+                    result["seg"] = self.segmentation(seg[has_seg], [a[has_seg] for a in aux], label[has_seg])
+                if bool(has_wt.any()) and self.lambda_wt > 0:
+                    result["wt"] = self.lambda_wt * self.whole_tumour(seg[has_wt], [a[has_wt] for a in aux],
+                                                                      label[has_wt])
         marker_total = zero
         if pred_markers is not None:
             batch = next(iter(pred_markers.values())).shape[0]
@@ -258,5 +293,5 @@ class MultiTaskLoss(nn.Module):
         else:
             result.update({f"marker_{m}": zero for m in self.markers})
         result["marker"] = marker_total
-        result["total"] = result["seg"] + marker_total
+        result["total"] = result["seg"] + result["wt"] + marker_total
         return result

@@ -34,10 +34,21 @@ def timing_line(summary: dict) -> str:
             f"(validation excluded) on {hw['gpu'] or hw['cpu']}, {hw['threads']} threads, {hw['precision']}")
 
 
+def supervision_line(counts: dict) -> str:
+    """What the training cases carried, e.g. ``training cases: 296; subregions 96, whole-tumour mask only 100,
+    markers known IDH 196, …``."""
+    markers = ", ".join(f"{m} {n}" for m, n in counts["markers"].items())
+    return (f"training cases: {counts['cases']}; subregions {counts['subregions']}, whole-tumour mask only "
+            f"{counts['wt_mask']}, markers known {markers}")
+
+
 @handle_errors
 def train(
-    data: Path = typer.Option(..., "--data", "-d", help="Training cases (BraTS folder, nnU-Net raw, datalist, CSV)."),
-    markers: Path | None = typer.Option(None, "--markers", "-k", help="Markers CSV (case_id, idh, codel_1p19q, tert)."),
+    data: list[Path] = typer.Option(..., "--data", "-d", help="Training cases (BraTS folder, nnU-Net raw, datalist, "
+                                    "CSV). Repeat to train on several cohorts together (e.g. BraTS for subregions, "
+                                    "EGD for markers)."),
+    markers: list[Path] = typer.Option([], "--markers", "-k", help="Markers CSV (case_id, idh, codel_1p19q, tert); "
+                                       "with several --data, one per --data in the same order."),
     out: Path = typer.Option(..., "--out", "-o", help="Run folder: checkpoints, config, splits, metrics."),
     preset: str = typer.Option("mgmtnet_cpu", "--preset", "-p", help="Preset name or YAML file."),
     epochs: int | None = typer.Option(None, "--epochs", min=1, help="Epochs (default: the preset's)."),
@@ -56,7 +67,10 @@ def train(
     no_progress: bool = typer.Option(False, "--no-progress", help="Hide the progress bar."),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
-    """Train a model (MGMT-Net by default). Under torchrun, every process trains with DDP."""
+    """Train a model (MGMT-Net by default). Under torchrun, every process trains with DDP.
+
+    A training case needs subregion labels, a whole-tumour mask (``<case>-wt.nii.gz``, a ``wt_mask`` column) or a
+    known marker; each loss term is masked on the cases that lack its label."""
     setup_logging(verbose)
     check_precision(precision)
     from gliomics.config import apply_overrides, load_preset
@@ -68,11 +82,12 @@ def train(
         sets.append(f"data.spacing={_spacing(working_spacing)}")
     if sets:
         cfg = apply_overrides(cfg, sets)
-    summary = run_training(cfg, data=data, markers=markers, out=out, epochs=epochs, steps=steps, minutes=minutes,
-                           resume=resume, device=device, precision=precision, progress=not no_progress)
+    summary = run_training(cfg, data=data, markers=markers or None, out=out, epochs=epochs, steps=steps,
+                           minutes=minutes, resume=resume, device=device, precision=precision, progress=not no_progress)
     val = summary["val"]
-    dice = f"mean Dice {val['dice_mean']:.3f}" if "dice_mean" in val else "no validation Dice"
+    dice = f"mean Dice {val['dice_mean']:.3f} ({val['n_dice']} cases)" if "dice_mean" in val else "no validation Dice"
     auc = f", mean AUC {val['auc_mean']:.3f}" if "auc_mean" in val else ""
+    typer.echo(supervision_line(summary["supervision"]["train"]))
     typer.echo(f"trained {summary['epochs_run']} epochs ({summary['steps_run']} steps) in "
                f"{summary['elapsed_seconds'] / 60:.1f} min ({summary['stop_reason']}); best epoch "
                f"{summary['best_epoch']}; last validation: {dice}{auc}; run folder {out}")

@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from gliomics.constants import MARKERS
-from gliomics.errors import MarkerTableError
+from gliomics.errors import InputError, MarkerTableError
 from gliomics.io import Case, MarkerRecord, discover_cases, read_markers
 
 logger = logging.getLogger(__name__)
+
+#: The kinds of supervision a training case may carry: subregion labels, a whole-tumour mask, marker labels.
+SUPERVISION: tuple[str, ...] = ("subregions", "wt_mask", "markers")
 
 #: BraTS-style ids end in a 3-digit time point (``BraTS-GLI-00001-000``, ``PHANTOM-A-00001-100``).
 _TIMEPOINT = re.compile(r"^(?P<patient>.+)-(?P<timepoint>\d{3})$")
@@ -44,6 +48,28 @@ class CohortCase:
     def site(self) -> str | None:
         return self.markers.site if self.markers is not None else None
 
+    @property
+    def has_subregions(self) -> bool:
+        """The case has a subregion segmentation."""
+        return self.case.seg is not None
+
+    @property
+    def has_wt_mask(self) -> bool:
+        """The case has a whole-tumour mask and no subregions (a segmentation already holds the whole tumour)."""
+        return self.case.seg is None and self.case.wt_mask is not None
+
+    @property
+    def has_markers(self) -> bool:
+        """At least one marker label is known."""
+        return bool(np.isfinite(self.marker_vector()).any())
+
+    @property
+    def supervision(self) -> str:
+        """What the case can teach: ``subregions``, ``wt_mask`` and/or ``markers`` joined by ``+``, or ``none``."""
+        kinds = [k for k, has in zip(SUPERVISION, (self.has_subregions, self.has_wt_mask, self.has_markers),
+                                      strict=True) if has]
+        return "+".join(kinds) or "none"
+
     def marker_vector(self) -> np.ndarray:
         """Markers in :data:`MARKERS` order as float32 with NaN for unknown."""
         if self.markers is None:
@@ -53,13 +79,46 @@ class CohortCase:
 
 
 def build_cohort(data: Path | str, markers: Path | str | None = None, *, layout: str = "auto",
-                 allow_missing: bool = False, require_seg: bool = False) -> list[CohortCase]:
+                 allow_missing: bool = False, require_seg: bool = False,
+                 require_supervision: bool = False) -> list[CohortCase]:
     """Discover the cases under ``data`` and attach the rows of the ``markers`` CSV.
 
     Cases without a row get unknown markers. Rows that match no case are reported; if no row matches any case the
-    table is the wrong one and that is an error.
+    table is the wrong one and that is an error. With ``require_supervision`` every case must carry a segmentation,
+    a whole-tumour mask or a known marker (training), and the first that has none is an error naming it.
     """
     cases = discover_cases(data, layout=layout, allow_missing=allow_missing, require_seg=require_seg)
+    cohort = _attach_markers(cases, data, markers)
+    if require_supervision:
+        for c in cohort:
+            if c.supervision == "none":
+                where = next(iter(c.case.images.values())).parent
+                table = f" and no known marker in {markers}" if markers is not None else " and no markers table"
+                raise InputError(f"{where}: case {c.case_id!r} has no supervision: no segmentation, no whole-tumour "
+                                 f"mask{table}")
+    return cohort
+
+
+def build_cohorts(sources: Sequence[tuple[Path | str, Path | str | None]], **kwargs) -> list[CohortCase]:
+    """The cases of several cohorts (``(data, markers)`` pairs, e.g. BraTS for subregions and EGD for markers), as
+    one cohort; keyword arguments go to :func:`build_cohort`.
+
+    Raises:
+        InputError: a case id found in two cohorts (it would be one patient in two places).
+    """
+    joined: list[CohortCase] = []
+    where: dict[str, Path | str] = {}
+    for data, markers in sources:
+        for c in build_cohort(data, markers, **kwargs):
+            if c.case_id in where:
+                raise InputError(f"{data}: case id {c.case_id!r} is also in {where[c.case_id]}; case ids must be "
+                                 "unique across the cohorts of one run")
+            where[c.case_id] = data
+            joined.append(c)
+    return joined
+
+
+def _attach_markers(cases: list[Case], data: Path | str, markers: Path | str | None) -> list[CohortCase]:
     if markers is None:
         return [CohortCase(c, None) for c in cases]
     table = read_markers(markers)
@@ -74,6 +133,20 @@ def build_cohort(data: Path | str, markers: Path | str | None = None, *, layout:
     if missing:
         logger.warning("%d cases have no row in %s; their markers are unknown", missing, markers)
     return [CohortCase(c, table.get(c.case_id)) for c in cases]
+
+
+def supervision_counts(cohort: list[CohortCase]) -> dict:
+    """How many cases carry each kind of supervision: ``cases``, ``subregions``, ``wt_mask`` (whole-tumour mask
+    without subregions), ``markers`` (known labels per marker) and ``kinds`` (cases per combination, e.g.
+    ``"wt_mask+markers": 12``)."""
+    vectors = np.stack([c.marker_vector() for c in cohort]) if cohort else np.zeros((0, len(MARKERS)))
+    kinds: dict[str, int] = {}
+    for c in cohort:
+        kinds[c.supervision] = kinds.get(c.supervision, 0) + 1
+    return {"cases": len(cohort), "subregions": sum(c.has_subregions for c in cohort),
+            "wt_mask": sum(c.has_wt_mask for c in cohort),
+            "markers": {m: int(np.isfinite(vectors[:, k]).sum()) for k, m in enumerate(MARKERS)},
+            "kinds": dict(sorted(kinds.items()))}
 
 
 def marker_prevalence(cohort: list[CohortCase]) -> dict[str, float | None]:

@@ -1,4 +1,5 @@
-"""Patient-level splits: stratified by markers, optionally holding out whole sites, seeded, saved as JSON."""
+"""Patient-level splits: stratified by kind of supervision and markers, optionally holding out whole sites, seeded,
+saved as JSON."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.model_selection import StratifiedGroupKFold
 
-from gliomics.data.cohort import CohortCase, marker_prevalence
+from gliomics.data.cohort import CohortCase, marker_prevalence, supervision_counts
 from gliomics.errors import ConfigError, InputError
 from gliomics.io.atomic import write_text_atomic
 
@@ -20,12 +21,14 @@ SPLIT_NAMES = ("train", "val", "test")
 
 
 def _stratum(case: CohortCase) -> str:
+    """What is known of a case: its kind of supervision and its marker pattern (``?`` = unknown)."""
     vec = case.marker_vector()
-    return "".join("?" if np.isnan(v) else str(int(v)) for v in vec)
+    return case.supervision + ":" + "".join("?" if np.isnan(v) else str(int(v)) for v in vec)
 
 
 def _split_groups(cases: list[CohortCase], fraction: float, seed: int) -> tuple[list[CohortCase], list[CohortCase]]:
-    """Split into (rest, held) with about ``fraction`` of patients held, stratified by marker pattern."""
+    """Split into (rest, held) with about ``fraction`` of patients held, stratified by what is known (kind of
+    supervision and marker pattern)."""
     if fraction <= 0 or len(cases) < 2:
         return cases, []
     n_splits = max(2, int(round(1.0 / fraction)))
@@ -107,7 +110,7 @@ def load_splits(path: Path | str) -> dict[str, list[str]]:
 
 
 def describe_splits(splits: dict[str, list[str]], cohort: list[CohortCase]) -> str:
-    """A one-line summary: cases and marker prevalence per split."""
+    """A one-line summary: cases, kinds of supervision (when they differ) and marker prevalence per split."""
     by_id = {c.case_id: c for c in cohort}
     parts = []
     for name in SPLIT_NAMES:
@@ -115,5 +118,7 @@ def describe_splits(splits: dict[str, list[str]], cohort: list[CohortCase]) -> s
         if not members:
             continue
         prev = ", ".join(f"{m} {p:.2f}" for m, p in marker_prevalence(members).items() if p is not None)
-        parts.append(f"{name} {len(members)} ({prev})")
+        kinds = supervision_counts(members)["kinds"]
+        mix = f"; {', '.join(f'{k} {n}' for k, n in kinds.items())}" if len(kinds) > 1 else ""
+        parts.append(f"{name} {len(members)} ({prev}{mix})")
     return "; ".join(parts)

@@ -42,16 +42,24 @@ class LoadCased(MapTransform):
     """Read a :class:`~gliomics.io.Case` (validated: geometry, NaNs, label values) into MetaTensors.
 
     The input dict holds ``case`` (a Case) and optionally ``markers`` (floats, NaN = unknown).
+
+    With ``targets=True`` (training) every sample gets a ``label`` and a ``supervision`` flag pair
+    ``[subregions, whole_tumour]``: the segmentation where the case has one (``[1, 0]``), else its whole-tumour mask
+    as label 1 (``[0, 1]``), else an all-background label (``[0, 0]``, a marker-only case). The loss reads the flags
+    to mask what a case lacks; the patch sampler centres on the label's tumour, or anywhere in the head when the
+    label is empty.
     """
 
-    def __init__(self, sequences: Sequence[str] | None = None, load_seg: bool = True) -> None:
+    def __init__(self, sequences: Sequence[str] | None = None, load_seg: bool = True, targets: bool = False) -> None:
         super().__init__(keys=["case"])
         self.sequences = sequences
-        self.load_seg = load_seg
+        self.load_seg = load_seg or targets
+        self.targets = targets
 
     def __call__(self, data: Mapping[Hashable, object]) -> dict:
         case: Case = data["case"]  # type: ignore[assignment]
-        loaded = load_case(case, sequences=self.sequences, load_seg=self.load_seg)
+        loaded = load_case(case, sequences=self.sequences, load_seg=self.load_seg,
+                           load_wt_mask=self.targets and case.seg is None)
         affine = torch.as_tensor(loaded.affine, dtype=torch.float64)
         meta = {"filename_or_obj": str(next(iter(loaded.paths.values()))), "original_affine": loaded.affine,
                 "spatial_shape": np.array(loaded.shape)}
@@ -59,9 +67,16 @@ class LoadCased(MapTransform):
         out["case_id"] = case.case_id
         out["image"] = MetaTensor(torch.from_numpy(loaded.image), affine=affine, meta=dict(meta))
         out["present"] = torch.from_numpy(loaded.present.copy())
-        if loaded.seg is not None:
-            out["label"] = MetaTensor(torch.from_numpy(loaded.seg[None].astype(np.uint8)), affine=affine.clone(),
+        label, flags = loaded.seg, [1.0, 0.0]
+        if label is None and self.targets:
+            label, flags = loaded.wt_mask, [0.0, 1.0]
+            if label is None:
+                label, flags = np.zeros(loaded.shape, np.uint8), [0.0, 0.0]
+        if label is not None:
+            out["label"] = MetaTensor(torch.from_numpy(label[None].astype(np.uint8)), affine=affine.clone(),
                                       meta=dict(meta))
+        if self.targets:
+            out["supervision"] = torch.tensor(flags)
         markers = out.get("markers")
         out["markers"] = torch.as_tensor(
             np.full(len(MARKERS), np.nan, np.float32) if markers is None else np.asarray(markers, np.float32))
@@ -187,21 +202,26 @@ class ScannerBlurNoised(RandomizableTransform, MapTransform):
         return d
 
 
-def _spatial(keys: list[str], spacing: Sequence[float] | None) -> list:
-    out: list = [Orientationd(keys=keys, axcodes="RAS", labels=(("L", "R"), ("P", "A"), ("I", "S")))]
+def _spatial(keys: list[str], spacing: Sequence[float] | None, allow_missing: bool = False) -> list:
+    out: list = [Orientationd(keys=keys, axcodes="RAS", labels=(("L", "R"), ("P", "A"), ("I", "S")),
+                              allow_missing_keys=allow_missing)]
     if spacing is not None:
         modes = ["bilinear" if k == "image" else "nearest" for k in keys]
-        out.append(Spacingd(keys=keys, pixdim=tuple(spacing), mode=modes))
+        out.append(Spacingd(keys=keys, pixdim=tuple(spacing), mode=modes, allow_missing_keys=allow_missing))
     return out
 
 
 def train_transforms(patch_size: Sequence[int], *, spacing: Sequence[float] | None = None,
                      modality_dropout: float = 0.2, elastic_prob: float = 0.0, affine_prob: float = 0.2,
                      blur_noise_prob: float = 0.3, contrast_prob: float = 0.3, bias_field_max: float = 0.15) -> Compose:
-    """Training chain; everything up to the crop to the brain is deterministic and cached."""
+    """Training chain; everything up to the crop to the brain is deterministic and cached.
+
+    Patches centre on the tumour (2 in 3) or anywhere else in the head's bounding box (1 in 3); a marker-only
+    case has no tumour label, so its patches centre anywhere in the head's bounding box (see :class:`LoadCased`).
+    """
     keys = ["image", "label"]
     chain = [
-        LoadCased(),
+        LoadCased(targets=True),
         *_spatial(keys, spacing),
         CropForegroundd(keys=keys, source_key="image", margin=2, allow_smaller=True),
         # intensity augmentation on raw (positive) intensities: scanner-like gain, gamma and bias field
@@ -235,10 +255,13 @@ def inference_transforms(*, spacing: Sequence[float] | None = None, divisible: i
     """Deterministic, invertible preprocessing: orientation, spacing, crop to the head (unless ``crop=False``),
     z-score, pad to a multiple of ``divisible``."""
     keys = ["image", "label"] if load_seg else ["image"]
-    chain = [LoadCased(sequences=sequences, load_seg=load_seg), *_spatial(keys, spacing)]
+    # with load_seg, a case without a segmentation (e.g. a marker-only validation case) has no label
+    chain = [LoadCased(sequences=sequences, load_seg=load_seg), *_spatial(keys, spacing, allow_missing=load_seg)]
     if crop:
-        chain.append(CropForegroundd(keys=keys, source_key="image", margin=2, allow_smaller=True))
-    chain += [NormalizeIntensityd(keys="image", nonzero=True, channel_wise=True), DivisiblePadd(keys=keys, k=divisible)]
+        chain.append(CropForegroundd(keys=keys, source_key="image", margin=2, allow_smaller=True,
+                                     allow_missing_keys=load_seg))
+    chain += [NormalizeIntensityd(keys="image", nonzero=True, channel_wise=True),
+              DivisiblePadd(keys=keys, k=divisible, allow_missing_keys=load_seg)]
     return Chain(chain)
 
 

@@ -21,6 +21,7 @@ __all__ = [
     "load_case",
     "load_image",
     "load_label",
+    "load_mask",
     "parse_marker_value",
     "read_markers",
     "save_image",

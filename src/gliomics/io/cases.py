@@ -18,7 +18,7 @@ import numpy as np
 
 from gliomics.constants import SEQUENCES
 from gliomics.errors import CaseOptionError, ImageError
-from gliomics.io.nifti import Image, check_same_geometry, load_image, load_label
+from gliomics.io.nifti import Image, check_same_geometry, load_image, load_label, load_mask
 
 logger = logging.getLogger(__name__)
 
@@ -63,12 +63,14 @@ class Case:
         images: Sequence name → file, in :data:`~gliomics.constants.SEQUENCES` order (missing sequences absent).
         seg: Segmentation file, if any.
         label_map: Explicit conversion of the segmentation's values to BraTS 2024 labels (e.g. BraTS 2021), if any.
+        wt_mask: A whole-tumour mask without subregions (0 = outside, 1 = tumour; the EGD kind), if any.
     """
 
     case_id: str
     images: dict[str, Path]
     seg: Path | None = None
     label_map: dict[int, int] | None = field(default=None, repr=False)
+    wt_mask: Path | None = None
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.images) - set(SEQUENCES))
@@ -76,6 +78,7 @@ class Case:
             raise CaseOptionError(f"case {self.case_id!r}: unknown sequence(s) {unknown}; expected {list(SEQUENCES)}")
         self.images = {s: Path(self.images[s]) for s in SEQUENCES if s in self.images}
         self.seg = Path(self.seg) if self.seg is not None else None
+        self.wt_mask = Path(self.wt_mask) if self.wt_mask is not None else None
 
     @property
     def missing(self) -> tuple[str, ...]:
@@ -95,7 +98,8 @@ class LoadedCase:
         header: Header of the first present sequence (to write outputs in the input geometry).
         spacing: Voxel size in mm.
         seg: uint8 BraTS 2024 labels D×H×W, or None.
-        paths: Files that were read, keyed by sequence (and ``"seg"``).
+        paths: Files that were read, keyed by sequence (and ``"seg"``, ``"wt_mask"``).
+        wt_mask: uint8 whole-tumour mask (0/1) D×H×W, or None.
     """
 
     case_id: str
@@ -106,6 +110,7 @@ class LoadedCase:
     spacing: tuple[float, float, float]
     seg: np.ndarray | None
     paths: dict[str, Path]
+    wt_mask: np.ndarray | None = None
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -113,13 +118,15 @@ class LoadedCase:
         return tuple(self.image.shape[1:])  # type: ignore[return-value]
 
 
-def load_case(case: Case, *, sequences: Sequence[str] | None = None, load_seg: bool = True) -> LoadedCase:
-    """Read the images (and segmentation) of a case and check that they share one geometry.
+def load_case(case: Case, *, sequences: Sequence[str] | None = None, load_seg: bool = True,
+              load_wt_mask: bool = False) -> LoadedCase:
+    """Read the images (and segmentation, whole-tumour mask) of a case and check that they share one geometry.
 
     Args:
         case: From :func:`~gliomics.io.layouts.discover_cases`.
         sequences: Load only these sequences (the others are zero channels, ``present`` False).
         load_seg: Also read the segmentation when the case has one.
+        load_wt_mask: Also read the whole-tumour mask when the case has one.
 
     Returns:
         The stacked image, presence flags, geometry and segmentation.
@@ -128,7 +135,7 @@ def load_case(case: Case, *, sequences: Sequence[str] | None = None, load_seg: b
         CaseOptionError: An unknown sequence name.
         ImageError: An unreadable image, images whose shape or affine differ, or only all-zero images (an all-zero
             sequence next to others is treated as missing).
-        LabelError: A segmentation with values that are not BraTS 2024 labels.
+        LabelError: A segmentation with values that are not BraTS 2024 labels, a mask with values other than 0 and 1.
     """
     wanted = tuple(SEQUENCES) if sequences is None else (sequences,) if isinstance(sequences, str) else tuple(sequences)
     unknown = [s for s in wanted if s not in SEQUENCES]
@@ -140,6 +147,8 @@ def load_case(case: Case, *, sequences: Sequence[str] | None = None, load_seg: b
     loaded: dict[str, Image] = {s: load_image(case.images[s]) for s in selected}
     if load_seg and case.seg is not None:
         loaded["seg"] = load_label(case.seg, label_map=case.label_map)
+    if load_wt_mask and case.wt_mask is not None:
+        loaded["wt_mask"] = load_mask(case.wt_mask)
     check_same_geometry(loaded)
     # A sequence without one non-zero voxel carries nothing (some exports fill a missing sequence with zeros): it is
     # treated as missing, which CMAF is built for; a case with nothing else cannot be read.
@@ -159,5 +168,6 @@ def load_case(case: Case, *, sequences: Sequence[str] | None = None, load_seg: b
         image[index] = loaded[s].array
         present[index] = True
     seg = loaded["seg"].array if "seg" in loaded else None
+    wt_mask = loaded["wt_mask"].array if "wt_mask" in loaded else None
     paths = {key: img.path for key, img in loaded.items() if img.path is not None and key not in blank}
-    return LoadedCase(case.case_id, image, present, first.affine, first.header, first.spacing, seg, paths)
+    return LoadedCase(case.case_id, image, present, first.affine, first.header, first.spacing, seg, paths, wt_mask)

@@ -32,6 +32,8 @@ _LABEL_ALIASES: dict[str, int] = {
     **dict.fromkeys(("et", "enhancing", "enhancingtumor"), 3),
     **dict.fromkeys(("rc", "resectioncavity", "cavity"), 4),
 }
+#: File tag of a whole-tumour mask in a BraTS-layout case folder (``<case>-wt.nii.gz``).
+WT_MASK_TAG = "wt"
 _NII = re.compile(r"\.nii(\.gz)?$", re.IGNORECASE)
 _BRATS_FILE = re.compile(r"^(?P<prefix>.*)[-_](?P<tag>[A-Za-z0-9]+)\.nii(\.gz)?$", re.IGNORECASE)
 _NNUNET_FILE = re.compile(r"^(?P<case>.+)_(?P<channel>\d{4})\.nii(\.gz)?$")
@@ -75,29 +77,32 @@ def _finish(found: list[tuple[Case, str]], source: Path, allow_missing: bool, re
 def _brats_case(folder: Path) -> tuple[Case, str] | None:
     images: dict[str, Path] = {}
     seg: Path | None = None
+    wt_mask: Path | None = None
     legacy = False
     for path in sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")):
         match = _BRATS_FILE.match(path.name)
         if not match:
             continue
         tag = match["tag"].lower()
-        key = "seg" if tag == "seg" else canonical_sequence(tag)
+        key = tag if tag in ("seg", WT_MASK_TAG) else canonical_sequence(tag)
         if key is None:
             continue
-        if (seg if key == "seg" else images.get(key)) is not None:
-            other = seg if key == "seg" else images[key]
+        other = {"seg": seg, WT_MASK_TAG: wt_mask}.get(key, images.get(key))
+        if other is not None:
             raise InputError(f"{path}: more than one {key} file in the case folder (also {other.name})")
         if key == "seg":
             seg = path
+        elif key == WT_MASK_TAG:
+            wt_mask = path
         else:
             images[key] = path
             legacy |= tag in _BRATS2021_TAGS
-    if not images and seg is None:
+    if not images and seg is None and wt_mask is None:
         return None
     if legacy:
         logger.info("%s: BraTS 2021 file names; labels 1, 2, 4 are converted to BraTS 2024", folder)
     label_map = dict(BRATS2021_TO_2024) if legacy else None
-    return Case(_check_case_id(folder.name, str(folder)), images, seg, label_map), str(folder)
+    return Case(_check_case_id(folder.name, str(folder)), images, seg, label_map, wt_mask), str(folder)
 
 
 def _discover_brats(source: Path) -> list[tuple[Case, str]]:
@@ -218,9 +223,10 @@ def _discover_datalist(source: Path) -> list[tuple[Case, str]]:
                 raise InputError(f"{where}: 'image' must be {expected}")
             images = {s: p for s, v in named.items() if (p := _referenced(v, root, where, confine=True)) is not None}
             seg = _referenced(entry.get("label"), root, where, confine=True)
+            wt_mask = _referenced(entry.get("wt_mask"), root, where, confine=True)
             first = next(iter(images.values()), None)
             case_id = entry.get("case_id") or (_case_id_from_file(first.name) if first else None)
-            found.append((Case(_check_case_id(case_id, where), images, seg), where))
+            found.append((Case(_check_case_id(case_id, where), images, seg, wt_mask=wt_mask), where))
     return found
 
 
@@ -232,7 +238,8 @@ def _discover_manifest(source: Path) -> list[tuple[Case, str]]:
             missing = [c for c in ("case_id", *SEQUENCES) if c not in columns]
             if missing:
                 raise InputError(
-                    f"{source}: missing column(s) {', '.join(missing)} (expected case_id,{','.join(SEQUENCES)}[,seg])"
+                    f"{source}: missing column(s) {', '.join(missing)} "
+                    f"(expected case_id,{','.join(SEQUENCES)}[,seg][,wt_mask])"
                 )
             reader.fieldnames = columns
             rows = [(reader.line_num, row) for row in reader]
@@ -247,7 +254,8 @@ def _discover_manifest(source: Path) -> list[tuple[Case, str]]:
         case_id = _check_case_id(row.get("case_id"), where)
         where = f"{where} (case {case_id})"
         images = {s: p for s in SEQUENCES if (p := _referenced(row.get(s), root, where, confine=True))}
-        found.append((Case(case_id, images, _referenced(row.get("seg"), root, where, confine=True)), where))
+        found.append((Case(case_id, images, _referenced(row.get("seg"), root, where, confine=True),
+                            wt_mask=_referenced(row.get("wt_mask"), root, where, confine=True)), where))
     return found
 
 
@@ -259,7 +267,8 @@ def discover_cases(
     Args:
         source: A BraTS folder (of case folders, or one case folder), an nnU-Net raw dataset folder (or a folder
             of ``CASE_000X.nii.gz`` files), a MONAI datalist ``.json`` or a manifest ``.csv``
-            (``case_id,t1n,t1c,t2w,t2f[,seg]``, paths relative to the CSV's folder).
+            (``case_id,t1n,t1c,t2w,t2f[,seg][,wt_mask]``, paths relative to the CSV's folder). A whole-tumour mask
+            is a ``<case>-wt.nii.gz`` file in a BraTS case folder, a ``wt_mask`` column or a datalist's ``wt_mask``.
         layout: ``"auto"``, ``"brats"``, ``"nnunet"``, ``"datalist"`` or ``"manifest"``.
         allow_missing: Accept cases with some (not all) sequences missing.
         require_seg: Every case must have a segmentation.

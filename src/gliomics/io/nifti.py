@@ -183,6 +183,16 @@ def load_label(path: Path | str, *, label_map: Mapping[int, int] | None = None) 
     return Image(array=array, affine=np.asarray(img.affine, dtype=np.float64), header=_header_of(img), path=path)
 
 
+def load_mask(path: Path | str) -> Image:
+    """Read a binary mask (a whole-tumour outline without subregions) as uint8 0/1.
+
+    Raises:
+        LabelError: Values other than 0 and 1.
+        ImageError: As in :func:`load_image`.
+    """
+    return load_label(path, label_map={0: 0, 1: 1})
+
+
 def _output_dtype(array: np.ndarray, dtype: np.dtype | type | None) -> np.dtype:
     if dtype is not None:
         return np.dtype(dtype)

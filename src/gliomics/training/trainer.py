@@ -8,6 +8,8 @@ import json
 import logging
 import math
 import time
+import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,11 +36,28 @@ logger = logging.getLogger(__name__)
 CONFIG_FILE = "config.yaml"
 
 
-def _prepare_data(cfg: RunConfig, data: Path, markers: Path | None, out: Path, info: DistInfo, resume: bool):
-    from gliomics.data.cohort import build_cohort
+def _sources(data: Path | str | Sequence[Path | str], markers: Path | str | Sequence[Path | str] | None
+             ) -> list[tuple[Path, Path | None]]:
+    """``(data, markers)`` pairs: one cohort, or several given as lists (one markers table per cohort, or none)."""
+    datas = [Path(data)] if isinstance(data, (str, Path)) else [Path(d) for d in data]
+    tables = [] if markers is None else [Path(markers)] if isinstance(markers, (str, Path)) else [
+        Path(m) for m in markers]
+    if not datas:
+        raise ConfigError("no training data given")
+    if tables and len(tables) != len(datas):
+        raise ConfigError(f"{len(datas)} data sources but {len(tables)} markers tables: give one --markers per --data "
+                          "(in the same order), or none")
+    return list(zip(datas, tables or [None] * len(datas), strict=True))
+
+
+def _prepare_data(cfg: RunConfig, sources: list[tuple[Path, Path | None]], out: Path, info: DistInfo, resume: bool):
+    from gliomics.data.cohort import build_cohorts, supervision_counts
     from gliomics.data.splits import SPLITS_FILE, describe_splits, load_splits, make_splits, save_splits
 
-    cohort = build_cohort(data, markers, layout=cfg.data.layout, require_seg=True)
+    # every case must carry a segmentation, a whole-tumour mask or a known marker; the losses mask what it lacks
+    cohort = build_cohorts(sources, layout=cfg.data.layout, require_supervision=True)
+    data = sources[0][0] if len(sources) == 1 else [str(d) for d, _ in sources]
+    markers = sources[0][1] if len(sources) == 1 else [str(m) if m else None for _, m in sources]
     splits_path = out / SPLITS_FILE
     save = None
     if resume and splits_path.is_file():
@@ -51,15 +70,21 @@ def _prepare_data(cfg: RunConfig, data: Path, markers: Path | None, out: Path, i
             def save() -> None:
                 save_splits(splits, splits_path, val_fraction=cfg.data.val_fraction,
                             test_fraction=cfg.data.test_fraction, holdout_sites=cfg.data.holdout_sites,
-                            seed=split_seed, data=str(data), markers=str(markers) if markers else None)
+                            seed=split_seed, data=data if isinstance(data, list) else str(data),
+                            markers=markers if isinstance(markers, list) or markers is None else str(markers))
     by_id = {c.case_id: c for c in cohort}
     train = [by_id[c] for c in splits["train"] if c in by_id]
     val = [by_id[c] for c in splits["val"] if c in by_id]
     if not train:
         raise InputError(f"{data}: no training cases after splitting ({len(cohort)} cases found)")
+    supervision = {"train": supervision_counts(train), "val": supervision_counts(val)}
     if info.is_main:
         logger.info("splits: %s", describe_splits(splits, cohort))
-    return train, val, save
+        for name, counts in supervision.items():
+            logger.info("%s supervision: %d cases, %d with subregions, %d with a whole-tumour mask only, known "
+                        "markers %s", name, counts["cases"], counts["subregions"], counts["wt_mask"],
+                        counts["markers"])
+    return train, val, save, supervision
 
 
 def _pos_weight(cfg: RunConfig, train) -> dict[str, float]:
@@ -85,6 +110,10 @@ def _dataset(cases, transform, cache: bool):
 def _loader(cfg: RunConfig, train, info: DistInfo, seed: int):
     from monai.data import DataLoader
     from torch.utils.data import DistributedSampler, RandomSampler
+
+    # a marker-only case has no tumour label: its patches centre anywhere in the head, which MONAI's sampler does
+    # with a warning per patch
+    warnings.filterwarnings("ignore", message=r"Num foregrounds 0, .*", category=UserWarning)
 
     from gliomics.data.transforms import train_transforms
 
@@ -122,11 +151,16 @@ def _budget(cfg: RunConfig, epochs: int | None, steps: int | None, minutes: floa
     return epochs if epochs is not None else cfg.train.epochs, None, m
 
 
-def run_training(cfg: RunConfig, *, data: Path | str, markers: Path | str | None, out: Path | str,
+def run_training(cfg: RunConfig, *, data: Path | str | Sequence[Path | str],
+                 markers: Path | str | Sequence[Path | str] | None, out: Path | str,
                  epochs: int | None = None, steps: int | None = None, minutes: float | None = None,
                  resume: bool = False, device: str = "auto", precision: str = "auto",
                  progress: bool = True) -> dict[str, Any]:
     """Train ``cfg`` on the cases in ``data`` and write the run folder ``out``.
+
+    ``data`` and ``markers`` may be lists, one markers table per cohort (or none): the cohorts are trained on as
+    one. A case may carry subregion labels, a whole-tumour mask and/or marker labels (at least one); the losses mask
+    what it lacks.
 
     The budget is ``steps`` optimizer steps, else ``epochs``, else the config's (``train.steps``, ``train.epochs``);
     ``minutes`` adds a wall-clock limit. ``precision`` is ``auto``, ``fp32`` or ``bf16``
@@ -146,8 +180,8 @@ def run_training(cfg: RunConfig, *, data: Path | str, markers: Path | str | None
     from gliomics.models.registry import create_model, model_defaults
     from gliomics.training.validation import summarise, validate_cases
 
-    data, out = Path(data), Path(out)
-    markers = Path(markers) if markers is not None else None
+    sources = _sources(data, markers)
+    out = Path(out)
     dev = resolve_device(device)
     info = init_distributed(dev)
     if dev.type == "cpu":
@@ -169,7 +203,7 @@ def run_training(cfg: RunConfig, *, data: Path | str, markers: Path | str | None
     seed = cfg.train.seed
     set_determinism(seed=seed + info.rank)
 
-    train, val, save_splits = _prepare_data(cfg, data, markers, out, info, resume)
+    train, val, save_splits, supervision = _prepare_data(cfg, sources, out, info, resume)
     if cfg.data.spacing is None:
         # adopt the training cohort's median voxel size, so that inputs of any resolution are resampled to it
         from gliomics.data.cohort import median_spacing
@@ -259,7 +293,8 @@ def run_training(cfg: RunConfig, *, data: Path | str, markers: Path | str | None
             if total_steps is not None and global_step >= total_steps:
                 break
             image = batch["image"].to(dev)
-            targets = {"label": batch["label"].to(dev), "markers": batch["markers"].to(dev)}
+            targets = {"label": batch["label"].to(dev), "markers": batch["markers"].to(dev),
+                       "supervision": batch["supervision"].to(dev)}
             optimizer.zero_grad(set_to_none=True)
             with autocast(dev, precision):
                 outputs = net(image, batch["present"].to(dev))
@@ -344,6 +379,7 @@ def run_training(cfg: RunConfig, *, data: Path | str, markers: Path | str | None
                "seconds_per_step": (float(np.sum(epoch_times)) / max(1, global_step - start_step)
                                     if epoch_times else None),
                "hardware": {**describe(dev, precision), "world_size": info.world_size},
+               "supervision": supervision,
                "val": _scalars(val_metrics), "thresholds": thresholds, "min_label_mm3": min_label_mm3,
                "seed": seed, "config_sha256": config_digest(cfg), "versions": versions()}
     if info.is_main:

@@ -46,8 +46,8 @@ def validate_cases(model: torch.nn.Module, samples: Sequence[dict], *, roi_size,
 
 
 def summarise(rows: list[dict], auc_weight: float = 0.5, volume_caps: dict[str, float] | None = None) -> dict:
-    """Mean Dice per region, AUC and Youden thresholds per marker, minimum label volumes, and the model-selection
-    score.
+    """Mean Dice per region, AUC and Youden thresholds per marker, minimum label volumes, the number of cases behind
+    each (``n_dice``, ``n_<marker>``), and the model-selection score.
 
     The score is ``(1 - auc_weight) * mean Dice + auc_weight * mean AUC``: the mean Dice over the four labels and
     the mean AUC over markers that have both classes in validation. When only one of the two is defined (no AUC,
@@ -57,6 +57,8 @@ def summarise(rows: list[dict], auc_weight: float = 0.5, volume_caps: dict[str, 
     """
     out: dict = {}
     dice_rows = [r["dice"] for r in rows if "dice" in r]
+    # the cases each figure rests on: Dice on the cases with subregion labels, AUC on those with the marker known
+    out["n_dice"] = len(dice_rows)
     if dice_rows:
         for region in dice_rows[0]:
             out[f"dice_{region}"] = float(np.mean([d[region] for d in dice_rows]))
@@ -67,6 +69,7 @@ def summarise(rows: list[dict], auc_weight: float = 0.5, volume_caps: dict[str, 
         if not pairs:
             continue
         y, p = np.array(pairs).T
+        out[f"n_{m}"] = len(pairs)
         thresholds[m] = youden_threshold(y.astype(int), p)
         if 0 < y.sum() < len(y):
             out[f"auc_{m}"] = float(roc_auc_score(y, p))
