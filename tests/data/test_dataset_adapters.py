@@ -219,3 +219,46 @@ def test_tcga_unknown_value(tmp_path, flag):
 def test_unknown_format_is_refused(tmp_path):
     result = _import("--format", "oasis", "-i", str(tmp_path), "-o", str(tmp_path / "out"))
     assert result.exit_code == 2 and "unknown format 'oasis'" in result.output
+
+
+def test_egd_mask_reaches_the_loss_and_trains_next_to_a_brats_cohort(tmp_path, tiny_case_dir):
+    import torch
+
+    from gliomics.data.cohort import build_cohort
+    from gliomics.data.transforms import train_transforms
+    from gliomics.losses import MultiTaskLoss
+
+    _egd(tmp_path / "raw", {"EGD-0001": {"IDH": 1, "1p19q": 0}, "EGD-0002": {"IDH": 0, "1p19q": 0}})
+    assert _import("--format", "egd", "-i", str(tmp_path / "raw"), "-o", str(tmp_path / "egd")).exit_code == 0
+    cohort = build_cohort(tmp_path / "egd" / "manifest.csv", tmp_path / "egd" / "markers.csv",
+                          require_supervision=True)
+    assert [c.supervision for c in cohort] == ["wt_mask+markers"] * 2
+    transform = train_transforms((16, 16, 16), modality_dropout=0.0, affine_prob=0.0, blur_noise_prob=0.0,
+                                 contrast_prob=0.0)
+    transform.set_random_state(seed=0)
+    sample = transform({"case": cohort[0].case, "markers": cohort[0].marker_vector()})[0]
+    assert sample["supervision"].tolist() == [0.0, 1.0]
+    label = torch.as_tensor(sample["label"])[None]
+    assert int(label.sum()) > 0 and set(label.unique().tolist()) <= {0, 1}
+    # the whole-tumour term scores the network's tumour probability against the mask: low when it matches
+    logits = torch.zeros(1, 5, *label.shape[2:])
+    logits[:, 0] = torch.where(label[:, 0] > 0, -6.0, 6.0)
+    loss = MultiTaskLoss(deep_supervision_weights=(1.0,))
+    res = loss({"seg": logits, "markers": None}, {"label": label, "supervision": sample["supervision"][None]})
+    flipped = loss({"seg": -logits, "markers": None}, {"label": label, "supervision": sample["supervision"][None]})
+    assert 0 <= float(res["wt"]) < 0.1 < float(flipped["wt"])
+
+    # an imported EGD cohort and a BraTS cohort without markers train together
+    brats = tiny_case_dir("BraTS-GLI-00001-000").parent
+    tiny_case_dir("BraTS-GLI-00002-000", seed=1)
+    result = runner.invoke(app, ["train", "--data", str(brats), "--markers", "none",
+                                 "--data", str(tmp_path / "egd" / "manifest.csv"),
+                                 "--markers", str(tmp_path / "egd" / "markers.csv"), "-o", str(tmp_path / "run"),
+                                 "--epochs", "1", "--no-progress", "--set", "train.patch_size=[16, 16, 16]",
+                                 "--set", "data.val_fraction=0.0", "--set", "model.params.feature_size=4",
+                                 "--set", "model.params.embed_channels=4", "--set", "model.params.swin_heads=[1, 2]",
+                                 "--set", "model.params.marker_hidden=8"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads((tmp_path / "run" / "train_summary.json").read_text())
+    assert summary["supervision"]["train"]["kinds"] == {"subregions": 2, "wt_mask+markers": 2}
+    assert "whole-tumour mask only 2" in result.output

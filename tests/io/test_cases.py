@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from gliomics.constants import SEQUENCES
-from gliomics.errors import GliomicsError, ImageError, InputError
+from gliomics.errors import GliomicsError, ImageError, InputError, LabelError
 from gliomics.io import Case, CaseOptionError, discover_cases, load_case
 from gliomics_testing import DEFAULT_AFFINE, make_brats_case, synthetic_seg
 
@@ -327,3 +327,43 @@ def test_dataset_file_tags_map_through_the_one_alias_table():
     assert sequence_tags("T1", "T1GD", "T2", "FLAIR") == {"T1": "t1n", "T1GD": "t1c", "T2": "t2w", "FLAIR": "t2f"}
     with pytest.raises(ValueError, match="DWI"):
         sequence_tags("T1", "DWI")
+
+
+# --- whole-tumour masks ----------------------------------------------------------------------------------------------
+
+
+def _mask(folder, case_id, values=(0, 1)):
+    seg = synthetic_seg()
+    mask = np.where(seg > 0, values[1], values[0]).astype(np.uint8)
+    path = folder / f"{case_id}-wt.nii.gz"
+    nib.save(nib.Nifti1Image(mask, DEFAULT_AFFINE), path)
+    return path
+
+
+def test_whole_tumour_mask_in_every_layout(tiny_case_dir, tmp_path):
+    import csv
+
+    folder = tiny_case_dir("EGD-0001", with_seg=False)
+    path = _mask(folder, "EGD-0001")
+    case = discover_cases(folder.parent)[0]
+    assert case.seg is None and case.wt_mask == path
+    loaded = load_case(case, load_wt_mask=True)
+    assert loaded.seg is None and set(np.unique(loaded.wt_mask)) == {0, 1} and loaded.paths["wt_mask"] == path
+    assert load_case(case).wt_mask is None  # only when asked
+    manifest = tmp_path / "m.csv"
+    with open(manifest, "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["case_id", "t1n", "t1c", "t2w", "t2f", "seg", "wt_mask"])
+        writer.writerow(["EGD-0001", *(case.images[s] for s in ("t1n", "t1c", "t2w", "t2f")), "", path])
+    assert discover_cases(manifest)[0].wt_mask == path
+    datalist = tmp_path / "d.json"
+    datalist.write_text(json.dumps({"training": [{"image": [str(case.images[s]) for s in ("t1n", "t1c", "t2w", "t2f")],
+                                                  "wt_mask": str(path)}], "dataroot": "/"}))
+    assert discover_cases(datalist)[0].wt_mask == path
+
+
+def test_whole_tumour_mask_with_other_values_names_the_file(tiny_case_dir):
+    folder = tiny_case_dir("EGD-0002", with_seg=False)
+    path = _mask(folder, "EGD-0002", values=(0, 2))
+    with pytest.raises(LabelError, match=str(path)):
+        load_case(discover_cases(folder.parent)[0], load_wt_mask=True)

@@ -141,3 +141,61 @@ def test_focal_segmentation_loss_weights_hard_voxels() -> None:
     assert torch.isfinite(logits.grad).all()
     with pytest.raises(ValueError, match="seg_ce"):
         MultiTaskLoss(seg_ce="dice")
+
+
+# --- partial supervision: subregions, whole-tumour masks and markers on different cases ------------------------------
+
+
+def _flags(*rows: tuple[int, int]) -> torch.Tensor:
+    return torch.tensor(rows, dtype=torch.float32)
+
+
+def test_each_term_is_zero_where_its_label_is_missing() -> None:
+    loss = MultiTaskLoss()
+    out = _outputs(batch=2)
+    nan = torch.full((2, len(MARKERS)), float("nan"))
+    res = loss(out, {"label": _label(batch=2), "markers": nan, "supervision": _flags((0, 0), (0, 0))})
+    assert all(float(res[k].detach()) == 0.0 for k in ("seg", "wt", "marker"))
+    res["total"].backward()  # still differentiable (DDP needs every parameter in the graph)
+    assert out["seg"].grad is not None and float(out["seg"].grad.abs().sum()) == 0.0
+
+
+def test_segmentation_term_uses_only_the_cases_with_subregions() -> None:
+    loss = MultiTaskLoss()
+    out, label = _outputs(batch=4), _label(batch=4)
+    mixed = loss(out, {"label": label, "supervision": _flags((1, 0), (0, 0), (1, 0), (0, 1))})
+    keep = torch.tensor([0, 2])
+    alone = loss.segmentation(out["seg"][keep], [a[keep] for a in out["deep_supervision"]], label[keep])
+    assert float(mixed["seg"]) == pytest.approx(float(alone), rel=1e-6)
+    # no flags: every case has subregions, as before
+    assert float(loss(out, {"label": label})["seg"]) == pytest.approx(
+        float(loss.segmentation(out["seg"], out["deep_supervision"], label)), rel=1e-6)
+
+
+def test_whole_tumour_term_is_dice_plus_bce_of_one_minus_background() -> None:
+    loss = MultiTaskLoss(deep_supervision_weights=(1.0,))
+    out = _outputs(batch=2, aux=False)
+    mask = (torch.rand(2, 1, 8, 8, 8) > 0.5).to(torch.uint8)
+    res = loss(out, {"label": mask, "supervision": _flags((0, 1), (0, 1))})
+    p_tumour = 1.0 - torch.softmax(out["seg"], 1)[:, :1]
+    y = mask.float()
+    inter, denom = (p_tumour * y).sum(), p_tumour.sum() + y.sum()
+    dice = 1.0 - (2 * inter + 1e-5) / (denom + 1e-5)
+    bce = F.binary_cross_entropy(p_tumour, y)
+    assert float(res["wt"]) == pytest.approx(float(dice + bce), rel=1e-4)
+    assert float(res["seg"]) == 0.0
+    # a tumour probability that matches the mask scores far better than a random one
+    perfect = torch.where(mask.bool(), torch.tensor(-8.0), torch.tensor(8.0)).float()
+    logits = torch.cat([perfect, -perfect.expand(-1, NUM_CLASSES - 1, -1, -1, -1)], 1)
+    good = loss({"seg": logits, "markers": None}, {"label": mask, "supervision": _flags((0, 1), (0, 1))})
+    assert float(good["wt"]) < 0.05 < float(res["wt"])
+    # the weight scales it, 0 switches it off
+    assert float(MultiTaskLoss(deep_supervision_weights=(1.0,), lambda_wt=0.0)(
+        out, {"label": mask, "supervision": _flags((0, 1), (0, 1))})["wt"]) == 0.0
+
+
+def test_a_case_with_subregions_and_a_mask_is_scored_on_its_subregions() -> None:
+    loss = MultiTaskLoss()
+    out, label = _outputs(batch=2), _label(batch=2)
+    res = loss(out, {"label": label, "supervision": _flags((1, 1), (1, 1))})
+    assert float(res["wt"]) == 0.0 and float(res["seg"]) > 0

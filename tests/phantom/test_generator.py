@@ -85,3 +85,46 @@ def test_output_path_that_is_a_file(tmp_path):
     result = runner.invoke(app, ["phantom", "--out", str(target), "--cases", "1", "--spacing", "4", "--no-progress"])
     assert result.exit_code == 2
     assert "file.txt" in result.output and "not a folder" in result.output
+
+
+def test_supervision_fractions_are_honoured_and_labels_withheld(tmp_path):
+    out = tmp_path / "mixed"
+    result = runner.invoke(app, ["phantom", "--out", str(out), "--cases", "10", "--spacing", "4", "--sites", "2",
+                                 "--seed", "1", "--case-start", "4", "--no-progress",
+                                 "--supervision", "full=0.3,seg=0.2,wt=0.2,markers=0.3"])
+    assert result.exit_code == 0, result.output
+    with open(out / "phantom_truth.csv") as fh:
+        truth = {r["case_id"]: r for r in csv.DictReader(fh)}
+    with open(out / "markers.csv") as fh:
+        markers = {r["case_id"]: r for r in csv.DictReader(fh)}
+    kinds = [r["supervision"] for r in truth.values()]
+    assert {k: kinds.count(k) for k in set(kinds)} == {"full": 3, "seg": 2, "wt": 2, "markers": 3}
+    # cases 4..13 of seed 1: they extend a cohort of 4 cases without sharing one
+    assert sorted(int(c.split("-")[2]) for c in truth) == list(range(5, 15))
+    for cid, row in truth.items():
+        files = {p.name.removeprefix(f"{cid}-") for p in (out / cid).iterdir()}
+        kind = row["supervision"]
+        assert ("seg.nii.gz" in files) == (kind in ("full", "seg")), cid
+        assert ("wt.nii.gz" in files) == (kind == "wt"), cid
+        withheld = out / "withheld_labels" / cid / f"{cid}-seg.nii.gz"
+        assert withheld.is_file() == (kind in ("wt", "markers")), cid
+        # the truth keeps every marker; the markers table hides them on the BraTS-like cases
+        assert row["observed_idh"] in ("0", "1")
+        assert (markers[cid]["idh"] == "") == (kind == "seg"), cid
+        if kind == "wt":
+            mask = np.asarray(nib.load(out / cid / f"{cid}-wt.nii.gz").dataobj)
+            seg = np.asarray(nib.load(withheld).dataobj)
+            assert set(np.unique(mask)) == {0, 1} and np.array_equal(mask > 0, seg > 0)
+    # the voxels of case i do not depend on the cohort it is written in
+    whole = tmp_path / "whole"
+    generate_cohort(whole, PhantomSettings(cases=6, spacing=4.0, sites=2, seed=1), progress=False)
+    shared = sorted(set(truth) & {p.name for p in whole.iterdir() if p.is_dir()})
+    assert shared and filecmp.cmp(out / shared[0] / f"{shared[0]}-t1c.nii.gz",
+                                  whole / shared[0] / f"{shared[0]}-t1c.nii.gz", shallow=False)
+
+
+@pytest.mark.parametrize("text", ["full=0.5,wt=0.6", "full=0.5,nope=0.5", "full"])
+def test_bad_supervision_is_one_line_exit_2(tmp_path, text):
+    result = runner.invoke(app, ["phantom", "--out", str(tmp_path / "o"), "--cases", "2", "--supervision", text])
+    assert result.exit_code == 2 and "--supervision" in result.output and len(result.output.strip().splitlines()) == 1
+    assert not (tmp_path / "o").exists()

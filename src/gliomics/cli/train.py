@@ -48,7 +48,8 @@ def train(
                                     "CSV). Repeat to train on several cohorts together (e.g. BraTS for subregions, "
                                     "EGD for markers)."),
     markers: list[Path] = typer.Option([], "--markers", "-k", help="Markers CSV (case_id, idh, codel_1p19q, tert); "
-                                       "with several --data, one per --data in the same order."),
+                                       "with several --data, one per --data in the same order ('none' for a cohort "
+                                       "without one)."),
     out: Path = typer.Option(..., "--out", "-o", help="Run folder: checkpoints, config, splits, metrics."),
     preset: str = typer.Option("mgmtnet_cpu", "--preset", "-p", help="Preset name or YAML file."),
     epochs: int | None = typer.Option(None, "--epochs", min=1, help="Epochs (default: the preset's)."),

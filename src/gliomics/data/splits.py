@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import warnings
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -20,10 +21,20 @@ SPLITS_FILE = "splits.json"
 SPLIT_NAMES = ("train", "val", "test")
 
 
-def _stratum(case: CohortCase) -> str:
-    """What is known of a case: its kind of supervision and its marker pattern (``?`` = unknown)."""
-    vec = case.marker_vector()
-    return case.supervision + ":" + "".join("?" if np.isnan(v) else str(int(v)) for v in vec)
+def _pattern(case: CohortCase) -> str:
+    """The marker pattern of a case (``?`` = unknown), e.g. ``10?``."""
+    return "".join("?" if np.isnan(v) else str(int(v)) for v in case.marker_vector())
+
+
+def _strata(cases: list[CohortCase], n_splits: int) -> list[str]:
+    """What is known of each case, as coarse as the fold count needs: the marker pattern within the kind of
+    supervision; a pattern rarer than ``n_splits`` falls back to its kind, and a kind rarer than that to ``rare``.
+    A cohort of one kind is stratified by marker pattern alone."""
+    kinds = [c.supervision for c in cases]
+    fine = [_pattern(c) if len(set(kinds)) == 1 else f"{k}:{_pattern(c)}" for c, k in zip(cases, kinds, strict=True)]
+    fine_n, kind_n = Counter(fine), Counter(kinds)
+    return [f if fine_n[f] >= n_splits else k if len(kind_n) > 1 and kind_n[k] >= n_splits else "rare"
+            for f, k in zip(fine, kinds, strict=True)]
 
 
 def _split_groups(cases: list[CohortCase], fraction: float, seed: int) -> tuple[list[CohortCase], list[CohortCase]]:
@@ -37,10 +48,8 @@ def _split_groups(cases: list[CohortCase], fraction: float, seed: int) -> tuple[
     n_splits = min(n_splits, n_patients)
     if n_splits < 2:
         return cases, []
-    strata = [_stratum(c) for c in cases]
-    counts = {s: strata.count(s) for s in strata}
-    # strata rarer than the number of folds cannot be stratified; pool them so StratifiedGroupKFold stays quiet
-    strata = [s if counts[s] >= n_splits else "rare" for s in strata]
+    # strata rarer than the number of folds cannot be stratified; they are pooled so StratifiedGroupKFold stays quiet
+    strata = _strata(cases, n_splits)
     splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
     with warnings.catch_warnings():  # small strata are expected in small cohorts; the split is still grouped
         warnings.simplefilter("ignore", UserWarning)

@@ -29,19 +29,64 @@ TRUTH_FILE = "phantom_truth.csv"
 SUMMARY_FILE = "phantom_summary.json"
 
 
+#: What a case's files give to training, by kind: ``full`` (subregions and markers, as UCSF-PDGM), ``seg``
+#: (subregions only, as BraTS), ``wt`` (a whole-tumour mask and markers, as EGD), ``markers`` (markers only, as TCGA).
+SUPERVISION_KINDS: tuple[str, ...] = ("full", "seg", "wt", "markers")
+#: Folder of the segmentations withheld from the ``wt`` and ``markers`` cases: ``withheld_labels/<case>/<case>-seg``.
+WITHHELD_DIR = "withheld_labels"
+
+
+def parse_supervision(text: str) -> tuple[tuple[str, float], ...]:
+    """``"full=0.3,seg=0.2,wt=0.2,markers=0.3"`` as ``(kind, fraction)`` pairs; kinds left out get 0.
+
+    Raises:
+        ValueError: an unknown kind, a fraction outside [0, 1], or fractions that do not sum to 1.
+    """
+    pairs: dict[str, float] = {}
+    for item in text.split(","):
+        kind, sep, value = item.strip().partition("=")
+        kind = kind.strip().lower()
+        if not sep or kind not in SUPERVISION_KINDS:
+            raise ValueError(f"expected KIND=FRACTION with KIND one of {', '.join(SUPERVISION_KINDS)}, got {item!r}")
+        try:
+            fraction = float(value)
+        except ValueError:
+            raise ValueError(f"{item!r}: the fraction is not a number") from None
+        if not 0.0 <= fraction <= 1.0 or kind in pairs:
+            raise ValueError(f"{item!r}: each kind once, with a fraction in [0, 1]")
+        pairs[kind] = fraction
+    if abs(sum(pairs.values()) - 1.0) > 1e-6:
+        raise ValueError(f"the fractions sum to {sum(pairs.values()):g}, not 1")
+    return tuple((k, pairs.get(k, 0.0)) for k in SUPERVISION_KINDS)
+
+
 @dataclass(frozen=True)
 class PhantomSettings:
-    """Everything that determines a cohort's voxels."""
+    """Everything that determines a cohort's voxels, and which labels its files keep.
+
+    ``case_start`` is the index of the first case: a cohort of ``n`` cases from ``case_start = k`` holds cases
+    ``k … k + n - 1`` of the same seed, so two cohorts extend each other without sharing a case. ``supervision``
+    gives the fraction of cases of each kind of :data:`SUPERVISION_KINDS` (all ``full`` by default); the counts are
+    exact (largest remainder) and the cases are drawn by a permutation seeded by ``seed``.
+    """
 
     cases: int
     spacing: float = 2.0
     sites: int = 3
     seed: int = 0
     site_start: int = 0
+    case_start: int = 0
+    supervision: tuple[tuple[str, float], ...] = (("full", 1.0),)
 
     def __post_init__(self) -> None:
         if self.cases < 1:
             raise ValueError(f"cases must be at least 1, got {self.cases}")
+        if self.case_start < 0:
+            raise ValueError(f"case_start must be non-negative, got {self.case_start}")
+        kinds = dict(self.supervision)
+        if set(kinds) - set(SUPERVISION_KINDS) or abs(sum(kinds.values()) - 1.0) > 1e-6:
+            raise ValueError(f"supervision must give fractions of {SUPERVISION_KINDS} summing to 1, "
+                             f"got {self.supervision}")
         if not 0.5 <= self.spacing <= 4.0:
             raise ValueError(f"spacing must lie in 0.5–4 mm, got {self.spacing}")
         if self.sites < 1:
@@ -51,6 +96,17 @@ class PhantomSettings:
 
     def site_names(self) -> list[str]:
         return [site_name(self.site_start + k) for k in range(self.sites)]
+
+    def supervision_kinds(self) -> list[str]:
+        """The kind of each case, in case order: exactly ``round``-ed fractions (largest remainder), shuffled."""
+        fractions = dict(self.supervision)
+        raw = np.array([fractions.get(k, 0.0) * self.cases for k in SUPERVISION_KINDS])
+        counts = np.floor(raw).astype(int)
+        for k in np.argsort(-(raw - counts), kind="stable")[: self.cases - counts.sum()]:
+            counts[k] += 1
+        kinds = np.repeat(np.array(SUPERVISION_KINDS), counts)
+        rng = np.random.default_rng(np.random.SeedSequence([self.seed, self.case_start, 104729]))
+        return [str(k) for k in rng.permutation(kinds)]
 
 
 def case_id(site: str, index: int, postop: int) -> str:
@@ -87,21 +143,32 @@ def generate_case(settings: PhantomSettings, index: int, site: Site) -> tuple[st
     return cid, row, arrays
 
 
-def _write_case(out: Path, cid: str, arrays: dict[str, np.ndarray], affine: np.ndarray) -> None:
-    """Write one case folder atomically: into a hidden temporary folder, then rename."""
+def _write_case(out: Path, cid: str, arrays: dict[str, np.ndarray], affine: np.ndarray, kind: str = "full") -> None:
+    """Write one case folder atomically (into a hidden temporary folder, then rename) with the labels of its kind:
+    the segmentation for ``full`` and ``seg``, a whole-tumour mask ``<case>-wt`` for ``wt``, neither for
+    ``markers``. A segmentation kept from training goes to :data:`WITHHELD_DIR`."""
+    from gliomics.io.layouts import WT_MASK_TAG
     from gliomics.io.nifti import save_image
 
+    arrays = dict(arrays)
+    seg = arrays.pop("seg")
+    labels = {"seg": seg} if kind in ("full", "seg") else {WT_MASK_TAG: (seg > 0)} if kind == "wt" else {}
     with atomic_path(out / cid, folder=True) as tmp:
         for key, arr in arrays.items():
-            dtype = np.uint8 if key == "seg" else np.float32
-            save_image(arr, affine, tmp / f"{cid}-{key}.nii.gz", dtype=dtype)
+            save_image(arr, affine, tmp / f"{cid}-{key}.nii.gz", dtype=np.float32)
+        for key, arr in labels.items():
+            save_image(arr, affine, tmp / f"{cid}-{key}.nii.gz", dtype=np.uint8)
+    if "seg" not in labels:
+        (out / WITHHELD_DIR).mkdir(exist_ok=True)
+        with atomic_path(out / WITHHELD_DIR / cid, folder=True) as tmp:
+            save_image(seg, affine, tmp / f"{cid}-seg.nii.gz", dtype=np.uint8)
 
 
-def _case_job(args: tuple[PhantomSettings, int, Site, str]) -> dict:
-    settings, index, site, out = args
+def _case_job(args: tuple[PhantomSettings, int, Site, str, str]) -> dict:
+    settings, index, site, out, kind = args
     cid, row, arrays = generate_case(settings, index, site)
-    _write_case(Path(out), cid, arrays, grid_affine(settings.spacing))
-    return row
+    _write_case(Path(out), cid, arrays, grid_affine(settings.spacing), kind)
+    return {**row, "supervision": kind}
 
 
 def _write_csv_atomic(path: Path, rows: list[dict], columns: list[str]) -> None:
@@ -141,7 +208,9 @@ def generate_cohort(out: Path | str, settings: PhantomSettings, *, workers: int 
         raise OutputError(f"{out}: output folder is not writable")
     names = settings.site_names()
     sites = {n: make_site(n, settings.seed) for n in names}
-    jobs = [(settings, i, sites[names[i % len(names)]], str(out)) for i in range(settings.cases)]
+    kinds = settings.supervision_kinds()
+    jobs = [(settings, settings.case_start + k, sites[names[(settings.case_start + k) % len(names)]], str(out),
+             kinds[k]) for k in range(settings.cases)]
     load_template()  # load once before forking so workers share it
     bar = tqdm(total=len(jobs), desc="phantom", unit="case", disable=not progress)
     rows: list[dict] = []
@@ -158,12 +227,15 @@ def generate_cohort(out: Path | str, settings: PhantomSettings, *, workers: int 
     finally:
         bar.close()
 
+    # a "seg" case (BraTS-like) has no marker labels; the truth file keeps them
     marker_rows = [{"case_id": r["case_id"], "site": r["site"], "age": r["age"], "sex": r["sex"],
-                    **{m: r[f"observed_{m}"] for m in MARKERS}} for r in rows]
+                    **{m: "" if r["supervision"] == "seg" else r[f"observed_{m}"] for m in MARKERS}} for r in rows]
     _write_csv_atomic(out / MARKERS_FILE, marker_rows, ["case_id", "site", "age", "sex", *MARKERS])
     _write_csv_atomic(out / TRUTH_FILE, rows, list(rows[0].keys()))
     summary = {
         "cases": settings.cases, "spacing_mm": settings.spacing, "seed": settings.seed, "sites": names,
+        "case_start": settings.case_start,
+        "supervision": {k: kinds.count(k) for k in SUPERVISION_KINDS if k in kinds},
         "grid": list(grid_shape(settings.spacing)),
         "bayes_auc_observed": bayes_auc(rows, against="observed"),
         "bayes_auc_true": bayes_auc(rows, against="true"),

@@ -34,19 +34,22 @@ from gliomics.training.metrics_log import MetricsLog
 
 logger = logging.getLogger(__name__)
 CONFIG_FILE = "config.yaml"
+#: A ``--markers`` value that pairs a cohort with no markers table (e.g. BraTS next to EGD).
+NO_TABLE = frozenset({"none", "-"})
 
 
 def _sources(data: Path | str | Sequence[Path | str], markers: Path | str | Sequence[Path | str] | None
              ) -> list[tuple[Path, Path | None]]:
-    """``(data, markers)`` pairs: one cohort, or several given as lists (one markers table per cohort, or none)."""
+    """``(data, markers)`` pairs: one cohort, or several given as lists (one markers table per cohort, ``none`` for a
+    cohort without one, or no tables at all)."""
     datas = [Path(data)] if isinstance(data, (str, Path)) else [Path(d) for d in data]
-    tables = [] if markers is None else [Path(markers)] if isinstance(markers, (str, Path)) else [
-        Path(m) for m in markers]
+    tables = [] if markers is None else [markers] if isinstance(markers, (str, Path)) else list(markers)
+    tables = [None if str(m).strip().lower() in NO_TABLE else Path(m) for m in tables]
     if not datas:
         raise ConfigError("no training data given")
     if tables and len(tables) != len(datas):
         raise ConfigError(f"{len(datas)} data sources but {len(tables)} markers tables: give one --markers per --data "
-                          "(in the same order), or none")
+                          "(in the same order; 'none' for a cohort without a table), or none at all")
     return list(zip(datas, tables or [None] * len(datas), strict=True))
 
 
@@ -199,7 +202,6 @@ def run_training(cfg: RunConfig, *, data: Path | str | Sequence[Path | str],
     elif info.is_main:
         if out.exists() and not out.is_dir():
             raise InputError(f"{out}: output path exists and is not a folder")
-        out.mkdir(parents=True, exist_ok=True)
     seed = cfg.train.seed
     set_determinism(seed=seed + info.rank)
 
@@ -223,7 +225,8 @@ def run_training(cfg: RunConfig, *, data: Path | str | Sequence[Path | str],
     val_data = _dataset(val[info.rank::info.world_size], inference_transforms(
         spacing=cfg.data.spacing, load_seg=True, divisible=pad_multiple(model)), cfg.data.cache)
     if info.is_main:
-        # the run folder gets its files once the cases have been read: bad input leaves nothing behind
+        # the run folder is made once the cases have been read: bad input leaves nothing behind
+        out.mkdir(parents=True, exist_ok=True)
         if save_splits is not None:
             save_splits()
         if state is None:

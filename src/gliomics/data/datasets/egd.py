@@ -5,8 +5,9 @@ or given), a mapping from subject id to its fields (a list of objects with an ``
 ``1p19q`` are 1 (altered), 0 (not) or -1 (unknown); any other value is an unknown value. EGD has no TERT status.
 
 ``MASK`` is a whole-tumour mask (tumour vs. not, no subregions), so it cannot stand in for a BraTS segmentation:
-the manifest leaves ``seg`` empty and lists the mask in an extra ``wt_mask`` column (ignored by training and
-prediction; usable, for example, as the VOI of the 2D slice benchmark). Site: ``EGD``.
+the manifest leaves ``seg`` empty and lists the mask in its ``wt_mask`` column. Training learns from it with the
+whole-tumour loss (and from the markers); prediction ignores it; the 2D slice benchmark may use it as the VOI.
+Site: ``EGD``.
 """
 
 from __future__ import annotations
