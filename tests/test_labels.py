@@ -1,4 +1,4 @@
-"""Region masks, whole-volume Dice (BraTS convention) and Youden thresholds."""
+"""Region masks and whole-volume Dice (BraTS convention)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 
 from gliomics.constants import LABELS, REGIONS
-from gliomics.evaluation.thresholds import youden_threshold
 from gliomics.labels import dice, dice_per_region, region_mask
 
 # ---------------------------------------------------------------- dice
@@ -82,38 +81,3 @@ def test_dice_per_region() -> None:
 def test_dice_per_region_both_empty_is_one() -> None:
     seg = np.zeros((2, 2, 2), dtype=np.uint8)
     assert all(v == 1.0 for v in dice_per_region(seg, seg).values())
-
-
-# ---------------------------------------------------------------- youden_threshold
-
-
-def test_youden_separates_a_separable_example() -> None:
-    y = np.array([0, 0, 0, 0, 1, 1, 1])
-    prob = np.array([0.05, 0.2, 0.3, 0.35, 0.6, 0.7, 0.9])
-    thr = youden_threshold(y, prob)
-    assert 0.35 < thr <= 0.6
-    np.testing.assert_array_equal((prob >= thr).astype(int), y)
-
-
-def test_youden_separable_with_shuffled_order() -> None:
-    rng = np.random.default_rng(0)
-    neg, pos = rng.uniform(0.0, 0.4, 20), rng.uniform(0.55, 1.0, 15)
-    y = np.r_[np.zeros(20, int), np.ones(15, int)]
-    prob = np.r_[neg, pos]
-    order = rng.permutation(y.size)
-    thr = youden_threshold(y[order], prob[order])
-    assert neg.max() < thr <= pos.min()
-    assert 0.0 <= thr <= 1.0
-
-
-@pytest.mark.parametrize("y", [[0, 0, 0], [1, 1], []])
-def test_youden_one_class_is_half(y: list[int]) -> None:
-    prob = np.linspace(0.1, 0.9, len(y))
-    assert youden_threshold(np.array(y, dtype=int), prob) == 0.5
-
-
-def test_youden_is_within_unit_interval() -> None:
-    # a reversed classifier: the best J is at the extreme threshold, which is clipped into [0, 1]
-    y = np.array([1, 1, 0, 0])
-    prob = np.array([0.1, 0.2, 0.8, 0.9])
-    assert 0.0 <= youden_threshold(y, prob) <= 1.0

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from gliomics.constants import MARKERS
 from gliomics.errors import ConfigError
@@ -119,7 +119,19 @@ class DataConfig(BaseModel):
     test_fraction: float = Field(0.0, ge=0, lt=1)
     holdout_sites: list[str] = Field(default_factory=list)
     split_seed: int | None = None  # None: train.seed; set it to vary the initialisation over one fixed split
+    # k-fold cross-validation: fold `fold` of a patient-level, stratified split into `folds` folds validates, the
+    # others train (val_fraction and test_fraction are then unused)
+    folds: int | None = Field(None, ge=2)
+    fold: int | None = Field(None, ge=0)
     cache: bool = True
+
+    @model_validator(mode="after")
+    def _fold_in_range(self) -> DataConfig:
+        if (self.folds is None) != (self.fold is None):
+            raise ValueError("data.folds and data.fold go together")
+        if self.folds is not None and self.fold >= self.folds:
+            raise ValueError(f"data.fold must be below data.folds ({self.folds}), got {self.fold}")
+        return self
 
     @field_validator("spacing")
     @classmethod
@@ -145,6 +157,9 @@ class TrainConfig(BaseModel):
     grad_clip: float = Field(12.0, gt=0)
     patch_size: list[int] = Field(default_factory=lambda: [128, 128, 128], min_length=3, max_length=3)
     modality_dropout: float = Field(0.2, ge=0, le=1)
+    # share of the training patches drawn from cases with subregion labels when a cohort mixes kinds of supervision
+    # (sampling with replacement); None draws every case equally often
+    subregion_share: float | None = Field(None, gt=0, lt=1)
     elastic_prob: float = Field(0.1, ge=0, le=1)
     affine_prob: float = Field(0.2, ge=0, le=1)
     blur_noise_prob: float = Field(0.3, ge=0, le=1)

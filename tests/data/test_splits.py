@@ -144,3 +144,31 @@ def test_check_no_leak_raises_on_leak(cohort: list[CohortCase]) -> None:
 
 def test_check_no_leak_accepts_clean_splits(cohort: list[CohortCase]) -> None:
     check_no_leak({"train": ["X-00000-000", "X-00000-100"], "val": ["X-00001-000"], "test": []}, cohort)
+
+
+# --- K-fold cross-validation -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("folds", [3, 5])
+def test_k_fold_split_puts_each_patient_in_one_fold_and_is_the_same_for_every_fold(cohort, folds):
+    per_fold = [make_splits(cohort, seed=4, folds=folds, fold=k, holdout_sites=["C"]) for k in range(folds)]
+    assignment = per_fold[0]["folds"]
+    assert all(s["folds"] == assignment for s in per_fold)  # stored, and identical across folds
+    assert len(assignment) == folds and all(assignment)
+    internal = sorted(c.case_id for c in cohort if c.site != "C")
+    assert sorted(c for part in assignment for c in part) == internal  # every internal case in exactly one fold
+    patients = [_patients(part, cohort) for part in assignment]
+    assert all(not a & b for i, a in enumerate(patients) for b in patients[i + 1:])
+    for k, s in enumerate(per_fold):
+        assert s["val"] == assignment[k] and not _patients(s["train"], cohort) & _patients(s["val"], cohort)
+        assert sorted(s["train"] + s["val"]) == internal
+        assert {c for c in s["test"]} == {c.case_id for c in cohort if c.site == "C"}
+    assert make_splits(cohort, seed=5, folds=folds, fold=0)["folds"] != make_splits(cohort, seed=4, folds=folds,
+                                                                                   fold=0)["folds"]
+
+
+def test_k_fold_needs_enough_patients_and_a_fold_in_range(cohort):
+    with pytest.raises(ConfigError, match="folds need at least"):
+        make_splits(cohort[:3], folds=5, fold=0)
+    with pytest.raises(ConfigError, match="fold must be in"):
+        make_splits(cohort, folds=3, fold=3)

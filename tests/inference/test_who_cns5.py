@@ -114,3 +114,13 @@ def test_bad_probabilities_are_refused(bad):
 def test_bad_band_is_refused():
     with pytest.raises(ValueError, match="band"):
         who_cns5_suggestion({"idh": 0.9, "codel_1p19q": 0.1, "tert": 0.1}, band=-0.1)
+
+
+def test_an_undetermined_conformal_set_makes_a_needed_marker_uncertain():
+    far = {"idh": 0.95, "codel_1p19q": 0.9, "tert": 0.1}
+    assert who_cns5_suggestion(far)["key"] == "oligodendroglioma"
+    out = who_cns5_suggestion(far, undetermined=["codel_1p19q"])
+    assert out["key"] == "indeterminate" and out["uncertain_markers"] == ["codel_1p19q"]
+    assert "conformal prediction set" in out["reason"]
+    # a marker the branch does not need changes nothing
+    assert who_cns5_suggestion(far, undetermined=["tert"])["key"] == "oligodendroglioma"

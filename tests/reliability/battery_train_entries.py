@@ -71,10 +71,11 @@ def _train_wrong_layout(ws: Workspace) -> Invocation:
     return _train(ws, folder, "notes")
 
 
-def _train_missing_seg(ws: Workspace) -> Invocation:
+def _train_no_supervision(ws: Workspace) -> Invocation:
+    """A case without segmentation, whole-tumour mask or known marker (without a seg but with markers it trains)."""
     cohort = ws.cohort()
     seq_file(cohort / "CASE-001-000", "seg").unlink()
-    return _train(ws, cohort, "CASE-001-000", markers=cohort / "markers.csv")
+    return _train(ws, cohort, "CASE-001-000")
 
 
 def _train_set_unknown(ws: Workspace) -> Invocation:
@@ -153,7 +154,7 @@ def _train_unicode(ws: Workspace) -> Invocation:
     inv.out = ws.path("exécution 1")
     inv.args[inv.args.index("--out") + 1] = str(inv.out)
     inv.allowed = ("config.yaml", "splits.json", "best.pt", "last.pt", "metrics.jsonl", "metrics.csv",
-                   "train_summary.json")
+                   "train_summary.json", "validation_predictions.json")
     return inv
 
 
@@ -167,7 +168,8 @@ TRAIN_ENTRIES: list[BadInput] = [
     BadInput("train-data-missing", "train", "missing data folder", _train_data_missing),
     BadInput("train-data-empty", "train", "empty data folder", _train_data_empty),
     BadInput("train-wrong-layout", "train", "folder without NIfTI cases", _train_wrong_layout),
-    BadInput("train-missing-seg", "train", "training case without segmentation", _train_missing_seg),
+    BadInput("train-no-supervision", "train", "training case without segmentation, mask or marker",
+             _train_no_supervision),
     BadInput("train-set-unknown-key", "train", "--set with an unknown key", _train_set_unknown),
     BadInput("train-set-wrong-type", "train", "--set with a wrong type", _train_set_type),
     BadInput("train-patch-vs-model", "train", "patch size the model cannot take (SwinUNETR at 32^3)",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from gliomics import __version__
+from gliomics.cli.calibrate import calibrate
 from gliomics.cli.compare import compare
 from gliomics.cli.demo import demo
 from gliomics.cli.evaluate import evaluate
@@ -42,6 +43,7 @@ app.command()(phantom)
 app.command()(train)
 app.command()(predict)
 app.command()(evaluate)
+app.command()(calibrate)
 app.command()(compare)
 app.command()(report)
 app.command()(demo)

@@ -60,6 +60,11 @@ def train(
     working_spacing: str | None = typer.Option(None, "--working-spacing", help="The network's voxel size in mm, "
                                                "one number or three (x,y,z): every input is resampled to it "
                                                "(data.spacing; default: the training cases' median voxel size)."),
+    folds: int | None = typer.Option(None, "--folds", min=2, help="K-fold cross-validation: split the cohort "
+                                     "into K patient-level, stratified folds (the same split for every fold)."),
+    fold: str | None = typer.Option(None, "--fold", help="With --folds: the fold to train (0..K-1) into "
+                                    "OUT/fold_<k>, or 'all' to train every fold in turn and fit the ensemble's "
+                                    "calibration on their out-of-fold predictions."),
     resume: bool = typer.Option(False, "--resume", help="Continue from OUT/last.pt."),
     overrides: list[str] = typer.Option([], "--set", help="Override a config value: --set train.lr=1e-3."),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda."),
@@ -75,6 +80,7 @@ def train(
     setup_logging(verbose)
     check_precision(precision)
     from gliomics.config import apply_overrides, load_preset
+    from gliomics.runtime.checkpoint import FOLD_PREFIX
     from gliomics.training.trainer import run_training
 
     cfg = load_preset(preset)
@@ -83,8 +89,40 @@ def train(
         sets.append(f"data.spacing={_spacing(working_spacing)}")
     if sets:
         cfg = apply_overrides(cfg, sets)
-    summary = run_training(cfg, data=data, markers=markers or None, out=out, epochs=epochs, steps=steps,
-                           minutes=minutes, resume=resume, device=device, precision=precision, progress=not no_progress)
+    for k in _folds_to_train(folds, fold):
+        run_cfg, run_out = cfg, out
+        if k is not None:
+            run_cfg = apply_overrides(cfg, [f"data.folds={folds}", f"data.fold={k}"])
+            run_out = out / f"{FOLD_PREFIX}{k}"
+            typer.echo(f"fold {k} of {folds}: {run_out}")
+        summary = run_training(run_cfg, data=data, markers=markers or None, out=run_out, epochs=epochs, steps=steps,
+                               minutes=minutes, resume=resume, device=device, precision=precision,
+                               progress=not no_progress)
+        _report(summary, run_out)
+    if fold == "all":
+        from gliomics.evaluation.calibrate import calibrate_run
+
+        fitted = calibrate_run(out)
+        typer.echo(f"ensemble of {folds} folds in {out}; marker calibration fitted on {fitted['source']}: "
+                   + ", ".join(f"{m} temperature {f['temperature']:.2f}" for m, f in fitted["markers"].items()))
+
+
+def _folds_to_train(folds: int | None, fold: str | None) -> list[int | None]:
+    """The folds ``--folds/--fold`` ask for: ``[None]`` for a single run."""
+    from gliomics.errors import ConfigError
+
+    if folds is None and fold is None:
+        return [None]
+    if folds is None or fold is None:
+        raise ConfigError("--folds and --fold go together (e.g. --folds 5 --fold 0, or --fold all)")
+    if fold == "all":
+        return list(range(folds))
+    if not fold.isdigit() or int(fold) >= folds:
+        raise ConfigError(f"--fold: expected 0..{folds - 1} or 'all', got {fold!r}")
+    return [int(fold)]
+
+
+def _report(summary: dict, out: Path) -> None:
     val = summary["val"]
     dice = f"mean Dice {val['dice_mean']:.3f} ({val['n_dice']} cases)" if "dice_mean" in val else "no validation Dice"
     auc = f", mean AUC {val['auc_mean']:.3f}" if "auc_mean" in val else ""

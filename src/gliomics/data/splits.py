@@ -57,8 +57,22 @@ def _split_groups(cases: list[CohortCase], fraction: float, seed: int) -> tuple[
     return [cases[i] for i in rest_idx], [cases[i] for i in held_idx]
 
 
+def fold_assignment(cases: list[CohortCase], folds: int, seed: int) -> list[list[str]]:
+    """A patient-level K-fold split, stratified by what is known: the case ids of each fold, sorted. The same
+    cases, ``folds`` and ``seed`` give the same folds."""
+    groups = [c.patient for c in cases]
+    if len(set(groups)) < folds:
+        raise ConfigError(f"{folds} folds need at least {folds} patients, the cohort has {len(set(groups))}")
+    splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        parts = [held for _, held in splitter.split(np.zeros(len(cases)), _strata(cases, folds), groups)]
+    return [sorted(cases[i].case_id for i in held) for held in parts]
+
+
 def make_splits(cohort: list[CohortCase], *, val_fraction: float = 0.2, test_fraction: float = 0.0,
-                holdout_sites: list[str] | None = None, seed: int = 0) -> dict[str, list[str]]:
+                holdout_sites: list[str] | None = None, seed: int = 0, folds: int | None = None,
+                fold: int | None = None) -> dict[str, list[str]]:
     """Assign every case to train, val or test; a patient's cases always share a split.
 
     Args:
@@ -67,6 +81,10 @@ def make_splits(cohort: list[CohortCase], *, val_fraction: float = 0.2, test_fra
         test_fraction: Fraction of the non-held-out patients used for an internal test set.
         holdout_sites: Sites whose cases all go to test (external validation).
         seed: Seed of the shuffling.
+        folds: K-fold cross-validation: the non-held-out patients are split into ``folds`` folds
+            (:func:`fold_assignment`), fold ``fold`` validates and the others train; the fractions are unused and
+            the splits hold the whole assignment under ``folds``.
+        fold: The validation fold, with ``folds``.
     """
     if not 0 <= val_fraction < 1 or not 0 <= test_fraction < 1 or val_fraction + test_fraction >= 1:
         raise ConfigError(f"split fractions must be in [0, 1) and sum below 1, got val {val_fraction}, "
@@ -79,6 +97,14 @@ def make_splits(cohort: list[CohortCase], *, val_fraction: float = 0.2, test_fra
                           f"{sorted(s for s in known_sites if s)})")
     external = [c for c in cohort if c.site in holdout]
     internal = [c for c in cohort if c.site not in holdout]
+    if folds is not None:
+        if fold is None or not 0 <= fold < folds:
+            raise ConfigError(f"fold must be in 0..{folds - 1}, got {fold}")
+        assignment = fold_assignment(internal, folds, seed)
+        splits = {"train": sorted(c for k, part in enumerate(assignment) if k != fold for c in part),
+                  "val": list(assignment[fold]), "test": sorted(c.case_id for c in external)}
+        check_no_leak(splits, cohort)
+        return {**splits, "folds": assignment}
     rest, test = _split_groups(internal, test_fraction, seed)
     train, val = _split_groups(rest, val_fraction / max(1e-9, 1 - test_fraction), seed + 1)
     splits = {"train": sorted(c.case_id for c in train), "val": sorted(c.case_id for c in val),

@@ -45,7 +45,7 @@ from gliomics.evaluation.auc import (
     auc_delong,
     delong_test,
 )
-from gliomics.evaluation.thresholds import youden_threshold
+from gliomics.inference.calibration import youden_threshold
 
 logger = logging.getLogger(__name__)
 

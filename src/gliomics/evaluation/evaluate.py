@@ -19,7 +19,7 @@ from gliomics.constants import MARKERS, REGIONS, TUMOUR_LABELS
 from gliomics.errors import ImageError, InputError, MarkerTableError, OutputError
 from gliomics.evaluation.classification import evaluate_marker
 from gliomics.evaluation.segmentation import segmentation_metrics
-from gliomics.evaluation.tables import marker_table, segmentation_table, site_table
+from gliomics.evaluation.tables import decision_table, marker_table, segmentation_table, site_table
 from gliomics.io import discover_cases, load_label, read_markers
 from gliomics.io.atomic import atomic_path, write_text_atomic
 from gliomics.io.predictions import RECORD_SUFFIX, SEG_SUFFIX, read_prediction_record
@@ -62,9 +62,17 @@ def _score_case(case, seg_path: Path | None, record: dict | None) -> dict[str, A
             for k, v in vals.items():
                 row[f"{region}_{k}"] = v
     if record is not None:
+        source = (record.get("calibration") or {}).get("source")
         for m, v in (record.get("markers") or {}).items():
             row[f"prob_{m}"] = v.get("probability")
             row[f"threshold_{m}"] = v.get("threshold")
+            if v.get("calibrated"):
+                row[f"prob_raw_{m}"] = v.get("probability_raw")
+                row[f"set_{m}"] = v.get("set_status")
+                row[f"alpha_{m}"] = v.get("alpha")
+                row[f"fitted_on_{m}"] = source
+                for op, t in (v.get("thresholds") or {}).items():
+                    row[f"threshold_{m}_{op}"] = t
     return row
 
 
@@ -100,6 +108,27 @@ def _marker_summary(rows: list[dict], n_boot: int) -> dict:
         thresholds = {t for _, _, t in pairs if t is not None}
         threshold = thresholds.pop() if len(thresholds) == 1 else None
         out[m] = evaluate_marker(y, p, threshold=threshold, n_boot=n_boot)
+        out[m].update(_decisions(m, [r for r in rows if r.get(f"prob_{m}") is not None], y))
+    return out
+
+
+def _decisions(m: str, rows: list[dict], y: np.ndarray) -> dict:
+    """Operating points, conformal coverage and raw calibration of one marker, where the records carry a fitted
+    calibration (one set of thresholds shared by every case; else nothing)."""
+    from gliomics.evaluation.decisions import conformal_summary, operating_point_summary, raw_calibration
+    from gliomics.inference.calibration import OPERATING_POINTS
+
+    if not rows or not all(r.get(f"prob_raw_{m}") is not None for r in rows):
+        return {}
+    known = ~np.isnan(y)
+    p = np.array([r[f"prob_{m}"] for r in rows], dtype=float)
+    out: dict = {"fitted_on": rows[0].get(f"fitted_on_{m}"),
+                 "calibration_raw": raw_calibration(y, np.array([r[f"prob_raw_{m}"] for r in rows], dtype=float)),
+                 "conformal": conformal_summary(m, y, [r.get(f"set_{m}") for r in rows], rows[0].get(f"alpha_{m}"))}
+    shared = {op: {r.get(f"threshold_{m}_{op}") for r in rows} for op in OPERATING_POINTS}
+    if all(len(v) == 1 and None not in v for v in shared.values()):
+        out["operating_points"] = operating_point_summary(y[known].astype(int), p[known],
+                                                          {op: v.pop() for op, v in shared.items()})
     return out
 
 
@@ -190,7 +219,8 @@ def evaluate_predictions(pred_dir: Path | str, ref: Path | str, *, markers: Path
             for site, g in sorted(groups.items())}
 
     md = [f"# Evaluation of {pred_dir} against {ref} ({len(rows)} cases)", "",
-          segmentation_table(summary["segmentation"]), marker_table(summary["markers"], bayes)]
+          segmentation_table(summary["segmentation"]), marker_table(summary["markers"], bayes),
+          decision_table(summary["markers"])]
     if "by_site" in summary:
         md.append(site_table(summary["by_site"]))
     out.mkdir(parents=True, exist_ok=True)

@@ -57,15 +57,52 @@ def marker_table(marker_summary: dict, bayes: dict | None = None, title: str = "
     return "\n".join(lines) + "\n"
 
 
+def _rate(value: float | None, ci: Sequence[float] | None) -> str:
+    lo, hi = ci or (math.nan, math.nan)
+    return f"{_f(value, 2)} [{_f(lo, 2)}, {_f(hi, 2)}]"
+
+
+def decision_table(marker_summary: dict) -> str:
+    """Calibration before and after, the calls at each operating point and the conformal sets, for the markers whose
+    predictions carry a fitted calibration; empty when none does."""
+    rows = [(m, marker_summary[m]) for m in MARKERS if marker_summary.get(m, {}).get("conformal")]
+    if not rows:
+        return ""
+    lines = [f"### Calibrated calls (thresholds and conformal sets fitted on: {rows[0][1].get('fitted_on')})", "",
+             "| marker | slope raw → calibrated | ECE raw → calibrated | coverage (target) | undetermined |",
+             "|---|---|---|---|---|"]
+    for m, s in rows:
+        raw, cal, conf = s.get("calibration_raw", {}), s.get("calibration", {}), s["conformal"]
+        lines.append(f"| {MARKER_NAMES[m]} | {_f(raw.get('slope'), 2)} → {_f(cal.get('slope'), 2)} | "
+                     f"{_f(raw.get('ece'))} → {_f(cal.get('ece'))} | "
+                     f"{_rate(conf.get('coverage'), conf.get('coverage_ci'))} ({_f(conf.get('target'), 2)}) | "
+                     f"{_f(conf.get('undetermined'), 2)} |")
+    lines += ["", "| marker | operating point | threshold | sensitivity | specificity | PPV | NPV |",
+              "|---|---|---|---|---|---|---|"]
+    for m, s in rows:
+        for op in (s.get("operating_points") or {}).values():
+            lines.append(f"| {MARKER_NAMES[m]} | {op['rule']} | {_f(op['threshold'])} | "
+                         f"{_rate(op['sensitivity'], op['sensitivity_ci'])} | "
+                         f"{_rate(op['specificity'], op['specificity_ci'])} | {_rate(op['ppv'], op['ppv_ci'])} | "
+                         f"{_rate(op['npv'], op['npv_ci'])} |")
+    return "\n".join(lines) + "\n"
+
+
 def site_table(by_site: dict) -> str:
     """Table 3: internal vs external, per site: mean Dice of the four labels and AUC per marker."""
+    conformal = any(s["markers"].get(m, {}).get("conformal") for s in by_site.values() for m in MARKERS)
     head = "| site | cases | mean Dice (ET, NETC, SNFH, RC) | lesion-wise mean Dice | " + \
         " | ".join(f"AUC {MARKER_NAMES[m]}" for m in MARKERS) + " |"
+    if conformal:
+        head += " " + " | ".join(f"coverage {MARKER_NAMES[m]}" for m in MARKERS) + " |"
     lines = ["### By site", "", head, "|" + "---|" * (head.count("|") - 1)]
     for site, s in by_site.items():
         aucs = " | ".join(_f(s["markers"].get(m, {}).get("auc")) for m in MARKERS)
-        lines.append(f"| {site} | {s['cases']} | {_ci(s.get('mean_dice'))} | {_ci(s.get('mean_lesion_dice'))} | "
-                     f"{aucs} |")
+        row = f"| {site} | {s['cases']} | {_ci(s.get('mean_dice'))} | {_ci(s.get('mean_lesion_dice'))} | {aucs} |"
+        if conformal:
+            row += " " + " | ".join(_f(s["markers"].get(m, {}).get("conformal", {}).get("coverage"), 2)
+                                    for m in MARKERS) + " |"
+        lines.append(row)
     return "\n".join(lines) + "\n"
 
 

@@ -20,6 +20,7 @@ from gliomics.config import RunConfig, validate_config
 from gliomics.constants import LABELS, MARKERS, REGIONS, SEQUENCES, TUMOUR_LABELS
 from gliomics.data.transforms import sequences_present
 from gliomics.errors import CheckpointError, GliomicsError, OutputError
+from gliomics.inference.calibration import apply_calibration
 from gliomics.inference.engine import forward_volume, forward_with_tta, marker_probabilities, pad_multiple
 from gliomics.inference.postprocess import remove_small_components, suppress_small_labels
 from gliomics.inference.who import DEFAULT_BAND, who_cns5_suggestion
@@ -28,7 +29,7 @@ from gliomics.io.atomic import write_text_atomic
 from gliomics.io.predictions import PROB_SUFFIX, RECORD_SUFFIX, SEG_SUFFIX
 from gliomics.labels import region_mask
 from gliomics.provenance import config_digest, versions
-from gliomics.runtime.checkpoint import BEST, LAST, load_checkpoint
+from gliomics.runtime.checkpoint import BEST, CALIBRATION_FILE, LAST, fold_runs, load_checkpoint
 from gliomics.runtime.hardware import autocast, configure_cpu, describe, resolve_device, resolve_precision
 
 logger = logging.getLogger(__name__)
@@ -68,17 +69,52 @@ class Predictor:
         self.who_band = who_band
         self.crop = crop
         self.model: torch.nn.Module | None = None
+        self.members: list[torch.nn.Module] = []
         self.config: RunConfig | None = None
         self.thresholds: dict[str, float] = {}
+        self.calibration: dict[str, Any] = {}
         self.min_label_mm3: dict[str, float] = {}
         self.checkpoint: Path | None = None
         self.transform = None
 
     def load(self, run_dir: Path | str, checkpoint: str = "best") -> Predictor:
-        """Load ``best.pt`` (or ``last.pt``) of a run folder, or a checkpoint file given directly."""
+        """Load ``best.pt`` (or ``last.pt``) of a run folder, a checkpoint file given directly, or every fold run of
+        a K-fold ensemble folder (``fold_0``, …), whose probabilities are then averaged."""
+        run_dir = Path(run_dir)
+        folds = fold_runs(run_dir)
+        if folds:
+            return self._load_ensemble(run_dir, folds, checkpoint)
+        self._load_run(run_dir, checkpoint)
+        self.members = [self.model]
+        return self
+
+    def _load_ensemble(self, folder: Path, folds: list[Path], checkpoint: str) -> Predictor:
+        """The fold runs of ``folder``: one preprocessing (they must share it), their marker thresholds and label
+        minimums averaged, and the ensemble's own calibration (``calibration.json``, fitted out of fold)."""
+        members, thresholds, minimums = [], [], []
+        first = None
+        for run in folds:
+            self._load_run(run, checkpoint)
+            key = (self.config.data.spacing, self.config.train.patch_size, self.config.train.whole_volume_factor)
+            if first is not None and key != first:
+                raise CheckpointError(f"{run}: its working spacing, patch size or whole-volume factor differ from "
+                                      f"{folds[0]}'s; the runs of an ensemble must share them")
+            first = key
+            members.append(self.model)
+            thresholds.append(self.thresholds)
+            minimums.append(self.min_label_mm3)
+        self.members, self.model = members, members[0]
+        self.thresholds = {m: float(np.mean([t[m] for t in thresholds])) for m in MARKERS}
+        labels = {k for mins in minimums for k in mins}
+        self.min_label_mm3 = {k: float(np.median([mins.get(k, 0.0) for mins in minimums])) for k in labels}
+        path = folder / CALIBRATION_FILE
+        self.calibration = json.loads(path.read_text()) if path.is_file() else {}
+        self.checkpoint = folder
+        return self
+
+    def _load_run(self, run_dir: Path, checkpoint: str) -> None:
         from gliomics.models.registry import create_model
 
-        run_dir = Path(run_dir)
         path = run_dir if run_dir.is_file() else run_dir / (BEST if checkpoint == "best" else LAST)
         if not path.is_file() and checkpoint == "best" and (run_dir / LAST).is_file():
             path = run_dir / LAST
@@ -93,13 +129,13 @@ class Predictor:
             configure_cpu()
         self.model = model.to(self.device).eval()
         self.thresholds = {m: float(state.get("thresholds", {}).get(m, 0.5)) for m in MARKERS}
+        self.calibration = dict(state.get("calibration") or {})
         self.min_label_mm3 = {k: float(v) for k, v in state.get("min_label_mm3", {}).items()}
         self.checkpoint = path
         from gliomics.data.transforms import inference_transforms
 
         self.transform = inference_transforms(spacing=self.config.data.spacing, sequences=self.sequences,
                                               divisible=pad_multiple(self.model), crop=self.crop)
-        return self
 
     def hardware(self) -> dict[str, Any]:
         """Where the predictions run: device, CPU model, threads and precision (recorded in every ``<case>.json``)."""
@@ -115,25 +151,37 @@ class Predictor:
         inverse = Invertd(keys="pred", transform=self.transform, orig_keys="image", nearest_interp=nearest)
         return np.asarray(inverse({"pred": pred, "image": image})["pred"])
 
+    def forward(self, case: Case, timings: dict[str, float] | None = None) -> tuple[dict, dict]:
+        """Preprocess one case and run the network on it (with flip TTA if asked): the preprocessed sample and the
+        network's outputs (:func:`~gliomics.inference.engine.forward_volume`). ``timings`` receives the seconds of
+        each step."""
+        if self.model is None or self.config is None:
+            raise RuntimeError("call load() before forward()")
+        timings = {} if timings is None else timings
+        t = time.perf_counter()
+        data = self.transform({"case": case})
+        timings["load_preprocess_s"] = time.perf_counter() - t
+        t = time.perf_counter()
+        kwargs = {"roi_size": self.config.train.patch_size, "overlap": self.overlap,
+                  "whole_volume_factor": self.config.train.whole_volume_factor}
+        x, p = data["image"].as_tensor()[None].to(self.device), data["present"][None].to(self.device)
+        outs = []
+        for model in self.members:
+            with autocast(self.device, self.precision):
+                outs.append(forward_with_tta(model, x, p, **kwargs) if self.tta else
+                            forward_volume(model, x, p, **kwargs))
+        timings["network_s"] = time.perf_counter() - t
+        return data, outs[0] if len(outs) == 1 else average_outputs(outs)
+
     def predict_case(self, case: Case, out_dir: Path | str) -> dict[str, Any]:
         """Predict one case and write its outputs into ``out_dir``; returns the JSON record."""
         if self.model is None or self.config is None:
             raise RuntimeError("call load() before predict_case()")
         out_dir = Path(out_dir)
         timings: dict[str, float] = {}
-        t = time.perf_counter()
-        data = self.transform({"case": case})
-        timings["load_preprocess_s"] = time.perf_counter() - t
+        data, res = self.forward(case, timings)
         image = data["image"]
         present = data["present"]
-        t = time.perf_counter()
-        kwargs = {"roi_size": self.config.train.patch_size, "overlap": self.overlap,
-                  "whole_volume_factor": self.config.train.whole_volume_factor}
-        x, p = image.as_tensor()[None].to(self.device), present[None].to(self.device)
-        with autocast(self.device, self.precision):
-            res = forward_with_tta(self.model, x, p, **kwargs) if self.tta else forward_volume(self.model, x, p,
-                                                                                                **kwargs)
-        timings["network_s"] = time.perf_counter() - t
         t = time.perf_counter()
         probs = res["probs"][0].float().cpu() if res["probs"] is not None else None
         used = sequences_present(present)
@@ -159,23 +207,38 @@ class Predictor:
                 soft = self._to_input_geometry(probs, image, nearest=False).astype(np.float32)
                 save_image(np.moveaxis(soft, 0, -1), affine, out_dir / f"{case.case_id}{PROB_SUFFIX}",
                            dtype=np.float32)
-        probs_markers = marker_probabilities(res["markers"])
-        record["markers"] = {m: {"probability": round(p_, 4), "threshold": round(self.thresholds[m], 4),
-                                 "call": int(p_ >= self.thresholds[m])} for m, p_ in probs_markers.items()}
-        if all(m in record["markers"] for m in MARKERS):
-            record["who_cns5"] = who_cns5_suggestion({m: v["probability"] for m, v in record["markers"].items()},
-                                                     {m: v["threshold"] for m, v in record["markers"].items()},
-                                                     band=self.who_band)
+        record.update(self.marker_record(marker_probabilities(res["markers"])))
         timings["postprocess_write_s"] = time.perf_counter() - t
         timings["total_s"] = sum(timings.values())
         record["timings"] = {k: round(v, 3) for k, v in timings.items()}
         record["hardware"] = self.hardware()
         record["model"] = {"name": self.config.model.name, "checkpoint": self.checkpoint.name if self.checkpoint
-                           else None, "config_sha256": config_digest(self.config), "train_seed": self.config.train.seed}
+                           else None, "config_sha256": config_digest(self.config), "train_seed": self.config.train.seed,
+                           "ensemble_members": len(self.members)}
         record["versions"] = versions()
         record["caveat"] = CAVEAT
         _write_json(record, out_dir / f"{case.case_id}{RECORD_SUFFIX}")
         return record
+
+    def marker_record(self, raw: dict[str, float]) -> dict[str, Any]:
+        """The marker part of ``<case>.json`` from the network's raw probabilities: per marker the raw and the
+        calibrated probability, the calls at each operating point and the conformal set (when the run has a fitted
+        calibration, :mod:`~gliomics.inference.calibration`); the WHO CNS5 suggestion from the calibrated
+        probabilities, indeterminate where a needed marker's set holds both classes; and ``needs_review``."""
+        fitted = self.calibration.get("markers", {})
+        markers = {m: apply_calibration(m, p, fitted.get(m), self.thresholds[m]) for m, p in raw.items()}
+        out: dict[str, Any] = {"markers": markers}
+        if self.calibration:
+            out["calibration"] = {"source": self.calibration.get("source"), "alpha": self.calibration.get("alpha"),
+                                  "calls_use": "the calibrated probability (temperature scaling)"}
+        undetermined = [m for m, v in markers.items() if v.get("set_status") == "undetermined"]
+        if all(m in markers for m in MARKERS):
+            out["who_cns5"] = who_cns5_suggestion({m: v["probability"] for m, v in markers.items()},
+                                                  {m: v["threshold"] for m, v in markers.items()},
+                                                  band=self.who_band, undetermined=undetermined)
+        out["needs_review"] = bool(undetermined)
+        out["review_reasons"] = [f"{m}: the conformal prediction set holds both classes" for m in undetermined]
+        return out
 
     def predict_folder(self, source: Path | str, out_dir: Path | str, *, overwrite: bool = False,
                        keep_going: bool = False, progress: bool = True, layout: str = "auto",
@@ -209,6 +272,20 @@ class Predictor:
                 logger.error("%s: %s", case.case_id, exc)
         return {"predicted": done, "skipped": skipped, "failed": failed,
                 "seconds_per_case": float(np.mean(seconds)) if seconds else None, "hardware": self.hardware()}
+
+
+def average_outputs(outs: list[dict]) -> dict:
+    """The outputs of several networks on one volume, averaged: the mean softmax, the mean marker probability
+    (returned as its logit, as a single network's marker output is), the mean CMAF weights; the pooling weights are
+    the first network's."""
+    probs = [o["probs"] for o in outs]
+    out = {"probs": None if probs[0] is None else torch.stack(probs).mean(0), "pool_weights": outs[0]["pool_weights"],
+           "alpha": None if any(o["alpha"] is None for o in outs) else torch.stack([o["alpha"] for o in outs]).mean(0),
+           "markers": None}
+    if outs[0]["markers"] is not None:
+        out["markers"] = {m: torch.logit(torch.stack([torch.sigmoid(o["markers"][m]) for o in outs]).mean(0),
+                                         eps=1e-7) for m in outs[0]["markers"]}
+    return out
 
 
 def _mean_alpha(alpha: torch.Tensor | None, labels: torch.Tensor, present: torch.Tensor) -> dict | None:

@@ -16,7 +16,7 @@ probability inside the band around its threshold makes the suggestion indetermin
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from gliomics.constants import MARKER_NAMES
@@ -63,7 +63,7 @@ def category_probabilities(p_idh: float, p_codel: float, p_tert: float) -> dict[
 
 
 def who_cns5_suggestion(probabilities: Mapping[str, float], thresholds: Mapping[str, float] | None = None, *,
-                        band: float = DEFAULT_BAND) -> dict[str, Any]:
+                        band: float = DEFAULT_BAND, undetermined: Collection[str] = ()) -> dict[str, Any]:
     """Suggest the WHO CNS5 integrated category of an adult-type diffuse glioma from marker probabilities.
 
     A marker is called altered when its probability reaches its threshold (``p >= t``, as the predictor's calls).
@@ -74,6 +74,8 @@ def who_cns5_suggestion(probabilities: Mapping[str, float], thresholds: Mapping[
         probabilities: ``idh``, ``codel_1p19q`` and ``tert`` probabilities (1 = altered).
         thresholds: Decision threshold per marker; 0.5 for any not given.
         band: Half-width of the indeterminate band around each threshold; 0 disables it.
+        undetermined: Markers whose conformal prediction set holds both classes: uncertain whatever their
+            distance to the threshold.
 
     Returns:
         A JSON-serialisable dict: ``category`` (the full WHO name or ``"Indeterminate"``), ``key`` (a key of
@@ -95,11 +97,15 @@ def who_cns5_suggestion(probabilities: Mapping[str, float], thresholds: Mapping[
     p = {m: _check_probability(m, probabilities[m]) for m in names}
     t = {m: _check_probability(f"threshold of {m}", thresholds.get(m, 0.5)) for m in names}
     altered = {m: p[m] >= t[m] for m in names}
-    uncertain = {m: abs(p[m] - t[m]) < band for m in names}
+    uncertain = {m: abs(p[m] - t[m]) < band or m in undetermined for m in names}
     probs = category_probabilities(p["idh"], p["codel_1p19q"], p["tert"])
 
     def word(m: str) -> str:
         return f"{MARKER_NAMES[m]} p={p[m]:.2f}, threshold {t[m]:.2f}"
+
+    def why(m: str) -> str:
+        return ("its conformal prediction set holds both classes" if m in undetermined else
+                f"it lies within ±{band:g} of its threshold")
 
     def branch(mutant: bool) -> tuple[str, list[str]]:
         """The marker an IDH branch needs and the categories it leaves possible."""
@@ -112,13 +118,13 @@ def who_cns5_suggestion(probabilities: Mapping[str, float], thresholds: Mapping[
         (m_mut, keys_mut), (m_wt, keys_wt) = branch(True), branch(False)
         keys = keys_mut + keys_wt
         needed = ["idh", *(m for m in (m_mut, m_wt) if uncertain[m])]
-        reason = f"{word('idh')} lies within ±{band:g} of its threshold"
+        reason = f"{word('idh')}: {why('idh')}"
     else:
         marker, keys = branch(altered["idh"])
         needed = [marker] if uncertain[marker] else []
         status = {"codel_1p19q": ("codeleted", "not codeleted"), "tert": ("TERT promoter mutant", "TERT wild-type")}
         idh = f"IDH-{'mutant' if altered['idh'] else 'wildtype'} ({word('idh')})"
-        reason = (f"{idh}, but {word(marker)} lies within ±{band:g} of its threshold" if needed else
+        reason = (f"{idh}, but {word(marker)}: {why(marker)}" if needed else
                   f"{idh}, {status[marker][0 if altered[marker] else 1]} ({word(marker)})")
     key = keys[0] if len(keys) == 1 else None
 

@@ -81,9 +81,24 @@ def _marker_rows(record: Mapping[str, Any]) -> list[dict[str, Any]]:
         if v is None:
             continue
         altered = v["probability"] >= v["threshold"]
-        rows.append({"name": MARKER_NAMES[m], "probability": v["probability"], "threshold": v["threshold"],
-                     "call": CALL_WORDS[m][0 if altered else 1]})
+        row = {"name": MARKER_NAMES[m], "probability": v["probability"], "threshold": v["threshold"],
+               "call": CALL_WORDS[m][0 if altered else 1]}
+        if v.get("calibrated"):
+            calls = v.get("calls", {})
+            row.update(raw=f"{v['probability_raw']:.4f}", set=" or ".join(v.get("prediction_set") or []) or "empty",
+                       rule_out=CALL_WORDS[m][0 if calls.get("rule_out") else 1],
+                       rule_in=CALL_WORDS[m][0 if calls.get("rule_in") else 1])
+        rows.append(row)
     return rows
+
+
+def _calibration_context(record: Mapping[str, Any]) -> dict[str, Any]:
+    """How the record's calls were fitted, for the report's note."""
+    cal = record.get("calibration") or {}
+    calibrated = bool(cal) and all(v.get("calibrated") for v in (record.get("markers") or {}).values())
+    alpha = cal.get("alpha")
+    return {"calibrated": calibrated, "fitted_on": f"the {cal.get('source')} set" if cal else "the validation set",
+            "coverage": f"{1 - alpha:.2f}" if alpha is not None else ""}
 
 
 def who_for_record(record: Mapping[str, Any], band: float = DEFAULT_BAND) -> dict[str, Any] | None:
@@ -91,8 +106,9 @@ def who_for_record(record: Mapping[str, Any], band: float = DEFAULT_BAND) -> dic
     markers = record.get("markers") or {}
     if not all(m in markers for m in MARKERS):
         return None
+    undetermined = [m for m in MARKERS if markers[m].get("set_status") == "undetermined"]
     return who_cns5_suggestion({m: markers[m]["probability"] for m in MARKERS},
-                               {m: markers[m]["threshold"] for m in MARKERS}, band=band)
+                               {m: markers[m]["threshold"] for m in MARKERS}, band=band, undetermined=undetermined)
 
 
 def _cmaf_table(record: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -161,6 +177,7 @@ def build_case_html(record: Mapping[str, Any], maps=None, *, band: float = DEFAU
         model=record.get("model") or {"name": "unknown", "checkpoint": None},
         caveat=CAVEAT,
         markers=_marker_rows(record),
+        **_calibration_context(record),
         who=who_for_record(record, band),
         volumes=record.get("volumes_ml"),
         present=[SEQUENCE_NAMES.get(s, s) for s in present],

@@ -105,7 +105,8 @@ def roc_figure(rows: Sequence[Mapping[str, Any]], summary: Mapping[str, Any],
 
 
 def calibration_figure(summary: Mapping[str, Any]) -> str | None:
-    """Reliability curve of each marker (quantile bins) with ECE, calibration slope and intercept."""
+    """Reliability curve of each marker (quantile bins) with ECE, calibration slope and intercept; dashed, the curve
+    of the raw probabilities when the predictions were calibrated."""
     markers = [m for m in MARKERS if (summary.get("markers", {}).get(m, {}).get("calibration") or {}).get("prob_pred")]
     if not markers:
         return None
@@ -115,7 +116,14 @@ def calibration_figure(summary: Mapping[str, Any]) -> str | None:
         cal = summary["markers"][m]["calibration"]
         counts = np.asarray(cal.get("bin_counts") or [1] * len(cal["prob_pred"]), dtype=float)
         ax.plot([0, 1], [0, 1], color="grey", lw=0.8, ls=":", label="perfect calibration")
-        ax.plot(cal["prob_pred"], cal["prob_true"], color="#aa3377", lw=1.5)
+        raw = summary["markers"][m].get("calibration_raw") or {}
+        if raw.get("prob_pred"):
+            # the same cases before the run's calibration (temperature scaling) was applied
+            ax.plot(raw["prob_pred"], raw["prob_true"], color="#999999", lw=1.0, ls="--", marker="o", ms=3,
+                    label=f"before calibration (ECE {raw.get('ece', math.nan):.3f}, "
+                          f"slope {raw.get('slope', math.nan):.2f})")
+        ax.plot(cal["prob_pred"], cal["prob_true"], color="#aa3377", lw=1.5,
+                label="calibrated" if raw.get("prob_pred") else None)
         ax.scatter(cal["prob_pred"], cal["prob_true"], s=20 + 80 * counts / counts.max(), color="#aa3377", zorder=3)
         text = [f"ECE {cal.get('ece', math.nan):.3f}", f"slope {cal.get('slope', math.nan):.2f}",
                 f"intercept {cal.get('intercept', math.nan):.2f}", f"Brier {cal.get('brier', math.nan):.3f}"]

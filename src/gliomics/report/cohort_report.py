@@ -142,7 +142,8 @@ def build_cohort_html(summary: Mapping[str, Any], rows: Sequence[Mapping[str, An
         ("ROC", roc_figure(rows, summary, posteriors), "ROC curve of each marker on the cases with a known label; "
          "dashed: the phantom's exact Bayes posteriors on the same cases, when the cohort is a phantom."),
         ("Calibration", calibration_figure(summary), "Reliability curves: observed rate of the altered state against "
-         "the mean predicted probability in quantile bins; the diagonal is perfect calibration."),
+         "the mean predicted probability in quantile bins; the diagonal is perfect calibration. For a calibrated run "
+         "the dashed curve shows the raw probabilities of the same cases."),
         ("Confusion", confusion_figure(summary), "Calls at the threshold stored with the model (chosen on "
          "validation); rows are the true classes."),
     ):

@@ -41,12 +41,18 @@ model {{ model.get("name", "unknown") }}{% if model.get("checkpoint") %} ({{ mod
 <div class="caveat" id="caveat">{{ caveat }}</div>
 
 <h2>Molecular markers</h2>
-<table id="markers"><tr><th>marker</th><th>probability</th><th>threshold</th><th>call</th></tr>
+<table id="markers"><tr><th>marker</th><th>probability</th><th>threshold</th><th>call</th>
+{% if calibrated %}<th>raw probability</th><th>conformal set</th><th>rule-out call (sens. &ge; 0.95)</th>
+<th>rule-in call (spec. &ge; 0.95)</th>{% endif %}</tr>
 {% for m in markers %}<tr><td>{{ m.name }}</td><td class="num">{{ "%.4f"|format(m.probability) }}</td>
-<td class="num">{{ "%.4f"|format(m.threshold) }}</td><td>{{ m.call }}</td></tr>
+<td class="num">{{ "%.4f"|format(m.threshold) }}</td><td>{{ m.call }}</td>
+{% if calibrated %}<td class="num">{{ m.raw }}</td><td>{{ m.set }}</td><td>{{ m.rule_out }}</td>
+<td>{{ m.rule_in }}</td>{% endif %}</tr>
 {% endfor %}</table>
-<p class="note">A marker is called altered when its probability reaches the threshold chosen on the validation set
-(Youden's J).</p>
+<p class="note">A marker is called altered when its probability reaches the threshold chosen on {{ fitted_on }}
+(Youden's J).{% if calibrated %} The probabilities are calibrated by temperature scaling fitted on the same cases;
+the conformal set holds the true class with probability {{ coverage }} on cases like them, and holds both classes
+("undetermined") when the image does not decide.{% endif %}</p>
 
 {% if who %}<h2>WHO CNS5 (2021) suggestion</h2>
 <div class="who" id="who">

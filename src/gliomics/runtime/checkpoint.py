@@ -21,6 +21,24 @@ from gliomics.io.atomic import atomic_path
 
 BEST = "best.pt"
 LAST = "last.pt"
+#: Labels and raw marker probabilities of a run's validation cases at its best epoch (NaN labels are unknown): the
+#: out-of-fold set of a K-fold ensemble.
+VAL_PREDICTIONS = "validation_predictions.json"
+#: The marker calibration a run (or an ensemble folder) was given by ``gliomics calibrate``.
+CALIBRATION_FILE = "calibration.json"
+#: The fold runs of a K-fold ensemble folder are ``fold_0``, ``fold_1``, ….
+FOLD_PREFIX = "fold_"
+
+
+def fold_runs(folder: Path | str) -> list[Path]:
+    """The fold runs of an ensemble folder (sub-folders ``fold_<k>`` holding a checkpoint), in fold order; empty
+    for a single run."""
+    folder = Path(folder)
+    if not folder.is_dir() or (folder / BEST).is_file() or (folder / LAST).is_file():
+        return []
+    runs = [p for p in folder.glob(f"{FOLD_PREFIX}*") if p.is_dir() and p.name[len(FOLD_PREFIX):].isdigit()
+            and ((p / BEST).is_file() or (p / LAST).is_file())]
+    return sorted(runs, key=lambda p: int(p.name[len(FOLD_PREFIX):]))
 
 
 def save_checkpoint(state: dict[str, Any], path: Path | str) -> Path:

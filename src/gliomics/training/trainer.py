@@ -20,7 +20,15 @@ from gliomics.config import RunConfig, to_yaml, validate_config
 from gliomics.errors import CheckpointError, ConfigError, InputError
 from gliomics.io.atomic import write_text_atomic
 from gliomics.provenance import config_digest, versions
-from gliomics.runtime.checkpoint import BEST, LAST, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from gliomics.runtime.checkpoint import (
+    BEST,
+    LAST,
+    VAL_PREDICTIONS,
+    load_checkpoint,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
 from gliomics.runtime.hardware import (
     autocast,
     configure_cpu,
@@ -59,8 +67,10 @@ def _prepare_data(cfg: RunConfig, sources: list[tuple[Path, Path | None]], out: 
 
     # every case must carry a segmentation, a whole-tumour mask or a known marker; the losses mask what it lacks
     cohort = build_cohorts(sources, layout=cfg.data.layout, require_supervision=True)
-    data = sources[0][0] if len(sources) == 1 else [str(d) for d, _ in sources]
-    markers = sources[0][1] if len(sources) == 1 else [str(m) if m else None for _, m in sources]
+    # absolute paths in splits.json, so that `gliomics calibrate` finds the cohorts from any working folder
+    absolute = [(d.absolute(), m.absolute() if m else None) for d, m in sources]
+    data = absolute[0][0] if len(absolute) == 1 else [str(d) for d, _ in absolute]
+    markers = absolute[0][1] if len(absolute) == 1 else [str(m) if m else None for _, m in absolute]
     splits_path = out / SPLITS_FILE
     save = None
     if resume and splits_path.is_file():
@@ -68,10 +78,12 @@ def _prepare_data(cfg: RunConfig, sources: list[tuple[Path, Path | None]], out: 
     else:
         split_seed = cfg.train.seed if cfg.data.split_seed is None else cfg.data.split_seed
         splits = make_splits(cohort, val_fraction=cfg.data.val_fraction, test_fraction=cfg.data.test_fraction,
-                             holdout_sites=cfg.data.holdout_sites, seed=split_seed)
+                             holdout_sites=cfg.data.holdout_sites, seed=split_seed, folds=cfg.data.folds,
+                             fold=cfg.data.fold)
         if info.is_main:
             def save() -> None:
-                save_splits(splits, splits_path, val_fraction=cfg.data.val_fraction,
+                save_splits(splits, splits_path, folds=cfg.data.folds, fold=cfg.data.fold,
+                            val_fraction=cfg.data.val_fraction,
                             test_fraction=cfg.data.test_fraction, holdout_sites=cfg.data.holdout_sites,
                             seed=split_seed, data=data if isinstance(data, list) else str(data),
                             markers=markers if isinstance(markers, list) or markers is None else str(markers))
@@ -126,7 +138,18 @@ def _loader(cfg: RunConfig, train, info: DistInfo, seed: int):
                                  contrast_prob=cfg.train.contrast_prob, bias_field_max=cfg.train.bias_field_max)
     transform.set_random_state(seed=seed + info.rank)
     ds = _dataset(train, transform, cfg.data.cache)
-    if info.enabled:
+    share = cfg.train.subregion_share
+    with_sub = np.array([c.has_subregions for c in train])
+    if share is not None and 0 < with_sub.sum() < len(train):
+        if info.enabled:
+            raise ConfigError("train.subregion_share is not supported under torchrun; leave it unset")
+        from torch.utils.data import WeightedRandomSampler
+
+        # an epoch keeps its length (one patch per case on average); the cases with subregions get `share` of them
+        weights = np.where(with_sub, share / with_sub.sum(), (1.0 - share) / (~with_sub).sum())
+        sampler = WeightedRandomSampler(weights.tolist(), num_samples=len(train), replacement=True,
+                                        generator=torch.Generator().manual_seed(seed))
+    elif info.enabled:
         sampler = DistributedSampler(ds, num_replicas=info.world_size, rank=info.rank, shuffle=True, seed=seed)
     else:
         sampler = RandomSampler(ds, generator=torch.Generator().manual_seed(seed))
@@ -261,6 +284,7 @@ def run_training(cfg: RunConfig, *, data: Path | str | Sequence[Path | str],
     start_epoch, best_score, best_epoch, stale, elapsed_before, global_step = 0, -math.inf, -1, 0, 0.0, 0
     thresholds: dict[str, float] = {}
     min_label_mm3: dict[str, float] = {}
+    calibration: dict[str, Any] = {}
     val_metrics: dict[str, Any] = {}
     if state is not None:
         model.load_state_dict(state["model"])
@@ -274,6 +298,7 @@ def run_training(cfg: RunConfig, *, data: Path | str | Sequence[Path | str],
         global_step = int(state.get("global_step", start_epoch * steps_per_epoch))
         thresholds, val_metrics = dict(state.get("thresholds", {})), dict(state.get("val_metrics", {}))
         min_label_mm3 = dict(state.get("min_label_mm3", {}))
+        calibration = dict(state.get("calibration", {}))
         logger.info("resuming %s at epoch %d", out, start_epoch)
     log = MetricsLog(out) if info.is_main else None
 
@@ -336,10 +361,16 @@ def run_training(cfg: RunConfig, *, data: Path | str | Sequence[Path | str],
             if val_metrics["score"] > best_score:
                 best_score, best_epoch, stale = val_metrics["score"], epoch, 0
                 thresholds, min_label_mm3 = val_metrics["thresholds"], val_metrics["min_label_mm3"]
+                calibration = val_metrics["calibration"]
+                if info.is_main:
+                    # the held-out predictions of the best epoch: the out-of-fold set of a K-fold ensemble
+                    write_text_atomic(out / VAL_PREDICTIONS, json.dumps(
+                        [{"case_id": r["case_id"], "markers": r["markers"], "prob": r["prob"]} for r in rows]))
             else:
                 stale += 1
         elif not val:
             best_score, best_epoch, thresholds, min_label_mm3 = -float(row.get("train_total", 0.0)), epoch, {}, {}
+            calibration = {}
         elapsed = elapsed_before + time.perf_counter() - t0
         row["elapsed_seconds"] = elapsed
         if info.is_main:
@@ -349,13 +380,14 @@ def run_training(cfg: RunConfig, *, data: Path | str | Sequence[Path | str],
                     "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(), "rng": rng_state(),
                     "best_score": best_score, "best_epoch": best_epoch, "stale": stale, "elapsed": elapsed,
                     "thresholds": thresholds, "min_label_mm3": min_label_mm3, "val_metrics": _scalars(val_metrics),
-                    "pos_weight": pos_weight}
+                    "pos_weight": pos_weight, "calibration": calibration}
             # the log row first: a kill between the two leaves a row that the resumed run rewrites, never a
             # checkpointed epoch without its row
             log.append(row)
             if best_epoch == epoch:
                 save_checkpoint({k: ckpt[k] for k in ("model", "config", "epoch", "best_score", "thresholds",
-                                                      "min_label_mm3", "val_metrics", "pos_weight")}, out / BEST)
+                                                      "min_label_mm3", "val_metrics", "pos_weight", "calibration")},
+                                out / BEST)
             save_checkpoint(ckpt, out / LAST)
         bar.update()
         bar.set_postfix(loss=f"{row.get('train_total', float('nan')):.3f}",
@@ -384,6 +416,7 @@ def run_training(cfg: RunConfig, *, data: Path | str | Sequence[Path | str],
                "hardware": {**describe(dev, precision), "world_size": info.world_size},
                "supervision": supervision,
                "val": _scalars(val_metrics), "thresholds": thresholds, "min_label_mm3": min_label_mm3,
+               "calibration": calibration,
                "seed": seed, "config_sha256": config_digest(cfg), "versions": versions()}
     if info.is_main:
         write_text_atomic(out / "train_summary.json", json.dumps(summary, indent=2))

@@ -9,7 +9,7 @@ import torch
 from sklearn.metrics import roc_auc_score
 
 from gliomics.constants import MARKERS, TUMOUR_LABELS
-from gliomics.evaluation.thresholds import youden_threshold
+from gliomics.inference.calibration import fit_run_calibration, youden_threshold
 from gliomics.inference.engine import forward_volume, marker_probabilities
 from gliomics.inference.postprocess import fit_min_label_volumes, remove_small_components
 from gliomics.io import voxel_spacing
@@ -47,7 +47,8 @@ def validate_cases(model: torch.nn.Module, samples: Sequence[dict], *, roi_size,
 
 def summarise(rows: list[dict], auc_weight: float = 0.5, volume_caps: dict[str, float] | None = None) -> dict:
     """Mean Dice per region, AUC and Youden thresholds per marker, minimum label volumes, the number of cases behind
-    each (``n_dice``, ``n_<marker>``), and the model-selection score.
+    each (``n_dice``, ``n_<marker>``), the model-selection score, and the marker calibration of these cases
+    (:func:`~gliomics.inference.calibration.fit_run_calibration`: temperature, operating points, conformal sets).
 
     The score is ``(1 - auc_weight) * mean Dice + auc_weight * mean AUC``: the mean Dice over the four labels and
     the mean AUC over markers that have both classes in validation. When only one of the two is defined (no AUC,
@@ -76,6 +77,11 @@ def summarise(rows: list[dict], auc_weight: float = 0.5, volume_caps: dict[str, 
             aucs.append(out[f"auc_{m}"])
     if aucs:
         out["auc_mean"] = float(np.mean(aucs))
+    # temperature, operating points and conformal sets, fitted on these held-out cases and stored with the run
+    labels = np.array([r["markers"] for r in rows], dtype=float).reshape(len(rows), len(MARKERS))
+    raw = {m: np.array([r["prob"].get(m, np.nan) for r in rows], dtype=float) for m in MARKERS
+           if rows and all(m in r["prob"] for r in rows)}
+    out["calibration"] = fit_run_calibration(labels, raw, source="validation") if raw else {}
     if "dice_mean" in out and "auc_mean" in out:
         out["score"] = (1.0 - auc_weight) * out["dice_mean"] + auc_weight * out["auc_mean"]
     else:

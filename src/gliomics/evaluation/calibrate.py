@@ -1,0 +1,151 @@
+"""``gliomics calibrate``: fit a run's marker calibration on held-out predictions and store it with the run.
+
+The fitting set is the run's own validation split (predicted here, as ``gliomics predict`` would, from the cohorts
+named in ``splits.json``); for a folder of K-fold runs, the out-of-fold predictions of every fold (the whole training
+cohort, each case predicted by the fold run that did not train on it); or a folder of predictions of other
+held-out cases with their markers table. Never the cases the network trained on: those are refused.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from gliomics.constants import MARKERS
+from gliomics.errors import InputError
+from gliomics.inference.calibration import DEFAULT_ALPHA, fit_run_calibration
+from gliomics.io import read_markers
+from gliomics.io.atomic import write_text_atomic
+from gliomics.io.predictions import RECORD_SUFFIX, read_prediction_record
+from gliomics.runtime.checkpoint import (
+    BEST,
+    CALIBRATION_FILE,
+    LAST,
+    VAL_PREDICTIONS,
+    fold_runs,
+    load_checkpoint,
+    save_checkpoint,
+)
+
+logger = logging.getLogger(__name__)
+
+
+def _validation_predictions(run: Path, *, tta: bool, precision: str, device: str) -> tuple[np.ndarray, dict]:
+    """Labels and raw marker probabilities of the run's validation split, predicted with its best checkpoint."""
+    from gliomics.data.cohort import build_cohorts
+    from gliomics.data.splits import SPLITS_FILE, load_splits
+    from gliomics.inference.engine import marker_probabilities
+    from gliomics.inference.predictor import Predictor
+
+    path = run / SPLITS_FILE
+    splits = load_splits(path)
+    settings = json.loads(path.read_text()).get("settings", {})
+    data, markers = settings.get("data"), settings.get("markers")
+    if not data:
+        raise InputError(f"{path}: does not name the cohort it split (give --pred and --markers instead)")
+    datas = data if isinstance(data, list) else [data]
+    tables = markers if isinstance(markers, list) else [markers] * len(datas)
+    cohort = {c.case_id: c for c in build_cohorts(list(zip(datas, tables, strict=True)), allow_missing=True)}
+    val = [cohort[c] for c in splits["val"] if c in cohort]
+    if not val:
+        raise InputError(f"{path}: the run has no validation cases to calibrate on (give --pred and --markers)")
+    predictor = Predictor(device, tta=tta, precision=precision).load(run)
+    labels, probs = [], []
+    for c in val:
+        _, res = predictor.forward(c.case)
+        labels.append(c.marker_vector())
+        probs.append(marker_probabilities(res["markers"]))
+    return np.stack(labels), {m: np.array([p[m] for p in probs]) for m in MARKERS if all(m in p for p in probs)}
+
+
+def _out_of_fold_predictions(folds: list[Path]) -> tuple[np.ndarray, dict]:
+    """Labels and raw marker probabilities of every fold's validation cases (each predicted by the one fold run
+    that did not train on it), pooled: the whole cohort of a K-fold ensemble."""
+    rows = []
+    for run in folds:
+        path = run / VAL_PREDICTIONS
+        if not path.is_file():
+            raise InputError(f"{path}: not found (the fold has not validated yet)")
+        rows += json.loads(path.read_text())
+    seen = [r["case_id"] for r in rows]
+    if len(set(seen)) != len(seen):
+        raise InputError(f"{folds[0].parent}: a case is in the validation fold of two runs; these are not the folds "
+                         "of one split")
+    labels = np.array([r["markers"] for r in rows], dtype=float)
+    return labels, {m: np.array([r["prob"][m] for r in rows]) for m in MARKERS if all(m in r["prob"] for r in rows)}
+
+
+def _folder_predictions(run: Path, pred: Path, markers: Path) -> tuple[np.ndarray, dict]:
+    """Labels and raw marker probabilities of the records in a prediction folder."""
+    from gliomics.data.splits import SPLITS_FILE, load_splits
+
+    table = read_markers(markers)
+    records = sorted(pred.glob(f"*{RECORD_SUFFIX}"))
+    trained = {c for r in (fold_runs(run) or [run]) if (r / SPLITS_FILE).is_file()
+               for c in load_splits(r / SPLITS_FILE)["train"]}
+    labels, probs = [], []
+    for path in records:
+        case_id = path.name[: -len(RECORD_SUFFIX)]
+        if case_id not in table:
+            continue
+        if case_id in trained:
+            raise InputError(f"{path}: case {case_id!r} is in the run's training split; calibrate on held-out cases")
+        record = read_prediction_record(path, case_id)
+        labels.append([np.nan if (v := table[case_id].label(m)) is None else v for m in MARKERS])
+        probs.append({m: float(v.get("probability_raw", v["probability"])) for m, v in record["markers"].items()})
+    if not labels:
+        raise InputError(f"{pred}: no prediction record matches a case of {markers}")
+    return np.array(labels, dtype=float), {m: np.array([p[m] for p in probs]) for m in MARKERS
+                                           if all(m in p for p in probs)}
+
+
+def calibrate_run(run: Path | str, *, pred: Path | str | None = None, markers: Path | str | None = None,
+                  alpha: float = DEFAULT_ALPHA, tta: bool = True, precision: str = "auto",
+                  device: str = "auto") -> dict[str, Any]:
+    """Fit temperature, operating points and conformal sets of ``run`` and store them in its checkpoints (``best.pt``
+    and ``last.pt``, under ``calibration``) and in ``calibration.json``; returns the fitted calibration. For a
+    folder of fold runs (``fold_0``, …) the fit uses their out-of-fold predictions and goes to the folder's
+    ``calibration.json``, which ``gliomics predict`` applies to the ensemble.
+
+    Args:
+        run: A run folder, or a folder of fold runs.
+        pred: A prediction folder of held-out cases; None predicts the run's validation split.
+        markers: The markers table of ``pred`` (required with it).
+        alpha: Miscoverage of the conformal sets.
+        tta: Predict the validation split with flip TTA (as ``predict --tta``; use what you will predict with).
+        precision: As ``gliomics predict --precision``.
+        device: As ``gliomics predict --device``.
+    """
+    run = Path(run)
+    folds = fold_runs(run)
+    if not folds and not (run / BEST).is_file():
+        raise InputError(f"{run}: not a run folder (no {BEST}) nor a folder of fold runs")
+    if folds and pred is None:
+        labels, probs = _out_of_fold_predictions(folds)
+        fitted = fit_run_calibration(labels, probs, source=f"out-of-fold ({len(folds)} folds)", alpha=alpha)
+        fitted["tta"] = False
+        write_text_atomic(run / CALIBRATION_FILE, json.dumps(fitted, indent=2))
+        return fitted
+    if pred is not None:
+        if markers is None:
+            raise InputError(f"{pred}: --markers is needed with --pred (the labels of those cases)")
+        labels, probs = _folder_predictions(run, Path(pred), Path(markers))
+        source = f"held-out predictions {pred}"
+    else:
+        labels, probs = _validation_predictions(run, tta=tta, precision=precision, device=device)
+        source = "validation"
+    fitted = fit_run_calibration(labels, probs, source=source, alpha=alpha)
+    fitted["tta"] = tta if pred is None else None
+    for name in (BEST, LAST) if not folds else ():
+        if (run / name).is_file():
+            state = load_checkpoint(run / name)
+            state["calibration"] = fitted
+            save_checkpoint(state, run / name)
+    write_text_atomic(run / CALIBRATION_FILE, json.dumps(fitted, indent=2))
+    for m, f in fitted["markers"].items():
+        logger.info("%s: temperature %.3f on %d cases (%d altered)", m, f["temperature"], f["n"], f["n_pos"])
+    return fitted

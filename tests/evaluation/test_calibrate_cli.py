@@ -1,0 +1,133 @@
+"""`gliomics calibrate`, then `predict` and `evaluate` with the run's calibration: raw and calibrated probabilities,
+calls at three operating points, conformal sets, the review flag, coverage and operating-point metrics."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from gliomics.cli.main import app
+from gliomics.evaluation.decisions import conformal_summary, operating_point_summary
+from gliomics.inference.predictor import Predictor
+from gliomics.runtime.checkpoint import load_checkpoint
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def calibrated_run(tiny_run, tmp_path_factory):
+    run = tmp_path_factory.mktemp("calibrated") / "run"
+    shutil.copytree(tiny_run, run)
+    result = runner.invoke(app, ["calibrate", "-m", str(run), "--no-tta", "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    assert "fitted on validation" in result.output
+    return run
+
+
+def test_calibration_is_stored_with_the_run(calibrated_run):
+    fitted = load_checkpoint(calibrated_run / "best.pt")["calibration"]
+    assert fitted["source"] == "validation" and fitted["alpha"] == 0.1
+    assert json.loads((calibrated_run / "calibration.json").read_text()) == fitted
+    assert load_checkpoint(calibrated_run / "last.pt")["calibration"] == fitted
+    for f in fitted["markers"].values():
+        assert f["temperature"] > 0 and set(f["thresholds"]) == {"youden", "rule_out", "rule_in"}
+
+
+def test_predict_and_evaluate_use_it(calibrated_run, tiny_phantom, tmp_path):
+    pred = tmp_path / "pred"
+    result = runner.invoke(app, ["predict", "-i", str(tiny_phantom), "-o", str(pred), "-m", str(calibrated_run),
+                                 "--device", "cpu", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    record = json.loads(next(pred.glob("*.json")).read_text())
+    assert record["calibration"]["source"] == "validation"
+    for m in record["markers"]:
+        entry = record["markers"][m]
+        assert {"probability", "probability_raw", "calls", "prediction_set", "set_status"} <= set(entry)
+        assert entry["calibrated"] and entry["call"] == entry["calls"]["youden"]
+    assert isinstance(record["needs_review"], bool)
+    out = tmp_path / "eval"
+    result = runner.invoke(app, ["evaluate", "--pred", str(pred), "--ref", str(tiny_phantom), "--markers",
+                                 str(tiny_phantom / "markers.csv"), "-o", str(out), "--by", "site",
+                                 "--n-boot", "100"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "summary.json").read_text())
+    idh = summary["markers"]["idh"]
+    assert idh["fitted_on"] == "validation" and 0 <= idh["conformal"]["coverage"] <= 1
+    assert set(idh["operating_points"]) == {"youden", "rule_out", "rule_in"}
+    assert "calibration_raw" in idh
+    assert all("conformal" in s["markers"]["idh"] for s in summary["by_site"].values())
+    assert "Calibrated calls" in (out / "tables.md").read_text()
+
+
+def test_an_undetermined_set_raises_the_review_flag(tiny_run):
+    predictor = Predictor("cpu").load(tiny_run)
+    wide = {"temperature": 1.0, "thresholds": {"youden": 0.5, "rule_out": 0.3, "rule_in": 0.7}, "alpha": 0.1}
+    predictor.calibration = {"source": "test", "alpha": 0.1,
+                             "markers": {"idh": {**wide, "conformal_q": [1.0, 1.0]},
+                                         "codel_1p19q": {**wide, "conformal_q": [0.0, 1.0]},
+                                         "tert": {**wide, "conformal_q": [0.0, 1.0]}}}
+    out = predictor.marker_record({"idh": 0.9, "codel_1p19q": 0.2, "tert": 0.2})
+    assert out["markers"]["idh"]["set_status"] == "undetermined" and out["needs_review"]
+    assert out["review_reasons"] == ["idh: the conformal prediction set holds both classes"]
+    assert out["who_cns5"]["key"] == "indeterminate"
+    predictor.calibration["markers"]["idh"]["conformal_q"] = [0.0, 1.0]
+    assert not predictor.marker_record({"idh": 0.9, "codel_1p19q": 0.2, "tert": 0.2})["needs_review"]
+
+
+def test_calibrate_refuses_training_cases(tiny_run, tiny_phantom, tmp_path):
+    train = json.loads((tiny_run / "splits.json").read_text())["train"][0]
+    pred = tmp_path / "pred"
+    runner.invoke(app, ["predict", "-i", str(tiny_phantom / train), "-o", str(pred), "-m", str(tiny_run),
+                        "--device", "cpu", "--no-progress"])
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    result = runner.invoke(app, ["calibrate", "-m", str(run), "--pred", str(pred), "--markers",
+                                 str(tiny_phantom / "markers.csv")])
+    assert result.exit_code == 2 and "training split" in result.output
+
+
+def test_decision_summaries():
+    y = np.array([1, 1, 1, 0, 0, 0])
+    p = np.array([0.9, 0.8, 0.4, 0.3, 0.2, 0.6])
+    ops = operating_point_summary(y, p, {"youden": 0.5})
+    assert ops["youden"]["sensitivity"] == pytest.approx(2 / 3) and ops["youden"]["ppv"] == pytest.approx(2 / 3)
+    assert ops["youden"]["npv"] == pytest.approx(2 / 3) and len(ops["youden"]["npv_ci"]) == 2
+    sets = ["mutant", "undetermined", "wildtype", "wildtype", None, "mutant"]
+    conf = conformal_summary("idh", y.astype(float), sets, 0.1)
+    # covered: mutant (y=1), undetermined, wildtype (y=0); not: wildtype for y=1; mutant for y=0
+    assert conf["n"] == 5 and conf["coverage"] == pytest.approx(3 / 5) and conf["undetermined"] == pytest.approx(1 / 5)
+    assert conf["target"] == pytest.approx(0.9)
+
+
+def test_case_report_shows_calibrated_probability_set_and_calls(tiny_run):
+    from gliomics.report.case_report import build_case_html
+
+    predictor = Predictor("cpu").load(tiny_run)
+    base = {"temperature": 0.5, "thresholds": {"youden": 0.5, "rule_out": 0.2, "rule_in": 0.9}, "alpha": 0.1}
+    predictor.calibration = {"source": "out-of-fold (5 folds)", "alpha": 0.1,
+                             "markers": {"idh": {**base, "conformal_q": [1.0, 1.0]},
+                                         "codel_1p19q": {**base, "conformal_q": [0.0, 1.0]},
+                                         "tert": {**base, "conformal_q": [0.0, 1.0]}}}
+    record = {"case_id": "C1", **predictor.marker_record({"idh": 0.7, "codel_1p19q": 0.3, "tert": 0.6})}
+    html = build_case_html(record)
+    assert "conformal set" in html and "wildtype or mutant" in html and "out-of-fold (5 folds)" in html
+    assert "rule-out call" in html and f"{record['markers']['idh']['probability_raw']:.4f}" in html
+    assert "Indeterminate" in html  # IDH's set holds both classes
+    predictor.calibration = {}  # a run without a fitted calibration
+    plain = build_case_html({"case_id": "C1", **predictor.marker_record({"idh": 0.7, "codel_1p19q": 0.3, "tert": 0.6})})
+    assert "conformal set" not in plain and "0.7000" in plain
+
+
+def test_cohort_calibration_figure_adds_the_raw_curve():
+    from gliomics.report.cohort_figures import calibration_figure
+
+    cal = {"prob_pred": [0.2, 0.5, 0.8], "prob_true": [0.1, 0.5, 0.9], "bin_counts": [5, 5, 5], "ece": 0.05,
+           "slope": 1.1, "intercept": 0.0, "brier": 0.2}
+    raw = {**cal, "prob_pred": [0.45, 0.5, 0.55], "slope": 6.0, "ece": 0.3}
+    without = calibration_figure({"markers": {"idh": {"calibration": cal}}})
+    with_raw = calibration_figure({"markers": {"idh": {"calibration": cal, "calibration_raw": raw}}})
+    assert without and with_raw and without != with_raw
