@@ -63,13 +63,20 @@ def test_predict_and_evaluate_use_it(calibrated_run, tiny_phantom, tmp_path):
     assert "Calibrated calls" in (out / "tables.md").read_text()
 
 
+def _calibrated(run, source: str, temperature: float, rule_out: float, rule_in: float) -> Predictor:
+    """A predictor whose calibration makes IDH's set undetermined and the other two markers' sets decided."""
+    predictor = Predictor("cpu").load(run)
+    base = {"temperature": temperature, "alpha": 0.1,
+            "thresholds": {"youden": 0.5, "rule_out": rule_out, "rule_in": rule_in}}
+    predictor.calibration = {"source": source, "alpha": 0.1,
+                             "markers": {"idh": {**base, "conformal_q": [1.0, 1.0]},
+                                         "codel_1p19q": {**base, "conformal_q": [0.0, 1.0]},
+                                         "tert": {**base, "conformal_q": [0.0, 1.0]}}}
+    return predictor
+
+
 def test_an_undetermined_set_raises_the_review_flag(tiny_run):
-    predictor = Predictor("cpu").load(tiny_run)
-    wide = {"temperature": 1.0, "thresholds": {"youden": 0.5, "rule_out": 0.3, "rule_in": 0.7}, "alpha": 0.1}
-    predictor.calibration = {"source": "test", "alpha": 0.1,
-                             "markers": {"idh": {**wide, "conformal_q": [1.0, 1.0]},
-                                         "codel_1p19q": {**wide, "conformal_q": [0.0, 1.0]},
-                                         "tert": {**wide, "conformal_q": [0.0, 1.0]}}}
+    predictor = _calibrated(tiny_run, "test", 1.0, 0.3, 0.7)
     out = predictor.marker_record({"idh": 0.9, "codel_1p19q": 0.2, "tert": 0.2})
     assert out["markers"]["idh"]["set_status"] == "undetermined" and out["needs_review"]
     assert out["review_reasons"] == ["idh: the conformal prediction set holds both classes"]
@@ -106,12 +113,7 @@ def test_decision_summaries():
 def test_case_report_shows_calibrated_probability_set_and_calls(tiny_run):
     from gliomics.report.case_report import build_case_html
 
-    predictor = Predictor("cpu").load(tiny_run)
-    base = {"temperature": 0.5, "thresholds": {"youden": 0.5, "rule_out": 0.2, "rule_in": 0.9}, "alpha": 0.1}
-    predictor.calibration = {"source": "out-of-fold (5 folds)", "alpha": 0.1,
-                             "markers": {"idh": {**base, "conformal_q": [1.0, 1.0]},
-                                         "codel_1p19q": {**base, "conformal_q": [0.0, 1.0]},
-                                         "tert": {**base, "conformal_q": [0.0, 1.0]}}}
+    predictor = _calibrated(tiny_run, "out-of-fold (5 folds)", 0.5, 0.2, 0.9)
     record = {"case_id": "C1", **predictor.marker_record({"idh": 0.7, "codel_1p19q": 0.3, "tert": 0.6})}
     html = build_case_html(record)
     assert "conformal set" in html and "wildtype or mutant" in html and "out-of-fold (5 folds)" in html
@@ -131,3 +133,15 @@ def test_cohort_calibration_figure_adds_the_raw_curve():
     without = calibration_figure({"markers": {"idh": {"calibration": cal}}})
     with_raw = calibration_figure({"markers": {"idh": {"calibration": cal, "calibration_raw": raw}}})
     assert without and with_raw and without != with_raw
+
+
+def test_no_calibration_restores_the_raw_probabilities(calibrated_run, tiny_phantom, tmp_path):
+    case = sorted(p for p in tiny_phantom.iterdir() if p.is_dir())[0]
+    for flag, out in (([], tmp_path / "cal"), (["--no-calibration"], tmp_path / "raw")):
+        result = runner.invoke(app, ["predict", "-i", str(case), "-o", str(out), "-m", str(calibrated_run),
+                                     "--device", "cpu", "--no-progress", *flag])
+        assert result.exit_code == 0, result.output
+    cal, raw = (json.loads((d / f"{case.name}.json").read_text()) for d in (tmp_path / "cal", tmp_path / "raw"))
+    assert "calibration" not in raw and raw["needs_review"] is False
+    for m, entry in raw["markers"].items():
+        assert not entry["calibrated"] and entry["probability"] == cal["markers"][m]["probability_raw"]

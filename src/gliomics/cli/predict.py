@@ -28,6 +28,9 @@ def predict(
     keep_going: bool = typer.Option(False, "--keep-going", help="Report bad cases and finish the others."),
     no_progress: bool = typer.Option(False, "--no-progress", help="Hide the progress bar."),
     report: bool = typer.Option(False, "--report", help="Also write <case>.html: overlays, attention maps, Grad-CAM."),
+    no_calibration: bool = typer.Option(False, "--no-calibration", help="Report the network's raw marker "
+                                        "probabilities with the validation Youden thresholds, as the paper does, "
+                                        "instead of the run's calibration (no conformal sets)."),
     who_band: float = typer.Option(DEFAULT_BAND, "--who-band", min=0.0, max=0.49,
                                    help="WHO CNS5 suggestion: indeterminate this close to a marker's threshold."),
     native: bool = typer.Option(False, "--native", help="Also write <case>_seg_native.nii.gz in the original scan "
@@ -45,6 +48,8 @@ def predict(
     predictor = Predictor(device, tta=tta, overlap=overlap, save_probabilities=save_probabilities, sequences=seqs,
                           label_minimums=not no_label_minimums, who_band=who_band, precision=precision)
     predictor.load(model)
+    if no_calibration:
+        predictor.calibration = {}
     on_case = None
     if report:
         from gliomics.report.case_report import write_case_report
