@@ -15,7 +15,8 @@ from gliomics.runtime.hardware import check_precision
 def predict(
     input: Path = typer.Option(..., "--input", "-i", help="A case folder or a folder/list of cases (any layout)."),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder."),
-    model: Path = typer.Option(..., "--model", "-m", help="Run folder (uses best.pt) or a checkpoint file."),
+    model: Path = typer.Option(..., "--model", "-m", help="Run folder (uses best.pt), a checkpoint file, or a "
+                               "folder of K-fold runs (fold_0, …: their ensemble)."),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda."),
     precision: str = precision_option(),
     save_probabilities: bool = typer.Option(False, "--save-probabilities", help="Also write the softmax."),
