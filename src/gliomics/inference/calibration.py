@@ -63,7 +63,7 @@ def fit_temperature(y: np.ndarray, p_raw: np.ndarray) -> float:
         return 1.0
     z = _logit(p_raw)[:, None]
     # unpenalised; separable data would let the slope grow without bound, so it is capped at T = 0.01
-    fit = LogisticRegression(penalty=None, fit_intercept=False, max_iter=1000).fit(z, y)
+    fit = LogisticRegression(C=np.inf, fit_intercept=False, max_iter=1000).fit(z, y)
     slope = float(fit.coef_[0, 0])
     if not slope > 0 or not math.isfinite(slope):
         return 1.0
