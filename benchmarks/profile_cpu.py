@@ -63,7 +63,11 @@ def main() -> None:
     from gliomics.losses import MultiTaskLoss
     from gliomics.models.registry import create_model
     from gliomics.training.distributed import DistInfo
-    from gliomics.training.trainer import _loader, _pos_weight
+    try:
+        from gliomics.training.data import make_loader as _loader
+        from gliomics.training.data import marker_pos_weight as _pos_weight
+    except ImportError:  # a commit from before the training data had a module of its own
+        from gliomics.training.trainer import _loader, _pos_weight
 
     try:
         from gliomics.runtime.hardware import autocast, configure_cpu, cpu_model_name, resolve_precision

@@ -146,14 +146,14 @@ def test_gradients_reach_the_marker_heads_from_marker_only_cases_and_the_decoder
 
 
 def test_subregion_share_sets_the_fraction_of_patches_from_cases_with_subregions(mixed_phantom):
+    from gliomics.training.data import make_loader
     from gliomics.training.distributed import DistInfo
-    from gliomics.training.trainer import _loader
 
     cohort = build_cohort(mixed_phantom, mixed_phantom / "markers.csv")
     info = DistInfo()
     for share, lo, hi in ((0.9, 0.8, 0.97), (None, 0.4, 0.6)):
         extra = [] if share is None else [f"train.subregion_share={share}"]
-        loader = _loader(tiny_config("data.cache=false", *extra), cohort, info, seed=0)
+        loader = make_loader(tiny_config("data.cache=false", *extra), cohort, info, seed=0)
         drawn = [i for _ in range(40) for i in loader.sampler]
         frac = np.mean([cohort[i].has_subregions for i in drawn])
         assert lo < frac < hi, (share, frac)

@@ -1,0 +1,132 @@
+"""The data of a training run: its cohorts (one or several ``--data``/``--markers`` pairs), the patient-level
+split, the marker class weights, the MONAI datasets and the training loader."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from gliomics.config import RunConfig
+from gliomics.errors import ConfigError, InputError
+from gliomics.training.distributed import DistInfo
+
+logger = logging.getLogger(__name__)
+
+#: A ``--markers`` value that pairs a cohort with no markers table (e.g. BraTS next to EGD).
+NO_TABLE = frozenset({"none", "-"})
+
+
+def data_sources(data: Path | str | Sequence[Path | str], markers: Path | str | Sequence[Path | str] | None
+             ) -> list[tuple[Path, Path | None]]:
+    """``(data, markers)`` pairs: one cohort, or several given as lists (one markers table per cohort, ``none`` for a
+    cohort without one, or no tables at all)."""
+    datas = [Path(data)] if isinstance(data, (str, Path)) else [Path(d) for d in data]
+    tables = [] if markers is None else [markers] if isinstance(markers, (str, Path)) else list(markers)
+    tables = [None if str(m).strip().lower() in NO_TABLE else Path(m) for m in tables]
+    if not datas:
+        raise ConfigError("no training data given")
+    if tables and len(tables) != len(datas):
+        raise ConfigError(f"{len(datas)} data sources but {len(tables)} markers tables: give one --markers per --data "
+                          "(in the same order; 'none' for a cohort without a table), or none at all")
+    return list(zip(datas, tables or [None] * len(datas), strict=True))
+
+
+def prepare_data(cfg: RunConfig, sources: list[tuple[Path, Path | None]], out: Path, info: DistInfo, resume: bool):
+    from gliomics.data.cohort import build_cohorts, supervision_counts
+    from gliomics.data.splits import SPLITS_FILE, describe_splits, load_splits, make_splits, save_splits
+
+    # every case must carry a segmentation, a whole-tumour mask or a known marker; the losses mask what it lacks
+    cohort = build_cohorts(sources, layout=cfg.data.layout, require_supervision=True)
+    # absolute paths in splits.json, so that `gliomics calibrate` finds the cohorts from any working folder
+    absolute = [(d.absolute(), m.absolute() if m else None) for d, m in sources]
+    data = absolute[0][0] if len(absolute) == 1 else [str(d) for d, _ in absolute]
+    markers = absolute[0][1] if len(absolute) == 1 else [str(m) if m else None for _, m in absolute]
+    splits_path = out / SPLITS_FILE
+    save = None
+    if resume and splits_path.is_file():
+        splits = load_splits(splits_path)
+    else:
+        split_seed = cfg.train.seed if cfg.data.split_seed is None else cfg.data.split_seed
+        splits = make_splits(cohort, val_fraction=cfg.data.val_fraction, test_fraction=cfg.data.test_fraction,
+                             holdout_sites=cfg.data.holdout_sites, seed=split_seed, folds=cfg.data.folds,
+                             fold=cfg.data.fold)
+        if info.is_main:
+            def save() -> None:
+                save_splits(splits, splits_path, folds=cfg.data.folds, fold=cfg.data.fold,
+                            val_fraction=cfg.data.val_fraction,
+                            test_fraction=cfg.data.test_fraction, holdout_sites=cfg.data.holdout_sites,
+                            seed=split_seed, data=data if isinstance(data, list) else str(data),
+                            markers=markers if isinstance(markers, list) or markers is None else str(markers))
+    by_id = {c.case_id: c for c in cohort}
+    train = [by_id[c] for c in splits["train"] if c in by_id]
+    val = [by_id[c] for c in splits["val"] if c in by_id]
+    if not train:
+        raise InputError(f"{data}: no training cases after splitting ({len(cohort)} cases found)")
+    supervision = {"train": supervision_counts(train), "val": supervision_counts(val)}
+    if info.is_main:
+        logger.info("splits: %s", describe_splits(splits, cohort))
+        for name, counts in supervision.items():
+            logger.info("%s supervision: %d cases, %d with subregions, %d with a whole-tumour mask only, known "
+                        "markers %s", name, counts["cases"], counts["subregions"], counts["wt_mask"],
+                        counts["markers"])
+    return train, val, save, supervision
+
+
+def marker_pos_weight(cfg: RunConfig, train) -> dict[str, float]:
+    """pos_weight per marker from the training split's prevalence, clipped to [0.1, 10] so that a marker with very
+    few positives cannot dominate the loss."""
+    from gliomics.losses import pos_weight_from_labels
+
+    if cfg.loss.pos_weight is not None:
+        return dict(cfg.loss.pos_weight)
+    weights = pos_weight_from_labels(np.stack([c.marker_vector() for c in train]))
+    return {m: float(np.clip(w, 0.1, 10.0)) for m, w in weights.items()}
+
+
+def make_dataset(cases, transform, cache: bool):
+    """Cases as a MONAI dataset; cached datasets run the deterministic transforms (and the gzip decoding) once."""
+    from monai.data import CacheDataset, Dataset
+
+    items = [{"case": c.case, "markers": c.marker_vector()} for c in cases]
+    return CacheDataset(items, transform, cache_rate=1.0, num_workers=0, progress=False) if cache \
+        else Dataset(items, transform)
+
+
+def make_loader(cfg: RunConfig, train, info: DistInfo, seed: int):
+    from monai.data import DataLoader
+    from torch.utils.data import DistributedSampler, RandomSampler
+
+    # a marker-only case has no tumour label: its patches centre anywhere in the head, which MONAI's sampler does
+    # with a warning per patch
+    warnings.filterwarnings("ignore", message=r"Num foregrounds 0, .*", category=UserWarning)
+
+    from gliomics.data.transforms import train_transforms
+
+    transform = train_transforms(cfg.train.patch_size, spacing=cfg.data.spacing,
+                                 modality_dropout=cfg.train.modality_dropout, elastic_prob=cfg.train.elastic_prob,
+                                 affine_prob=cfg.train.affine_prob, blur_noise_prob=cfg.train.blur_noise_prob,
+                                 contrast_prob=cfg.train.contrast_prob, bias_field_max=cfg.train.bias_field_max)
+    transform.set_random_state(seed=seed + info.rank)
+    ds = make_dataset(train, transform, cfg.data.cache)
+    share = cfg.train.subregion_share
+    with_sub = np.array([c.has_subregions for c in train])
+    if share is not None and 0 < with_sub.sum() < len(train):
+        if info.enabled:
+            raise ConfigError("train.subregion_share is not supported under torchrun; leave it unset")
+        from torch.utils.data import WeightedRandomSampler
+
+        # an epoch keeps its length (one patch per case on average); the cases with subregions get `share` of them
+        weights = np.where(with_sub, share / with_sub.sum(), (1.0 - share) / (~with_sub).sum())
+        sampler = WeightedRandomSampler(weights.tolist(), num_samples=len(train), replacement=True,
+                                        generator=torch.Generator().manual_seed(seed))
+    elif info.enabled:
+        sampler = DistributedSampler(ds, num_replicas=info.world_size, rank=info.rank, shuffle=True, seed=seed)
+    else:
+        sampler = RandomSampler(ds, generator=torch.Generator().manual_seed(seed))
+    return DataLoader(ds, batch_size=cfg.train.batch_size, sampler=sampler, num_workers=cfg.train.num_workers,
+                      drop_last=len(ds) > cfg.train.batch_size, persistent_workers=cfg.train.num_workers > 0)
