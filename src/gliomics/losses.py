@@ -215,8 +215,7 @@ class MultiTaskLoss(nn.Module):
             if target.shape[2:] != logits.shape[2:]:
                 target = F.interpolate(target, size=logits.shape[2:], mode="nearest")
             tumour = (torch.logsumexp(logits[:, 1:].float(), 1, keepdim=True) - logits[:, :1].float())
-            total = total + w * (self.wt_dice(tumour, target)
-                                 + F.binary_cross_entropy_with_logits(tumour, (target > 0).float()))
+            total = total + w * (self.wt_dice(tumour, target) + F.binary_cross_entropy_with_logits(tumour, target))
         return total / sum(weights)
 
     def _marker_targets(self, markers: Any, batch: int, device: torch.device) -> dict[str, torch.Tensor]:

@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from gliomics.cli.main import app
 from gliomics.evaluation.decisions import conformal_summary, operating_point_summary
 from gliomics.inference.predictor import Predictor
+from gliomics.io import read_markers
 from gliomics.runtime.checkpoint import load_checkpoint
 
 runner = CliRunner()
@@ -56,7 +57,13 @@ def test_predict_and_evaluate_use_it(calibrated_run, tiny_phantom, tmp_path):
     assert result.exit_code == 0, result.output
     summary = json.loads((out / "summary.json").read_text())
     idh = summary["markers"]["idh"]
-    assert idh["fitted_on"] == "validation" and 0 <= idh["conformal"]["coverage"] <= 1
+    # coverage: the share of cases whose set holds their true class, recounted from the records
+    table = read_markers(tiny_phantom / "markers.csv")
+    records = [json.loads(p.read_text()) for p in pred.glob("*.json")]
+    truth = [("mutant" if table[r["case_id"]].idh else "wildtype", r["markers"]["idh"]["prediction_set"])
+             for r in records if table[r["case_id"]].idh is not None]
+    assert idh["fitted_on"] == "validation"
+    assert idh["conformal"]["coverage"] == pytest.approx(np.mean([t in s for t, s in truth]))
     assert set(idh["operating_points"]) == {"youden", "rule_out", "rule_in"}
     assert "calibration_raw" in idh
     assert all("conformal" in s["markers"]["idh"] for s in summary["by_site"].values())

@@ -104,7 +104,7 @@ def test_apply_calibration_records_raw_calibrated_calls_and_set():
 
 def test_fit_run_calibration_skips_markers_without_labels():
     labels = np.array([[1, np.nan, 0], [0, np.nan, 1], [1, np.nan, 1], [0, np.nan, 0]], dtype=float)
-    probs = {m: np.array([0.6, 0.4, 0.7, 0.3]) for m in ("idh", "codel_1p19q", "tert")}
+    probs = [dict.fromkeys(("idh", "codel_1p19q", "tert"), p) for p in (0.6, 0.4, 0.7, 0.3)]
     fitted = fit_run_calibration(labels, probs, source="validation")
     assert fitted["source"] == "validation" and set(fitted["markers"]) == {"idh", "tert"}
 

@@ -54,12 +54,8 @@ def _validation_predictions(run: Path, *, tta: bool, precision: str, device: str
     if not val:
         raise InputError(f"{path}: the run has no validation cases to calibrate on (give --pred and --markers)")
     predictor = Predictor(device, tta=tta, precision=precision).load(run)
-    labels, probs = [], []
-    for c in val:
-        _, res = predictor.forward(c.case)
-        labels.append(c.marker_vector())
-        probs.append(marker_probabilities(res["markers"]))
-    return np.stack(labels), {m: np.array([p[m] for p in probs]) for m in MARKERS if all(m in p for p in probs)}
+    return ([c.marker_vector() for c in val],
+            [marker_probabilities(predictor.forward(c.case)[1]["markers"]) for c in val])
 
 
 def _out_of_fold_predictions(folds: list[Path]) -> tuple[np.ndarray, dict]:
@@ -75,8 +71,7 @@ def _out_of_fold_predictions(folds: list[Path]) -> tuple[np.ndarray, dict]:
     if len(set(seen)) != len(seen):
         raise InputError(f"{folds[0].parent}: a case is in the validation fold of two runs; these are not the folds "
                          "of one split")
-    labels = np.array([r["markers"] for r in rows], dtype=float)
-    return labels, {m: np.array([r["prob"][m] for r in rows]) for m in MARKERS if all(m in r["prob"] for r in rows)}
+    return [r["markers"] for r in rows], [r["prob"] for r in rows]
 
 
 def _folder_predictions(run: Path, pred: Path, markers: Path) -> tuple[np.ndarray, dict]:
@@ -99,8 +94,7 @@ def _folder_predictions(run: Path, pred: Path, markers: Path) -> tuple[np.ndarra
         probs.append({m: float(v.get("probability_raw", v["probability"])) for m, v in record["markers"].items()})
     if not labels:
         raise InputError(f"{pred}: no prediction record matches a case of {markers}")
-    return np.array(labels, dtype=float), {m: np.array([p[m] for p in probs]) for m in MARKERS
-                                           if all(m in p for p in probs)}
+    return labels, probs
 
 
 def calibrate_run(run: Path | str, *, pred: Path | str | None = None, markers: Path | str | None = None,
@@ -124,23 +118,19 @@ def calibrate_run(run: Path | str, *, pred: Path | str | None = None, markers: P
     folds = fold_runs(run)
     if not folds and not (run / BEST).is_file():
         raise InputError(f"{run}: not a run folder (no {BEST}) nor a folder of fold runs")
-    if folds and pred is None:
-        labels, probs = _out_of_fold_predictions(folds)
-        fitted = fit_run_calibration(labels, probs, source=f"out-of-fold ({len(folds)} folds)", alpha=alpha)
-        fitted["tta"] = False
-        write_text_atomic(run / CALIBRATION_FILE, json.dumps(fitted, indent=2))
-        return fitted
     if pred is not None:
         if markers is None:
             raise InputError(f"{pred}: --markers is needed with --pred (the labels of those cases)")
         labels, probs = _folder_predictions(run, Path(pred), Path(markers))
         source = f"held-out predictions {pred}"
+    elif folds:  # the fold runs validated without TTA
+        labels, probs = _out_of_fold_predictions(folds)
+        source = f"out-of-fold ({len(folds)} folds)"
     else:
         labels, probs = _validation_predictions(run, tta=tta, precision=precision, device=device)
-        source = "validation"
+        source = "validation" + (" (flip TTA)" if tta else "")
     fitted = fit_run_calibration(labels, probs, source=source, alpha=alpha)
-    fitted["tta"] = tta if pred is None else None
-    for name in (BEST, LAST) if not folds else ():
+    for name in () if folds else (BEST, LAST):  # an ensemble folder has no checkpoint of its own
         if (run / name).is_file():
             state = load_checkpoint(run / name)
             state["calibration"] = fitted

@@ -18,8 +18,10 @@ from scipy import stats
 from gliomics.constants import MARKERS, REGIONS, TUMOUR_LABELS
 from gliomics.errors import ImageError, InputError, MarkerTableError, OutputError
 from gliomics.evaluation.classification import evaluate_marker
+from gliomics.evaluation.decisions import conformal_summary, operating_point_summary, raw_calibration
 from gliomics.evaluation.segmentation import segmentation_metrics
 from gliomics.evaluation.tables import decision_table, marker_table, segmentation_table, site_table
+from gliomics.inference.calibration import OPERATING_POINTS
 from gliomics.io import discover_cases, load_label, read_markers
 from gliomics.io.atomic import atomic_path, write_text_atomic
 from gliomics.io.predictions import RECORD_SUFFIX, SEG_SUFFIX, read_prediction_record
@@ -115,9 +117,6 @@ def _marker_summary(rows: list[dict], n_boot: int) -> dict:
 def _decisions(m: str, rows: list[dict], y: np.ndarray) -> dict:
     """Operating points, conformal coverage and raw calibration of one marker, where the records carry a fitted
     calibration (one set of thresholds shared by every case; else nothing)."""
-    from gliomics.evaluation.decisions import conformal_summary, operating_point_summary, raw_calibration
-    from gliomics.inference.calibration import OPERATING_POINTS
-
     if not rows or not all(r.get(f"prob_raw_{m}") is not None for r in rows):
         return {}
     known = ~np.isnan(y)

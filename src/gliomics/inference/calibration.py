@@ -17,10 +17,11 @@ the cases the network trained on, stored with the run, and applied unchanged by 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+from scipy.special import expit, logit
 
 from gliomics.constants import MARKERS
 
@@ -42,12 +43,7 @@ MIN_PER_CLASS = 3
 
 
 def _logit(p: np.ndarray) -> np.ndarray:
-    p = np.clip(np.asarray(p, dtype=np.float64), _EPS, 1.0 - _EPS)
-    return np.log(p) - np.log1p(-p)
-
-
-def _sigmoid(z: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-z))
+    return logit(np.clip(np.asarray(p, dtype=np.float64), _EPS, 1.0 - _EPS))
 
 
 def fit_temperature(y: np.ndarray, p_raw: np.ndarray) -> float:
@@ -129,21 +125,23 @@ def fit_marker_calibration(y: np.ndarray, p_raw: np.ndarray, *, alpha: float = D
         temperature, note = 1.0, f"fewer than {MIN_PER_CLASS} cases of a class: not calibrated"
     else:
         temperature = fit_temperature(y, p_raw)
-    p = _sigmoid(_logit(p_raw) / temperature)
+    p = expit(_logit(p_raw) / temperature)
     # non-conformity 1 - p(class): p for a case that is not altered, 1 - p for an altered one
     q = [_conformal_quantile(p[y == 0], alpha), _conformal_quantile(1.0 - p[y == 1], alpha)]
     return {"n": int(y.size), "n_pos": n_pos, "temperature": temperature,
             "thresholds": operating_thresholds(y, p), "alpha": float(alpha), "conformal_q": q, "note": note}
 
 
-def fit_run_calibration(labels: np.ndarray, probabilities: Mapping[str, np.ndarray], *, source: str,
-                        alpha: float = DEFAULT_ALPHA) -> dict[str, Any]:
-    """The calibration of every marker from held-out predictions: ``labels`` is ``N x len(MARKERS)`` (NaN unknown),
-    ``probabilities`` maps a marker to its ``N`` raw probabilities. ``source`` names the fitting set (e.g.
+def fit_run_calibration(labels: Sequence[Sequence[float]], probabilities: Sequence[Mapping[str, float]], *,
+                        source: str, alpha: float = DEFAULT_ALPHA) -> dict[str, Any]:
+    """The calibration of every marker from held-out predictions, one row per case: ``labels`` in :data:`MARKERS`
+    order (NaN unknown) and ``probabilities`` the raw probability of each marker the model predicts. A marker is
+    fitted when every case has its probability and some case its label. ``source`` names the fitting set (e.g.
     ``"validation"``, ``"out-of-fold"``) and is recorded with every prediction."""
-    labels = np.asarray(labels, dtype=float)
-    markers = {m: fit_marker_calibration(labels[:, k], probabilities[m], alpha=alpha)
-               for k, m in enumerate(MARKERS) if m in probabilities and np.isfinite(labels[:, k]).any()}
+    labels = np.asarray(labels, dtype=float).reshape(len(probabilities), len(MARKERS))
+    markers = {m: fit_marker_calibration(labels[:, k], np.array([p[m] for p in probabilities]), alpha=alpha)
+               for k, m in enumerate(MARKERS)
+               if probabilities and all(m in p for p in probabilities) and np.isfinite(labels[:, k]).any()}
     return {"source": source, "alpha": float(alpha), "markers": markers}
 
 
@@ -158,7 +156,7 @@ def apply_calibration(marker: str, p_raw: float, fitted: Mapping[str, Any] | Non
     if fitted is None:
         return {"probability": round(p_raw, 4), "probability_raw": round(p_raw, 4), "calibrated": False,
                 "threshold": round(default_threshold, 4), "call": int(p_raw >= default_threshold)}
-    p = float(_sigmoid(_logit(np.array([p_raw])) / float(fitted["temperature"]))[0])
+    p = float(expit(_logit(p_raw) / float(fitted["temperature"])))
     thresholds = fitted["thresholds"]
     names = CLASS_NAMES[marker]
     q0, q1 = fitted["conformal_q"]

@@ -21,8 +21,8 @@ logger = logging.getLogger(__name__)
 NO_TABLE = frozenset({"none", "-"})
 
 
-def data_sources(data: Path | str | Sequence[Path | str], markers: Path | str | Sequence[Path | str] | None
-             ) -> list[tuple[Path, Path | None]]:
+def data_sources(data: Path | str | Sequence[Path | str],
+                 markers: Path | str | Sequence[Path | str] | None) -> list[tuple[Path, Path | None]]:
     """``(data, markers)`` pairs: one cohort, or several given as lists (one markers table per cohort, ``none`` for a
     cohort without one, or no tables at all)."""
     datas = [Path(data)] if isinstance(data, (str, Path)) else [Path(d) for d in data]
@@ -43,9 +43,8 @@ def prepare_data(cfg: RunConfig, sources: list[tuple[Path, Path | None]], out: P
     # every case must carry a segmentation, a whole-tumour mask or a known marker; the losses mask what it lacks
     cohort = build_cohorts(sources, layout=cfg.data.layout, require_supervision=True)
     # absolute paths in splits.json, so that `gliomics calibrate` finds the cohorts from any working folder
-    absolute = [(d.absolute(), m.absolute() if m else None) for d, m in sources]
-    data = absolute[0][0] if len(absolute) == 1 else [str(d) for d, _ in absolute]
-    markers = absolute[0][1] if len(absolute) == 1 else [str(m) if m else None for _, m in absolute]
+    data = [str(d.absolute()) for d, _ in sources]
+    markers = [str(m.absolute()) if m else None for _, m in sources]
     splits_path = out / SPLITS_FILE
     save = None
     if resume and splits_path.is_file():
@@ -60,13 +59,12 @@ def prepare_data(cfg: RunConfig, sources: list[tuple[Path, Path | None]], out: P
                 save_splits(splits, splits_path, folds=cfg.data.folds, fold=cfg.data.fold,
                             val_fraction=cfg.data.val_fraction,
                             test_fraction=cfg.data.test_fraction, holdout_sites=cfg.data.holdout_sites,
-                            seed=split_seed, data=data if isinstance(data, list) else str(data),
-                            markers=markers if isinstance(markers, list) or markers is None else str(markers))
+                            seed=split_seed, data=data, markers=markers)
     by_id = {c.case_id: c for c in cohort}
     train = [by_id[c] for c in splits["train"] if c in by_id]
     val = [by_id[c] for c in splits["val"] if c in by_id]
     if not train:
-        raise InputError(f"{data}: no training cases after splitting ({len(cohort)} cases found)")
+        raise InputError(f"{', '.join(data)}: no training cases after splitting ({len(cohort)} cases found)")
     supervision = {"train": supervision_counts(train), "val": supervision_counts(val)}
     if info.is_main:
         logger.info("splits: %s", describe_splits(splits, cohort))

@@ -78,10 +78,8 @@ def summarise(rows: list[dict], auc_weight: float = 0.5, volume_caps: dict[str, 
     if aucs:
         out["auc_mean"] = float(np.mean(aucs))
     # temperature, operating points and conformal sets, fitted on these held-out cases and stored with the run
-    labels = np.array([r["markers"] for r in rows], dtype=float).reshape(len(rows), len(MARKERS))
-    raw = {m: np.array([r["prob"].get(m, np.nan) for r in rows], dtype=float) for m in MARKERS
-           if rows and all(m in r["prob"] for r in rows)}
-    out["calibration"] = fit_run_calibration(labels, raw, source="validation") if raw else {}
+    calibration = fit_run_calibration([r["markers"] for r in rows], [r["prob"] for r in rows], source="validation")
+    out["calibration"] = calibration if calibration["markers"] else {}
     if "dice_mean" in out and "auc_mean" in out:
         out["score"] = (1.0 - auc_weight) * out["dice_mean"] + auc_weight * out["auc_mean"]
     else:
