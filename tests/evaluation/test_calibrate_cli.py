@@ -152,3 +152,35 @@ def test_no_calibration_restores_the_raw_probabilities(calibrated_run, tiny_phan
     assert "calibration" not in raw and raw["needs_review"] is False
     for m, entry in raw["markers"].items():
         assert not entry["calibrated"] and entry["probability"] == cal["markers"][m]["probability_raw"]
+
+
+def test_calibrate_with_tta_fits_the_review_threshold_and_evaluate_tests_it(tiny_run, tiny_phantom, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    result = runner.invoke(app, ["calibrate", "-m", str(run), "--tta", "--device", "cpu", "--review-quantile", "0.5"])
+    assert result.exit_code == 0, result.output
+    review = json.loads((run / "calibration.json").read_text())["review"]
+    val = json.loads((run / "splits.json").read_text())["val"]
+    assert review["passes"] == 2 and review["n"] == len(val) and review["quantile"] == 0.5
+    assert "review: needs review when" in result.output
+    pred = tmp_path / "pred"
+    result = runner.invoke(app, ["predict", "-i", str(tiny_phantom), "-o", str(pred), "-m", str(run), "--tta",
+                                 "--device", "cpu", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    records = [json.loads(p.read_text()) for p in pred.glob("*.json")]
+    for r in records:
+        u = r["uncertainty"]
+        assert u["review_threshold"] == pytest.approx(review["threshold"])
+        assert (u["score"] > u["review_threshold"]) == any(x.startswith("uncertainty") for x in r["review_reasons"])
+    out = tmp_path / "eval"
+    result = runner.invoke(app, ["evaluate", "--pred", str(pred), "--ref", str(tiny_phantom), "--markers",
+                                 str(tiny_phantom / "markers.csv"), "-o", str(out), "--n-boot", "100"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "summary.json").read_text())["review"]
+    assert summary["n"] == len(records) and summary["needs_review"] == sum(r["needs_review"] for r in records)
+    assert summary["flagged_by_uncertainty"] == sum(r["uncertainty"]["score"] > review["threshold"] for r in records)
+    assert "Review flags" in (out / "tables.md").read_text()
+
+
+def test_calibrate_without_tta_has_no_review_threshold(calibrated_run):
+    assert json.loads((calibrated_run / "calibration.json").read_text())["review"] is None

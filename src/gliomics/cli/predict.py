@@ -20,7 +20,10 @@ def predict(
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda."),
     precision: str = precision_option(),
     save_probabilities: bool = typer.Option(False, "--save-probabilities", help="Also write the softmax."),
-    tta: bool = typer.Option(False, "--tta", help="Average with a left-right flip (slower, steadier)."),
+    tta: bool = typer.Option(False, "--tta", help="Average with a left-right flip (slower, steadier; gives each case "
+                             "an uncertainty score, as an ensemble does)."),
+    save_uncertainty: bool = typer.Option(False, "--save-uncertainty", help="Also write <case>_uncertainty.nii.gz, "
+                                          "the normalised entropy of the averaged softmax (0 sure, 1 undecided)."),
     no_label_minimums: bool = typer.Option(False, "--no-label-minimums", help="Keep a tumour label even when its "
                                            "whole volume is below the minimum fitted on the run's validation cases."),
     sequences: str | None = typer.Option(None, "--sequences", help="Use only these, e.g. t1c,t2f or T1ce,FLAIR."),
@@ -46,7 +49,8 @@ def predict(
     from gliomics.inference.predictor import Predictor
 
     seqs = parse_sequences(sequences)
-    predictor = Predictor(device, tta=tta, overlap=overlap, save_probabilities=save_probabilities, sequences=seqs,
+    predictor = Predictor(device, tta=tta, overlap=overlap, save_probabilities=save_probabilities,
+                          save_uncertainty=save_uncertainty, sequences=seqs,
                           label_minimums=not no_label_minimums, who_band=who_band, precision=precision)
     predictor.load(model)
     if no_calibration:

@@ -4,6 +4,9 @@ The fitting set is the run's own validation split (predicted here, as ``gliomics
 named in ``splits.json``); for a folder of K-fold runs, the out-of-fold predictions of every fold (the whole training
 cohort, each case predicted by the fold run that did not train on it); or a folder of predictions of other
 held-out cases with their markers table. Never the cases the network trained on: those are refused.
+
+Where the fitting set was predicted in several passes (flip TTA, or an ensemble's members), the review threshold of
+:mod:`~gliomics.inference.uncertainty` is fitted on the same cases' uncertainty scores.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import numpy as np
 from gliomics.constants import MARKERS
 from gliomics.errors import InputError
 from gliomics.inference.calibration import DEFAULT_ALPHA, fit_run_calibration
+from gliomics.inference.uncertainty import REVIEW_QUANTILE, fit_review_threshold
 from gliomics.io import read_markers
 from gliomics.io.atomic import write_text_atomic
 from gliomics.io.predictions import RECORD_SUFFIX, read_prediction_record
@@ -34,8 +38,9 @@ from gliomics.runtime.checkpoint import (
 logger = logging.getLogger(__name__)
 
 
-def _validation_predictions(run: Path, *, tta: bool, precision: str, device: str) -> tuple[np.ndarray, dict]:
-    """Labels and raw marker probabilities of the run's validation split, predicted with its best checkpoint."""
+def _validation_predictions(run: Path, *, tta: bool, precision: str, device: str) -> tuple[list, list, list]:
+    """Labels, raw marker probabilities and uncertainties of the run's validation split, predicted with its best
+    checkpoint."""
     from gliomics.data.cohort import build_cohorts
     from gliomics.data.splits import SPLITS_FILE, load_splits
     from gliomics.inference.engine import marker_probabilities
@@ -54,11 +59,12 @@ def _validation_predictions(run: Path, *, tta: bool, precision: str, device: str
     if not val:
         raise InputError(f"{path}: the run has no validation cases to calibrate on (give --pred and --markers)")
     predictor = Predictor(device, tta=tta, precision=precision).load(run)
-    return ([c.marker_vector() for c in val],
-            [marker_probabilities(predictor.forward(c.case)[1]["markers"]) for c in val])
+    outs = [predictor.forward(c.case)[1] for c in val]
+    return ([c.marker_vector() for c in val], [marker_probabilities(o["markers"]) for o in outs],
+            [o["uncertainty"] for o in outs])
 
 
-def _out_of_fold_predictions(folds: list[Path]) -> tuple[np.ndarray, dict]:
+def _out_of_fold_predictions(folds: list[Path]) -> tuple[list, list]:
     """Labels and raw marker probabilities of every fold's validation cases (each predicted by the one fold run
     that did not train on it), pooled: the whole cohort of a K-fold ensemble."""
     rows = []
@@ -74,15 +80,15 @@ def _out_of_fold_predictions(folds: list[Path]) -> tuple[np.ndarray, dict]:
     return [r["markers"] for r in rows], [r["prob"] for r in rows]
 
 
-def _folder_predictions(run: Path, pred: Path, markers: Path) -> tuple[np.ndarray, dict]:
-    """Labels and raw marker probabilities of the records in a prediction folder."""
+def _folder_predictions(run: Path, pred: Path, markers: Path) -> tuple[list, list, list]:
+    """Labels, raw marker probabilities and uncertainties of the records in a prediction folder."""
     from gliomics.data.splits import SPLITS_FILE, load_splits
 
     table = read_markers(markers)
     records = sorted(pred.glob(f"*{RECORD_SUFFIX}"))
     trained = {c for r in (fold_runs(run) or [run]) if (r / SPLITS_FILE).is_file()
                for c in load_splits(r / SPLITS_FILE)["train"]}
-    labels, probs = [], []
+    labels, probs, uncertainties = [], [], []
     for path in records:
         case_id = path.name[: -len(RECORD_SUFFIX)]
         if case_id not in table:
@@ -92,14 +98,15 @@ def _folder_predictions(run: Path, pred: Path, markers: Path) -> tuple[np.ndarra
         record = read_prediction_record(path, case_id)
         labels.append([np.nan if (v := table[case_id].label(m)) is None else v for m in MARKERS])
         probs.append({m: float(v.get("probability_raw", v["probability"])) for m, v in record["markers"].items()})
+        uncertainties.append(record.get("uncertainty"))
     if not labels:
         raise InputError(f"{pred}: no prediction record matches a case of {markers}")
-    return labels, probs
+    return labels, probs, uncertainties
 
 
 def calibrate_run(run: Path | str, *, pred: Path | str | None = None, markers: Path | str | None = None,
                   alpha: float = DEFAULT_ALPHA, tta: bool = True, precision: str = "auto",
-                  device: str = "auto") -> dict[str, Any]:
+                  device: str = "auto", review_quantile: float = REVIEW_QUANTILE) -> dict[str, Any]:
     """Fit temperature, operating points and conformal sets of ``run`` and store them in its checkpoints (``best.pt``
     and ``last.pt``, under ``calibration``) and in ``calibration.json``; returns the fitted calibration. For a
     folder of fold runs (``fold_0``, …) the fit uses their out-of-fold predictions and goes to the folder's
@@ -113,6 +120,8 @@ def calibrate_run(run: Path | str, *, pred: Path | str | None = None, markers: P
         tta: Predict the validation split with flip TTA (as ``predict --tta``; use what you will predict with).
         precision: As ``gliomics predict --precision``.
         device: As ``gliomics predict --device``.
+        review_quantile: Cases whose uncertainty score is above this quantile of the fitting set's are flagged for
+            review (where the fitting set has scores: predicted in several passes).
     """
     run = Path(run)
     folds = fold_runs(run)
@@ -121,15 +130,17 @@ def calibrate_run(run: Path | str, *, pred: Path | str | None = None, markers: P
     if pred is not None:
         if markers is None:
             raise InputError(f"{pred}: --markers is needed with --pred (the labels of those cases)")
-        labels, probs = _folder_predictions(run, Path(pred), Path(markers))
+        labels, probs, uncertainties = _folder_predictions(run, Path(pred), Path(markers))
         source = f"held-out predictions {pred}"
-    elif folds:  # the fold runs validated without TTA
+    elif folds:  # the fold runs validated without TTA, each case by one fold: no uncertainty scores
         labels, probs = _out_of_fold_predictions(folds)
+        uncertainties = []
         source = f"out-of-fold ({len(folds)} folds)"
     else:
-        labels, probs = _validation_predictions(run, tta=tta, precision=precision, device=device)
+        labels, probs, uncertainties = _validation_predictions(run, tta=tta, precision=precision, device=device)
         source = "validation" + (" (flip TTA)" if tta else "")
     fitted = fit_run_calibration(labels, probs, source=source, alpha=alpha)
+    fitted["review"] = _review(uncertainties, review_quantile)
     for name in () if folds else (BEST, LAST):  # an ensemble folder has no checkpoint of its own
         if (run / name).is_file():
             state = load_checkpoint(run / name)
@@ -138,4 +149,19 @@ def calibrate_run(run: Path | str, *, pred: Path | str | None = None, markers: P
     write_text_atomic(run / CALIBRATION_FILE, json.dumps(fitted, indent=2))
     for m, f in fitted["markers"].items():
         logger.info("%s: temperature %.3f on %d cases (%d altered)", m, f["temperature"], f["n"], f["n_pos"])
+    if fitted["review"] is None:
+        logger.info("no review threshold: the fitting set has no uncertainty scores (predict it with --tta or an "
+                    "ensemble, and calibrate with --pred)")
     return fitted
+
+
+def _review(uncertainties: list[dict | None], quantile: float) -> dict | None:
+    """The review threshold on the fitting set's scores, if its cases were all predicted in the same passes."""
+    scored = [u for u in uncertainties if u is not None]
+    if not scored or len(scored) < len(uncertainties):
+        return None
+    passes = {u["passes"] for u in scored}
+    if len(passes) > 1:
+        raise InputError(f"the fitting cases were predicted with different numbers of passes {sorted(passes)}; "
+                         "predict them all the same way")
+    return fit_review_threshold([u["score"] for u in scored], passes.pop(), quantile)

@@ -13,14 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy import stats
 
 from gliomics.constants import MARKERS, REGIONS, TUMOUR_LABELS
 from gliomics.errors import ImageError, InputError, MarkerTableError, OutputError
+from gliomics.evaluation.bootstrap import mean_ci
 from gliomics.evaluation.classification import evaluate_marker
-from gliomics.evaluation.decisions import conformal_summary, operating_point_summary, raw_calibration
+from gliomics.evaluation.decisions import conformal_summary, operating_point_summary, raw_calibration, review_summary
 from gliomics.evaluation.segmentation import segmentation_metrics
-from gliomics.evaluation.tables import decision_table, marker_table, segmentation_table, site_table
+from gliomics.evaluation.tables import decision_table, marker_table, review_table, segmentation_table, site_table
 from gliomics.inference.calibration import OPERATING_POINTS
 from gliomics.io import discover_cases, load_label, read_markers
 from gliomics.io.atomic import atomic_path, write_text_atomic
@@ -31,21 +31,10 @@ logger = logging.getLogger(__name__)
 PHANTOM_TRUTH = "phantom_truth.csv"
 
 
-def mean_ci(values: list[float], n_boot: int = 2000, seed: int = 0) -> dict[str, float] | None:
-    """Mean with a percentile bootstrap 95% CI (SciPy); NaNs are dropped."""
-    arr = np.asarray([v for v in values if v is not None and not math.isnan(v)], dtype=float)
-    if arr.size == 0:
-        return None
-    if arr.size < 2 or np.all(arr == arr[0]):
-        return {"mean": float(arr.mean()), "lo": float(arr.mean()), "hi": float(arr.mean()), "n": int(arr.size)}
-    res = stats.bootstrap((arr,), np.mean, n_resamples=n_boot, confidence_level=0.95, method="percentile",
-                          random_state=np.random.default_rng(seed))
-    return {"mean": float(arr.mean()), "lo": float(res.confidence_interval.low),
-            "hi": float(res.confidence_interval.high), "n": int(arr.size)}
-
-
 def _load_prediction(pred_dir: Path, case_id: str) -> tuple[Path | None, dict | None]:
     seg = pred_dir / f"{case_id}{SEG_SUFFIX}"
+    if not seg.is_file():  # nnU-Net's name for the same file (`gliomics export-nnunet`)
+        seg = pred_dir / f"{case_id}.nii.gz"
     js = pred_dir / f"{case_id}{RECORD_SUFFIX}"
     record = read_prediction_record(js, case_id) if js.is_file() else None
     return (seg if seg.is_file() else None), record
@@ -63,6 +52,7 @@ def _score_case(case, seg_path: Path | None, record: dict | None) -> dict[str, A
         for region, vals in metrics.items():
             for k, v in vals.items():
                 row[f"{region}_{k}"] = v
+        row["mean_dice"] = float(np.mean([row[f"{lab}_dice"] for lab in TUMOUR_LABELS]))
     if record is not None:
         source = (record.get("calibration") or {}).get("source")
         for m, v in (record.get("markers") or {}).items():
@@ -75,7 +65,20 @@ def _score_case(case, seg_path: Path | None, record: dict | None) -> dict[str, A
                 row[f"fitted_on_{m}"] = source
                 for op, t in (v.get("thresholds") or {}).items():
                     row[f"threshold_{m}_{op}"] = t
+        _review_columns(row, record)
     return row
+
+
+def _review_columns(row: dict, record: dict) -> None:
+    """The review flag of a record, its uncertainty score and whether the score alone raised the flag."""
+    if "needs_review" not in record:
+        return
+    row["needs_review"] = bool(record["needs_review"])
+    unc = record.get("uncertainty") or {}
+    row["uncertainty_score"] = unc.get("score")
+    threshold = unc.get("review_threshold")
+    row["flag_uncertainty"] = None if threshold is None or unc.get("score") is None else unc["score"] > threshold
+    row["review_rule"] = unc.get("review_rule")
 
 
 def _seg_summary(rows: list[dict], n_boot: int) -> dict:
@@ -200,6 +203,7 @@ def evaluate_predictions(pred_dir: Path | str, ref: Path | str, *, markers: Path
                                "mean_dice": mean_ci(_case_mean(rows, "dice"), n_boot),
                                "mean_lesion_dice": mean_ci(_case_mean(rows, "lesion_dice"), n_boot),
                                "markers": _marker_summary(rows, n_boot),
+                               "review": review_summary(rows, n_boot),
                                "provenance": {"versions": versions(), "bootstrap_seed": 0, "n_boot": n_boot,
                                               "models": list(models.values())}}
     bayes = _bayes_auc(ref, rows)
@@ -219,7 +223,7 @@ def evaluate_predictions(pred_dir: Path | str, ref: Path | str, *, markers: Path
 
     md = [f"# Evaluation of {pred_dir} against {ref} ({len(rows)} cases)", "",
           segmentation_table(summary["segmentation"]), marker_table(summary["markers"], bayes),
-          decision_table(summary["markers"])]
+          decision_table(summary["markers"]), review_table(summary["review"])]
     if "by_site" in summary:
         md.append(site_table(summary["by_site"]))
     out.mkdir(parents=True, exist_ok=True)

@@ -88,6 +88,28 @@ def decision_table(marker_summary: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def review_table(review: dict) -> str:
+    """The cases flagged for review against the others: mean Dice and marker Brier score of each group, and the rank
+    correlation of the uncertainty score with Dice; empty when no record carries a flag."""
+    if not review:
+        return ""
+    lines = [f"### Review flags ({review['needs_review']} of {review['n']} cases flagged)", "",
+             f"Rule: {review.get('rule') or 'an undetermined conformal set (no uncertainty threshold)'}.", "",
+             "| flag | group | cases | mean Dice | marker Brier |", "|---|---|---|---|---|"]
+    for key, name in (("any_reason", "needs_review"), ("uncertainty", "uncertainty above threshold")):
+        split = review.get(key)
+        if not split:
+            continue
+        for group, g in split["groups"].items():
+            lines.append(f"| {name} | {group} | {g['n']} | {_ci(g['mean_dice'])} | {_ci(g['brier'])} |")
+        lines.append(f"| {name} | difference | | {_ci(split['dice_drop'])} lower | {_ci(split['brier_rise'])} higher |")
+    rho = review.get("spearman_score_vs_dice")
+    if rho:
+        lines += ["", f"Spearman correlation of the uncertainty score with the case's mean Dice: {rho['rho']:.3f} "
+                      f"[{rho['lo']:.3f}, {rho['hi']:.3f}] (p = {rho['p']:.3g}, {rho['n']} cases)."]
+    return "\n".join(lines) + "\n"
+
+
 def site_table(by_site: dict) -> str:
     """Table 3: internal vs external, per site: mean Dice of the four labels and AUC per marker."""
     conformal = any(s["markers"].get(m, {}).get("conformal") for s in by_site.values() for m in MARKERS)

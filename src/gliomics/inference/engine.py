@@ -105,6 +105,8 @@ def forward_with_tta(model: nn.Module, image: torch.Tensor, present: torch.Tenso
     CMAF weights and pooling weights are those of the identity. A volume that fits one pass runs with its flips as
     one batch: every sample is normalised on its own (instance norm; batch norm in eval mode), so this is the average
     of separate passes, and on CPU a batch of several runs the convolutions faster than single samples do.
+
+    ``passes`` holds what each pass said on its own (:func:`single_pass`), for the uncertainty of the prediction.
     """
     dims = [2 + axis for axis in flip_axes]
     n = 1 + len(dims)
@@ -113,6 +115,12 @@ def forward_with_tta(model: nn.Module, image: torch.Tensor, present: torch.Tenso
         res = forward_volume(model, batch, present.expand(n, -1), **kwargs)
         out = {"alpha": _first(res["alpha"]), "pool_weights": _first(res["pool_weights"]), "probs": None,
                "markers": None}
+        singles = []
+        for i, d in enumerate([None, *dims]):
+            probs = None if res["probs"] is None else res["probs"][i : i + 1]
+            probs = probs if d is None or probs is None else torch.flip(probs, (d,))
+            markers = None if res["markers"] is None else {m: v[i : i + 1] for m, v in res["markers"].items()}
+            singles.append(single_pass(probs, markers))
         if res["probs"] is not None:
             probs = res["probs"][:1].clone()
             for i, d in enumerate(dims, start=1):
@@ -120,19 +128,38 @@ def forward_with_tta(model: nn.Module, image: torch.Tensor, present: torch.Tenso
             out["probs"] = probs / n
         if res["markers"] is not None:
             out["markers"] = {m: v.mean(0, keepdim=True) for m, v in res["markers"].items()}
+        out["passes"] = join_passes(singles)
         return out
     base = forward_volume(model, image, present, **kwargs)
+    singles = [single_pass(base["probs"], base["markers"])]
     for d in dims:
         res = forward_volume(model, torch.flip(image, (d,)), present, **kwargs)
+        flipped = None if res["probs"] is None else torch.flip(res["probs"], (d,))
+        singles.append(single_pass(flipped, res["markers"]))
         if base["probs"] is not None:
-            base["probs"] = base["probs"] + torch.flip(res["probs"], (d,))
+            base["probs"] = base["probs"] + flipped
         if base["markers"] is not None:
             base["markers"] = {m: base["markers"][m] + res["markers"][m] for m in base["markers"]}
     if base["probs"] is not None:
         base["probs"] = base["probs"] / n
     if base["markers"] is not None:
         base["markers"] = {m: v / n for m, v in base["markers"].items()}
+    base["passes"] = join_passes(singles)
     return base
+
+
+def single_pass(probs: torch.Tensor | None, markers: dict[str, torch.Tensor] | None) -> dict:
+    """What one pass said: its label map (``1 × spatial`` uint8 argmax of ``1 × K × spatial`` ``probs``, or None)
+    and its marker probabilities (per marker, a list with one value)."""
+    return {"labels": None if probs is None else probs.argmax(1).to(torch.uint8).cpu(),
+            "markers": {m: [float(torch.sigmoid(v.float().flatten()[0]))] for m, v in (markers or {}).items()}}
+
+
+def join_passes(passes: list[dict]) -> dict:
+    """Several passes' :func:`single_pass` (or joined) outputs as one: labels stacked, marker probabilities listed."""
+    labels = [p["labels"] for p in passes]
+    return {"labels": None if any(v is None for v in labels) else torch.cat(labels),
+            "markers": {m: [x for p in passes for x in p["markers"][m]] for m in passes[0]["markers"]}}
 
 
 def _first(value: torch.Tensor | None) -> torch.Tensor | None:

@@ -21,12 +21,20 @@ from gliomics.constants import LABELS, MARKERS, REGIONS, SEQUENCES, TUMOUR_LABEL
 from gliomics.data.transforms import sequences_present
 from gliomics.errors import CheckpointError, GliomicsError, OutputError
 from gliomics.inference.calibration import apply_calibration
-from gliomics.inference.engine import forward_volume, forward_with_tta, marker_probabilities, pad_multiple
+from gliomics.inference.engine import (
+    forward_volume,
+    forward_with_tta,
+    join_passes,
+    marker_probabilities,
+    pad_multiple,
+    single_pass,
+)
 from gliomics.inference.postprocess import remove_small_components, suppress_small_labels
+from gliomics.inference.uncertainty import case_uncertainty, entropy_map, review_reason
 from gliomics.inference.who import DEFAULT_BAND, who_cns5_suggestion
 from gliomics.io import Case, discover_cases, save_image, voxel_spacing
 from gliomics.io.atomic import write_text_atomic
-from gliomics.io.predictions import PROB_SUFFIX, RECORD_SUFFIX, SEG_SUFFIX
+from gliomics.io.predictions import PROB_SUFFIX, RECORD_SUFFIX, SEG_SUFFIX, UNCERTAINTY_SUFFIX
 from gliomics.labels import region_mask
 from gliomics.provenance import config_digest, versions
 from gliomics.runtime.checkpoint import BEST, CALIBRATION_FILE, LAST, fold_runs, load_checkpoint
@@ -45,6 +53,8 @@ class Predictor:
         tta: Average over a left-right flip.
         overlap: Sliding-window overlap when a volume does not fit one window.
         save_probabilities: Also write the softmax as a 5-channel NIfTI.
+        save_uncertainty: Also write the voxel-wise uncertainty (normalised entropy of the averaged softmax,
+            :mod:`~gliomics.inference.uncertainty`).
         sequences: Use only these sequences (the others are treated as missing).
         min_component_mm3: Whole-tumour and RC components smaller than this are removed.
         label_minimums: Relabel a tumour label whose whole volume is below the run's minimum for it (fitted on
@@ -56,13 +66,14 @@ class Predictor:
     """
 
     def __init__(self, device: str = "auto", *, tta: bool = False, overlap: float = 0.25,
-                 save_probabilities: bool = False, sequences: list[str] | None = None,
+                 save_probabilities: bool = False, save_uncertainty: bool = False,
+                 sequences: list[str] | None = None,
                  min_component_mm3: float = 50.0, label_minimums: bool = True, who_band: float = DEFAULT_BAND,
                  crop: bool = True, precision: str = "auto") -> None:
         self.device = resolve_device(device)
         self.precision = resolve_precision(precision, self.device)
         self.tta, self.overlap = tta, overlap
-        self.save_probabilities = save_probabilities
+        self.save_probabilities, self.save_uncertainty = save_probabilities, save_uncertainty
         self.sequences = sequences
         self.min_component_mm3 = min_component_mm3
         self.label_minimums = label_minimums
@@ -153,8 +164,10 @@ class Predictor:
 
     def forward(self, case: Case, timings: dict[str, float] | None = None) -> tuple[dict, dict]:
         """Preprocess one case and run the network on it (with flip TTA if asked): the preprocessed sample and the
-        network's outputs (:func:`~gliomics.inference.engine.forward_volume`). ``timings`` receives the seconds of
-        each step."""
+        network's outputs (:func:`~gliomics.inference.engine.forward_volume`), averaged over the passes (flips and
+        ensemble members), with ``passes`` (what each said, :func:`~gliomics.inference.engine.single_pass`) and
+        ``uncertainty`` (:func:`~gliomics.inference.uncertainty.case_uncertainty`, None with one pass).
+        ``timings`` receives the seconds of each step."""
         if self.model is None or self.config is None:
             raise RuntimeError("call load() before forward()")
         timings = {} if timings is None else timings
@@ -168,10 +181,23 @@ class Predictor:
         outs = []
         for model in self.members:
             with autocast(self.device, self.precision):
-                outs.append(forward_with_tta(model, x, p, **kwargs) if self.tta else
-                            forward_volume(model, x, p, **kwargs))
+                out = forward_with_tta(model, x, p, **kwargs) if self.tta else forward_volume(model, x, p, **kwargs)
+            out.setdefault("passes", single_pass(out["probs"], out["markers"]))
+            outs.append(out)
+        res = outs[0] if len(outs) == 1 else average_outputs(outs)
+        res["passes"] = join_passes([o["passes"] for o in outs])
+        res["uncertainty"] = None
+        if res["passes"]["labels"] is not None:
+            res["uncertainty"] = case_uncertainty(res["passes"]["labels"], res["passes"]["markers"],
+                                                  self.passes_source())
         timings["network_s"] = time.perf_counter() - t
-        return data, outs[0] if len(outs) == 1 else average_outputs(outs)
+        return data, res
+
+    def passes_source(self) -> str:
+        """What the passes of a prediction are, in words."""
+        parts = ([f"{len(self.members)} fold models"] if len(self.members) > 1 else []) + (["flip TTA"] if self.tta
+                                                                                          else [])
+        return " × ".join(parts) or "one pass"
 
     def predict_case(self, case: Case, out_dir: Path | str) -> dict[str, Any]:
         """Predict one case and write its outputs into ``out_dir``; returns the JSON record."""
@@ -207,7 +233,11 @@ class Predictor:
                 soft = self._to_input_geometry(probs, image, nearest=False).astype(np.float32)
                 save_image(np.moveaxis(soft, 0, -1), affine, out_dir / f"{case.case_id}{PROB_SUFFIX}",
                            dtype=np.float32)
-        record.update(self.marker_record(marker_probabilities(res["markers"])))
+            if self.save_uncertainty:
+                unc = self._to_input_geometry(entropy_map(probs)[None], image, nearest=False)[0]
+                save_image(unc.astype(np.float32), affine, out_dir / f"{case.case_id}{UNCERTAINTY_SUFFIX}",
+                           dtype=np.float32)
+        record.update(self.marker_record(marker_probabilities(res["markers"]), res.get("uncertainty")))
         timings["postprocess_write_s"] = time.perf_counter() - t
         timings["total_s"] = sum(timings.values())
         record["timings"] = {k: round(v, 3) for k, v in timings.items()}
@@ -220,11 +250,13 @@ class Predictor:
         _write_json(record, out_dir / f"{case.case_id}{RECORD_SUFFIX}")
         return record
 
-    def marker_record(self, raw: dict[str, float]) -> dict[str, Any]:
-        """The marker part of ``<case>.json`` from the network's raw probabilities: per marker the raw and the
-        calibrated probability, the calls at each operating point and the conformal set (when the run has a fitted
-        calibration, :mod:`~gliomics.inference.calibration`); the WHO CNS5 suggestion from the calibrated
-        probabilities, indeterminate where a needed marker's set holds both classes; and ``needs_review``."""
+    def marker_record(self, raw: dict[str, float], uncertainty: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The marker and review part of ``<case>.json`` from the network's raw probabilities and the passes'
+        uncertainty: per marker the raw and the calibrated probability, the calls at each operating point and the
+        conformal set (when the run has a fitted calibration, :mod:`~gliomics.inference.calibration`); the WHO CNS5
+        suggestion from the calibrated probabilities, indeterminate where a needed marker's set holds both classes;
+        ``uncertainty`` with the run's review threshold; and ``needs_review`` with its reasons (an undetermined set,
+        or a score above the threshold, :mod:`~gliomics.inference.uncertainty`)."""
         fitted = self.calibration.get("markers", {})
         markers = {m: apply_calibration(m, p, fitted.get(m), self.thresholds[m]) for m, p in raw.items()}
         out: dict[str, Any] = {"markers": markers}
@@ -236,8 +268,11 @@ class Predictor:
             out["who_cns5"] = who_cns5_suggestion({m: v["probability"] for m, v in markers.items()},
                                                   {m: v["threshold"] for m, v in markers.items()},
                                                   band=self.who_band, undetermined=undetermined)
-        out["needs_review"] = bool(undetermined)
-        out["review_reasons"] = [f"{m}: the conformal prediction set holds both classes" for m in undetermined]
+        reasons = [f"{m}: the conformal prediction set holds both classes" for m in undetermined]
+        out["uncertainty"], reason = review_reason(uncertainty, self.calibration.get("review"))
+        reasons += [reason] if reason else []
+        out["needs_review"] = bool(reasons)
+        out["review_reasons"] = reasons
         return out
 
     def predict_folder(self, source: Path | str, out_dir: Path | str, *, overwrite: bool = False,

@@ -1,5 +1,6 @@
-"""The files of a prediction folder: ``<case>_seg.nii.gz``, ``<case>_probabilities.nii.gz`` and the record
-``<case>.json``, with the one reader of that record that evaluation and reports share."""
+"""The files of a prediction folder: ``<case>_seg.nii.gz``, ``<case>_probabilities.nii.gz``,
+``<case>_uncertainty.nii.gz`` and the record ``<case>.json``, with the one reader of that record that evaluation
+and reports share."""
 
 from __future__ import annotations
 
@@ -10,10 +11,11 @@ from typing import Any
 
 from gliomics.errors import InputError
 
-__all__ = ["PROB_SUFFIX", "RECORD_SUFFIX", "SEG_SUFFIX", "is_number", "read_prediction_record"]
+__all__ = ["PROB_SUFFIX", "RECORD_SUFFIX", "SEG_SUFFIX", "UNCERTAINTY_SUFFIX", "is_number", "read_prediction_record"]
 
 SEG_SUFFIX = "_seg.nii.gz"
 PROB_SUFFIX = "_probabilities.nii.gz"
+UNCERTAINTY_SUFFIX = "_uncertainty.nii.gz"
 RECORD_SUFFIX = ".json"
 
 
