@@ -45,8 +45,8 @@ def _samples(run: Path, cfg, model, cohort: Path | None):
 
 
 def _validate(model, samples, cfg, precision: str) -> tuple[list[dict], dict, float]:
+    from gliomics.runtime.distributed import DistInfo
     from gliomics.runtime.hardware import autocast
-    from gliomics.training.distributed import DistInfo
     from gliomics.training.validation import summarise, validate_cases
 
     t = time.perf_counter()

@@ -62,7 +62,7 @@ def main() -> None:
     from gliomics.inference.engine import forward_with_tta, pad_multiple
     from gliomics.losses import MultiTaskLoss
     from gliomics.models.registry import create_model
-    from gliomics.training.distributed import DistInfo
+    from gliomics.runtime.distributed import DistInfo
     try:
         from gliomics.training.data import make_loader as _loader
         from gliomics.training.data import marker_pos_weight as _pos_weight

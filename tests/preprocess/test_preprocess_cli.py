@@ -71,3 +71,22 @@ def test_keep_going_reports_a_bad_case_and_finishes_the_others(tmp_path):
     result = runner.invoke(app, [*args, "--keep-going"])
     assert result.exit_code == 2 and "failed RAW-002" in result.output
     assert sorted(p.name for p in out.iterdir()) == ["RAW-001"]
+
+
+def test_two_parts_preprocess_each_case_once(tmp_path):
+    raw = write_raw_case(tmp_path)
+    for name in ("RAW-002", "RAW-003"):
+        shutil.copytree(raw.folder, raw.folder.parent / name)
+        for path in (raw.folder.parent / name).iterdir():
+            path.rename(path.with_name(path.name.replace("RAW-001", name)))
+    out = tmp_path / "out"
+    done = []
+    for k in (0, 1):
+        result = runner.invoke(app, ["preprocess", "-i", str(raw.folder.parent), "-o", str(out), "--skip-registration",
+                                     "--no-n4", "--num-parts", "2", "--part-id", str(k), *TINY_GRID])
+        assert result.exit_code == 0, result.output
+        done.append(int(result.output.split("preprocessed ")[1].split()[0]))
+    assert sorted(p.name for p in out.iterdir()) == ["RAW-001", "RAW-002", "RAW-003"] and sorted(done) == [1, 2]
+    bad = runner.invoke(app, ["preprocess", "-i", str(raw.folder.parent), "-o", str(tmp_path / "x"), "--num-parts",
+                              "2", "--part-id", "5", *TINY_GRID])
+    assert bad.exit_code == 2 and "--part-id 5" in bad.output and not (tmp_path / "x").exists()

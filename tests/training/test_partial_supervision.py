@@ -146,8 +146,8 @@ def test_gradients_reach_the_marker_heads_from_marker_only_cases_and_the_decoder
 
 
 def test_subregion_share_sets_the_fraction_of_patches_from_cases_with_subregions(mixed_phantom):
+    from gliomics.runtime.distributed import DistInfo
     from gliomics.training.data import make_loader
-    from gliomics.training.distributed import DistInfo
 
     cohort = build_cohort(mixed_phantom, mixed_phantom / "markers.csv")
     info = DistInfo()

@@ -189,6 +189,7 @@ def test_summary_records_time_per_epoch_and_step_with_the_machine(tiny_phantom, 
     assert hw["precision"] == "fp32" and hw["device"] == "cpu" and hw["cpu"] and hw["threads"] >= 1
     written = json.loads((tmp_path / "run" / "train_summary.json").read_text())
     assert written["hardware"] == hw and written["steps_run"] == 2 * 3
+    assert written["peak_gpu_memory_gib"] is None  # recorded on a GPU only
 
 
 def test_bf16_trains_one_epoch_and_predicts(tiny_phantom, tmp_path):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import pytest
+import torch
 
 from gliomics.constants import TUMOUR_LABELS
 from gliomics.training.validation import summarise
@@ -55,3 +56,14 @@ def test_minimum_label_volumes_are_fitted_and_capped() -> None:
     assert out["dice_RC"] == pytest.approx(1.9 / 3)  # the Dice reported is before the suppression
     assert summarise(rows, volume_caps={"RC": 300.0})["min_label_mm3"] == {"RC": 300.0}
     assert summarise(ROWS)["min_label_mm3"] == {}  # rows without volumes (e.g. older runs)
+
+
+def test_a_rank_without_validation_cases_validates_nothing() -> None:
+    from monai.data import CacheDataset
+
+    from gliomics.runtime.distributed import DistInfo
+    from gliomics.training.validation import validate_cases
+
+    empty = CacheDataset([], transform=None, progress=False)  # more ranks than validation cases
+    assert validate_cases(torch.nn.Identity(), empty, roi_size=(16, 16, 16), device=torch.device("cpu"),
+                          info=DistInfo()) == []

@@ -9,6 +9,7 @@ from gliomics.cli.calibrate import calibrate
 from gliomics.cli.compare import compare
 from gliomics.cli.demo import demo
 from gliomics.cli.evaluate import evaluate
+from gliomics.cli.export_nnunet import export_nnunet
 from gliomics.cli.import_ import import_
 from gliomics.cli.phantom import phantom
 from gliomics.cli.predict import predict
@@ -51,6 +52,7 @@ app.command()(slices)
 app.command(name="slice-benchmark")(slice_benchmark)
 app.command()(preprocess)
 app.command(name="import")(import_)
+app.command(name="export-nnunet")(export_nnunet)
 
 
 def main() -> None:

@@ -30,6 +30,9 @@ def predict(
     overlap: float = typer.Option(0.25, "--overlap", min=0.0, max=0.9, help="Sliding-window overlap."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Redo cases that already have outputs."),
     keep_going: bool = typer.Option(False, "--keep-going", help="Report bad cases and finish the others."),
+    num_parts: int = typer.Option(1, "--num-parts", min=1, help="Split the cases into this many parts of about equal "
+                                  "work (a job array: one job per part)."),
+    part_id: int = typer.Option(0, "--part-id", min=0, help="The part this job predicts (0 … num-parts − 1)."),
     no_progress: bool = typer.Option(False, "--no-progress", help="Hide the progress bar."),
     report: bool = typer.Option(False, "--report", help="Also write <case>.html: overlays, attention maps, Grad-CAM."),
     no_calibration: bool = typer.Option(False, "--no-calibration", help="Report the network's raw marker "
@@ -43,15 +46,25 @@ def predict(
                                    "series (cases made by `gliomics import --format dicom`)."),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
-    """Segment the tumour subregions and predict IDH, 1p/19q and TERT for each case."""
+    """Segment the tumour subregions and predict IDH, 1p/19q and TERT for each case.
+
+    Under `torchrun --nproc_per_node=N -m gliomics.predict …` each rank predicts its own part of the cases."""
     setup_logging(verbose)
     check_precision(precision)
+    from gliomics.inference.cohort_prediction import predict_cohort, summary_name
     from gliomics.inference.predictor import Predictor
+    from gliomics.io.partition import check_part
+    from gliomics.runtime.distributed import cleanup, init_distributed, rank_threads
+    from gliomics.runtime.hardware import resolve_device
+
+    check_part(num_parts, part_id)
+    info = init_distributed(resolve_device(device))
 
     seqs = parse_sequences(sequences)
     predictor = Predictor(device, tta=tta, overlap=overlap, save_probabilities=save_probabilities,
                           save_uncertainty=save_uncertainty, sequences=seqs,
-                          label_minimums=not no_label_minimums, who_band=who_band, precision=precision)
+                          label_minimums=not no_label_minimums, who_band=who_band, precision=precision,
+                          threads=rank_threads(info))
     predictor.load(model)
     if no_calibration:
         predictor.calibration = {}
@@ -63,18 +76,26 @@ def predict(
             write_case_report(case, out, model=predictor.model, config=predictor.config, device=predictor.device,
                               band=who_band)
 
-    result = predictor.predict_folder(input, out, overwrite=overwrite, keep_going=keep_going,
-                                      progress=not no_progress, on_case=_with_native_outputs(on_case, out, native,
-                                                                                            dicom_seg))
-    typer.echo(f"predicted {len(result['predicted'])} cases, skipped {len(result['skipped'])} already done, "
-               f"{len(result['failed'])} failed; outputs in {out}")
-    if result["seconds_per_case"] is not None:
-        hw = result["hardware"]
-        typer.echo(f"{result['seconds_per_case']:.1f} s per case on {hw['gpu'] or hw['cpu']} "
-                   f"({hw['threads']} threads, {hw['precision']})")
-    for cid, msg in result["failed"].items():
+    try:
+        summary = predict_cohort(predictor, input, out, num_parts=num_parts, part_id=part_id, info=info,
+                                 overwrite=overwrite, keep_going=keep_going, progress=not no_progress and info.is_main,
+                                 on_case=_with_native_outputs(on_case, out, native, dicom_seg))
+    finally:
+        cleanup(info)
+    if not info.is_main:
+        return
+    part = "" if num_parts == 1 else f" (part {part_id} of {num_parts})"
+    typer.echo(f"predicted {summary['predicted']} cases{part}, skipped {summary['skipped']} already done, "
+               f"{len(summary['failed'])} failed; outputs in {out}, summary {summary_name(num_parts, part_id)}")
+    for r in summary["parts"]:
+        if r["seconds_per_case"] is not None:
+            hw = r["hardware"]
+            typer.echo(f"{r['seconds_per_case']:.1f} s per case on {hw['gpu'] or hw['cpu']} "
+                       f"({hw['threads']} threads, {hw['precision']})" + (f", rank part {r['part']}"
+                                                                          if info.enabled else ""))
+    for cid, msg in summary["failed"].items():
         typer.echo(f"  failed {cid}: {msg}", err=True)
-    if result["failed"]:
+    if summary["failed"]:
         raise typer.Exit(2)
 
 

@@ -26,6 +26,9 @@ def preprocess(
     workers: int = typer.Option(1, "--workers", "-j", min=1, help="Worker processes."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Redo cases that are already preprocessed."),
     keep_going: bool = typer.Option(False, "--keep-going", help="Report bad cases and finish the others."),
+    num_parts: int = typer.Option(1, "--num-parts", min=1, help="Split the cases into this many parts of about equal "
+                                  "work (a job array: one job per part)."),
+    part_id: int = typer.Option(0, "--part-id", min=0, help="The part this job preprocesses (0 … num-parts − 1)."),
     no_progress: bool = typer.Option(False, "--no-progress", help="Hide the progress bar."),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
@@ -43,7 +46,7 @@ def preprocess(
     settings = PreprocessSettings(atlas=atlas, mask=mask, skip_registration=skip_registration, n4=not no_n4,
                                   n4_shrink=n4_shrink, zscore=zscore, shape=shape, spacing=spacing)
     result = preprocess_cohort(input, out, settings, workers=workers, overwrite=overwrite, keep_going=keep_going,
-                               progress=not no_progress)
+                               progress=not no_progress, num_parts=num_parts, part_id=part_id)
     typer.echo(f"preprocessed {len(result['preprocessed'])} cases, skipped {len(result['skipped'])} already done, "
                f"{len(result['failed'])} failed; outputs in {out}")
     for cid, msg in result["failed"].items():

@@ -24,7 +24,7 @@ from gliomics.inference.calibration import DEFAULT_ALPHA, fit_run_calibration
 from gliomics.inference.uncertainty import REVIEW_QUANTILE, fit_review_threshold
 from gliomics.io import read_markers
 from gliomics.io.atomic import write_text_atomic
-from gliomics.io.predictions import RECORD_SUFFIX, read_prediction_record
+from gliomics.io.predictions import RECORD_SUFFIX, read_prediction_record, record_paths
 from gliomics.runtime.checkpoint import (
     BEST,
     CALIBRATION_FILE,
@@ -85,7 +85,7 @@ def _folder_predictions(run: Path, pred: Path, markers: Path) -> tuple[list, lis
     from gliomics.data.splits import SPLITS_FILE, load_splits
 
     table = read_markers(markers)
-    records = sorted(pred.glob(f"*{RECORD_SUFFIX}"))
+    records = record_paths(pred)
     trained = {c for r in (fold_runs(run) or [run]) if (r / SPLITS_FILE).is_file()
                for c in load_splits(r / SPLITS_FILE)["train"]}
     labels, probs, uncertainties = [], [], []

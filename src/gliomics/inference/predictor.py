@@ -34,6 +34,7 @@ from gliomics.inference.uncertainty import case_uncertainty, entropy_map, review
 from gliomics.inference.who import DEFAULT_BAND, who_cns5_suggestion
 from gliomics.io import Case, discover_cases, save_image, voxel_spacing
 from gliomics.io.atomic import write_text_atomic
+from gliomics.io.partition import select_part
 from gliomics.io.predictions import PROB_SUFFIX, RECORD_SUFFIX, SEG_SUFFIX, UNCERTAINTY_SUFFIX
 from gliomics.labels import region_mask
 from gliomics.provenance import config_digest, versions
@@ -63,13 +64,14 @@ class Predictor:
         crop: Crop to the bounding box of the head before the network (the fast path); ``False`` runs the network
             on the whole padded volume, for comparison.
         precision: ``auto`` (bf16 autocast where the hardware computes in bf16 natively), ``fp32`` or ``bf16``.
+        threads: CPU threads (default: every usable core; under ``torchrun``, the rank's share of them).
     """
 
     def __init__(self, device: str = "auto", *, tta: bool = False, overlap: float = 0.25,
                  save_probabilities: bool = False, save_uncertainty: bool = False,
                  sequences: list[str] | None = None,
                  min_component_mm3: float = 50.0, label_minimums: bool = True, who_band: float = DEFAULT_BAND,
-                 crop: bool = True, precision: str = "auto") -> None:
+                 crop: bool = True, precision: str = "auto", threads: int | None = None) -> None:
         self.device = resolve_device(device)
         self.precision = resolve_precision(precision, self.device)
         self.tta, self.overlap = tta, overlap
@@ -79,6 +81,7 @@ class Predictor:
         self.label_minimums = label_minimums
         self.who_band = who_band
         self.crop = crop
+        self.threads = threads
         self.model: torch.nn.Module | None = None
         self.members: list[torch.nn.Module] = []
         self.config: RunConfig | None = None
@@ -137,7 +140,7 @@ class Predictor:
         except (GliomicsError, ValueError, RuntimeError, KeyError) as exc:
             raise CheckpointError(f"{path}: does not match its model ({' '.join(str(exc).split())[:240]})") from exc
         if self.device.type == "cpu":
-            configure_cpu()
+            configure_cpu(self.threads)
         self.model = model.to(self.device).eval()
         self.thresholds = {m: float(state.get("thresholds", {}).get(m, 0.5)) for m in MARKERS}
         self.calibration = dict(state.get("calibration") or {})
@@ -277,8 +280,10 @@ class Predictor:
 
     def predict_folder(self, source: Path | str, out_dir: Path | str, *, overwrite: bool = False,
                        keep_going: bool = False, progress: bool = True, layout: str = "auto",
-                       on_case: Callable[[Case, dict[str, Any]], None] | None = None) -> dict[str, Any]:
-        """Predict every case under ``source``; finished cases are skipped unless ``overwrite``.
+                       on_case: Callable[[Case, dict[str, Any]], None] | None = None, num_parts: int = 1,
+                       part_id: int = 0) -> dict[str, Any]:
+        """Predict every case under ``source`` (or only part ``part_id`` of ``num_parts`` parts of about equal work,
+        :func:`~gliomics.io.partition.select_part`); finished cases are skipped unless ``overwrite``.
 
         ``on_case(case, record)`` runs after each case's outputs are written (e.g. to write its HTML report).
         """
@@ -287,7 +292,7 @@ class Predictor:
         out_dir = Path(out_dir)
         if out_dir.exists() and not out_dir.is_dir():
             raise OutputError(f"{out_dir}: output path exists and is not a folder")
-        cases = discover_cases(source, layout=layout, allow_missing=True)
+        cases = select_part(discover_cases(source, layout=layout, allow_missing=True), num_parts, part_id)
         out_dir.mkdir(parents=True, exist_ok=True)
         done, skipped, failed, seconds = [], [], {}, []
         for case in tqdm(cases, desc="predict", unit="case", disable=not progress):
@@ -305,7 +310,7 @@ class Predictor:
                     raise
                 failed[case.case_id] = str(exc)
                 logger.error("%s: %s", case.case_id, exc)
-        return {"predicted": done, "skipped": skipped, "failed": failed,
+        return {"predicted": done, "skipped": skipped, "failed": failed, "seconds": float(np.sum(seconds)),
                 "seconds_per_case": float(np.mean(seconds)) if seconds else None, "hardware": self.hardware()}
 
 

@@ -11,11 +11,21 @@ from typing import Any
 
 from gliomics.errors import InputError
 
-__all__ = ["PROB_SUFFIX", "RECORD_SUFFIX", "SEG_SUFFIX", "UNCERTAINTY_SUFFIX", "is_number", "read_prediction_record"]
+__all__ = ["PROB_SUFFIX", "RECORD_SUFFIX", "SEG_SUFFIX", "SUMMARY_PREFIX", "UNCERTAINTY_SUFFIX", "is_number",
+           "read_prediction_record", "record_paths"]
 
 SEG_SUFFIX = "_seg.nii.gz"
 PROB_SUFFIX = "_probabilities.nii.gz"
 UNCERTAINTY_SUFFIX = "_uncertainty.nii.gz"
+#: The summary of a prediction run (``predict_summary.json``, or ``predict_summary_part<k>of<P>.json`` for one part of
+#: a job array): a JSON file of the folder that is not a case's record.
+SUMMARY_PREFIX = "predict_summary"
+
+
+def record_paths(folder: Path | str) -> list[Path]:
+    """The case records ``<case>.json`` of a prediction folder, sorted (hidden files and run summaries left out)."""
+    return sorted(p for p in Path(folder).glob(f"*{RECORD_SUFFIX}")
+                  if not p.name.startswith((".", SUMMARY_PREFIX)))
 RECORD_SUFFIX = ".json"
 
 

@@ -12,6 +12,7 @@ from gliomics.errors import GliomicsError, OutputError
 from gliomics.io.atomic import atomic_path
 from gliomics.io.cases import Case
 from gliomics.io.layouts import discover_cases
+from gliomics.io.partition import select_part
 from gliomics.preprocess.pipeline import PreprocessSettings, load_registration_atlas, preprocess_case
 from gliomics.runtime.hardware import usable_cores
 
@@ -56,8 +57,9 @@ def _copy_markers(source: Path, out: Path) -> None:
 
 def preprocess_cohort(source: Path | str, out: Path | str, settings: PreprocessSettings | None = None, *,
                       workers: int = 1, overwrite: bool = False, keep_going: bool = False, progress: bool = True,
-                      layout: str = "auto") -> dict[str, Any]:
-    """Preprocess every case found under ``source`` into ``out`` (BraTS 2024 layout).
+                      layout: str = "auto", num_parts: int = 1, part_id: int = 0) -> dict[str, Any]:
+    """Preprocess every case found under ``source`` (or only part ``part_id`` of ``num_parts`` parts of about equal
+    work, :func:`~gliomics.io.partition.select_part`) into ``out`` (BraTS 2024 layout).
 
     Cases whose output folder exists are skipped unless ``overwrite``. Each case is written to a hidden temporary
     folder and renamed into place, so an interrupted run leaves only finished cases.
@@ -71,6 +73,8 @@ def preprocess_cohort(source: Path | str, out: Path | str, settings: PreprocessS
         keep_going: Record failing cases and finish the others (otherwise the first bad case stops the run).
         progress: Show a progress bar on stderr.
         layout: Input layout, as in :func:`~gliomics.io.discover_cases`.
+        num_parts: Parts of a job array (1: every case).
+        part_id: This job's part.
 
     Returns:
         ``{"preprocessed": [...], "skipped": [...], "failed": {case_id: message}}``.
@@ -84,7 +88,7 @@ def preprocess_cohort(source: Path | str, out: Path | str, settings: PreprocessS
     source, out = Path(source), Path(out)
     if out.exists() and not out.is_dir():
         raise OutputError(f"{out}: output path exists and is not a folder")
-    cases = discover_cases(source, layout=layout, allow_missing=True)
+    cases = select_part(discover_cases(source, layout=layout, allow_missing=True), num_parts, part_id)
     if not settings.skip_registration:
         load_registration_atlas(settings.atlas, settings.mask)  # a bad atlas or mask fails before any case runs
     out.mkdir(parents=True, exist_ok=True)

@@ -19,7 +19,7 @@ from gliomics.errors import InputError, OutputError
 from gliomics.inference.who import DEFAULT_BAND, who_cns5_suggestion
 from gliomics.io import Case
 from gliomics.io.atomic import write_text_atomic
-from gliomics.io.predictions import SEG_SUFFIX, is_number, read_prediction_record
+from gliomics.io.predictions import SEG_SUFFIX, is_number, read_prediction_record, record_paths
 from gliomics.report.templates import CASE_TEMPLATE, render
 
 logger = logging.getLogger(__name__)
@@ -68,7 +68,7 @@ def prediction_case_ids(target: Path | str) -> tuple[Path, list[str]]:
         return target.parent, [target.stem]
     if not target.is_dir():
         raise InputError(f"{target}: prediction folder not found")
-    ids = sorted(p.stem for p in target.glob("*.json") if not p.name.startswith("."))
+    ids = [p.stem for p in record_paths(target)]
     if not ids:
         raise InputError(f"{target}: no <case>.json in this folder; is it a `gliomics predict` output folder?")
     return target, ids

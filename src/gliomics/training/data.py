@@ -13,7 +13,7 @@ import torch
 
 from gliomics.config import RunConfig
 from gliomics.errors import ConfigError, InputError
-from gliomics.training.distributed import DistInfo
+from gliomics.runtime.distributed import DistInfo
 
 logger = logging.getLogger(__name__)
 

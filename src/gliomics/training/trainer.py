@@ -28,6 +28,7 @@ from gliomics.runtime.checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
+from gliomics.runtime.distributed import barrier, cleanup, init_distributed
 from gliomics.runtime.hardware import (
     autocast,
     configure_cpu,
@@ -37,7 +38,6 @@ from gliomics.runtime.hardware import (
     usable_cores,
 )
 from gliomics.training.data import data_sources, make_dataset, make_loader, marker_pos_weight, prepare_data
-from gliomics.training.distributed import barrier, cleanup, init_distributed
 from gliomics.training.metrics_log import MetricsLog
 
 logger = logging.getLogger(__name__)
@@ -299,6 +299,8 @@ def run_training(cfg: RunConfig, *, data: Path | str | Sequence[Path | str],
                "seconds_per_step": (float(np.sum(epoch_times)) / max(1, global_step - start_step)
                                     if epoch_times else None),
                "hardware": {**describe(dev, precision), "world_size": info.world_size},
+               # the most GPU memory this process held in tensors (training and validation); None on a CPU
+               "peak_gpu_memory_gib": (torch.cuda.max_memory_allocated(dev) / 2**30 if dev.type == "cuda" else None),
                "supervision": supervision,
                "val": _scalars(val_metrics), "thresholds": thresholds, "min_label_mm3": min_label_mm3,
                "calibration": calibration,

@@ -14,7 +14,7 @@ from gliomics.inference.engine import forward_volume, marker_probabilities
 from gliomics.inference.postprocess import fit_min_label_volumes, remove_small_components
 from gliomics.io import voxel_spacing
 from gliomics.labels import dice_per_region, label_volumes_mm3
-from gliomics.training.distributed import DistInfo, all_gather_objects
+from gliomics.runtime.distributed import DistInfo, all_gather_objects
 
 
 def validate_cases(model: torch.nn.Module, samples: Sequence[dict], *, roi_size, device: torch.device,
@@ -23,7 +23,8 @@ def validate_cases(model: torch.nn.Module, samples: Sequence[dict], *, roi_size,
     cached dataset of :func:`~gliomics.data.transforms.inference_transforms` output), gathered from all ranks."""
     model.eval()
     rows = []
-    for data in samples:
+    for i in range(len(samples)):  # by index: a rank may hold no case, and an empty MONAI dataset cannot be iterated
+        data = samples[i]
         image = data["image"].as_tensor()[None].to(device)
         present = data["present"][None].to(device)
         res = forward_volume(model, image, present, roi_size=roi_size, overlap=overlap,

@@ -55,6 +55,17 @@ def all_gather_objects(obj: Any, info: DistInfo) -> list[Any]:
     return out
 
 
+def rank_threads(info: DistInfo) -> int | None:
+    """CPU threads of one rank: the usable cores shared among the ranks of this machine (None in a single process:
+    every core)."""
+    if not info.enabled:
+        return None
+    from gliomics.runtime.hardware import usable_cores
+
+    local = int(os.environ.get("LOCAL_WORLD_SIZE", info.world_size))
+    return max(1, usable_cores() // max(1, local))
+
+
 def cleanup(info: DistInfo) -> None:
     if info.enabled and dist.is_initialized():
         dist.destroy_process_group()
