@@ -46,6 +46,11 @@ def test_demo_runs_every_step_and_skips_what_is_done(tmp_path):
     assert summary["demo_training"]["epochs_run"] == 1 and summary["demo_training"]["stop_reason"] == "epochs"
     assert summary["demo_training"]["seconds_per_epoch"] > 0
     assert summary["demo_prediction"]["seconds_per_case"] > 0
+    # the calibration is refitted on the validation split predicted as the external cases are (flip TTA)
+    calibration = json.loads((out / "run" / "calibration.json").read_text())
+    assert calibration["source"] == "validation (flip TTA)" and calibration["review"]["passes"] == 2
+    record = json.loads(next((out / "predictions_external").glob("*.json")).read_text())
+    assert record["uncertainty"]["review_threshold"] == calibration["review"]["threshold"]
     assert "s per epoch" in result.output and summary["demo_training"]["hardware"]["cpu"] in result.output
     # a second call finds cohorts, run and predictions in place and only re-evaluates
     best = (out / "run" / "best.pt").stat().st_mtime_ns

@@ -32,10 +32,11 @@ def run_demo(out: Path, *, train_cases: int, external_cases: int, spacing: float
     The training budget is ``steps`` optimizer steps if given, else ``epochs``; ``minutes`` adds a wall-clock limit.
     """
     from gliomics.config import apply_overrides, load_preset
+    from gliomics.evaluation.calibrate import calibrate_run
     from gliomics.evaluation.evaluate import evaluate_predictions
     from gliomics.inference.predictor import Predictor
     from gliomics.phantom import PhantomSettings, generate_cohort
-    from gliomics.runtime.checkpoint import BEST
+    from gliomics.runtime.checkpoint import BEST, CALIBRATION_FILE
     from gliomics.training.trainer import run_training
 
     out.mkdir(parents=True, exist_ok=True)
@@ -59,6 +60,11 @@ def run_demo(out: Path, *, train_cases: int, external_cases: int, spacing: float
                      minutes=minutes, resume=(run_dir / "last.pt").is_file(), precision=precision, progress=progress)
     train_summary = json.loads((run_dir / "train_summary.json").read_text())
     timings["train_s"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    if not (run_dir / CALIBRATION_FILE).is_file():  # refit on the validation split predicted as below (flip TTA)
+        calibrate_run(run_dir, tta=True, precision=precision)
+    timings["calibrate_s"] = time.perf_counter() - t
 
     t = time.perf_counter()
     predictor = Predictor("auto", tta=True, precision=precision).load(run_dir / BEST)
