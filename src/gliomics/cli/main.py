@@ -10,6 +10,7 @@ from gliomics.cli.compare import compare
 from gliomics.cli.demo import demo
 from gliomics.cli.evaluate import evaluate
 from gliomics.cli.export_nnunet import export_nnunet
+from gliomics.cli.export_onnx import export_onnx
 from gliomics.cli.import_ import import_
 from gliomics.cli.phantom import phantom
 from gliomics.cli.predict import predict
@@ -53,6 +54,7 @@ app.command(name="slice-benchmark")(slice_benchmark)
 app.command()(preprocess)
 app.command(name="import")(import_)
 app.command(name="export-nnunet")(export_nnunet)
+app.command(name="export-onnx")(export_onnx)
 
 
 def main() -> None:

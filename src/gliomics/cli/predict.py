@@ -19,6 +19,8 @@ def predict(
                                "folder of K-fold runs (fold_0, …: their ensemble)."),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda."),
     precision: str = precision_option(),
+    engine: str = typer.Option("torch", "--engine", help="torch | onnx: the run's network exported by `gliomics "
+                               "export-onnx` (RUN/model.onnx), run by onnxruntime on the CPU in fp32."),
     save_probabilities: bool = typer.Option(False, "--save-probabilities", help="Also write the softmax."),
     tta: bool = typer.Option(False, "--tta", help="Average with a left-right flip (slower, steadier; gives each case "
                              "an uncertainty score, as an ensemble does)."),
@@ -64,7 +66,7 @@ def predict(
     predictor = Predictor(device, tta=tta, overlap=overlap, save_probabilities=save_probabilities,
                           save_uncertainty=save_uncertainty, sequences=seqs,
                           label_minimums=not no_label_minimums, who_band=who_band, precision=precision,
-                          threads=rank_threads(info))
+                          threads=rank_threads(info), engine=engine)
     predictor.load(model)
     if no_calibration:
         predictor.calibration = {}

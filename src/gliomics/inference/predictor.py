@@ -65,13 +65,21 @@ class Predictor:
             on the whole padded volume, for comparison.
         precision: ``auto`` (bf16 autocast where the hardware computes in bf16 natively), ``fp32`` or ``bf16``.
         threads: CPU threads (default: every usable core; under ``torchrun``, the rank's share of them).
+        engine: ``torch``, or ``onnx``: the network exported by ``gliomics export-onnx`` (``model.onnx`` in the run
+            folder) run by onnxruntime on the CPU in fp32 (:mod:`~gliomics.inference.onnx_engine`); the rest of the
+            run (preprocessing, thresholds, calibration) is read from the run folder alike.
     """
 
     def __init__(self, device: str = "auto", *, tta: bool = False, overlap: float = 0.25,
                  save_probabilities: bool = False, save_uncertainty: bool = False,
                  sequences: list[str] | None = None,
                  min_component_mm3: float = 50.0, label_minimums: bool = True, who_band: float = DEFAULT_BAND,
-                 crop: bool = True, precision: str = "auto", threads: int | None = None) -> None:
+                 crop: bool = True, precision: str = "auto", threads: int | None = None,
+                 engine: str = "torch") -> None:
+        from gliomics.inference.onnx_engine import engine_settings
+
+        device, precision = engine_settings(engine, device, precision)
+        self.engine = engine
         self.device = resolve_device(device)
         self.precision = resolve_precision(precision, self.device)
         self.tta, self.overlap = tta, overlap
@@ -99,13 +107,13 @@ class Predictor:
         if folds:
             return self._load_ensemble(run_dir, folds, checkpoint)
         self._load_run(run_dir, checkpoint)
-        self.members = [self.model]
+        self.members = [self.network]
         return self
 
     def _load_ensemble(self, folder: Path, folds: list[Path], checkpoint: str) -> Predictor:
         """The fold runs of ``folder``: one preprocessing (they must share it), their marker thresholds and label
         minimums averaged, and the ensemble's own calibration (``calibration.json``, fitted out of fold)."""
-        members, thresholds, minimums = [], [], []
+        members, models, thresholds, minimums = [], [], [], []
         first = None
         for run in folds:
             self._load_run(run, checkpoint)
@@ -114,10 +122,11 @@ class Predictor:
                 raise CheckpointError(f"{run}: its working spacing, patch size or whole-volume factor differ from "
                                       f"{folds[0]}'s; the runs of an ensemble must share them")
             first = key
-            members.append(self.model)
+            members.append(self.network)
+            models.append(self.model)
             thresholds.append(self.thresholds)
             minimums.append(self.min_label_mm3)
-        self.members, self.model = members, members[0]
+        self.members, self.model = members, models[0]
         self.thresholds = {m: float(np.mean([t[m] for t in thresholds])) for m in MARKERS}
         labels = {k for mins in minimums for k in mins}
         self.min_label_mm3 = {k: float(np.median([mins.get(k, 0.0) for mins in minimums])) for k in labels}
@@ -142,6 +151,10 @@ class Predictor:
         if self.device.type == "cpu":
             configure_cpu(self.threads)
         self.model = model.to(self.device).eval()
+        from gliomics.inference.onnx_engine import onnx_network
+
+        # what the forward passes call: the torch module, or its exported graph run by onnxruntime
+        self.network = self.model if self.engine == "torch" else onnx_network(path, self.model, torch.get_num_threads())
         self.thresholds = {m: float(state.get("thresholds", {}).get(m, 0.5)) for m in MARKERS}
         self.calibration = dict(state.get("calibration") or {})
         self.min_label_mm3 = {k: float(v) for k, v in state.get("min_label_mm3", {}).items()}
@@ -152,8 +165,10 @@ class Predictor:
                                               divisible=pad_multiple(self.model), crop=self.crop)
 
     def hardware(self) -> dict[str, Any]:
-        """Where the predictions run: device, CPU model, threads and precision (recorded in every ``<case>.json``)."""
-        return describe(self.device, self.precision)
+        """Where the predictions run: device, CPU model, threads, precision and engine (recorded in every
+        ``<case>.json``)."""
+        engine = self.members[0].hardware() if self.engine == "onnx" and self.members else {"engine": self.engine}
+        return {**describe(self.device, self.precision), **engine}
 
     def _to_input_geometry(self, volume: torch.Tensor, image, *, nearest: bool) -> np.ndarray:
         """Undo the preprocessing (padding, crop, spacing, orientation) of ``image`` on a channel-first volume."""

@@ -7,10 +7,13 @@ import torch.nn.functional as F
 from monai.networks.layers import Conv
 from torch import nn
 
+from gliomics.models.blocks.cmaf import exporting
+
 __all__ = ["POOLING_MODES", "AttentionPooling", "tumour_gate"]
 
 POOLING_MODES: tuple[str, ...] = ("attention", "gap")
 _ADAPTIVE_AVG = {1: F.adaptive_avg_pool1d, 2: F.adaptive_avg_pool2d, 3: F.adaptive_avg_pool3d}
+_AVG = {1: F.avg_pool1d, 2: F.avg_pool2d, 3: F.avg_pool3d}
 
 
 def tumour_gate(seg_logits: torch.Tensor, size: torch.Size | tuple[int, ...]) -> torch.Tensor:
@@ -24,7 +27,11 @@ def tumour_gate(seg_logits: torch.Tensor, size: torch.Size | tuple[int, ...]) ->
         ``B x 1 x size`` with values in [0, 1].
     """
     tumour = 1.0 - torch.softmax(seg_logits, dim=1)[:, :1]
-    return _ADAPTIVE_AVG[seg_logits.ndim - 2](tumour, tuple(size))
+    size = tuple(size)
+    if exporting() and all(n % s == 0 for n, s in zip(tumour.shape[2:], size)):
+        # the same windows as a plain average pool (ONNX has no adaptive pooling to sizes that vary with the input)
+        return _AVG[seg_logits.ndim - 2](tumour, tuple(n // s for n, s in zip(tumour.shape[2:], size)))
+    return _ADAPTIVE_AVG[seg_logits.ndim - 2](tumour, size)
 
 
 class AttentionPooling(nn.Module):

@@ -11,7 +11,15 @@ from torch import nn
 from gliomics.constants import SEQUENCES
 from gliomics.models.blocks.layers import DEFAULT_ACT, DEFAULT_NORM, LEAKY_SLOPE
 
-__all__ = ["CMAF", "ConcatFusion", "SequenceEmbedding", "broadcast_present", "check_present"]
+__all__ = ["CMAF", "ConcatFusion", "SequenceEmbedding", "broadcast_present", "check_present", "exporting"]
+
+
+def exporting() -> bool:
+    """True while ``torch.onnx.export`` traces the network. The blocks then take forms that hold for every input of
+    the exported graph and give the same values: the masked form of the branches on which sequences are present (the
+    check that every case has one is left to the caller of the graph), and ops that ``torch.export`` keeps symbolic in
+    the spatial sizes (:mod:`gliomics.inference.onnx_engine`)."""
+    return torch.onnx.is_in_onnx_export()
 
 
 def check_present(present: torch.Tensor | None, x: torch.Tensor, num_sequences: int) -> torch.Tensor:
@@ -35,7 +43,7 @@ def check_present(present: torch.Tensor | None, x: torch.Tensor, num_sequences: 
             f"sequence in {SEQUENCES}, got {tuple(present.shape)}."
         )
     present = present.bool()
-    if not bool(present.any(dim=1).all()):
+    if not exporting() and not bool(present.any(dim=1).all()):
         empty = torch.nonzero(~present.any(dim=1)).flatten().tolist()
         raise ValueError(f"every case needs at least one present sequence; cases {empty} in the batch have none.")
     return present
@@ -99,7 +107,7 @@ class SequenceEmbedding(nn.Module):
     def forward(self, x: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
         b, s = x.shape[:2]
         # Zero missing sequences so that NaN or stale values in their slots can never leak through 0 * F.
-        if not bool(present.all()):
+        if exporting() or not bool(present.all()):
             x = torch.where(broadcast_present(present, x), x, torch.zeros_like(x))
         # Folding the sequences into the batch axis is what makes the embedding shared across sequences.
         x = x.reshape(b * s, 1, *x.shape[2:])
@@ -117,6 +125,13 @@ class SequenceEmbedding(nn.Module):
         f = f.view(b, s * self.embed_channels, *f.shape[2:])
         f = F.group_norm(f, s * self.embed_channels, self.weight[:s].flatten(), self.bias[:s].flatten(),
                          eps=self.norm_eps)
+        if exporting():
+            # A missing sequence is a constant map, which the normalisation takes to exactly 0 in torch (its shift
+            # remains); a runtime that sums the map plainly leaves rounding noise that 1/sqrt(eps) blows up to
+            # features of ~0.1, and the CMAF weights of the present sequences would depend on that noise.
+            ones = (1,) * (f.ndim - 2)
+            keep = present.unsqueeze(-1).expand(b, s, self.embed_channels).reshape(b, -1, *ones)
+            f = torch.where(keep, f, self.bias[:s].reshape(1, -1, *ones).to(f.dtype))
         f = F.leaky_relu_(f, LEAKY_SLOPE)
         return f.view(b, s, self.embed_channels, *f.shape[2:])
 
@@ -156,7 +171,7 @@ class _SequenceFusion(nn.Module):
     @staticmethod
     def _concatenate(present: torch.Tensor, feats: torch.Tensor) -> torch.Tensor:
         """``B x S*C' x spatial``: the embeddings side by side, those of missing sequences zeroed."""
-        if bool(present.all()):
+        if not exporting() and bool(present.all()):
             return feats.flatten(1, 2)
         return (feats * broadcast_present(present, feats).to(feats.dtype)).flatten(1, 2)
 
@@ -232,7 +247,7 @@ class CMAF(_SequenceFusion):
         """
         present, feats = self._embed(x, present)  # B x S x C' x spatial
         logits = self.attention(feats.flatten(1, 2))
-        if not bool(present.all()):
+        if exporting() or not bool(present.all()):
             # -inf makes exp() exactly 0; check_present guarantees one finite logit per voxel, so no NaN can appear.
             logits = logits.masked_fill(~broadcast_present(present, logits), float("-inf"))
         alpha = torch.softmax(logits, dim=1)

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from gliomics.constants import LABELS
+from gliomics.models.blocks.cmaf import exporting
 
 __all__ = ["TumourDescriptors"]
 
@@ -57,7 +58,7 @@ class TumourDescriptors(nn.Module):
         features.append((sums / (weights.sum(-1, keepdim=True) + 1.0)).reshape(b, -1))
         # tumour centre relative to the brain centre, in units of the brain's spread along each axis
         spatial = x.shape[2:]
-        axes = [torch.linspace(-1.0, 1.0, s, device=x.device) for s in spatial]
+        axes = [_axis(s, x.device) for s in spatial]
         grid = torch.stack(torch.meshgrid(*axes, indexing="ij")).flatten(1)  # D x V
         tumour = 1.0 - probs[:, 0]
         t_centre = tumour @ grid.T / (tumour.sum(-1, keepdim=True) + 1e-3)
@@ -69,3 +70,11 @@ class TumourDescriptors(nn.Module):
         flags = torch.ones(b, self.in_channels, device=x.device) if present is None else present.float()
         features.append(flags)
         return torch.cat(features, dim=1)
+
+
+def _axis(size: int, device: torch.device) -> torch.Tensor:
+    """``size`` points from -1 to 1. While exporting to ONNX, from ``arange``: ``torch.export`` fixes the length of a
+    ``linspace`` at the example's size, so that the graph would refuse every other input size."""
+    if exporting():
+        return torch.arange(size, device=device, dtype=torch.float32) * (2.0 / max(size - 1, 1)) - 1.0
+    return torch.linspace(-1.0, 1.0, size, device=device)

@@ -6,10 +6,11 @@ from collections.abc import Sequence
 
 import torch
 from monai.networks.blocks import Convolution
-from monai.networks.nets.swin_unetr import SwinTransformer
+from monai.networks.nets.swin_unetr import SwinTransformer, compute_mask, get_window_size
 from monai.utils import ensure_tuple_rep
 from torch import nn
 
+from gliomics.models.blocks.cmaf import exporting
 from gliomics.models.blocks.layers import DEFAULT_ACT, DEFAULT_NORM
 
 __all__ = ["SwinBranch"]
@@ -104,5 +105,22 @@ class SwinBranch(nn.Module):
         """Return the global-context features at /8, ``B x out_channels x spatial/8``."""
         x = self.swin.pos_drop(self.swin.patch_embed(x))
         for stage in self.stages:
-            x = stage(x.contiguous())
+            x = _export_stage(stage, x.contiguous()) if exporting() else stage(x.contiguous())
         return self.proj(self.swin.proj_out(x, normalize=True))
+
+
+def _export_stage(stage: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """MONAI's ``BasicLayer.forward`` (the same values) with the padded sizes of the attention mask computed in
+    integer arithmetic: its ``int(np.ceil(d / window))`` fixes them at the example's size under ``torch.export``, and
+    an ONNX graph exported that way mixes up the windows of every other input size."""
+    b, _, *spatial = x.shape
+    window, shift = get_window_size(tuple(spatial), stage.window_size, stage.shift_size)
+    x = x.movedim(1, -1)
+    padded = [(n + w - 1) // w * w for n, w in zip(spatial, window)]  # not -(-n // w): exported, it truncates
+    mask = compute_mask(padded, window, shift, x.device)
+    for block in stage.blocks:
+        x = block(x, mask)
+    x = x.view(b, *spatial, -1)
+    if stage.downsample is not None:
+        x = stage.downsample(x)
+    return x.movedim(-1, 1)
