@@ -9,6 +9,7 @@ import yaml
 from typer.testing import CliRunner
 
 from gliomics.cli.main import app
+from gliomics.io.predictions import record_paths
 from gliomics_testing import TINY_OVERRIDES
 
 runner = CliRunner()
@@ -49,7 +50,7 @@ def test_demo_runs_every_step_and_skips_what_is_done(tmp_path):
     # the calibration is refitted on the validation split predicted as the external cases are (flip TTA)
     calibration = json.loads((out / "run" / "calibration.json").read_text())
     assert calibration["source"] == "validation (flip TTA)" and calibration["review"]["passes"] == 2
-    record = json.loads(next((out / "predictions_external").glob("*.json")).read_text())
+    record = json.loads(record_paths(out / "predictions_external")[0].read_text())
     assert record["uncertainty"]["review_threshold"] == calibration["review"]["threshold"]
     assert "s per epoch" in result.output and summary["demo_training"]["hardware"]["cpu"] in result.output
     # a second call finds cohorts, run and predictions in place and only re-evaluates

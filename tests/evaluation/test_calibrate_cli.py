@@ -14,6 +14,7 @@ from gliomics.cli.main import app
 from gliomics.evaluation.decisions import conformal_summary, operating_point_summary
 from gliomics.inference.predictor import Predictor
 from gliomics.io import read_markers
+from gliomics.io.predictions import record_paths
 from gliomics.runtime.checkpoint import load_checkpoint
 
 runner = CliRunner()
@@ -43,7 +44,7 @@ def test_predict_and_evaluate_use_it(calibrated_run, tiny_phantom, tmp_path):
     result = runner.invoke(app, ["predict", "-i", str(tiny_phantom), "-o", str(pred), "-m", str(calibrated_run),
                                  "--device", "cpu", "--no-progress"])
     assert result.exit_code == 0, result.output
-    record = json.loads(next(pred.glob("*.json")).read_text())
+    record = json.loads(record_paths(pred)[0].read_text())
     assert record["calibration"]["source"] == "validation"
     for m in record["markers"]:
         entry = record["markers"][m]
@@ -59,7 +60,7 @@ def test_predict_and_evaluate_use_it(calibrated_run, tiny_phantom, tmp_path):
     idh = summary["markers"]["idh"]
     # coverage: the share of cases whose set holds their true class, recounted from the records
     table = read_markers(tiny_phantom / "markers.csv")
-    records = [json.loads(p.read_text()) for p in pred.glob("*.json")]
+    records = [json.loads(p.read_text()) for p in record_paths(pred)]
     truth = [("mutant" if table[r["case_id"]].idh else "wildtype", r["markers"]["idh"]["prediction_set"])
              for r in records if table[r["case_id"]].idh is not None]
     assert idh["fitted_on"] == "validation"
@@ -167,7 +168,7 @@ def test_calibrate_with_tta_fits_the_review_threshold_and_evaluate_tests_it(tiny
     result = runner.invoke(app, ["predict", "-i", str(tiny_phantom), "-o", str(pred), "-m", str(run), "--tta",
                                  "--device", "cpu", "--no-progress"])
     assert result.exit_code == 0, result.output
-    records = [json.loads(p.read_text()) for p in pred.glob("*.json")]
+    records = [json.loads(p.read_text()) for p in record_paths(pred)]
     for r in records:
         u = r["uncertainty"]
         assert u["review_threshold"] == pytest.approx(review["threshold"])

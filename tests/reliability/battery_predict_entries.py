@@ -178,7 +178,8 @@ def _predict_keep_going(ws: Workspace) -> Invocation:
     cohort = ws.cohort("cases", n=3, markers=False)
     replace_volume(cohort / "CASE-001-000", "t1c", with_value(np.inf))
     inv = predict_with(ws, cohort, "CASE-001-000-t1c.nii.gz", "--keep-going")
-    inv.allowed = tuple(f"CASE-{i:03d}-000{suffix}" for i in (0, 2) for suffix in (".json", "_seg.nii.gz"))
+    inv.allowed = (*(f"CASE-{i:03d}-000{suffix}" for i in (0, 2) for suffix in (".json", "_seg.nii.gz")),
+                   "predict_summary.json")  # the run's summary names the failed case
     return inv
 
 
@@ -186,7 +187,7 @@ def _predict_unicode(ws: Workspace) -> Invocation:
     cohort = ws.cohort("cas à l'étude ü", n=1, markers=False)
     out = ws.path("prédictions 1")
     args = ["predict", "-i", str(cohort), "-o", str(out), "-m", str(ws.run), *PREDICT]
-    return Invocation(args, "", out, ("CASE-000-000.json", "CASE-000-000_seg.nii.gz"))
+    return Invocation(args, "", out, ("CASE-000-000.json", "CASE-000-000_seg.nii.gz", "predict_summary.json"))
 
 
 PREDICT_ENTRIES: list[BadInput] = [

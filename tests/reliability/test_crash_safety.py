@@ -24,6 +24,7 @@ from reliability_battery import TEMP_NAME, write_markers
 from typer.testing import CliRunner
 
 from gliomics.cli.main import app
+from gliomics.io.predictions import record_paths
 from gliomics.runtime.checkpoint import load_checkpoint
 from gliomics_testing import TINY_OVERRIDES, make_brats_case
 
@@ -126,7 +127,7 @@ def test_prediction_killed_mid_folder_resumes_without_redoing_finished_cases(tin
 
     _kill_when(args, lambda: out.is_dir() and any(out.glob("*.json")), tmp_path / "predict.log")
 
-    finished = sorted(p.stem for p in out.glob("*.json"))
+    finished = sorted(p.stem for p in record_paths(out))
     assert finished and len(finished) < len(ids), "the kill came after the last case: nothing left to resume"
     kept = {}
     for cid in finished:

@@ -18,6 +18,7 @@ import torch
 from typer.testing import CliRunner
 
 from gliomics.cli.main import app
+from gliomics.io.predictions import record_paths
 from gliomics.runtime.checkpoint import load_checkpoint
 from gliomics_testing import TINY_OVERRIDES
 
@@ -110,7 +111,7 @@ def test_every_output_json_records_seed_versions_and_config(offline):
     assert {"gliomics", "python", "torch", "monai", "numpy"} <= set(train["versions"])
     digest = train["config_sha256"]
     assert len(digest) == 16
-    for path in offline["pred"].glob("*.json"):
+    for path in record_paths(offline["pred"]):
         record = json.loads(path.read_text())
         assert record["model"]["config_sha256"] == digest, path.name
         assert record["model"]["train_seed"] == SEED
@@ -143,7 +144,7 @@ def test_same_seed_and_data_give_identical_results(offline):
         labels_a = np.asarray(nib.load(path).dataobj)
         labels_b = np.asarray(nib.load(again["pred"] / path.name).dataobj)
         assert np.array_equal(labels_a, labels_b), path.name
-    for path in sorted(offline["pred"].glob("*.json")):
+    for path in record_paths(offline["pred"]):
         record_a = _without_timings(json.loads(path.read_text()))
         record_b = _without_timings(json.loads((again["pred"] / path.name).read_text()))
         assert record_a == record_b, path.name
