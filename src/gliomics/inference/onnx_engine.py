@@ -28,7 +28,7 @@ from torch import nn
 
 from gliomics import __version__
 from gliomics.constants import SEQUENCES
-from gliomics.errors import CheckpointError, ConfigError, GliomicsError, InputError
+from gliomics.errors import CheckpointError, ConfigError, InputError
 from gliomics.inference.engine import pad_multiple
 
 logger = logging.getLogger(__name__)
@@ -100,35 +100,6 @@ def min_spatial_size(model: nn.Module, multiple: int) -> int:
     return -(-size // multiple) * multiple
 
 
-def checkpoint_path(run: Path, checkpoint: str = "best") -> Path:
-    """The checkpoint of a run folder (``best.pt``, else ``last.pt``) or a checkpoint file given directly, as
-    :class:`~gliomics.inference.predictor.Predictor` picks it."""
-    from gliomics.runtime.checkpoint import BEST, LAST
-
-    if run.is_file():
-        return run
-    path = run / (BEST if checkpoint == "best" else LAST)
-    if not path.is_file() and checkpoint == "best" and (run / LAST).is_file():
-        path = run / LAST
-    return path
-
-
-def load_network(path: Path) -> tuple[nn.Module, Any]:
-    """The network of checkpoint ``path`` in eval mode on the CPU and the run's config, as the Predictor loads them."""
-    from gliomics.config import validate_config
-    from gliomics.models.registry import create_model
-    from gliomics.runtime.checkpoint import load_checkpoint
-
-    state = load_checkpoint(path)
-    try:
-        config = validate_config(state["config"], "its config")
-        model = create_model(config.model.name, **config.model.params)
-        model.load_state_dict(state["model"])
-    except (GliomicsError, ValueError, RuntimeError, KeyError) as exc:
-        raise CheckpointError(f"{path}: does not match its model ({' '.join(str(exc).split())[:240]})") from exc
-    return model.eval(), config
-
-
 class _Outputs(nn.Module):
     """The network with its output dict as a tuple of tensors, in the order of ``names`` (markers by name)."""
 
@@ -153,7 +124,7 @@ def export_onnx(run: Path | str, out: Path | str | None = None, *, checkpoint: s
         CheckpointError: a checkpoint is missing or does not match its model, or the graph disagrees with the network.
         ConfigError: onnx, onnxscript or onnxruntime is not installed.
     """
-    from gliomics.runtime.checkpoint import fold_runs
+    from gliomics.runtime.checkpoint import checkpoint_file, fold_runs
 
     run = Path(run)
     if not run.exists():
@@ -164,7 +135,7 @@ def export_onnx(run: Path | str, out: Path | str | None = None, *, checkpoint: s
         raise InputError(f"{run}: a folder of fold runs is exported into each fold's folder ({ONNX_FILE}); drop --out")
     results = []
     for one in folds or [run]:
-        path = checkpoint_path(one, checkpoint)
+        path = checkpoint_file(one, checkpoint)
         target = Path(out) if out is not None else path.parent / ONNX_FILE
         results.append(export_checkpoint(path, target, check=check))
     return results
@@ -173,9 +144,10 @@ def export_onnx(run: Path | str, out: Path | str | None = None, *, checkpoint: s
 def export_checkpoint(path: Path, out: Path, *, check: bool = True) -> dict[str, Any]:
     """Export the network of checkpoint ``path`` to ``out``; see :func:`export_onnx`."""
     from gliomics.provenance import config_digest
+    from gliomics.runtime.checkpoint import load_network
 
     start = time.perf_counter()
-    model, config = load_network(path)
+    model, config, _ = load_network(path)
     logger.info("exporting %s (%s) to %s", path, config.model.name, out)
     result = export_network(model, out, check=check, source=path, metadata={
         "model": config.model.name, "checkpoint": path.name, "config_sha256": config_digest(config)})

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from gliomics.config import RunConfig, validate_config
+from gliomics.config import RunConfig
 from gliomics.constants import LABELS, MARKERS, REGIONS, SEQUENCES, TUMOUR_LABELS
 from gliomics.data.transforms import sequences_present
 from gliomics.errors import CheckpointError, GliomicsError, OutputError
@@ -38,7 +38,7 @@ from gliomics.io.partition import select_part
 from gliomics.io.predictions import PROB_SUFFIX, RECORD_SUFFIX, SEG_SUFFIX, UNCERTAINTY_SUFFIX
 from gliomics.labels import region_mask
 from gliomics.provenance import config_digest, versions
-from gliomics.runtime.checkpoint import BEST, CALIBRATION_FILE, LAST, fold_runs, load_checkpoint
+from gliomics.runtime.checkpoint import CALIBRATION_FILE, checkpoint_file, fold_runs, load_network
 from gliomics.runtime.hardware import autocast, configure_cpu, describe, resolve_device, resolve_precision
 
 logger = logging.getLogger(__name__)
@@ -136,18 +136,8 @@ class Predictor:
         return self
 
     def _load_run(self, run_dir: Path, checkpoint: str) -> None:
-        from gliomics.models.registry import create_model
-
-        path = run_dir if run_dir.is_file() else run_dir / (BEST if checkpoint == "best" else LAST)
-        if not path.is_file() and checkpoint == "best" and (run_dir / LAST).is_file():
-            path = run_dir / LAST
-        state = load_checkpoint(path)
-        try:
-            self.config = validate_config(state["config"], "its config")
-            model = create_model(self.config.model.name, **self.config.model.params)
-            model.load_state_dict(state["model"])
-        except (GliomicsError, ValueError, RuntimeError, KeyError) as exc:
-            raise CheckpointError(f"{path}: does not match its model ({' '.join(str(exc).split())[:240]})") from exc
+        path = checkpoint_file(run_dir, checkpoint)
+        model, self.config, state = load_network(path)
         if self.device.type == "cpu":
             configure_cpu(self.threads)
         self.model = model.to(self.device).eval()

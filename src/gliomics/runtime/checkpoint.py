@@ -93,3 +93,36 @@ def set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     if state.get("cuda") and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def checkpoint_file(run: Path | str, checkpoint: str = "best") -> Path:
+    """The checkpoint of a run folder (``best.pt``, else ``last.pt`` when the run has no best yet, or ``last.pt`` when
+    ``checkpoint`` is ``"last"``), or a checkpoint file given directly."""
+    run = Path(run)
+    if run.is_file():
+        return run
+    path = run / (BEST if checkpoint == "best" else LAST)
+    if not path.is_file() and checkpoint == "best" and (run / LAST).is_file():
+        path = run / LAST
+    return path
+
+
+def load_network(path: Path | str) -> tuple[torch.nn.Module, Any, dict[str, Any]]:
+    """The network of checkpoint ``path`` (on the CPU, in eval mode), its run's validated config and the checkpoint.
+
+    Raises:
+        CheckpointError: the file is not a gliomics checkpoint, or its weights do not fit its config's model.
+    """
+    from gliomics.config import validate_config
+    from gliomics.errors import GliomicsError
+    from gliomics.models.registry import create_model
+
+    state = load_checkpoint(path)
+    try:
+        config = validate_config(state["config"], "its config")
+        model = create_model(config.model.name, **config.model.params)
+        model.load_state_dict(state["model"])
+    except (GliomicsError, ValueError, RuntimeError, KeyError) as exc:
+        raise CheckpointError(f"{path}: does not match its model ({' '.join(str(exc).split())[:240]})") from exc
+    return model.eval(), config, state
+
