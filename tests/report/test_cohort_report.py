@@ -21,7 +21,9 @@ def test_evaluate_report_shows_figures_auc_bayes_sites_and_tables(evaluated_with
     summary = json.loads((out / "summary.json").read_text())
     assert not EXTERNAL.search(html) and "<script" not in html
     images = re.findall(r"""<img[^>]*\ssrc="([^"]*)\"""", html)
-    assert len(images) == 4 and all(s.startswith("data:image/png;base64,") for s in images)  # Dice, ROC, cal., CM
+    # Dice, means with CIs, ROC, calibration, confusion
+    assert len(images) == 5 and all(s.startswith("data:image/png;base64,") for s in images)
+    assert "Means with 95% CIs" in html and "| precision |" not in html and "<th>precision</th>" in html
     assert "Research tool, not a diagnosis" in html
     for m, s in summary["markers"].items():
         lo, hi = s["auc_ci_delong"]
@@ -63,3 +65,16 @@ def test_incomplete_evaluation_folder_is_one_line(evaluated_with_report, tmp_pat
     assert result.exit_code == 2
     assert result.output.strip().count("\n") == 0 and "missing per_case.csv, tables.md" in result.output
     assert not (partial / "report.html").exists()
+
+
+def test_bar_figure_draws_what_the_summary_holds_and_nothing_when_empty():
+    from gliomics.report.cohort_figures import bar_figure
+
+    ci = {"mean": 0.8, "lo": 0.7, "hi": 0.9}
+    summary = {"segmentation": {"ET": {"dice": ci, "lesion_dice": ci}, "WT": {"dice": ci, "lesion_dice": None}},
+               "markers": {"idh": {"auc": 0.75, "auc_ci_delong": [0.6, 0.9]}}, "bayes_optimal_auc": {"idh": 0.9}}
+    full = bar_figure(summary)
+    assert full and full.startswith("data:image/png;base64,")
+    markers_only = bar_figure({"segmentation": {}, "markers": summary["markers"]})
+    assert markers_only and markers_only != full
+    assert bar_figure({"segmentation": {}, "markers": {"idh": {"auc": float("nan")}}}) is None

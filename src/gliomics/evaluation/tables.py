@@ -34,9 +34,9 @@ def segmentation_table(seg_summary: dict, title: str = "Segmentation") -> str:
 
 
 def marker_table(marker_summary: dict, bayes: dict | None = None, title: str = "Molecular markers") -> str:
-    """Table 2: AUC with DeLong and bootstrap CIs, accuracy, sensitivity, specificity, F1, calibration."""
+    """Table 2: AUC with DeLong and bootstrap CIs, accuracy, sensitivity, specificity, precision, F1, calibration."""
     head = ("| marker | n (pos) | AUC [DeLong 95% CI] | AUC bootstrap CI | accuracy | sensitivity | specificity "
-            "| F1 | Brier | cal. slope | ECE |")
+            "| precision | F1 | Brier | cal. slope | ECE |")
     if bayes:
         head += " Bayes-optimal AUC |"
     lines = [f"### {title}", "", head, "|" + "---|" * (head.count("|") - 1)]
@@ -49,7 +49,8 @@ def marker_table(marker_summary: dict, bayes: dict | None = None, title: str = "
         b_lo, b_hi = s.get("auc_ci_bootstrap", [math.nan, math.nan])
         row = (f"| {MARKER_NAMES[m]} | {s.get('n', 0)} ({s.get('n_pos', 0)}) | {_f(s.get('auc'))} [{_f(d_lo)}, "
                f"{_f(d_hi)}] | [{_f(b_lo)}, {_f(b_hi)}] | {_f(met.get('accuracy'))} | {_f(met.get('sensitivity'))} | "
-               f"{_f(met.get('specificity'))} | {_f(met.get('f1'))} | {_f(met.get('brier'))} | "
+               f"{_f(met.get('specificity'))} | {_f(met.get('precision'))} | {_f(met.get('f1'))} | "
+               f"{_f(met.get('brier'))} | "
                f"{_f(cal.get('slope'), 2)} | {_f(cal.get('ece'))} |")
         if bayes:
             row += f" {_f(bayes.get(m))} |"

@@ -1,4 +1,5 @@
-"""Figures of the cohort report: Dice box plots, ROC curves, calibration curves and confusion matrices.
+"""Figures of the cohort report: Dice box plots, bar charts of Dice and AUC with CIs, ROC curves, calibration
+curves and confusion matrices.
 
 Each function takes what ``gliomics evaluate`` wrote (the rows of ``per_case.csv`` and ``summary.json``) and returns a
 ``data:image/png;base64`` URI, or None when there is nothing to draw.
@@ -57,6 +58,54 @@ def dice_figure(rows: Sequence[Mapping[str, Any]]) -> str | None:
     ax.set_title(f"Dice per region ({len(rows)} cases)")
     fig.legend(loc="outside lower center", ncol=2, fontsize=8, frameon=False)
     ax.grid(axis="y", alpha=0.3)
+    return to_data_uri(fig)
+
+
+def bar_figure(summary: Mapping[str, Any]) -> str | None:
+    """Bar charts with 95% CIs, as the MGMT-Net paper's figures 3-4: the mean Dice of each region (whole-volume and
+    BraTS 2024 lesion-wise, bootstrap CIs) and the AUC of each marker (DeLong CIs)."""
+    seg, markers = summary.get("segmentation") or {}, summary.get("markers") or {}
+    regions = [r for r in REGIONS if (seg.get(r) or {}).get("dice")]
+    names = [m for m in MARKERS if m in markers and math.isfinite(markers[m].get("auc", math.nan))]
+    if not regions and not names:
+        return None
+    fig = Figure(figsize=(1.1 * len(regions) + 0.9 * len(names) + 3, 4.0), layout="constrained")
+    axes = fig.subplots(1, 2, width_ratios=[max(len(regions), 1), max(len(names), 1)])
+
+    def bars(ax, x, stats, colour, label):
+        means = np.array([s["mean"] for s in stats])
+        err = np.array([[s["mean"] - s["lo"], s["hi"] - s["mean"]] for s in stats]).T
+        ax.bar(x, means, width=0.38, color=colour, alpha=0.8, label=label)
+        ax.errorbar(x, means, yerr=np.clip(err, 0, None), fmt="none", ecolor="black", capsize=3, lw=1)
+
+    if regions:
+        x = np.arange(len(regions))
+        bars(axes[0], x - 0.2, [seg[r]["dice"] for r in regions], "#4477aa", "whole-volume")
+        lesion = [seg[r].get("lesion_dice") for r in regions]
+        if all(lesion):
+            bars(axes[0], x + 0.2, lesion, "#ee6677", "lesion-wise (BraTS 2024)")
+        axes[0].set_xticks(x, regions)
+        axes[0].set_ylabel("mean Dice [95% CI]")
+        axes[0].legend(fontsize=8, frameon=False, loc="lower left")
+    axes[0].set_title("Segmentation")
+    if names:
+        x = np.arange(len(names))
+        stats = [{"mean": markers[m]["auc"], "lo": markers[m].get("auc_ci_delong", [math.nan] * 2)[0],
+                  "hi": markers[m].get("auc_ci_delong", [math.nan] * 2)[1]} for m in names]
+        stats = [{k: (s["mean"] if not math.isfinite(v) else v) for k, v in s.items()} for s in stats]
+        bars(axes[1], x, stats, "#228833", "AUC")
+        bayes = summary.get("bayes_optimal_auc") or {}
+        if any(m in bayes for m in names):
+            axes[1].scatter(x, [bayes.get(m, math.nan) for m in names], marker="_", s=400, color="black",
+                            zorder=4, label="Bayes-optimal")
+            axes[1].legend(fontsize=8, frameon=False, loc="lower left")
+        axes[1].axhline(0.5, color="grey", lw=0.8, ls=":")
+        axes[1].set_xticks(x, [MARKER_NAMES.get(m, m) for m in names], fontsize=8)
+        axes[1].set_ylabel("AUC [95% DeLong CI]")
+    axes[1].set_title("Markers")
+    for ax in axes:
+        ax.set_ylim(0, 1.03)
+        ax.grid(axis="y", alpha=0.3)
     return to_data_uri(fig)
 
 

@@ -132,13 +132,22 @@ def _headline(summary: Mapping[str, Any]) -> str:
 def build_cohort_html(summary: Mapping[str, Any], rows: Sequence[Mapping[str, Any]], tables_md: str, *,
                       ref: Path | None = None, tables: Sequence[tuple[str, Path]] = ()) -> str:
     """The cohort report as a self-contained HTML page (see :func:`write_cohort_report`)."""
-    from gliomics.report.cohort_figures import calibration_figure, confusion_figure, dice_figure, roc_figure
+    from gliomics.report.cohort_figures import (
+        bar_figure,
+        calibration_figure,
+        confusion_figure,
+        dice_figure,
+        roc_figure,
+    )
 
     posteriors, cohort = _phantom(ref)
     figures = []
     for title, src, caption in (
         ("Dice", dice_figure(rows), "Per-case Dice of each region, whole-volume and BraTS 2024 lesion-wise; boxes "
          "show the quartiles, dots the cases. TC = NETC + ET, WT = NETC + SNFH + ET."),
+        ("Means with 95% CIs", bar_figure(summary), "Mean Dice of each region (whole-volume and BraTS 2024 "
+         "lesion-wise, bootstrap CIs over cases) and AUC of each marker (DeLong CIs; black bars: the phantom's "
+         "Bayes-optimal AUC on the same cases, when the cohort is a phantom), as the MGMT-Net paper's figures 3-4."),
         ("ROC", roc_figure(rows, summary, posteriors), "ROC curve of each marker on the cases with a known label; "
          "dashed: the phantom's exact Bayes posteriors on the same cases, when the cohort is a phantom."),
         ("Calibration", calibration_figure(summary), "Reliability curves: observed rate of the altered state against "
