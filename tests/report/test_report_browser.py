@@ -64,4 +64,4 @@ def test_cohort_report_renders_in_chromium(evaluated_with_report, tmp_path):
     browser = _chromium()
     pixels, dom, log = _render(browser, evaluated_with_report["eval"] / "report.html", tmp_path)
     _assert_rendered(pixels, log)
-    assert "Cohort evaluation" in dom and dom.count("<img") == 4
+    assert "Cohort evaluation" in dom and dom.count("<img") == 5  # Dice, means with CIs, ROC, calibration, confusion
