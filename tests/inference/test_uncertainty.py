@@ -106,7 +106,6 @@ def test_tta_passes_are_the_identity_and_the_flip(tiny_run, tiny_phantom):
     labels = res["passes"]["labels"]
     assert labels.shape == (2, *data["image"].shape[1:]) and labels.dtype == torch.uint8
     assert all(len(v) == 2 for v in res["passes"]["markers"].values())
-    # the mean of the two passes' marker probabilities is what a sigmoid of the averaged logits is near
     single = Predictor("cpu").load(tiny_run).forward(case)[1]
     assert single["uncertainty"] is None and single["passes"]["labels"].shape[0] == 1
     assert torch.equal(single["passes"]["labels"][0], single["probs"][0].argmax(0).to(torch.uint8))

@@ -71,7 +71,7 @@ def slices(
 ) -> None:
     """Write the preprocessed ROI slices of a cohort (the k largest-VOI axial T1ce slices per case) with index.csv."""
     setup_logging(verbose)
-    from gliomics.slices.output_folder import check_output_folder, staged_folder
+    from gliomics.io.output_folder import check_output_folder, staged_folder
     from gliomics.slices.slice_set import collect_slices, write_slices
 
     if fmt not in ("npy", "png"):

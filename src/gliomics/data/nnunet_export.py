@@ -33,7 +33,7 @@ from gliomics.data.cohort import patient_id
 from gliomics.data.splits import SPLITS_FILE, load_splits
 from gliomics.errors import InputError, OutputError
 from gliomics.io import Case, check_same_geometry, discover_cases, load_image, load_label, save_image
-from gliomics.io.atomic import atomic_path
+from gliomics.io.output_folder import check_output_folder, staged_folder
 
 logger = logging.getLogger(__name__)
 
@@ -134,10 +134,7 @@ def _check_output(out: Path, sources: Sequence[Path], overwrite: bool) -> str:
     for source in sources:
         if resolved == source.resolve() or resolved in source.resolve().parents:
             raise OutputError(f"{out}: holds the input {source}; choose another output folder")
-    if out.exists() and not out.is_dir():
-        raise OutputError(f"{out}: exists and is not a folder")
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise OutputError(f"{out}: folder exists and is not empty (use --overwrite to replace it)")
+    check_output_folder(out, overwrite)
     return match["id"]
 
 
@@ -250,7 +247,7 @@ def export_nnunet(data: Sequence[Path | str] | Path | str, splits: Path | str, o
                      "data": [str(s.absolute()) for s in sources], "numTest": len(test)},
     }
     try:
-        with atomic_path(out, folder=True) as tmp:
+        with staged_folder(out, overwrite) as tmp:
             for folder in ("imagesTr", "labelsTr", *(("imagesTs",) if test else ())):
                 (tmp / folder).mkdir()
             for i, case_id in enumerate(training, 1):

@@ -152,7 +152,7 @@ def single_pass(probs: torch.Tensor | None, markers: dict[str, torch.Tensor] | N
     """What one pass said: its label map (``1 × spatial`` uint8 argmax of ``1 × K × spatial`` ``probs``, or None)
     and its marker probabilities (per marker, a list with one value)."""
     return {"labels": None if probs is None else probs.argmax(1).to(torch.uint8).cpu(),
-            "markers": {m: [float(torch.sigmoid(v.float().flatten()[0]))] for m, v in (markers or {}).items()}}
+            "markers": {m: [v] for m, v in marker_probabilities(markers).items()}}
 
 
 def join_passes(passes: list[dict]) -> dict:

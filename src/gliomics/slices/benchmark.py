@@ -19,9 +19,9 @@ import numpy as np
 
 from gliomics.constants import MARKER_NAMES
 from gliomics.errors import ConfigError, InputError
+from gliomics.io.output_folder import check_output_folder, staged_folder
 from gliomics.provenance import versions
 from gliomics.runtime.hardware import usable_cores
-from gliomics.slices.output_folder import check_output_folder, staged_folder
 from gliomics.slices.settings import BenchmarkSettings
 from gliomics.slices.slice_set import SliceSet, collect_slices
 from gliomics.slices.split import average_by_patient, patient_split

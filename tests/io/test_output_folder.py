@@ -1,11 +1,11 @@
-"""Output folders of the slice benchmark appear whole or not at all."""
+"""Output folders written as a whole (the slice benchmark, the nnU-Net export) appear whole or not at all."""
 
 from __future__ import annotations
 
 import pytest
 
 from gliomics.errors import OutputError
-from gliomics.slices.output_folder import staged_folder
+from gliomics.io.output_folder import staged_folder
 
 
 def test_staged_folder_renames_into_place_on_success(tmp_path):
