@@ -43,37 +43,56 @@ def _gliomics() -> str:
     return str(Path(sys.executable).with_name("gliomics"))
 
 
-def train_all(runs: dict[str, list[str]], *, train: Path, work: Path, minutes: float, seed: int,
-              parallel: int) -> None:
-    """Train every run not yet finished, ``parallel`` at a time, each pinned to its own core."""
+def run_pinned(jobs: dict[str, tuple], *, logs: Path, parallel: int) -> None:
+    """Run each job whose ``done`` file is missing, ``parallel`` at a time, each pinned to its own core.
+
+    ``jobs`` maps a name to (command, done file) or (command, done file, needed file): a job starts once the file
+    it needs exists (another job's ``done``). A job's output goes to ``logs/<name>.log``.
+    """
     cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else list(range(os.cpu_count() or 1))
-    todo = [n for n in runs if not (work / n / "train_summary.json").is_file()]
+    todo = [n for n, job in jobs.items() if not job[1].is_file()]
     active: dict[int, tuple[str, subprocess.Popen]] = {}
+    logs.mkdir(parents=True, exist_ok=True)
+
+    def ready() -> str | None:
+        return next((n for n in todo if len(jobs[n]) < 3 or jobs[n][2].is_file()), None)
+
     while todo or active:
-        while todo and len(active) < parallel:
-            name = todo.pop(0)
+        while todo and len(active) < parallel and (name := ready()) is not None:
+            todo.remove(name)
             slot = next(i for i in range(parallel) if i not in active)
             core = cores[slot % len(cores)]
-            cmd = [_gliomics(), "train", "--data", str(train), "--markers", str(train / "markers.csv"),
-                   "--preset", "mgmtnet_cpu", "--out", str(work / name), "--minutes", str(minutes),
-                   "--seed", str(seed), "--no-progress"]
-            for item in runs[name]:
-                cmd += ["--set", item]
-            if (work / name / "last.pt").is_file():
-                cmd.append("--resume")
-            log = open(work / f"{name}.log", "a")  # noqa: SIM115 - closed when the process ends
-            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
+            log = open(logs / f"{name}.log", "a")  # noqa: SIM115 - closed when the process ends
+            proc = subprocess.Popen(jobs[name][0], stdout=log, stderr=subprocess.STDOUT,
                                     preexec_fn=(lambda c=core: os.sched_setaffinity(0, {c}))
                                     if hasattr(os, "sched_setaffinity") else None)
             active[slot] = (name, proc)
-            print(f"training {name} on core {core}", flush=True)
+            print(f"{name} on core {core}", flush=True)
+        if not active and todo:
+            raise SystemExit(f"{todo[0]} waits for {jobs[todo[0]][2]}, which no job makes")
         time.sleep(5)
         for slot, (name, proc) in list(active.items()):
             if proc.poll() is not None:
                 del active[slot]
                 if proc.returncode != 0:
-                    raise SystemExit(f"{name}: gliomics train exited with {proc.returncode}; see {work / name}.log")
+                    raise SystemExit(f"{name} exited with {proc.returncode}; see {logs / name}.log")
                 print(f"{name} done", flush=True)
+
+
+def train_all(runs: dict[str, list[str]], *, train: Path, work: Path, minutes: float, seed: int,
+              parallel: int) -> None:
+    """Train every run not yet finished, ``parallel`` at a time, each pinned to its own core."""
+    jobs = {}
+    for name, overrides in runs.items():
+        cmd = [_gliomics(), "train", "--data", str(train), "--markers", str(train / "markers.csv"),
+               "--preset", "mgmtnet_cpu", "--out", str(work / name), "--minutes", str(minutes),
+               "--seed", str(seed), "--no-progress"]
+        for item in overrides:
+            cmd += ["--set", item]
+        if (work / name / "last.pt").is_file():
+            cmd.append("--resume")
+        jobs[name] = (cmd, work / name / "train_summary.json")
+    run_pinned(jobs, logs=work, parallel=parallel)
 
 
 def compare(names: list[str], *, external: Path, work: Path, out: Path) -> str:

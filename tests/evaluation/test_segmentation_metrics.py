@@ -147,6 +147,8 @@ def test_lesion_wise_detected_missed_and_false_positive() -> None:
     assert out["lesion_dice"] == pytest.approx(d / 3)
     assert out["lesion_hd95"] == pytest.approx((h + 374 + 374) / 3)
     assert (out["lesion_tp"], out["lesion_fn"], out["lesion_fp"]) == (1, 1, 1)
+    fast = lesion_wise(pred, ref, ISO, min_volume_mm3=20.0, with_hd95=False)
+    assert fast["lesion_dice"] == out["lesion_dice"] and math.isnan(fast["lesion_hd95"])
 
 
 def test_nearby_ground_truth_components_merge_into_one_lesion() -> None:

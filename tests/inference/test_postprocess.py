@@ -8,7 +8,15 @@ import pytest
 import torch
 
 from gliomics.constants import LABELS
-from gliomics.inference.postprocess import fit_min_label_volumes, remove_small_components, suppress_small_labels
+from gliomics.inference.postprocess import (
+    COMPONENT_CANDIDATES_MM3,
+    fit_min_component_volumes,
+    fit_min_label_volumes,
+    relabel_small_components,
+    remove_small_components,
+    suppress_small_labels,
+    without_small_components,
+)
 from gliomics.labels import label_volumes_mm3
 
 NETC, SNFH, ET, RC = LABELS["NETC"], LABELS["SNFH"], LABELS["ET"], LABELS["RC"]
@@ -201,3 +209,42 @@ def test_fit_is_bounded_by_the_caps() -> None:
 def test_fit_when_every_prediction_is_false() -> None:
     cases = [_case(ET=(30.0, 0.0, 0.0)), _case(ET=(60.0, 0.0, 0.0))]
     assert fit_min_label_volumes(cases)["ET"] == pytest.approx(np.sqrt(60.0 * 120.0), abs=0.1)
+
+
+def test_small_components_of_a_label_go_to_the_next_most_probable_label() -> None:
+    labels = np.zeros((12, 12, 12), dtype=np.uint8)
+    labels[1:9, 1:9, 1:9] = SNFH
+    labels[3:6, 3:6, 3:6] = NETC  # 27 mm³: kept at a minimum of 20
+    labels[7, 7, 7] = NETC  # one voxel of NETC inside the oedema: relabelled
+    labels[10:12, 10:12, 10:12] = NETC  # 8 mm³ away from the tumour: relabelled (its runner-up is background)
+    probs = _probs_for(labels, runner_up=SNFH)
+    probs[SNFH, 10:12, 10:12, 10:12] = 0.05
+    probs[0, 10:12, 10:12, 10:12] = 0.3
+    out, lost = relabel_small_components(probs, torch.from_numpy(labels), 1.0, {"NETC": 20.0, "ET": 20.0})
+    out = out.numpy()
+    assert lost == {"NETC": 2}  # ET is absent: nothing to count
+    assert (out[3:6, 3:6, 3:6] == NETC).all()
+    assert out[7, 7, 7] == SNFH and (out[10:12, 10:12, 10:12] == 0).all()
+    np.testing.assert_array_equal(out[labels == SNFH], labels[labels == SNFH])
+    kept, lost = relabel_small_components(probs, torch.from_numpy(labels), 1.0, {"NETC": 0.0, "SNFH": 1.0})
+    assert lost == {} and np.array_equal(kept.numpy(), labels)
+
+
+def test_masks_without_small_components_shrink_with_the_limit() -> None:
+    mask = np.zeros((10, 10, 10), dtype=bool)
+    mask[0, 0, 0] = True  # 1 voxel
+    mask[4:6, 4:6, 4:6] = True  # 8 voxels
+    masks = without_small_components(mask, 1.0, limits=(0.0, 2.0, 9.0))
+    assert [int(m.sum()) for m in masks] == [9, 8, 0]
+    empty = np.zeros_like(mask)
+    assert [int(m.sum()) for m in without_small_components(empty, 1.0)] == [0] * len(COMPONENT_CANDIDATES_MM3)
+
+
+def test_component_minimum_is_the_smallest_best_limit_within_its_cap() -> None:
+    limits = (0.0, 30.0, 60.0, 100.0)
+    cases = [{"NETC": [0.5, 0.8, 0.8, 0.6], "ET": [0.9, 0.9, 0.8, 0.7]},
+             {"NETC": [0.6, 0.9, 0.9, 0.9], "ET": [1.0, 1.0, 1.0, 0.5]}]
+    fitted = fit_min_component_volumes(cases, limits=limits)
+    assert fitted == {"NETC": 30.0}  # 30 and 60 tie: the smaller; ET is best with every component kept
+    assert fit_min_component_volumes(cases, caps={"NETC": 10.0}, limits=limits) == {}
+    assert fit_min_component_volumes([], limits=limits) == {}

@@ -155,14 +155,14 @@ def test_whole_volume_factor_of_the_run_decides_one_pass_or_windows(tiny_phantom
 
 def test_labels_below_the_runs_minimum_volume_are_suppressed(tiny_phantom, tiny_run, tmp_path):
     case = discover_cases(tiny_phantom)[0]
-    kept = _voxelwise_segmentation(Predictor("cpu", label_minimums=False).load(tiny_run))
+    kept = _voxelwise_segmentation(Predictor("cpu", label_minimums=False, component_minimums=False).load(tiny_run))
     kept.min_label_mm3 = {"ET": 1e12}
     record = kept.predict_case(case, tmp_path / "kept")
     assert "postprocessing" not in record
     seg = np.asarray(nib.load(tmp_path / "kept" / f"{case.case_id}_seg.nii.gz").dataobj)
     assert (seg == 3).any()
 
-    suppressed = _voxelwise_segmentation(Predictor("cpu").load(tiny_run))
+    suppressed = _voxelwise_segmentation(Predictor("cpu", component_minimums=False).load(tiny_run))
     suppressed.min_label_mm3 = {"ET": 1e12}  # as if fitted on validation: any ET is too small
     record = suppressed.predict_case(case, tmp_path / "suppressed")
     assert record["postprocessing"] == {"min_label_volume_ml": {"ET": 1e9}, "suppressed": ["ET"]}
@@ -172,6 +172,24 @@ def test_labels_below_the_runs_minimum_volume_are_suppressed(tiny_phantom, tiny_
     # the ET voxels took other labels; the rest of the map is as before
     assert np.array_equal(out[seg != 3], seg[seg != 3])
     assert (out[seg == 3] > 0).mean() > 0.5
+
+
+def test_components_below_the_runs_minimum_are_relabelled(tiny_phantom, tiny_run, tmp_path):
+    case = discover_cases(tiny_phantom)[0]
+    kept = _voxelwise_segmentation(Predictor("cpu", component_minimums=False).load(tiny_run))
+    kept.min_label_component_mm3 = {"ET": 1e12}
+    record = kept.predict_case(case, tmp_path / "kept")
+    assert "components_relabelled" not in record.get("postprocessing", {})
+    seg = np.asarray(nib.load(tmp_path / "kept" / f"{case.case_id}_seg.nii.gz").dataobj)
+    assert (seg == 3).any()
+
+    relabelled = _voxelwise_segmentation(Predictor("cpu", label_minimums=False).load(tiny_run))
+    relabelled.min_label_component_mm3 = {"ET": 1e12}  # as if fitted on validation: every ET component is too small
+    record = relabelled.predict_case(case, tmp_path / "relabelled")
+    assert record["postprocessing"]["min_component_volume_ml"] == {"ET": 1e9}
+    assert record["postprocessing"]["components_relabelled"]["ET"] >= 1
+    out = np.asarray(nib.load(tmp_path / "relabelled" / f"{case.case_id}_seg.nii.gz").dataobj)
+    assert not (out == 3).any() and np.array_equal(out[seg != 3], seg[seg != 3])
 
 
 def test_sequences_option_takes_aliases_and_refuses_unknown_names(tiny_phantom, tiny_run, tmp_path):

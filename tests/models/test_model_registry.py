@@ -40,6 +40,16 @@ def test_expected_presets_are_registered() -> None:
     assert default_patch_size("mgmtnet_cpu") == (48, 48, 48)
 
 
+def test_the_paper_preset_is_the_papers_model_and_the_cpu_preset_departs_as_documented() -> None:
+    from gliomics.models.registry import model_defaults
+
+    paper, cpu = create_model("mgmtnet", **TINY["mgmtnet"]), model_defaults("mgmtnet_cpu")
+    assert paper.fusion.embed.sequence_affine is False  # the paper's fully shared embedding
+    assert paper.descriptors is None and paper.fusion.mix is None  # no descriptors, no residual concatenation
+    # the README's table "How gliomics' MGMT-Net differs from the paper" lists each of these
+    assert cpu["sequence_affine"] and cpu["descriptors"] and cpu["fusion_residual"]
+
+
 @pytest.mark.parametrize("name", list_models())
 def test_every_model_forward_backward(name: str) -> None:
     torch.manual_seed(0)

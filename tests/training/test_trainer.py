@@ -40,6 +40,7 @@ def test_training_writes_run_folder_and_loss_decreases(tiny_phantom, tmp_path):
     assert state["config"]["data"]["spacing"] == [4.0, 4.0, 4.0]  # unset: the cohort's median voxel size
     assert set(state["thresholds"]) <= {"idh", "codel_1p19q", "tert"}
     assert set(state["min_label_mm3"]) <= {"NETC", "SNFH", "ET", "RC"}
+    assert set(state["min_component_mm3"]) <= {"NETC", "SNFH", "ET", "RC"} and "min_component_mm3" in summary
     assert summary["epochs_run"] == 4
     splits = json.loads((run / "splits.json").read_text())
     assert not set(splits["train"]) & set(splits["val"])

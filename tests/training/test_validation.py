@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
-from gliomics.constants import TUMOUR_LABELS
-from gliomics.training.validation import summarise
+from gliomics.constants import LABELS, TUMOUR_LABELS
+from gliomics.inference.postprocess import COMPONENT_CANDIDATES_MM3
+from gliomics.training.validation import component_scores, summarise
 
 
 def _row(case: str, dice: float, idh: float | None, prob: float | None) -> dict:
@@ -67,3 +69,24 @@ def test_a_rank_without_validation_cases_validates_nothing() -> None:
     empty = CacheDataset([], transform=None, progress=False)  # more ranks than validation cases
     assert validate_cases(torch.nn.Identity(), empty, roi_size=(16, 16, 16), device=torch.device("cpu"),
                           info=DistInfo()) == []
+
+
+def test_component_scores_rise_when_a_stray_component_is_dropped() -> None:
+    ref = np.zeros((20, 20, 20), dtype=np.uint8)
+    ref[2:8, 2:8, 2:8] = LABELS["NETC"]
+    pred = ref.copy()
+    pred[15, 15, 15] = LABELS["NETC"]  # one voxel (27 mm³ at 3 mm) touching no lesion
+    scores = component_scores(pred, ref, (3.0, 3.0, 3.0))
+    netc = scores["NETC"]
+    assert len(netc) == len(COMPONENT_CANDIDATES_MM3)
+    assert netc[0] == 0.5  # one true lesion (Dice 1) and one false component
+    assert netc[1] == 1.0  # below 30 mm³ the stray voxel is gone
+    assert scores["ET"] == [1.0] * len(COMPONENT_CANDIDATES_MM3)  # absent in both
+
+
+def test_component_minimums_are_fitted_from_the_rows() -> None:
+    rows = [dict(_row("a", 1.0, None, None), component_dice={"NETC": [0.5] + [1.0] * 7}),
+            dict(_row("b", 1.0, None, None), component_dice={"NETC": [1.0] * 8})]
+    assert summarise(rows)["min_component_mm3"] == {"NETC": COMPONENT_CANDIDATES_MM3[1]}
+    assert summarise(rows, volume_caps={"NETC": 10.0})["min_component_mm3"] == {}
+    assert summarise(ROWS)["min_component_mm3"] == {}

@@ -6,15 +6,25 @@ from pathlib import Path
 
 import typer
 
-from gliomics.cli.common import handle_errors, setup_logging
+from gliomics.cli.common import handle_errors, precision_option, setup_logging
+from gliomics.errors import InputError
 
 
 @handle_errors
 def evaluate(
-    pred: Path = typer.Option(..., "--pred", "-p", help="Prediction folder written by `gliomics predict`."),
-    ref: Path = typer.Option(..., "--ref", "-r", help="Reference cases with segmentations (any layout)."),
+    pred: Path | None = typer.Option(None, "--pred", "-p", help="Prediction folder written by `gliomics predict`."),
+    ref: Path | None = typer.Option(None, "--ref", "-r", help="Reference cases with segmentations (any layout)."),
     markers: Path | None = typer.Option(None, "--markers", "-k", help="Markers CSV with the true labels."),
     out: Path = typer.Option(..., "--out", "-o", help="Evaluation folder."),
+    run: Path | None = typer.Option(None, "--run", help="Instead of --pred/--ref: a run folder whose own held-out "
+                                    "split (--split) is predicted into OUT/predictions and scored."),
+    split: str = typer.Option("val", "--split", help="With --run: val | test."),
+    tta: bool = typer.Option(False, "--tta", help="With --run: predict with flip TTA, as `gliomics predict --tta`."),
+    device: str = typer.Option("auto", "--device", help="With --run: auto | cpu | cuda."),
+    precision: str = precision_option(),
+    against: Path | None = typer.Option(None, "--against", help="Another evaluation folder of the same model (e.g. an "
+                                        "external cohort): also write OUT/side_by_side.md with both, and the "
+                                        "difference with its 95% CI."),
     by: str | None = typer.Option(None, "--by", help="Also tabulate by this column: site."),
     n_boot: int = typer.Option(2000, "--n-boot", min=100, help="Bootstrap resamples for the CIs."),
     report: bool = typer.Option(False, "--report", help="Also write report.html: Dice, ROC, calibration, confusion."),
@@ -22,16 +32,41 @@ def evaluate(
                                              "(ablations, baselines) or `gliomics compare` folders (repeatable)."),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
-    """Score predictions: Dice/HD95 (whole-volume and BraTS 2024 lesion-wise) and marker AUC with 95% CIs."""
+    """Score predictions: Dice/HD95 (whole-volume and BraTS 2024 lesion-wise) and marker AUC with 95% CIs.
+
+    Either a prediction folder against reference cases (--pred, --ref, --markers), or a run's own held-out split
+    (--run, --split), predicted here."""
     setup_logging(verbose)
     from gliomics.evaluation.evaluate import evaluate_predictions
 
+    if run is not None and (pred is not None or ref is not None or markers is not None):
+        raise InputError(f"{run}: --run predicts its own split; leave out --pred, --ref and --markers")
+    if run is None and (pred is None or ref is None):
+        raise InputError(f"{out}: give --pred and --ref, or --run (a run's held-out split)")
     if report:
         from gliomics.report.cohort_report import resolve_tables, write_cohort_report
 
         resolve_tables(tables or ())  # a missing table fails before the evaluation, not after
-    summary = evaluate_predictions(pred, ref, markers=markers, out=out, by=by, n_boot=n_boot)
+    if against is not None:
+        from gliomics.evaluation.side_by_side import load_evaluation
+
+        load_evaluation(against)  # not an evaluation folder: fail before predicting or scoring
+    if run is not None:
+        from gliomics.evaluation.split_evaluation import evaluate_split, split_cases
+
+        ref = split_cases(run, split)[1][0]  # bad input fails before the network is loaded
+        summary = evaluate_split(run, split, out, tta=tta, device=device, precision=precision, by=by, n_boot=n_boot)
+    else:
+        summary = evaluate_predictions(pred, ref, markers=markers, out=out, by=by, n_boot=n_boot)
     typer.echo(summary["text"])
     typer.echo(f"per-case CSV, summary.json and tables.md in {out}")
+    if against is not None:
+        from gliomics.evaluation.side_by_side import SIDE_BY_SIDE, compare_evaluations, side_by_side_table
+        from gliomics.io.atomic import write_text_atomic
+
+        name = f"{split} split" if run is not None else out.name
+        table = side_by_side_table(compare_evaluations(out, against, n_boot), name, against.name)
+        write_text_atomic(out / SIDE_BY_SIDE, f"# {name} against {against.name}\n\n{table}")
+        typer.echo(table)
     if report:
         typer.echo(f"cohort report: {write_cohort_report(out, ref=ref, tables=tables or ())}")

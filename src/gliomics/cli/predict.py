@@ -28,6 +28,9 @@ def predict(
                                           "the normalised entropy of the averaged softmax (0 sure, 1 undecided)."),
     no_label_minimums: bool = typer.Option(False, "--no-label-minimums", help="Keep a tumour label even when its "
                                            "whole volume is below the minimum fitted on the run's validation cases."),
+    no_component_minimums: bool = typer.Option(False, "--no-component-minimums", help="Keep every component of a "
+                                               "tumour label, even those below the minimum component volume fitted "
+                                               "on the run's validation cases."),
     sequences: str | None = typer.Option(None, "--sequences", help="Use only these, e.g. t1c,t2f or T1ce,FLAIR."),
     overlap: float = typer.Option(0.25, "--overlap", min=0.0, max=0.9, help="Sliding-window overlap."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Redo cases that already have outputs."),
@@ -65,7 +68,8 @@ def predict(
     seqs = parse_sequences(sequences)
     predictor = Predictor(device, tta=tta, overlap=overlap, save_probabilities=save_probabilities,
                           save_uncertainty=save_uncertainty, sequences=seqs,
-                          label_minimums=not no_label_minimums, who_band=who_band, precision=precision,
+                          label_minimums=not no_label_minimums, component_minimums=not no_component_minimums,
+                          who_band=who_band, precision=precision,
                           threads=rank_threads(info), engine=engine)
     predictor.load(model)
     if no_calibration:

@@ -134,15 +134,22 @@ def _decisions(m: str, rows: list[dict], y: np.ndarray) -> dict:
     return out
 
 
-def _bayes_auc(ref: Path, rows: list[dict]) -> dict[str, float] | None:
+def truth_file(ref: Path) -> Path:
+    """Where a phantom cohort keeps its exact Bayes posteriors (:data:`PHANTOM_TRUTH`)."""
+    return ref / PHANTOM_TRUTH if ref.is_dir() else ref.parent / PHANTOM_TRUTH
+
+
+def _bayes_auc(truth_files: list[Path], rows: list[dict]) -> dict[str, float] | None:
     """AUC of the phantom's exact Bayes posteriors on the same cases: the ceiling no image model can beat."""
-    path = ref / PHANTOM_TRUTH if ref.is_dir() else ref.parent / PHANTOM_TRUTH
-    if not path.is_file():
+    truth: dict[str, dict] = {}
+    for path in truth_files:
+        if path.is_file():
+            with open(path, newline="") as fh:
+                truth.update({r["case_id"]: r for r in csv.DictReader(fh)})
+    if not truth:
         return None
     from gliomics.evaluation.classification import auc_delong
 
-    with open(path, newline="") as fh:
-        truth = {r["case_id"]: r for r in csv.DictReader(fh)}
     out = {}
     for m in MARKERS:
         pairs = [(r.get(f"label_{m}"), float(truth[r["case_id"]][f"posterior_{m}"])) for r in rows
@@ -178,6 +185,15 @@ def evaluate_predictions(pred_dir: Path | str, ref: Path | str, *, markers: Path
         # the wrong table: every marker would silently be unknown and the marker metrics left out
         raise MarkerTableError(f"{markers}: none of its {len(table)} case ids matches a case in {ref} "
                                f"(e.g. {next(iter(table))!r} vs {cases[0].case_id!r})")
+    return score_cases(pred_dir, cases, table, out=out, by=by, n_boot=n_boot, truth_files=[truth_file(ref)],
+                       title=f"{pred_dir} against {ref}")
+
+
+def score_cases(pred_dir: Path, cases: list, table: dict, *, out: Path, by: str | None = None, n_boot: int = 2000,
+                truth_files: list[Path] = (), title: str = "") -> dict[str, Any]:
+    """Score the predictions in ``pred_dir`` of ``cases`` (with reference segmentations where they have them) and
+    the markers of ``table`` (case id -> marker record); writes ``per_case.csv``, ``summary.json`` and ``tables.md``
+    to ``out`` and returns the summary. ``truth_files`` are phantom truths that give the Bayes-optimal AUCs."""
     rows = []
     models: dict[str, dict] = {}  # the runs behind the predictions (name, checkpoint, config digest, seed)
     for case in cases:
@@ -193,7 +209,7 @@ def evaluate_predictions(pred_dir: Path | str, ref: Path | str, *, markers: Path
             row[f"label_{m}"] = rec.label(m) if rec is not None else None
         rows.append(row)
     if not rows:
-        raise InputError(f"{pred_dir}: no predictions match the cases in {ref}")
+        raise InputError(f"{pred_dir}: no predictions match the cases ({title})")
     missing = len(cases) - len(rows)
     if missing:
         logger.warning("%d reference cases have no prediction in %s", missing, pred_dir)
@@ -206,7 +222,7 @@ def evaluate_predictions(pred_dir: Path | str, ref: Path | str, *, markers: Path
                                "review": review_summary(rows, n_boot),
                                "provenance": {"versions": versions(), "bootstrap_seed": 0, "n_boot": n_boot,
                                               "models": list(models.values())}}
-    bayes = _bayes_auc(ref, rows)
+    bayes = _bayes_auc(list(truth_files), rows)
     if bayes:
         summary["bayes_optimal_auc"] = bayes
     if by:
@@ -221,7 +237,7 @@ def evaluate_predictions(pred_dir: Path | str, ref: Path | str, *, markers: Path
                    "markers": _marker_summary(g, n_boot)}
             for site, g in sorted(groups.items())}
 
-    md = [f"# Evaluation of {pred_dir} against {ref} ({len(rows)} cases)", "",
+    md = [f"# Evaluation of {title} ({len(rows)} cases)", "",
           segmentation_table(summary["segmentation"]), marker_table(summary["markers"], bayes),
           decision_table(summary["markers"]), review_table(summary["review"])]
     if "by_site" in summary:

@@ -29,7 +29,7 @@ from gliomics.inference.engine import (
     pad_multiple,
     single_pass,
 )
-from gliomics.inference.postprocess import remove_small_components, suppress_small_labels
+from gliomics.inference.postprocess import relabel_small_components, remove_small_components, suppress_small_labels
 from gliomics.inference.uncertainty import case_uncertainty, entropy_map, review_reason
 from gliomics.inference.who import DEFAULT_BAND, who_cns5_suggestion
 from gliomics.io import Case, discover_cases, save_image, voxel_spacing
@@ -60,6 +60,9 @@ class Predictor:
         min_component_mm3: Whole-tumour and RC components smaller than this are removed.
         label_minimums: Relabel a tumour label whose whole volume is below the run's minimum for it (fitted on
             its validation cases, :func:`~gliomics.inference.postprocess.fit_min_label_volumes`).
+        component_minimums: Give each component of a tumour label smaller than the run's minimum component volume
+            for it (fitted on its validation cases, :func:`~gliomics.inference.postprocess.fit_min_component_volumes`)
+            to the next most probable label.
         who_band: Indeterminate band of the WHO CNS5 suggestion in the JSON (:mod:`gliomics.inference.who`).
         crop: Crop to the bounding box of the head before the network (the fast path); ``False`` runs the network
             on the whole padded volume, for comparison.
@@ -73,7 +76,8 @@ class Predictor:
     def __init__(self, device: str = "auto", *, tta: bool = False, overlap: float = 0.25,
                  save_probabilities: bool = False, save_uncertainty: bool = False,
                  sequences: list[str] | None = None,
-                 min_component_mm3: float = 50.0, label_minimums: bool = True, who_band: float = DEFAULT_BAND,
+                 min_component_mm3: float = 50.0, label_minimums: bool = True, component_minimums: bool = True,
+                 who_band: float = DEFAULT_BAND,
                  crop: bool = True, precision: str = "auto", threads: int | None = None,
                  engine: str = "torch") -> None:
         from gliomics.inference.onnx_engine import engine_settings
@@ -87,6 +91,7 @@ class Predictor:
         self.sequences = sequences
         self.min_component_mm3 = min_component_mm3
         self.label_minimums = label_minimums
+        self.component_minimums = component_minimums
         self.who_band = who_band
         self.crop = crop
         self.threads = threads
@@ -96,6 +101,7 @@ class Predictor:
         self.thresholds: dict[str, float] = {}
         self.calibration: dict[str, Any] = {}
         self.min_label_mm3: dict[str, float] = {}
+        self.min_label_component_mm3: dict[str, float] = {}
         self.checkpoint: Path | None = None
         self.transform = None
 
@@ -113,7 +119,7 @@ class Predictor:
     def _load_ensemble(self, folder: Path, folds: list[Path], checkpoint: str) -> Predictor:
         """The fold runs of ``folder``: one preprocessing (they must share it), their marker thresholds and label
         minimums averaged, and the ensemble's own calibration (``calibration.json``, fitted out of fold)."""
-        members, models, thresholds, minimums = [], [], [], []
+        members, models, thresholds, minimums, component_minimums = [], [], [], [], []
         first = None
         for run in folds:
             self._load_run(run, checkpoint)
@@ -126,10 +132,11 @@ class Predictor:
             models.append(self.model)
             thresholds.append(self.thresholds)
             minimums.append(self.min_label_mm3)
+            component_minimums.append(self.min_label_component_mm3)
         self.members, self.model = members, models[0]
         self.thresholds = {m: float(np.mean([t[m] for t in thresholds])) for m in MARKERS}
-        labels = {k for mins in minimums for k in mins}
-        self.min_label_mm3 = {k: float(np.median([mins.get(k, 0.0) for mins in minimums])) for k in labels}
+        self.min_label_mm3 = _median_minimums(minimums)
+        self.min_label_component_mm3 = _median_minimums(component_minimums)
         path = folder / CALIBRATION_FILE
         self.calibration = json.loads(path.read_text()) if path.is_file() else {}
         self.checkpoint = folder
@@ -148,6 +155,7 @@ class Predictor:
         self.thresholds = {m: float(state.get("thresholds", {}).get(m, 0.5)) for m in MARKERS}
         self.calibration = dict(state.get("calibration") or {})
         self.min_label_mm3 = {k: float(v) for k, v in state.get("min_label_mm3", {}).items()}
+        self.min_label_component_mm3 = {k: float(v) for k, v in state.get("min_component_mm3", {}).items()}
         self.checkpoint = path
         from gliomics.data.transforms import inference_transforms
 
@@ -223,12 +231,19 @@ class Predictor:
                                   "sequences_missing": [s for s in SEQUENCES if s not in used]}
         if probs is not None:
             labels = probs.argmax(0).to(torch.uint8)
+            voxel_mm3 = float(np.prod(voxel_spacing(image.affine)))
+            post: dict[str, Any] = {}
+            if self.component_minimums and self.min_label_component_mm3:
+                labels, lost = relabel_small_components(probs, labels, voxel_mm3, self.min_label_component_mm3)
+                post.update(min_component_volume_ml={k: round(v / 1000.0, 4) for k, v in
+                                                     self.min_label_component_mm3.items()},
+                            components_relabelled=lost)
             if self.label_minimums and self.min_label_mm3:
-                voxel_mm3 = float(np.prod(voxel_spacing(image.affine)))
                 labels, suppressed = suppress_small_labels(probs, labels, voxel_mm3, self.min_label_mm3)
-                record["postprocessing"] = {"min_label_volume_ml": {k: round(v / 1000.0, 4) for k, v in
-                                                                    self.min_label_mm3.items()},
-                                            "suppressed": suppressed}
+                post.update(min_label_volume_ml={k: round(v / 1000.0, 4) for k, v in self.min_label_mm3.items()},
+                            suppressed=suppressed)
+            if post:
+                record["postprocessing"] = post
             record["mean_cmaf_weight"] = _mean_alpha(res.get("alpha"), labels, present)
             seg = self._to_input_geometry(labels[None], image, nearest=True)[0].astype(np.uint8)
             affine = np.asarray(image.meta["original_affine"], dtype=np.float64)
@@ -348,3 +363,9 @@ def _mean_alpha(alpha: torch.Tensor | None, labels: torch.Tensor, present: torch
 
 def _write_json(record: dict, path: Path) -> None:
     write_text_atomic(path, json.dumps(record, indent=2))
+
+
+def _median_minimums(minimums: list[dict[str, float]]) -> dict[str, float]:
+    """The fold runs' minimum volumes of an ensemble: per label, the median (0 where a run fitted none)."""
+    labels = {k for mins in minimums for k in mins}
+    return {k: float(np.median([mins.get(k, 0.0) for mins in minimums])) for k in labels}

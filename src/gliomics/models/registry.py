@@ -139,8 +139,10 @@ def create_model(name: str, **overrides: Any) -> nn.Module:
 
 @register_model("mgmtnet", MGMTNet, patch_size=128)
 def mgmtnet() -> dict[str, Any]:
-    """MGMT-Net at the paper's size, for GPUs (128^3 patches, window 8)."""
-    return dict(feature_size=48, embed_channels=16, swin_depths=(2, 2, 2), swin_heads=(3, 6, 12), window_size=8)
+    """MGMT-Net at the paper's size, for GPUs (128^3 patches, window 8), with the paper's fully shared sequence
+    embedding (README, "How gliomics' MGMT-Net differs from the paper")."""
+    return dict(feature_size=48, embed_channels=16, swin_depths=(2, 2, 2), swin_heads=(3, 6, 12), window_size=8,
+                sequence_affine=False)
 
 
 @register_model("mgmtnet_cpu", MGMTNet, patch_size=48)
@@ -148,13 +150,13 @@ def mgmtnet_cpu() -> dict[str, Any]:
     """MGMT-Net sized so that the demo learns on 2 CPU cores (48^3 patches at 3 mm), with tumour descriptors and
     the residual concatenation path of CMAF (which learns the tumour core several times sooner at this size)."""
     return dict(feature_size=12, embed_channels=8, swin_depths=(2, 2), swin_heads=(2, 4), window_size=4,
-                descriptors=True, fusion_residual=True)
+                descriptors=True, fusion_residual=True, sequence_affine=True)
 
 
 @register_model("mgmtnet_cnn", MGMTNet, patch_size=128)
 def mgmtnet_cnn() -> dict[str, Any]:
     """Ablation: MGMT-Net at the paper's size with a deeper CNN in place of the Swin branch."""
-    return dict(feature_size=48, embed_channels=16, encoder="cnn", deep_cnn_blocks=3)
+    return dict(feature_size=48, embed_channels=16, encoder="cnn", deep_cnn_blocks=3, sequence_affine=False)
 
 
 # --- baselines --------------------------------------------------------------------------------------------------

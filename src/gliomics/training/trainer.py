@@ -169,6 +169,7 @@ def run_training(cfg: RunConfig, *, data: Path | str | Sequence[Path | str],
     start_epoch, best_score, best_epoch, stale, elapsed_before, global_step = 0, -math.inf, -1, 0, 0.0, 0
     thresholds: dict[str, float] = {}
     min_label_mm3: dict[str, float] = {}
+    min_component_mm3: dict[str, float] = {}
     calibration: dict[str, Any] = {}
     val_metrics: dict[str, Any] = {}
     if state is not None:
@@ -183,6 +184,7 @@ def run_training(cfg: RunConfig, *, data: Path | str | Sequence[Path | str],
         global_step = int(state.get("global_step", start_epoch * steps_per_epoch))
         thresholds, val_metrics = dict(state.get("thresholds", {})), dict(state.get("val_metrics", {}))
         min_label_mm3 = dict(state.get("min_label_mm3", {}))
+        min_component_mm3 = dict(state.get("min_component_mm3", {}))
         calibration = dict(state.get("calibration", {}))
         logger.info("resuming %s at epoch %d", out, start_epoch)
     log = MetricsLog(out) if info.is_main else None
@@ -246,6 +248,7 @@ def run_training(cfg: RunConfig, *, data: Path | str | Sequence[Path | str],
             if val_metrics["score"] > best_score:
                 best_score, best_epoch, stale = val_metrics["score"], epoch, 0
                 thresholds, min_label_mm3 = val_metrics["thresholds"], val_metrics["min_label_mm3"]
+                min_component_mm3 = val_metrics["min_component_mm3"]
                 calibration = val_metrics["calibration"]
                 if info.is_main:
                     # the held-out predictions of the best epoch: the out-of-fold set of a K-fold ensemble
@@ -255,6 +258,7 @@ def run_training(cfg: RunConfig, *, data: Path | str | Sequence[Path | str],
                 stale += 1
         elif not val:
             best_score, best_epoch, thresholds, min_label_mm3 = -float(row.get("train_total", 0.0)), epoch, {}, {}
+            min_component_mm3 = {}
             calibration = {}
         elapsed = elapsed_before + time.perf_counter() - t0
         row["elapsed_seconds"] = elapsed
@@ -264,14 +268,16 @@ def run_training(cfg: RunConfig, *, data: Path | str | Sequence[Path | str],
                     "optimizer": optimizer.state_dict(),
                     "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(), "rng": rng_state(),
                     "best_score": best_score, "best_epoch": best_epoch, "stale": stale, "elapsed": elapsed,
-                    "thresholds": thresholds, "min_label_mm3": min_label_mm3, "val_metrics": _scalars(val_metrics),
+                    "thresholds": thresholds, "min_label_mm3": min_label_mm3,
+                    "min_component_mm3": min_component_mm3, "val_metrics": _scalars(val_metrics),
                     "pos_weight": pos_weight, "calibration": calibration}
             # the log row first: a kill between the two leaves a row that the resumed run rewrites, never a
             # checkpointed epoch without its row
             log.append(row)
             if best_epoch == epoch:
                 save_checkpoint({k: ckpt[k] for k in ("model", "config", "epoch", "best_score", "thresholds",
-                                                      "min_label_mm3", "val_metrics", "pos_weight", "calibration")},
+                                                      "min_label_mm3", "min_component_mm3", "val_metrics",
+                                                      "pos_weight", "calibration")},
                                 out / BEST)
             save_checkpoint(ckpt, out / LAST)
         bar.update()
@@ -303,6 +309,7 @@ def run_training(cfg: RunConfig, *, data: Path | str | Sequence[Path | str],
                "peak_gpu_memory_gib": (torch.cuda.max_memory_allocated(dev) / 2**30 if dev.type == "cuda" else None),
                "supervision": supervision,
                "val": _scalars(val_metrics), "thresholds": thresholds, "min_label_mm3": min_label_mm3,
+               "min_component_mm3": min_component_mm3,
                "calibration": calibration,
                "seed": seed, "config_sha256": config_digest(cfg), "versions": versions()}
     if info.is_main:

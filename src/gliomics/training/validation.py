@@ -8,10 +8,16 @@ import numpy as np
 import torch
 from sklearn.metrics import roc_auc_score
 
-from gliomics.constants import MARKERS, TUMOUR_LABELS
+from gliomics.constants import LABELS, MARKERS, TUMOUR_LABELS
+from gliomics.evaluation.segmentation import LESION_MIN_VOLUME_MM3, lesion_wise
 from gliomics.inference.calibration import fit_run_calibration, youden_threshold
 from gliomics.inference.engine import forward_volume, marker_probabilities
-from gliomics.inference.postprocess import fit_min_label_volumes, remove_small_components
+from gliomics.inference.postprocess import (
+    fit_min_component_volumes,
+    fit_min_label_volumes,
+    remove_small_components,
+    without_small_components,
+)
 from gliomics.io import voxel_spacing
 from gliomics.labels import dice_per_region, label_volumes_mm3
 from gliomics.runtime.distributed import DistInfo, all_gather_objects
@@ -40,10 +46,24 @@ def validate_cases(model: torch.nn.Module, samples: Sequence[dict], *, roi_size,
             voxel_mm3 = float(np.prod(spacing))
             pv, rv = label_volumes_mm3(pred, voxel_mm3), label_volumes_mm3(ref, voxel_mm3)
             row["volumes_mm3"] = {name: [pv[name], rv[name]] for name in TUMOUR_LABELS}
+            row["component_dice"] = component_scores(pred, ref, spacing)
         row["prob"] = marker_probabilities(res["markers"])
         rows.append(row)
     gathered = all_gather_objects(rows, info)
     return sorted((r for part in gathered for r in part), key=lambda r: r["case_id"])
+
+
+def component_scores(pred: np.ndarray, ref: np.ndarray, spacing: tuple[float, ...]) -> dict[str, list[float]]:
+    """Per tumour label, its lesion-wise Dice with the components below each candidate minimum removed
+    (:func:`~gliomics.inference.postprocess.without_small_components`), for
+    :func:`~gliomics.inference.postprocess.fit_min_component_volumes`."""
+    voxel_mm3 = float(np.prod(spacing))
+    out = {}
+    for name in TUMOUR_LABELS:
+        truth = ref == LABELS[name]
+        out[name] = [lesion_wise(mask, truth, spacing, LESION_MIN_VOLUME_MM3[name], with_hd95=False)["lesion_dice"]
+                     for mask in without_small_components(pred == LABELS[name], voxel_mm3)]
+    return out
 
 
 def summarise(rows: list[dict], auc_weight: float = 0.5, volume_caps: dict[str, float] | None = None) -> dict:
@@ -54,8 +74,9 @@ def summarise(rows: list[dict], auc_weight: float = 0.5, volume_caps: dict[str, 
     The score is ``(1 - auc_weight) * mean Dice + auc_weight * mean AUC``: the mean Dice over the four labels and
     the mean AUC over markers that have both classes in validation. When only one of the two is defined (no AUC,
     or a model without segmentation), the score is that one. ``min_label_mm3`` holds the per-label minimum volumes
-    of :func:`~gliomics.inference.postprocess.fit_min_label_volumes`, bounded by ``volume_caps`` (the Dice above is
-    before that suppression).
+    of :func:`~gliomics.inference.postprocess.fit_min_label_volumes` and ``min_component_mm3`` the per-label
+    minimum component volumes of :func:`~gliomics.inference.postprocess.fit_min_component_volumes`, both bounded by
+    ``volume_caps`` (the Dice above is before either).
     """
     out: dict = {}
     dice_rows = [r["dice"] for r in rows if "dice" in r]
@@ -89,4 +110,6 @@ def summarise(rows: list[dict], auc_weight: float = 0.5, volume_caps: dict[str, 
     volume_rows = [{n: (*r["volumes_mm3"][n], r["dice"][n]) for n in r["volumes_mm3"]} for r in rows
                    if "volumes_mm3" in r]
     out["min_label_mm3"] = fit_min_label_volumes(volume_rows, volume_caps) if volume_rows else {}
+    component_rows = [r["component_dice"] for r in rows if "component_dice" in r]
+    out["min_component_mm3"] = fit_min_component_volumes(component_rows, volume_caps) if component_rows else {}
     return out
