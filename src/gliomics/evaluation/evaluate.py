@@ -25,10 +25,11 @@ from gliomics.inference.calibration import OPERATING_POINTS
 from gliomics.io import discover_cases, load_label, read_markers
 from gliomics.io.atomic import atomic_path, write_text_atomic
 from gliomics.io.predictions import RECORD_SUFFIX, SEG_SUFFIX, read_prediction_record
+from gliomics.phantom.generator import TRUTH_FILE
 from gliomics.provenance import versions
 
 logger = logging.getLogger(__name__)
-PHANTOM_TRUTH = "phantom_truth.csv"
+PHANTOM_TRUTH = TRUTH_FILE  # the phantom generator's exact Bayes posteriors
 
 
 def _load_prediction(pred_dir: Path, case_id: str) -> tuple[Path | None, dict | None]:

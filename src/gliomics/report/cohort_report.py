@@ -22,12 +22,12 @@ from markupsafe import Markup
 from gliomics import __version__
 from gliomics.constants import MARKER_NAMES, MARKERS
 from gliomics.errors import InputError
+from gliomics.evaluation.evaluate import PHANTOM_TRUTH
 from gliomics.report.case_report import write_html
 from gliomics.report.templates import COHORT_TEMPLATE, render
 
 EVALUATION_FILES: tuple[str, ...] = ("per_case.csv", "summary.json", "tables.md")
 REPORT_NAME = "report.html"
-PHANTOM_TRUTH = "phantom_truth.csv"
 PHANTOM_SUMMARY = "phantom_summary.json"
 COMPARISON_MD = "comparison.md"
 CAVEAT = ("Research tool, not a diagnosis. These figures describe a model's agreement with reference labels on this "
