@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from results_md import write_section  # noqa: E402
+from results_md import publish  # noqa: E402
 
 SECTION = "## Ablation and baselines"
 ABLATION = {"full": [], "concat": ["model.params.fusion=concat"], "cnn": ["model.params.encoder=cnn"],
@@ -144,9 +144,7 @@ def main(argv: list[str] | None = None) -> int:
         "### Ablation", "", ablation, "",
         "### Baselines", "", baselines, "",
     ])
-    print(body)
-    if args.write:
-        write_section(args.write, SECTION, body)
+    publish(body, args.write, SECTION)
     return 0
 
 

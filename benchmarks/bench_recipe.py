@@ -30,7 +30,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_compare import _gliomics, run_pinned  # noqa: E402
-from results_md import write_section  # noqa: E402
+from results_md import publish  # noqa: E402
 
 SECTION = "## Across seeds and unseen sites: `mgmtnet_cpu` against stock MONAI at the demo's work budget"
 SECTION_COMPONENTS = ("## Across seeds and unseen sites, with minimum component volumes fitted on each run's "
@@ -249,9 +249,7 @@ def main(argv: list[str] | None = None) -> int:
     body = "\n".join([section, "", "```bash", f".venv/bin/python benchmarks/bench_recipe.py {command}", "```", "",
                       tables(args.work, recipes, seeds, speed=speed,
                              eval_root="eval_components" if args.components else "eval"), ""])
-    print(body)
-    if args.write:
-        write_section(args.write, section, body)
+    publish(body, args.write, section)
     return 0
 
 

@@ -17,3 +17,10 @@ def write_section(path: Path, heading: str, body: str) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text(text.rstrip("\n") + "\n", encoding="utf-8")
     tmp.replace(path)
+
+
+def publish(body: str, path: Path | None, heading: str) -> None:
+    """Print a benchmark's section and, if ``path`` is given, put it in place of ``heading`` there."""
+    print(body)
+    if path is not None:
+        write_section(path, heading, body)
