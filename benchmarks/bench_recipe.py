@@ -244,9 +244,26 @@ def main(argv: list[str] | None = None) -> int:
     for batch in ([plain, recipes] if len(plain) < len(recipes) else [recipes]):
         run_pinned(build_jobs(args.work, recipes=batch, seeds=seeds, epochs=args.epochs, components=args.components),
                    logs=logs, parallel=args.parallel)
+    from gliomics.runtime.hardware import cpu_model_name
+
     command = " ".join(sys.argv[1:] if argv is None else argv)
+    setup = (
+        f"Training: for each seed S, the demo's training cohort (`gliomics phantom --cases 96 --spacing 3 --sites 6 "
+        f"--seed S`: sites A–F of seed S, 76 training and 20 validation cases) and `gliomics train --preset "
+        f"mgmtnet_cpu --epochs {args.epochs} --seed S`, the demo's work budget; the MONAI networks "
+        "(`--set model.name=…`, with a GAP marker head) train with the same recipe (patch, augmentation, loss, "
+        "schedule, number of optimizer steps), and a recipe marked `@F` trains F times those steps. Unseen sites, "
+        f"{PANEL_CASES} cases each: " + ", ".join(f"{n} (`--seed {sd} --site-start {st} --spacing {sp:g}`)"
+                                                 for n, (sd, st, sp) in PANEL.items())
+        + ". Every run predicts them with flip TTA" + (" and the minimum component volumes fitted on its validation "
+                                                      "split" if args.components else
+                                                      ", without minimum component volumes")
+        + "; BraTS 2024 lesion-wise Dice from `gliomics evaluate`. Mean ± sd over the (seed, site) pairs; the worst "
+        "site is the one with the lowest mean over seeds; s per step: one core, measured alone. "
+        f"CPU: {cpu_model_name()}, one core per job, {args.parallel} jobs at a time.")
     section = SECTION_COMPONENTS if args.components else SECTION
     body = "\n".join([section, "", "```bash", f".venv/bin/python benchmarks/bench_recipe.py {command}", "```", "",
+                      setup, "",
                       tables(args.work, recipes, seeds, speed=speed,
                              eval_root="eval_components" if args.components else "eval"), ""])
     publish(body, args.write, section)
