@@ -230,6 +230,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--components", action="store_true",
                         help="Fit the minimum component volumes of each run on its validation split and predict "
                              "with them (pred_components/, eval_components/); without, they are not applied.")
+    parser.add_argument("--tables-only", action="store_true",
+                        help="Run nothing: tabulate the runs and sites that have finished.")
     parser.add_argument("--write", type=Path, help="RESULTS.md to update.")
     args = parser.parse_args(argv)
     recipes = {name: RECIPES[name] for name in args.recipes}
@@ -238,15 +240,16 @@ def main(argv: list[str] | None = None) -> int:
     speed = {k: float(v) for k, v in (s.split("=") for s in args.speed)}
     args.work.mkdir(parents=True, exist_ok=True)
     logs = args.work / "logs"
-    run_pinned(cohort_jobs(args.work, {s for v in seeds.values() for s in v}), logs=logs, parallel=args.parallel)
-    # equal-minutes recipes need a finished epoch-budget run for their step count, so they train last
-    plain = {k: v for k, v in recipes.items() if v[1] == 1.0}
-    for batch in ([plain, recipes] if len(plain) < len(recipes) else [recipes]):
-        run_pinned(build_jobs(args.work, recipes=batch, seeds=seeds, epochs=args.epochs, components=args.components),
-                   logs=logs, parallel=args.parallel)
+    if not args.tables_only:
+        run_pinned(cohort_jobs(args.work, {s for v in seeds.values() for s in v}), logs=logs, parallel=args.parallel)
+        # equal-minutes recipes need a finished epoch-budget run for their step count, so they train last
+        plain = {k: v for k, v in recipes.items() if v[1] == 1.0}
+        for batch in ([plain, recipes] if len(plain) < len(recipes) else [recipes]):
+            run_pinned(build_jobs(args.work, recipes=batch, seeds=seeds, epochs=args.epochs,
+                                  components=args.components), logs=logs, parallel=args.parallel)
     from gliomics.runtime.hardware import cpu_model_name
 
-    command = " ".join(sys.argv[1:] if argv is None else argv)
+    command = " ".join(a for a in (sys.argv[1:] if argv is None else argv) if a != "--tables-only")
     setup = (
         f"Training: for each seed S, the demo's training cohort (`gliomics phantom --cases 96 --spacing 3 --sites 6 "
         f"--seed S`: sites A–F of seed S, 76 training and 20 validation cases) and `gliomics train --preset "
