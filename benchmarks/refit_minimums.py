@@ -20,8 +20,8 @@ import torch
 
 
 def refit(run: Path, precision: str) -> dict:
-    from gliomics.data.cohort import build_cohorts, lesion_volume_quantiles
-    from gliomics.data.splits import SPLITS_FILE, load_splits
+    from gliomics.data.cohort import lesion_volume_quantiles
+    from gliomics.data.splits import run_cohort
     from gliomics.data.transforms import inference_transforms
     from gliomics.inference.engine import pad_multiple
     from gliomics.runtime.checkpoint import BEST, load_checkpoint, load_network, save_checkpoint
@@ -32,12 +32,7 @@ def refit(run: Path, precision: str) -> dict:
 
     model, cfg, _ = load_network(run / BEST)
     model.eval()
-    settings = json.loads((run / SPLITS_FILE).read_text())["settings"]
-    datas = settings["data"] if isinstance(settings["data"], list) else [settings["data"]]
-    tables = settings["markers"] if isinstance(settings["markers"], list) else [settings["markers"]] * len(datas)
-    cohort = {c.case_id: c for c in build_cohorts([(Path(d), Path(m) if m else None)
-                                                   for d, m in zip(datas, tables, strict=True)])}
-    splits = load_splits(run / SPLITS_FILE)
+    cohort, splits, _ = run_cohort(run)
     train = [cohort[c] for c in splits["train"] if c in cohort]
     val = [cohort[c] for c in splits["val"] if c in cohort]
     samples = make_dataset(val, inference_transforms(spacing=cfg.data.spacing, load_seg=True,

@@ -52,10 +52,10 @@ def evaluate(
 
         load_evaluation(against)  # not an evaluation folder: fail before predicting or scoring
     if run is not None:
-        from gliomics.evaluation.split_evaluation import evaluate_split, split_cases
+        from gliomics.evaluation.split_evaluation import evaluate_split
 
-        ref = split_cases(run, split)[1][0]  # bad input fails before the network is loaded
         summary = evaluate_split(run, split, out, tta=tta, device=device, precision=precision, by=by, n_boot=n_boot)
+        ref = Path(summary["data"][0])  # the cohort the split came from, for the report
     else:
         summary = evaluate_predictions(pred, ref, markers=markers, out=out, by=by, n_boot=n_boot)
     typer.echo(summary["text"])

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.model_selection import StratifiedGroupKFold
 
-from gliomics.data.cohort import CohortCase, marker_prevalence, supervision_counts
+from gliomics.data.cohort import CohortCase, build_cohorts, marker_prevalence, supervision_counts
 from gliomics.errors import ConfigError, InputError
 from gliomics.io.atomic import write_text_atomic
 
@@ -142,6 +142,27 @@ def load_splits(path: Path | str) -> dict[str, list[str]]:
     if not isinstance(data, dict) or not all(isinstance(data.get(k, []), list) for k in SPLIT_NAMES):
         raise InputError(f"{path}: expected keys {list(SPLIT_NAMES)} holding lists of case ids")
     return {k: list(data.get(k, [])) for k in SPLIT_NAMES}
+
+
+def run_cohort(run: Path | str) -> tuple[dict[str, CohortCase], dict[str, list[str]], list[Path]]:
+    """The cases of a training run, found again through its ``splits.json``: the cohort by case id (cases that have
+    left their folders are absent), the splits, and the data folders named in the file.
+
+    Raises:
+        InputError: no readable ``splits.json``, or one that does not name the cohort it split.
+    """
+    path = Path(run) / SPLITS_FILE
+    splits = load_splits(path)
+    settings = json.loads(path.read_text()).get("settings", {})
+    data, markers = settings.get("data"), settings.get("markers")
+    if not data:
+        raise InputError(f"{path}: does not name the cohort it split; predict the cases yourself and give the "
+                         "prediction folder instead")
+    datas = [Path(d) for d in (data if isinstance(data, list) else [data])]
+    tables = markers if isinstance(markers, list) else [markers] * len(datas)
+    cohort = build_cohorts([(d, Path(m) if m else None) for d, m in zip(datas, tables, strict=True)],
+                           allow_missing=True)
+    return {c.case_id: c for c in cohort}, splits, datas
 
 
 def describe_splits(splits: dict[str, list[str]], cohort: list[CohortCase]) -> str:

@@ -41,23 +41,14 @@ logger = logging.getLogger(__name__)
 def _validation_predictions(run: Path, *, tta: bool, precision: str, device: str) -> tuple[list, list, list]:
     """Labels, raw marker probabilities and uncertainties of the run's validation split, predicted with its best
     checkpoint."""
-    from gliomics.data.cohort import build_cohorts
-    from gliomics.data.splits import SPLITS_FILE, load_splits
+    from gliomics.data.splits import run_cohort
     from gliomics.inference.engine import marker_probabilities
     from gliomics.inference.predictor import Predictor
 
-    path = run / SPLITS_FILE
-    splits = load_splits(path)
-    settings = json.loads(path.read_text()).get("settings", {})
-    data, markers = settings.get("data"), settings.get("markers")
-    if not data:
-        raise InputError(f"{path}: does not name the cohort it split (give --pred and --markers instead)")
-    datas = data if isinstance(data, list) else [data]
-    tables = markers if isinstance(markers, list) else [markers] * len(datas)
-    cohort = {c.case_id: c for c in build_cohorts(list(zip(datas, tables, strict=True)), allow_missing=True)}
+    cohort, splits, _ = run_cohort(run)
     val = [cohort[c] for c in splits["val"] if c in cohort]
     if not val:
-        raise InputError(f"{path}: the run has no validation cases to calibrate on (give --pred and --markers)")
+        raise InputError(f"{run}: the run has no validation cases to calibrate on (give --pred and --markers)")
     predictor = Predictor(device, tta=tta, precision=precision).load(run)
     outs = [predictor.forward(c.case)[1] for c in val]
     return ([c.marker_vector() for c in val], [marker_probabilities(o["markers"]) for o in outs],

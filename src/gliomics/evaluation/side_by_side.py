@@ -14,12 +14,14 @@ import math
 from pathlib import Path
 from typing import Any
 
+from scipy import stats
+
 from gliomics.constants import MARKERS, TUMOUR_LABELS
 from gliomics.errors import InputError
 from gliomics.evaluation.bootstrap import mean_difference_ci
 
 SIDE_BY_SIDE = "side_by_side.md"
-_Z95 = 1.959963984540054
+_Z95 = float(stats.norm.ppf(0.975))
 
 
 def load_evaluation(folder: Path) -> tuple[dict, list[dict]]:

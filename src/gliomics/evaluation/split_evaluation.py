@@ -7,7 +7,6 @@ the *internal* figures of a run (the paper's Table 3) come from one command, nex
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -28,32 +27,20 @@ def split_cases(run: Path, split: str) -> tuple[list, list[Path]]:
     Raises:
         InputError: the split is not a held-out one, the run names no cohort, or the split is empty.
     """
-    from gliomics.data.cohort import build_cohorts
-    from gliomics.data.splits import SPLITS_FILE, load_splits
+    from gliomics.data.splits import run_cohort
 
     if split not in HELD_OUT_SPLITS:
         raise InputError(f"--split {split}: choose one of {', '.join(HELD_OUT_SPLITS)} (the network trained on the "
                          "training split)")
-    path = Path(run) / SPLITS_FILE
-    if not path.is_file():
-        raise InputError(f"{path}: not found; --run needs a run folder written by `gliomics train`")
-    splits = load_splits(path)
-    settings = json.loads(path.read_text()).get("settings", {})
-    data, markers = settings.get("data"), settings.get("markers")
-    if not data:
-        raise InputError(f"{path}: does not name the cohort it split; predict the cases and use --pred and --ref")
-    datas = [Path(d) for d in (data if isinstance(data, list) else [data])]
-    tables = markers if isinstance(markers, list) else [markers] * len(datas)
-    ids = set(splits.get(split, []))
+    cohort, splits, datas = run_cohort(run)
+    ids = splits.get(split, [])
     if not ids:
-        raise InputError(f"{path}: the run has no {split} cases")
-    cohort = build_cohorts([(d, Path(m) if m else None) for d, m in zip(datas, tables, strict=True)],
-                           allow_missing=True)
-    cases = [c for c in cohort if c.case_id in ids]
-    if len(cases) < len(ids):
-        missing = sorted(ids - {c.case_id for c in cases})
-        raise InputError(f"{path}: {len(missing)} {split} cases are no longer in {', '.join(map(str, datas))} "
-                         f"(e.g. {missing[0]!r})")
+        raise InputError(f"{Path(run)}: the run has no {split} cases")
+    missing = [c for c in ids if c not in cohort]
+    if missing:
+        raise InputError(f"{Path(run)}: {len(missing)} {split} cases are no longer in "
+                         f"{', '.join(map(str, datas))} (e.g. {missing[0]!r})")
+    cases = [cohort[c] for c in ids]
     return cases, datas
 
 
@@ -82,5 +69,5 @@ def evaluate_split(run: Path | str, split: str, out: Path | str, *, tta: bool = 
     table = {c.case_id: c.markers for c in cases if c.markers is not None}
     summary = score_cases(pred_dir, [c.case for c in cases], table, out=out, by=by, n_boot=n_boot,
                           truth_files=[truth_file(d) for d in datas], title=f"the {split} split of {run}")
-    summary.update(split=split, run=str(run))
+    summary.update(split=split, run=str(run), data=[str(d) for d in datas])
     return summary

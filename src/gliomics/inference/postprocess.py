@@ -148,9 +148,9 @@ def relabel_small_components(probs: torch.Tensor, labels: torch.Tensor, voxel_mm
         if not small.size:
             continue
         where = torch.from_numpy(np.isin(components, small)).to(labels.device)
-        masked = probs.clone()
-        masked[code] = -1.0
-        out = torch.where(where, masked.argmax(0).to(labels.dtype), out)
+        runner_up = probs[:, where]  # K × (voxels of the small components), a copy
+        runner_up[code] = -1.0
+        out[where] = runner_up.argmax(0).to(labels.dtype)
         lost[name] = int(small.size)
     return out, lost
 
