@@ -35,6 +35,7 @@ from results_md import publish  # noqa: E402
 SECTION = "## Across seeds and unseen sites: `mgmtnet_cpu` against stock MONAI at the demo's work budget"
 SECTION_COMPONENTS = ("## Across seeds and unseen sites, with minimum component volumes fitted on each run's "
                       "validation split")
+SECTION_READOUT = ("## Across seeds and unseen sites, with the marker readout and the minimum component volumes")
 REGIONS = ("ET", "NETC", "SNFH", "RC")
 MARKERS = (("idh", "IDH"), ("codel_1p19q", "1p/19q"), ("tert", "TERT"))
 #: The demo's training cohort: cases, spacing (mm), sites.
@@ -62,10 +63,12 @@ def parse_recipe(text: str) -> tuple[str, tuple[list[str], float]]:
     return name, ([o for o in rest.split(";") if o], float(factor or 1.0))
 
 
-def cohort_jobs(work: Path, train_seeds: set[int]) -> dict:
-    """The training cohort of each seed and the panel of unseen sites, each ``name -> (command, done file)``."""
+def cohort_jobs(work: Path, train_seeds: set[int], train_cases: int = TRAIN_COHORT[0]) -> dict:
+    """The training cohort of each seed (``train_cases`` cases) and the panel of unseen sites, each
+    ``name -> (command, done file)``."""
     coh = work / "cohorts"
-    cases, spacing, sites = TRAIN_COHORT
+    _, spacing, sites = TRAIN_COHORT
+    cases = train_cases
     jobs = {}
     for s in sorted(train_seeds):
         d = coh / f"train_s{s}"
@@ -78,15 +81,21 @@ def cohort_jobs(work: Path, train_seeds: set[int]) -> dict:
 
 
 def build_jobs(work: Path, *, recipes: dict, seeds: dict[str, list[int]], epochs: int,
-               components: bool = False) -> dict:
+               components: bool = False, steps: int | None = None, readout: bool = False) -> dict:
     """Each run's training job, then its prediction+evaluation jobs, which wait for the run:
     ``name -> (command, done[, needs])``. With ``components`` the minimum component volumes are first fitted on
     the run's validation split (``refit_minimums.py``; for runs trained before the trainer fitted them) and the
-    predictions apply them, into ``pred_components/`` and ``eval_components/``; otherwise they are not applied."""
+    predictions apply them, into ``pred_components/`` and ``eval_components/``; otherwise they are not applied.
+    With ``readout`` (which implies ``components``) the marker readout is fitted on each run's training split
+    (``refit_readout.py``; for runs trained before the trainer fitted it) and the predictions take their markers from
+    it, into ``pred_readout/`` and ``eval_readout/``; otherwise they take them from the network's heads.
+    The budget is ``epochs``, or ``steps`` optimizer steps where given (times each recipe's factor)."""
     coh = work / "cohorts"
     jobs = {}
-    pred_root, eval_root = ("pred_components", "eval_components") if components else ("pred", "eval")
-    refit = Path(__file__).with_name("refit_minimums.py")
+    components = components or readout
+    pred_root, eval_root = (("pred_readout", "eval_readout") if readout else
+                            ("pred_components", "eval_components") if components else ("pred", "eval"))
+    refit = Path(__file__).with_name("refit_readout.py" if readout else "refit_minimums.py")
     steps_per_epoch = None
     for recipe, (overrides, factor) in recipes.items():
         for s in seeds[recipe]:
@@ -94,7 +103,9 @@ def build_jobs(work: Path, *, recipes: dict, seeds: dict[str, list[int]], epochs
             data = coh / f"train_s{s}"
             cmd = [_gliomics(), "train", "--data", str(data), "--markers", str(data / "markers.csv"),
                    "--preset", "mgmtnet_cpu", "--out", str(run), "--seed", str(s), "--no-progress"]
-            if factor == 1.0:
+            if steps is not None:
+                cmd += ["--steps", str(round(steps * factor))]
+            elif factor == 1.0:
                 cmd += ["--epochs", str(epochs)]
             else:  # an equal-minutes run: the steps of the others times the factor
                 steps_per_epoch = steps_per_epoch or _steps_per_epoch(work, recipes, seeds)
@@ -106,7 +117,7 @@ def build_jobs(work: Path, *, recipes: dict, seeds: dict[str, list[int]], epochs
             jobs[run.name] = (cmd, run / "train_summary.json")
             ready = run / "train_summary.json"
             if components:
-                marker = work / "refit" / f"{run.name}.json"
+                marker = work / ("refit_readout" if readout else "refit") / f"{run.name}.json"
                 jobs[f"{run.name}__refit"] = (["sh", "-c", f"mkdir -p '{marker.parent}' && '{sys.executable}' "
                                                            f"'{refit}' '{run}' > '{marker}.tmp' && "
                                                            f"mv '{marker}.tmp' '{marker}'"], marker, ready)
@@ -114,10 +125,12 @@ def build_jobs(work: Path, *, recipes: dict, seeds: dict[str, list[int]], epochs
             for site in PANEL:
                 pred, ev, ref = work / pred_root / run.name / site, work / eval_root / run.name / site, coh / site
                 script = (f"'{_gliomics()}' predict -m '{run}' -i '{ref}' -o '{pred}' --tta --no-progress"
-                          f"{'' if components else ' --no-component-minimums'} && "
+                          f"{'' if components else ' --no-component-minimums'}"
+                          f"{'' if readout else ' --no-marker-readout'} && "
                           f"'{_gliomics()}' evaluate -p '{pred}' -r '{ref}' -k '{ref}/markers.csv' -o '{ev}' "
                           f"--n-boot 500")
-                jobs[f"{run.name}__{site}{'__components' if components else ''}"] = (
+                suffix = "__readout" if readout else "__components" if components else ""
+                jobs[f"{run.name}__{site}{suffix}"] = (
                     ["sh", "-c", script], ev / "summary.json", ready)
     return jobs
 
@@ -217,6 +230,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", type=Path, required=True)
     parser.add_argument("--epochs", type=int, default=50, help="The work budget (the demo's: 50).")
+    parser.add_argument("--steps", type=int, help="The work budget in optimizer steps instead (the demo's 50 epochs "
+                                                   "of its 76 training cases: 1900).")
+    parser.add_argument("--train-cases", type=int, default=TRAIN_COHORT[0],
+                        help="Cases of each training cohort (training + validation; the demo's: 96).")
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 3, 5], help="Training seeds of mgmtnet_cpu.")
     parser.add_argument("--baseline-seeds", type=int, nargs="+", default=[1, 3],
                         help="Training seeds of every other recipe.")
@@ -230,6 +247,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--components", action="store_true",
                         help="Fit the minimum component volumes of each run on its validation split and predict "
                              "with them (pred_components/, eval_components/); without, they are not applied.")
+    parser.add_argument("--readout", action="store_true",
+                        help="Also fit each run's marker readout on its training split and take the markers from it "
+                             "(pred_readout/, eval_readout/; implies --components).")
     parser.add_argument("--tables-only", action="store_true",
                         help="Run nothing: tabulate the runs and sites that have finished.")
     parser.add_argument("--write", type=Path, help="RESULTS.md to update.")
@@ -241,34 +261,45 @@ def main(argv: list[str] | None = None) -> int:
     args.work.mkdir(parents=True, exist_ok=True)
     logs = args.work / "logs"
     if not args.tables_only:
-        run_pinned(cohort_jobs(args.work, {s for v in seeds.values() for s in v}), logs=logs, parallel=args.parallel)
+        run_pinned(cohort_jobs(args.work, {s for v in seeds.values() for s in v}, args.train_cases), logs=logs,
+                   parallel=args.parallel)
         # equal-minutes recipes need a finished epoch-budget run for their step count, so they train last
         plain = {k: v for k, v in recipes.items() if v[1] == 1.0}
         for batch in ([plain, recipes] if len(plain) < len(recipes) else [recipes]):
             run_pinned(build_jobs(args.work, recipes=batch, seeds=seeds, epochs=args.epochs,
-                                  components=args.components), logs=logs, parallel=args.parallel)
+                                  components=args.components, steps=args.steps, readout=args.readout),
+                       logs=logs, parallel=args.parallel)
     from gliomics.runtime.hardware import cpu_model_name
 
     command = " ".join(a for a in (sys.argv[1:] if argv is None else argv) if a != "--tables-only")
+    components = args.components or args.readout
+    n_val = round(args.train_cases * 0.2)
+    budget = f"--steps {args.steps}" if args.steps else f"--epochs {args.epochs}"
     setup = (
-        f"Training: for each seed S, the demo's training cohort (`gliomics phantom --cases 96 --spacing 3 --sites 6 "
-        f"--seed S`: sites A–F of seed S, 76 training and 20 validation cases) and `gliomics train --preset "
-        f"mgmtnet_cpu --epochs {args.epochs} --seed S`, the demo's work budget; the MONAI networks "
+        f"Training: for each seed S, a training cohort of `gliomics phantom --cases {args.train_cases} --spacing 3 "
+        f"--sites 6 --seed S` (sites A–F of seed S, {args.train_cases - n_val} training and {n_val} validation "
+        f"cases; the demo's has 96) and `gliomics train --preset mgmtnet_cpu {budget} --seed S`, the demo's work "
+        "budget of 1,900 optimizer steps; the MONAI networks "
         "(`--set model.name=…`, with a GAP marker head) train with the same recipe (patch, augmentation, loss, "
         "schedule, number of optimizer steps), and a recipe marked `@F` trains F times those steps. Unseen sites, "
         f"{PANEL_CASES} cases each: " + ", ".join(f"{n} (`--seed {sd} --site-start {st} --spacing {sp:g}`)"
                                                  for n, (sd, st, sp) in PANEL.items())
         + ". Every run predicts them with flip TTA" + (" and the minimum component volumes fitted on its validation "
-                                                      "split" if args.components else
+                                                      "split" if components else
                                                       ", without minimum component volumes")
+        + ("; markers from the marker readout fitted on its training split" if args.readout else
+           "; markers from the network's heads")
         + "; BraTS 2024 lesion-wise Dice from `gliomics evaluate`. Mean ± sd over the (seed, site) pairs; the worst "
         "site is the one with the lowest mean over seeds; s per step: one core, measured alone. "
         f"CPU: {cpu_model_name()}, one core per job, {args.parallel} jobs at a time.")
-    section = SECTION_COMPONENTS if args.components else SECTION
+    section = SECTION_READOUT if args.readout else SECTION_COMPONENTS if components else SECTION
+    if args.train_cases != TRAIN_COHORT[0]:
+        section += f", {args.train_cases} training cases"
     body = "\n".join([section, "", "```bash", f".venv/bin/python benchmarks/bench_recipe.py {command}", "```", "",
                       setup, "",
                       tables(args.work, recipes, seeds, speed=speed,
-                             eval_root="eval_components" if args.components else "eval"), ""])
+                             eval_root=("eval_readout" if args.readout else
+                                        "eval_components" if components else "eval")), ""])
     publish(body, args.write, section)
     return 0
 

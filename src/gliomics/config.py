@@ -173,6 +173,9 @@ class TrainConfig(BaseModel):
     whole_volume_factor: float = Field(1.5, gt=0)
     patience: int = Field(20, ge=1)
     selection_auc_weight: float = Field(0.5, ge=0, le=1)
+    # after training, fit a logistic readout of the markers on the training split's tumour features
+    # (gliomics.inference.marker_readout); predictions then take the markers from it instead of the network heads
+    marker_readout: bool = False
     num_workers: int = Field(1, ge=0)
     seed: int = 0
 

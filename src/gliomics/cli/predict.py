@@ -31,6 +31,9 @@ def predict(
     no_component_minimums: bool = typer.Option(False, "--no-component-minimums", help="Keep every component of a "
                                                "tumour label, even those below the minimum component volume fitted "
                                                "on the run's validation cases."),
+    no_marker_readout: bool = typer.Option(False, "--no-marker-readout", help="Take the marker probabilities from "
+                                           "the network's heads even where the run has a marker readout (fitted on "
+                                           "its training split's tumour features)."),
     sequences: str | None = typer.Option(None, "--sequences", help="Use only these, e.g. t1c,t2f or T1ce,FLAIR."),
     overlap: float = typer.Option(0.25, "--overlap", min=0.0, max=0.9, help="Sliding-window overlap."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Redo cases that already have outputs."),
@@ -69,7 +72,7 @@ def predict(
     predictor = Predictor(device, tta=tta, overlap=overlap, save_probabilities=save_probabilities,
                           save_uncertainty=save_uncertainty, sequences=seqs,
                           label_minimums=not no_label_minimums, component_minimums=not no_component_minimums,
-                          who_band=who_band, precision=precision,
+                          marker_readout=not no_marker_readout, who_band=who_band, precision=precision,
                           threads=rank_threads(info), engine=engine)
     predictor.load(model)
     if no_calibration:

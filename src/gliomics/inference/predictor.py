@@ -29,7 +29,9 @@ from gliomics.inference.engine import (
     pad_multiple,
     single_pass,
 )
+from gliomics.inference.marker_readout import MarkerReadout
 from gliomics.inference.postprocess import relabel_small_components, remove_small_components, suppress_small_labels
+from gliomics.inference.tumour_features import tumour_features
 from gliomics.inference.uncertainty import case_uncertainty, entropy_map, review_reason
 from gliomics.inference.who import DEFAULT_BAND, who_cns5_suggestion
 from gliomics.io import Case, discover_cases, save_image, voxel_spacing
@@ -63,6 +65,8 @@ class Predictor:
         component_minimums: Give each component of a tumour label smaller than the run's minimum component volume
             for it (fitted on its validation cases, :func:`~gliomics.inference.postprocess.fit_min_component_volumes`)
             to the next most probable label.
+        marker_readout: Where the run has a marker readout (:mod:`~gliomics.inference.marker_readout`, fitted on
+            its training split), its marker probabilities replace the network heads'.
         who_band: Indeterminate band of the WHO CNS5 suggestion in the JSON (:mod:`gliomics.inference.who`).
         crop: Crop to the bounding box of the head before the network (the fast path); ``False`` runs the network
             on the whole padded volume, for comparison.
@@ -77,7 +81,7 @@ class Predictor:
                  save_probabilities: bool = False, save_uncertainty: bool = False,
                  sequences: list[str] | None = None,
                  min_component_mm3: float = 50.0, label_minimums: bool = True, component_minimums: bool = True,
-                 who_band: float = DEFAULT_BAND,
+                 marker_readout: bool = True, who_band: float = DEFAULT_BAND,
                  crop: bool = True, precision: str = "auto", threads: int | None = None,
                  engine: str = "torch") -> None:
         from gliomics.inference.onnx_engine import engine_settings
@@ -92,11 +96,14 @@ class Predictor:
         self.min_component_mm3 = min_component_mm3
         self.label_minimums = label_minimums
         self.component_minimums = component_minimums
+        self.marker_readout = marker_readout
         self.who_band = who_band
         self.crop = crop
         self.threads = threads
         self.model: torch.nn.Module | None = None
         self.members: list[torch.nn.Module] = []
+        #: each member's marker readout, or None
+        self.readouts: list[MarkerReadout | None] = []
         self.config: RunConfig | None = None
         self.thresholds: dict[str, float] = {}
         self.calibration: dict[str, Any] = {}
@@ -113,13 +120,13 @@ class Predictor:
         if folds:
             return self._load_ensemble(run_dir, folds, checkpoint)
         self._load_run(run_dir, checkpoint)
-        self.members = [self.network]
+        self.members, self.readouts = [self.network], [self.readout]
         return self
 
     def _load_ensemble(self, folder: Path, folds: list[Path], checkpoint: str) -> Predictor:
         """The fold runs of ``folder``: one preprocessing (they must share it), their marker thresholds and label
         minimums averaged, and the ensemble's own calibration (``calibration.json``, fitted out of fold)."""
-        members, models, thresholds, minimums, component_minimums = [], [], [], [], []
+        members, models, thresholds, minimums, component_minimums, readouts = [], [], [], [], [], []
         first = None
         for run in folds:
             self._load_run(run, checkpoint)
@@ -129,11 +136,12 @@ class Predictor:
                                       f"{folds[0]}'s; the runs of an ensemble must share them")
             first = key
             members.append(self.network)
+            readouts.append(self.readout)
             models.append(self.model)
             thresholds.append(self.thresholds)
             minimums.append(self.min_label_mm3)
             component_minimums.append(self.min_label_component_mm3)
-        self.members, self.model = members, models[0]
+        self.members, self.model, self.readouts = members, models[0], readouts
         self.thresholds = {m: float(np.mean([t[m] for t in thresholds])) for m in MARKERS}
         self.min_label_mm3 = _median_minimums(minimums)
         self.min_label_component_mm3 = _median_minimums(component_minimums)
@@ -156,6 +164,12 @@ class Predictor:
         self.calibration = dict(state.get("calibration") or {})
         self.min_label_mm3 = {k: float(v) for k, v in state.get("min_label_mm3", {}).items()}
         self.min_label_component_mm3 = {k: float(v) for k, v in state.get("min_component_mm3", {}).items()}
+        self.readout = None
+        if state.get("marker_readout"):
+            try:
+                self.readout = MarkerReadout.from_dict(state["marker_readout"])
+            except (KeyError, TypeError, ValueError) as exc:
+                raise CheckpointError(f"{path}: {exc}") from exc
         self.checkpoint = path
         from gliomics.data.transforms import inference_transforms
 
@@ -195,10 +209,13 @@ class Predictor:
                   "whole_volume_factor": self.config.train.whole_volume_factor}
         x, p = data["image"].as_tensor()[None].to(self.device), data["present"][None].to(self.device)
         outs = []
-        for model in self.members:
+        for i, model in enumerate(self.members):
             with autocast(self.device, self.precision):
                 out = forward_with_tta(model, x, p, **kwargs) if self.tta else forward_volume(model, x, p, **kwargs)
             out.setdefault("passes", single_pass(out["probs"], out["markers"]))
+            readout = self.readouts[i] if self.marker_readout and i < len(self.readouts) else None
+            if readout is not None and out["passes"]["labels"] is not None:
+                _read_markers(readout, out, x[0], float(np.prod(voxel_spacing(data["image"].affine))))
             outs.append(out)
         res = outs[0] if len(outs) == 1 else average_outputs(outs)
         res["passes"] = join_passes([o["passes"] for o in outs])
@@ -208,6 +225,10 @@ class Predictor:
                                                   self.passes_source())
         timings["network_s"] = time.perf_counter() - t
         return data, res
+
+    def markers_from(self) -> str:
+        """What the marker probabilities come from: the run's marker readout or the network's heads."""
+        return "readout" if self.marker_readout and any(r is not None for r in self.readouts) else "network heads"
 
     def passes_source(self) -> str:
         """What the passes of a prediction are, in words."""
@@ -261,6 +282,8 @@ class Predictor:
                 save_image(unc.astype(np.float32), affine, out_dir / f"{case.case_id}{UNCERTAINTY_SUFFIX}",
                            dtype=np.float32)
         record.update(self.marker_record(marker_probabilities(res["markers"]), res.get("uncertainty")))
+        if res["markers"]:
+            record["markers_from"] = self.markers_from()
         timings["postprocess_write_s"] = time.perf_counter() - t
         timings["total_s"] = sum(timings.values())
         record["timings"] = {k: round(v, 3) for k, v in timings.items()}
@@ -346,6 +369,19 @@ def average_outputs(outs: list[dict]) -> dict:
         out["markers"] = {m: torch.logit(torch.stack([torch.sigmoid(o["markers"][m]) for o in outs]).mean(0),
                                          eps=1e-7) for m in outs[0]["markers"]}
     return out
+
+
+def _read_markers(readout: MarkerReadout, out: dict, image: torch.Tensor, voxel_mm3: float) -> None:
+    """Replace the heads' marker logits of one network's output with its readout's: the readout of each pass's label
+    map (the probabilities of the passes), and their mean logit (as flip TTA averages the heads' logits)."""
+    array = image.float().cpu().numpy()
+    per_pass = [readout.logits(tumour_features(array, labels.numpy(), voxel_mm3)) for labels in out["passes"]["labels"]]
+    markers = dict(out["markers"] or {})
+    for m in per_pass[0]:
+        logits = [p[m] for p in per_pass]
+        markers[m] = torch.tensor([[float(np.mean(logits))]])
+        out["passes"]["markers"][m] = [float(1.0 / (1.0 + np.exp(-v))) for v in logits]
+    out["markers"] = markers
 
 
 def _mean_alpha(alpha: torch.Tensor | None, labels: torch.Tensor, present: torch.Tensor) -> dict | None:

@@ -312,6 +312,14 @@ def run_training(cfg: RunConfig, *, data: Path | str | Sequence[Path | str],
                "min_component_mm3": min_component_mm3,
                "calibration": calibration,
                "seed": seed, "config_sha256": config_digest(cfg), "versions": versions()}
+    if info.is_main and cfg.train.marker_readout and (out / BEST).is_file():
+        from gliomics.training.readout import fit_run_readout
+
+        readout = fit_run_readout(out, train, val, device=str(dev), precision=precision, seed=seed)
+        if readout is not None:
+            summary["marker_readout"] = readout
+            summary["thresholds"] = readout.get("thresholds", summary["thresholds"])
+            summary["calibration"] = readout.get("calibration", summary["calibration"])
     if info.is_main:
         write_text_atomic(out / "train_summary.json", json.dumps(summary, indent=2))
     return summary
