@@ -3,7 +3,8 @@
 The best checkpoint predicts every case of the training split once, as ``gliomics predict`` would without TTA; the
 tumour features of those predictions and the cases' marker labels fit the readout. The validation split, predicted
 alike, then gives the readout's marker thresholds and calibration in place of the heads', and the held-out
-predictions of ``validation_predictions.json``.
+predictions of ``validation_predictions.json``; a ``calibration.json`` fitted before on the heads' probabilities
+is removed.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from gliomics.inference.predictor import Predictor
 from gliomics.inference.tumour_features import tumour_features
 from gliomics.io import voxel_spacing
 from gliomics.io.atomic import write_text_atomic
-from gliomics.runtime.checkpoint import BEST, VAL_PREDICTIONS, load_checkpoint, save_checkpoint
+from gliomics.runtime.checkpoint import BEST, CALIBRATION_FILE, VAL_PREDICTIONS, load_checkpoint, save_checkpoint
 
 logger = logging.getLogger(__name__)
 
@@ -86,6 +87,11 @@ def fit_run_readout(run: Path | str, train: Sequence[CohortCase], val: Sequence[
         summary["thresholds"], summary["calibration"] = state["thresholds"], state["calibration"]
         write_text_atomic(run / VAL_PREDICTIONS, json.dumps(rows))
     save_checkpoint(state, run / BEST)
+    if (run / CALIBRATION_FILE).is_file():
+        # `gliomics calibrate` fitted it on the heads' probabilities; it no longer applies
+        (run / CALIBRATION_FILE).unlink()
+        logger.warning("%s: removed %s, fitted on the heads' marker probabilities; run `gliomics calibrate` again",
+                       run, CALIBRATION_FILE)
     logger.info("%s: marker readout fitted on %d training cases (cross-validated AUC %s)", run, len(train),
                 {m: round(v, 3) for m, v in readout.info["cv_auc"].items()})
     return summary

@@ -1,0 +1,62 @@
+"""The trainer fits the marker readout of ``train.marker_readout`` on the training split and stores it with the
+best checkpoint; predictions then use it."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from gliomics.constants import MARKERS
+from gliomics.data.splits import run_cohort
+from gliomics.inference.marker_readout import MarkerReadout
+from gliomics.inference.predictor import Predictor
+from gliomics.inference.tumour_features import tumour_features
+from gliomics.io import voxel_spacing
+from gliomics.training.trainer import run_training
+from gliomics_testing import tiny_config
+
+
+@pytest.fixture(scope="module")
+def readout_run(tmp_path_factory):
+    from gliomics.phantom import PhantomSettings, generate_cohort
+
+    cohort = tmp_path_factory.mktemp("phantom24")
+    generate_cohort(cohort, PhantomSettings(cases=32, spacing=4.0, sites=2, seed=5), progress=False)
+    out = tmp_path_factory.mktemp("readout_run")
+    summary = run_training(tiny_config("train.marker_readout=true"), data=cohort, markers=cohort / "markers.csv",
+                           out=out, steps=4, device="cpu", progress=False)
+    return out, summary
+
+
+@pytest.mark.slow
+def test_readout_is_fitted_on_the_training_split_and_stored_with_the_best_checkpoint(readout_run):
+    run, summary = readout_run
+    state = torch.load(run / "best.pt", weights_only=False)
+    readout = MarkerReadout.from_dict(state["marker_readout"])
+    cohort, splits, _ = run_cohort(run)
+    n_train = {m: sum(not np.isnan(cohort[c].marker_vector()[k]) for c in splits["train"])
+               for k, m in enumerate(MARKERS)}
+    assert readout.coef and all(readout.info["n_cases"][m] == n_train[m] for m in readout.coef)
+    assert summary["marker_readout"]["n_cases"] == readout.info["n_cases"]
+    on_disk = json.loads((run / "train_summary.json").read_text())
+    assert on_disk["marker_readout"]["cv_auc"] == pytest.approx(readout.info["cv_auc"])
+    # the held-out predictions and thresholds are the readout's
+    val_rows = json.loads((run / "validation_predictions.json").read_text())
+    assert sorted(r["case_id"] for r in val_rows) == sorted(splits["val"])
+    assert state["thresholds"] == on_disk["thresholds"]
+
+    # a prediction's markers are the readout's on the features of its own segmentation
+    case = cohort[splits["val"][0]].case
+    predictor = Predictor("cpu").load(run)
+    data, res = predictor.forward(case)
+    image = data["image"]
+    features = tumour_features(image.as_tensor().numpy(), res["passes"]["labels"][0].numpy(),
+                               float(np.prod(voxel_spacing(image.affine))))
+    for m, logit in readout.logits(features).items():
+        assert float(res["markers"][m].flatten()[0]) == pytest.approx(logit, abs=1e-5)
+    row = next(r for r in val_rows if r["case_id"] == case.case_id)
+    for m in readout.coef:
+        assert row["prob"][m] == pytest.approx(1.0 / (1.0 + np.exp(-readout.logits(features)[m])), abs=1e-5)
