@@ -68,7 +68,7 @@ def test_compare_two_runs_writes_table_with_p_values(tiny_phantom, tiny_run, tmp
     data = json.loads((out / "comparison.json").read_text())
     assert len(data["models"]) == 2
     table = (out / "comparison.md").read_text()
-    assert "Dice ET" in table and "DeLong p (IDH)" in table and "ref." in table
+    assert "Dice ET" in table and "DeLong p (IDH / 1p/19q / TERT)" in table and "ref." in table
     assert "AUC IDH" in table and "AUC TERT" in table
     # a phantom cohort: the Bayes-optimal AUC on the same cases is the last row
     assert set(data["bayes_optimal_auc"]) == {"idh", "codel_1p19q", "tert"}
@@ -78,3 +78,16 @@ def test_compare_two_runs_writes_table_with_p_values(tiny_phantom, tiny_run, tmp
 def test_compare_needs_two_runs(tiny_phantom, tiny_run, tmp_path):
     result = runner.invoke(app, ["compare", str(tiny_run), "--data", str(tiny_phantom), "-o", str(tmp_path / "c")])
     assert result.exit_code == 2 and "at least two runs" in result.output
+
+
+def test_comparison_table_gives_the_p_values_of_every_marker():
+    from gliomics.evaluation.tables import comparison_table
+
+    seg = {r: {"dice": {"mean": 0.5, "lo": 0.4, "hi": 0.6}} for r in ("ET", "NETC", "SNFH", "RC")}
+    rows = [{"name": "a", "seg": seg, "auc": {}, "mean_lesion_dice": None},
+            {"name": "b", "seg": seg, "auc": {}, "mean_lesion_dice": None, "delong_p_idh": 0.011,
+             "delong_p_codel_1p19q": 0.022, "delong_p_tert": 0.033, "mcnemar_p_idh": 0.044,
+             "mcnemar_p_codel_1p19q": 0.055, "mcnemar_p_tert": 0.066}]
+    line = comparison_table(rows, "a").splitlines()[-1]
+    assert "0.011 / 0.022 / 0.033" in line and "0.044 / 0.055 / 0.066" in line
+

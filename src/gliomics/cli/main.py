@@ -16,6 +16,7 @@ from gliomics.cli.phantom import phantom
 from gliomics.cli.predict import predict
 from gliomics.cli.preprocess import preprocess
 from gliomics.cli.report import report
+from gliomics.cli.robustness import robustness
 from gliomics.cli.slices import slice_benchmark, slices
 from gliomics.cli.train import train
 
@@ -47,6 +48,7 @@ app.command()(predict)
 app.command()(evaluate)
 app.command()(calibrate)
 app.command()(compare)
+app.command()(robustness)
 app.command()(report)
 app.command()(demo)
 app.command()(slices)

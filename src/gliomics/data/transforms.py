@@ -6,7 +6,7 @@ A sample is a dict with ``image`` (4×D×H×W MetaTensor), ``label`` (1×D×H×W
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -251,15 +251,19 @@ def train_transforms(patch_size: Sequence[int], *, spacing: Sequence[float] | No
 
 
 def inference_transforms(*, spacing: Sequence[float] | None = None, divisible: int = 16,
-                         sequences: Sequence[str] | None = None, load_seg: bool = False, crop: bool = True) -> Compose:
+                         sequences: Sequence[str] | None = None, load_seg: bool = False, crop: bool = True,
+                         degrade: Callable[[dict], dict] | None = None) -> Compose:
     """Deterministic, invertible preprocessing: orientation, spacing, crop to the head (unless ``crop=False``),
-    z-score, pad to a multiple of ``divisible``."""
+    z-score, pad to a multiple of ``divisible``. ``degrade`` (e.g. a
+    :class:`~gliomics.data.degradations.DegradeSequenced`) acts on the raw intensities just before the z-score."""
     keys = ["image", "label"] if load_seg else ["image"]
     # with load_seg, a case without a segmentation (e.g. a marker-only validation case) has no label
     chain = [LoadCased(sequences=sequences, load_seg=load_seg), *_spatial(keys, spacing, allow_missing=load_seg)]
     if crop:
         chain.append(CropForegroundd(keys=keys, source_key="image", margin=2, allow_smaller=True,
                                      allow_missing_keys=load_seg))
+    if degrade is not None:
+        chain.append(degrade)
     chain += [NormalizeIntensityd(keys="image", nonzero=True, channel_wise=True),
               DivisiblePadd(keys=keys, k=divisible, allow_missing_keys=load_seg)]
     return Chain(chain)

@@ -42,3 +42,24 @@ def mean_difference_ci(a: Sequence[float | None], b: Sequence[float | None], n_b
     if math.isnan(lo):  # every resample gave the same difference
         lo = hi = diff
     return {"mean": diff, "lo": lo, "hi": hi, "n_a": int(x.size), "n_b": int(y.size)}
+
+
+def paired_auc_difference_ci(y: Sequence[int], p_a: Sequence[float], p_b: Sequence[float], n_boot: int = 2000,
+                             seed: int = 0) -> dict[str, float] | None:
+    """``AUC(p_a) - AUC(p_b)`` on the same cases, with a paired percentile bootstrap 95% CI (the cases resampled
+    together; resamples with one class only are skipped); None unless both classes are present."""
+    from sklearn.metrics import roc_auc_score
+
+    y, a, b = np.asarray(y, dtype=int), np.asarray(p_a, dtype=float), np.asarray(p_b, dtype=float)
+    if len(set(y.tolist())) < 2:
+        return None
+    diff = float(roc_auc_score(y, a) - roc_auc_score(y, b))
+    rng = np.random.default_rng(seed)
+    samples = []
+    for _ in range(n_boot):
+        idx = rng.integers(0, len(y), len(y))
+        if 0 < y[idx].sum() < len(idx):
+            samples.append(roc_auc_score(y[idx], a[idx]) - roc_auc_score(y[idx], b[idx]))
+    lo, hi = (np.percentile(samples, [2.5, 97.5]) if samples else (diff, diff))
+    return {"mean": diff, "lo": float(lo), "hi": float(hi), "n": int(len(y))}
+

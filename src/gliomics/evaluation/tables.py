@@ -130,17 +130,19 @@ def site_table(by_site: dict) -> str:
 
 
 def comparison_table(rows: Sequence[dict], reference: str, bayes: dict[str, float] | None = None) -> str:
-    """Table 4: Dice per region, AUC per marker and their mean per model, with p-values against ``reference``;
+    """Table 4: Dice per region, AUC per marker and their mean per model, with the DeLong (AUC) and McNemar (calls)
+    p-values of every marker against ``reference``;
     for phantom cohorts a last row with the Bayes-optimal AUC on the same cases."""
     head = "| model | " + " | ".join(f"Dice {r}" for r in ("ET", "NETC", "SNFH", "RC")) + \
         " | mean lesion-wise Dice | " + " | ".join(f"AUC {SHORT_MARKER[m]}" for m in MARKERS) + \
-        " | mean AUC | DeLong p (IDH) | McNemar p (IDH) |"
+        " | mean AUC | DeLong p (" + " / ".join(SHORT_MARKER[m] for m in MARKERS) + ") | McNemar p (" + \
+        " / ".join(SHORT_MARKER[m] for m in MARKERS) + ") |"
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in rows:
         dice = " | ".join(_ci(r["seg"].get(k, {}).get("dice")) for k in ("ET", "NETC", "SNFH", "RC"))
         aucs = " | ".join(_f(r.get("auc", {}).get(m)) for m in MARKERS)
-        p_d = "ref." if r["name"] == reference else _f(r.get("delong_p_idh"), 3)
-        p_m = "ref." if r["name"] == reference else _f(r.get("mcnemar_p_idh"), 3)
+        p_d = "ref." if r["name"] == reference else " / ".join(_f(r.get(f"delong_p_{m}"), 3) for m in MARKERS)
+        p_m = "ref." if r["name"] == reference else " / ".join(_f(r.get(f"mcnemar_p_{m}"), 3) for m in MARKERS)
         lines.append(f"| {r['name']} | {dice} | {_ci(r.get('mean_lesion_dice'))} | {aucs} | {_f(r.get('mean_auc'))} "
                      f"| {p_d} | {p_m} |")
     if bayes:

@@ -75,6 +75,8 @@ class Predictor:
         engine: ``torch``, or ``onnx``: the network exported by ``gliomics export-onnx`` (``model.onnx`` in the run
             folder) run by onnxruntime on the CPU in fp32 (:mod:`~gliomics.inference.onnx_engine`); the rest of the
             run (preprocessing, thresholds, calibration) is read from the run folder alike.
+        degrade: Applied to each loaded case just before the z-score (a
+            :class:`~gliomics.data.degradations.DegradeSequenced`), to measure robustness to a degraded sequence.
     """
 
     def __init__(self, device: str = "auto", *, tta: bool = False, overlap: float = 0.25,
@@ -83,7 +85,7 @@ class Predictor:
                  min_component_mm3: float = 50.0, label_minimums: bool = True, component_minimums: bool = True,
                  marker_readout: bool = True, who_band: float = DEFAULT_BAND,
                  crop: bool = True, precision: str = "auto", threads: int | None = None,
-                 engine: str = "torch") -> None:
+                 engine: str = "torch", degrade: Callable[[dict], dict] | None = None) -> None:
         from gliomics.inference.onnx_engine import engine_settings
 
         device, precision = engine_settings(engine, device, precision)
@@ -100,6 +102,7 @@ class Predictor:
         self.who_band = who_band
         self.crop = crop
         self.threads = threads
+        self.degrade = degrade
         self.model: torch.nn.Module | None = None
         self.members: list[torch.nn.Module] = []
         #: each member's marker readout, or None
@@ -174,7 +177,8 @@ class Predictor:
         from gliomics.data.transforms import inference_transforms
 
         self.transform = inference_transforms(spacing=self.config.data.spacing, sequences=self.sequences,
-                                              divisible=pad_multiple(self.model), crop=self.crop)
+                                              divisible=pad_multiple(self.model), crop=self.crop,
+                                              degrade=self.degrade)
 
     def hardware(self) -> dict[str, Any]:
         """Where the predictions run: device, CPU model, threads, precision and engine (recorded in every
