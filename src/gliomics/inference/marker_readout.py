@@ -15,11 +15,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import torch
 
 from gliomics.constants import MARKERS
-from gliomics.inference.tumour_features import FEATURE_NAMES
+from gliomics.inference.tumour_features import FEATURE_NAMES, tumour_features
 
-__all__ = ["MarkerReadout", "fit_marker_readout", "READOUT_CS"]
+__all__ = ["MarkerReadout", "fit_marker_readout", "replace_head_markers", "READOUT_CS"]
 
 #: The inverse regularisation strengths tried, chosen per marker by 5-fold cross-validated log loss.
 READOUT_CS: tuple[float, ...] = tuple(float(c) for c in np.logspace(-3, 1, 9))
@@ -104,3 +105,16 @@ def _cv_auc(clf, z: np.ndarray, y: np.ndarray, folds: int, seed: int) -> float:
     model = LogisticRegression(C=float(clf.C_[0]), max_iter=5000)
     cv = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     return float(roc_auc_score(y, cross_val_predict(model, z, y, cv=cv, method="predict_proba")[:, 1]))
+
+
+def replace_head_markers(readout: MarkerReadout, out: dict, image: torch.Tensor, voxel_mm3: float) -> None:
+    """Replace the heads' marker logits of one network's output with its readout's: the readout of each pass's label
+    map (the probabilities of the passes), and their mean logit (as flip TTA averages the heads' logits)."""
+    array = image.float().cpu().numpy()
+    per_pass = [readout.logits(tumour_features(array, labels.numpy(), voxel_mm3)) for labels in out["passes"]["labels"]]
+    markers = dict(out["markers"] or {})
+    for m in per_pass[0]:
+        logits = [p[m] for p in per_pass]
+        markers[m] = torch.tensor([[float(np.mean(logits))]])
+        out["passes"]["markers"][m] = [float(1.0 / (1.0 + np.exp(-v))) for v in logits]
+    out["markers"] = markers

@@ -29,9 +29,8 @@ from gliomics.inference.engine import (
     pad_multiple,
     single_pass,
 )
-from gliomics.inference.marker_readout import MarkerReadout
+from gliomics.inference.marker_readout import MarkerReadout, replace_head_markers
 from gliomics.inference.postprocess import relabel_small_components, remove_small_components, suppress_small_labels
-from gliomics.inference.tumour_features import tumour_features
 from gliomics.inference.uncertainty import case_uncertainty, entropy_map, review_reason
 from gliomics.inference.who import DEFAULT_BAND, who_cns5_suggestion
 from gliomics.io import Case, discover_cases, save_image, voxel_spacing
@@ -219,7 +218,7 @@ class Predictor:
             out.setdefault("passes", single_pass(out["probs"], out["markers"]))
             readout = self.readouts[i] if self.marker_readout and i < len(self.readouts) else None
             if readout is not None and out["passes"]["labels"] is not None:
-                _read_markers(readout, out, x[0], float(np.prod(voxel_spacing(data["image"].affine))))
+                replace_head_markers(readout, out, x[0], float(np.prod(voxel_spacing(data["image"].affine))))
             outs.append(out)
         res = outs[0] if len(outs) == 1 else average_outputs(outs)
         res["passes"] = join_passes([o["passes"] for o in outs])
@@ -373,19 +372,6 @@ def average_outputs(outs: list[dict]) -> dict:
         out["markers"] = {m: torch.logit(torch.stack([torch.sigmoid(o["markers"][m]) for o in outs]).mean(0),
                                          eps=1e-7) for m in outs[0]["markers"]}
     return out
-
-
-def _read_markers(readout: MarkerReadout, out: dict, image: torch.Tensor, voxel_mm3: float) -> None:
-    """Replace the heads' marker logits of one network's output with its readout's: the readout of each pass's label
-    map (the probabilities of the passes), and their mean logit (as flip TTA averages the heads' logits)."""
-    array = image.float().cpu().numpy()
-    per_pass = [readout.logits(tumour_features(array, labels.numpy(), voxel_mm3)) for labels in out["passes"]["labels"]]
-    markers = dict(out["markers"] or {})
-    for m in per_pass[0]:
-        logits = [p[m] for p in per_pass]
-        markers[m] = torch.tensor([[float(np.mean(logits))]])
-        out["passes"]["markers"][m] = [float(1.0 / (1.0 + np.exp(-v))) for v in logits]
-    out["markers"] = markers
 
 
 def _mean_alpha(alpha: torch.Tensor | None, labels: torch.Tensor, present: torch.Tensor) -> dict | None:
