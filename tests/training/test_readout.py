@@ -31,7 +31,6 @@ def readout_run(tmp_path_factory):
     return out, summary
 
 
-@pytest.mark.slow
 def test_readout_is_fitted_on_the_training_split_and_stored_with_the_best_checkpoint(readout_run):
     run, summary = readout_run
     state = torch.load(run / "best.pt", weights_only=False)

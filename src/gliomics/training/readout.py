@@ -64,7 +64,10 @@ def fit_run_readout(run: Path | str, train: Sequence[CohortCase], val: Sequence[
     from gliomics.training.validation import summarise
 
     run = Path(run)
-    predictor = Predictor(device, precision=precision, marker_readout=False).load(run)
+    import torch
+
+    # the threads the caller set (the trainer's share of the cores), not every core
+    predictor = Predictor(device, precision=precision, marker_readout=False, threads=torch.get_num_threads()).load(run)
     fitted = _features(predictor, train)
     if fitted is None or not train:
         return None
