@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import shutil
 
+import numpy as np
+import pytest
 from typer.testing import CliRunner
 
 from gliomics.cli.main import app
@@ -91,3 +93,20 @@ def test_comparison_table_gives_the_p_values_of_every_marker():
     line = comparison_table(rows, "a").splitlines()[-1]
     assert "0.011 / 0.022 / 0.033" in line and "0.044 / 0.055 / 0.066" in line
 
+
+
+def test_evaluate_gives_the_cohorts_mean_cmaf_weight_per_region(tiny_phantom, tiny_run, tmp_path):
+    pred, out = tmp_path / "pred", tmp_path / "eval"
+    assert runner.invoke(app, ["predict", "-m", str(tiny_run), "-i", str(tiny_phantom), "-o", str(pred),
+                               "--device", "cpu", "--no-progress"]).exit_code == 0
+    result = runner.invoke(app, ["evaluate", "-p", str(pred), "-r", str(tiny_phantom), "-o", str(out),
+                                 "--n-boot", "100"])
+    assert result.exit_code == 0, result.output
+    cmaf = json.loads((out / "summary.json").read_text())["cmaf"]
+    records = [json.loads(p.read_text()) for p in pred.glob("*.json") if "mean_cmaf_weight" in p.read_text()]
+    region = next(iter(cmaf))
+    per_case = [r["mean_cmaf_weight"][region]["t2f"] for r in records if region in (r["mean_cmaf_weight"] or {})]
+    assert cmaf[region]["t2f"]["mean"] == pytest.approx(float(np.mean(per_case)))
+    assert cmaf[region]["t2f"]["lo"] <= cmaf[region]["t2f"]["mean"] <= cmaf[region]["t2f"]["hi"]
+    assert sum(w["mean"] for w in cmaf[region].values()) == pytest.approx(1.0, abs=0.01)
+    assert "Mean CMAF weight by region" in (out / "tables.md").read_text()

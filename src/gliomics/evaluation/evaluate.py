@@ -14,13 +14,20 @@ from typing import Any
 
 import numpy as np
 
-from gliomics.constants import MARKERS, REGIONS, TUMOUR_LABELS
+from gliomics.constants import MARKERS, REGIONS, SEQUENCES, TUMOUR_LABELS
 from gliomics.errors import ImageError, InputError, MarkerTableError, OutputError
 from gliomics.evaluation.bootstrap import mean_ci
 from gliomics.evaluation.classification import evaluate_marker
 from gliomics.evaluation.decisions import conformal_summary, operating_point_summary, raw_calibration, review_summary
 from gliomics.evaluation.segmentation import segmentation_metrics
-from gliomics.evaluation.tables import decision_table, marker_table, review_table, segmentation_table, site_table
+from gliomics.evaluation.tables import (
+    cmaf_table,
+    decision_table,
+    marker_table,
+    review_table,
+    segmentation_table,
+    site_table,
+)
 from gliomics.inference.calibration import OPERATING_POINTS
 from gliomics.io import discover_cases, load_label, read_markers
 from gliomics.io.atomic import atomic_path, write_text_atomic
@@ -67,6 +74,9 @@ def _score_case(case, seg_path: Path | None, record: dict | None) -> dict[str, A
                 for op, t in (v.get("thresholds") or {}).items():
                     row[f"threshold_{m}_{op}"] = t
         _review_columns(row, record)
+        for region, weights in (record.get("mean_cmaf_weight") or {}).items():
+            for seq, w in weights.items():
+                row[f"cmaf_{region}_{seq}"] = w
     return row
 
 
@@ -90,6 +100,18 @@ def _seg_summary(rows: list[dict], n_boot: int) -> dict:
     for region in REGIONS:
         out[region] = {k: mean_ci([r.get(f"{region}_{k}", math.nan) for r in scored], n_boot)
                        for k in ("dice", "lesion_dice", "hd95", "lesion_hd95", "sensitivity")}
+    return out
+
+
+def _cmaf_summary(rows: list[dict], n_boot: int) -> dict[str, dict[str, dict]]:
+    """Per predicted region and sequence, the mean CMAF weight over the cases that have the region, with its CI."""
+    out: dict[str, dict[str, dict]] = {}
+    for region in TUMOUR_LABELS:
+        for seq in SEQUENCES:
+            stat = mean_ci([r[f"cmaf_{region}_{seq}"] for r in rows if r.get(f"cmaf_{region}_{seq}") is not None],
+                           n_boot)
+            if stat is not None:
+                out.setdefault(region, {})[seq] = stat
     return out
 
 
@@ -223,6 +245,9 @@ def score_cases(pred_dir: Path, cases: list, table: dict, *, out: Path, by: str 
                                "review": review_summary(rows, n_boot),
                                "provenance": {"versions": versions(), "bootstrap_seed": 0, "n_boot": n_boot,
                                               "models": list(models.values())}}
+    cmaf = _cmaf_summary(rows, n_boot)
+    if cmaf:
+        summary["cmaf"] = cmaf
     bayes = _bayes_auc(list(truth_files), rows)
     if bayes:
         summary["bayes_optimal_auc"] = bayes
@@ -241,6 +266,8 @@ def score_cases(pred_dir: Path, cases: list, table: dict, *, out: Path, by: str 
     md = [f"# Evaluation of {title} ({len(rows)} cases)", "",
           segmentation_table(summary["segmentation"]), marker_table(summary["markers"], bayes),
           decision_table(summary["markers"]), review_table(summary["review"])]
+    if cmaf:
+        md.append(cmaf_table(cmaf))
     if "by_site" in summary:
         md.append(site_table(summary["by_site"]))
     out.mkdir(parents=True, exist_ok=True)

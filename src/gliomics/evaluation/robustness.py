@@ -65,18 +65,7 @@ def _number(value: str | None) -> float:
     return float(value) if value not in (None, "") else float("nan")
 
 
-def _cmaf(pred_dir: Path, ids: list[str]) -> dict[str, dict[str, float]]:
-    """Mean CMAF weight of each sequence in each predicted region, over the cases that have the region."""
-    sums: dict[str, dict[str, list[float]]] = {}
-    for c in ids:
-        record = json.loads((pred_dir / f"{c}.json").read_text())
-        for region, weights in (record.get("mean_cmaf_weight") or {}).items():
-            for s, w in weights.items():
-                sums.setdefault(region, {}).setdefault(s, []).append(float(w))
-    return {r: {s: float(np.mean(v)) for s, v in ws.items()} for r, ws in sums.items()}
-
-
-def _summarise(name: str, pred_dir: Path, eval_dir: Path, intact: dict[str, dict[str, str]] | None,
+def _summarise(name: str, eval_dir: Path, intact: dict[str, dict[str, str]] | None,
                n_boot: int) -> dict[str, Any]:
     summary = json.loads((eval_dir / "summary.json").read_text())
     rows = _rows(eval_dir)
@@ -86,7 +75,9 @@ def _summarise(name: str, pred_dir: Path, eval_dir: Path, intact: dict[str, dict
                                     if r in summary.get("segmentation", {})},
                            "mean_dice": summary.get("mean_dice"),
                            "auc": {m: s.get("auc") for m, s in summary.get("markers", {}).items()},
-                           "cmaf": _cmaf(pred_dir, ids)}
+                           # the cohort's mean CMAF weights (gliomics evaluate)
+                           "cmaf": {r: {q: w["mean"] for q, w in ws.items()}
+                                    for r, ws in summary.get("cmaf", {}).items()}}
     if intact is not None:
         common = [c for c in ids if c in intact]
         drop: dict[str, Any] = {}
@@ -150,7 +141,7 @@ def _run_conditions(run, data, markers, out: Path, every: dict, chosen: list[str
         predictor.load(run)
         predictor.predict_folder(data, folder / "predictions", progress=progress)
         evaluate_predictions(folder / "predictions", data, markers=markers, out=folder / "evaluation", n_boot=n_boot)
-        results.append(_summarise(name, folder / "predictions", folder / "evaluation", intact_rows, n_boot))
+        results.append(_summarise(name, folder / "evaluation", intact_rows, n_boot))
         if name == INTACT:
             intact_rows = _rows(folder / "evaluation")
         logger.info("%s: mean Dice %.3f", name, results[-1]["mean_dice"]["mean"] if results[-1]["mean_dice"]

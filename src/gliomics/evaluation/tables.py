@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from gliomics.constants import MARKER_NAMES, MARKERS, REGIONS
+from gliomics.constants import MARKER_NAMES, MARKERS, REGIONS, SEQUENCE_NAMES, SEQUENCES
 
 SHORT_MARKER = {"idh": "IDH", "codel_1p19q": "1p/19q", "tert": "TERT"}
 
@@ -126,6 +126,18 @@ def site_table(by_site: dict) -> str:
             row += " " + " | ".join(_f(s["markers"].get(m, {}).get("conformal", {}).get("coverage"), 2)
                                     for m in MARKERS) + " |"
         lines.append(row)
+    return "\n".join(lines) + "\n"
+
+
+def cmaf_table(cmaf: dict) -> str:
+    """The mean CMAF weight of each sequence in each predicted region over the cohort, mean [95% CI]: where the
+    fusion looks, per region (the MGMT-Net paper's figure 5, over a cohort instead of one case)."""
+    lines = ["### Mean CMAF weight by region", "",
+             "| region | " + " | ".join(SEQUENCE_NAMES[s] for s in SEQUENCES) + " | cases |",
+             "|---|" + "---|" * (len(SEQUENCES) + 1)]
+    for region, weights in cmaf.items():
+        n = max((w["n"] for w in weights.values()), default=0)
+        lines.append(f"| {region} | " + " | ".join(_ci(weights.get(s), 2) for s in SEQUENCES) + f" | {n} |")
     return "\n".join(lines) + "\n"
 
 
