@@ -16,13 +16,12 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from gliomics.cli.main import app
-from gliomics.constants import MARKERS, SEQUENCES
+from gliomics.constants import MARKERS
+from gliomics.inference.explanation_maps import compute_case_maps
 from gliomics.inference.predictor import Predictor
 from gliomics.inference.who import CATEGORIES, INDETERMINATE
 from gliomics.io import discover_cases
-from gliomics.models.registry import create_model
 from gliomics.report.case_report import CAVEAT, build_case_html
-from gliomics.report.maps import analysis_window, compute_case_maps, find_gradcam_layer, grad_cam
 
 runner = CliRunner()
 EXTERNAL = re.compile(r"""(?:src|href)\s*=\s*["']?\s*(?:https?:)?//""", re.IGNORECASE)
@@ -73,21 +72,6 @@ def test_report_escapes_text():
     assert "Research tool, not a diagnosis" in html
 
 
-def test_gradcam_has_the_input_shape_and_is_finite():
-    torch.manual_seed(0)
-    model = create_model("mgmtnet", feature_size=4, embed_channels=4, swin_depths=(1, 1), swin_heads=(1, 2),
-                         window_size=2, marker_hidden=8).eval()
-    x = torch.randn(1, len(SEQUENCES), 32, 32, 24)
-    present = torch.tensor([[True, True, False, True]])
-    name, layer = find_gradcam_layer(model)
-    assert name == "encoder_fusion"
-    for m in MARKERS:
-        cam = grad_cam(model, x, present, m, layer)
-        assert cam.shape == (1, 1, 32, 32, 24)
-        assert torch.isfinite(cam).all()
-        assert float(cam.min()) >= 0.0 and float(cam.max()) <= 1.0 + 1e-6
-
-
 def test_case_maps_live_in_the_image_grid(tiny_run, predicted_with_report, report_case):
     predictor = Predictor("cpu").load(tiny_run)
     case_id = report_case.name
@@ -126,16 +110,6 @@ def test_a_head_explained_whole_gives_the_predictions_marker_probabilities(tiny_
     assert maps.window == tuple(slice(0, s) for s in maps.image.shape[1:])
     for m in MARKERS:  # the JSON rounds to 4 decimals
         assert maps.window_markers[m] == pytest.approx(record["markers"][m]["probability"], abs=6e-5)
-
-
-def test_analysis_window_centres_on_the_tumour():
-    mask = np.zeros((96, 96, 64), dtype=bool)
-    mask[70:81, 10:20, 30:34] = True  # centroid (75, 14.5, 31.5)
-    window = analysis_window(mask, (32, 32, 32), 8, 1.5)
-    assert [s.stop - s.start for s in window] == [32, 32, 32]
-    assert window[0] == slice(59, 91) and window[1] == slice(0, 32)
-    assert analysis_window(np.zeros((32, 32, 16), dtype=bool), (32, 32, 32), 8, 1.5) == (slice(0, 32), slice(0, 32),
-                                                                                     slice(0, 16))
 
 
 def test_report_command_writes_one_case(predicted_with_report, report_case, tiny_run, tmp_path):
@@ -182,3 +156,33 @@ def test_report_on_missing_or_incomplete_predictions_is_one_line(predicted_with_
                            "OTHER")
     for folder in (empty, no_seg, broken):
         assert not [p for p in folder.iterdir() if p.suffix == ".html" or ".tmp" in p.name]
+
+
+def test_with_a_marker_readout_the_explained_pass_gives_the_readouts_probabilities(tiny_run, report_case, tmp_path):
+    from gliomics.inference.marker_readout import fit_marker_readout
+    from gliomics.inference.tumour_features import FEATURE_NAMES
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(60, len(FEATURE_NAMES)))
+    y = np.stack([x[:, 0] > 0, x[:, 1] > 0, x[:, 2] > 0], 1).astype(float)
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    state = torch.load(run / "best.pt", weights_only=False)
+    state["marker_readout"] = fit_marker_readout(x, y).to_dict()
+    torch.save(state, run / "best.pt")
+    predictor = Predictor("cpu", precision="fp32").load(run)
+    predictor.calibration = {}
+    train = predictor.config.train.model_copy(update={"whole_volume_factor": 100.0})
+    predictor.config = predictor.config.model_copy(update={"train": train})
+    case = discover_cases(report_case)[0]
+    record = predictor.predict_case(case, tmp_path / "pred")
+    assert record["markers_from"] == "readout"
+    maps = compute_case_maps(predictor.model, predictor.config, case,
+                             seg_path=tmp_path / "pred" / f"{case.case_id}_seg.nii.gz", sequences=None, device="cpu",
+                             precision="fp32", readout=predictor.readouts[0])
+    heads = compute_case_maps(predictor.model, predictor.config, case,
+                              seg_path=tmp_path / "pred" / f"{case.case_id}_seg.nii.gz", sequences=None, device="cpu",
+                              precision="fp32")
+    for m in MARKERS:
+        assert maps.window_markers[m] == pytest.approx(record["markers"][m]["probability_raw"], abs=6e-5)
+    assert any(abs(heads.window_markers[m] - maps.window_markers[m]) > 1e-3 for m in MARKERS)

@@ -83,7 +83,7 @@ def predict(
 
         def on_case(case, record) -> None:
             write_case_report(case, out, model=predictor.model, config=predictor.config, device=predictor.device,
-                              band=who_band)
+                              band=who_band, readout=predictor.readouts[0] if predictor.marker_readout else None)
 
     try:
         summary = predict_cohort(predictor, input, out, num_parts=num_parts, part_id=part_id, info=info,

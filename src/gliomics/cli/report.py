@@ -66,5 +66,5 @@ def report(
     predictor = Predictor(device).load(model)
     for cid in ids:
         path = write_case_report(cases[cid], pred_dir, model=predictor.model, config=predictor.config,
-                                 device=predictor.device, out=out, band=who_band)
+                                 device=predictor.device, out=out, band=who_band, readout=predictor.readouts[0])
         typer.echo(f"report: {path}")

@@ -1,8 +1,8 @@
 """The per-case HTML report (``<case>.html`` beside ``<case>.json``): overlays, attention maps, Grad-CAM, the numbers.
 
 The report reads what ``gliomics predict`` wrote (``<case>.json`` and ``<case>_seg.nii.gz``) and re-runs the model
-once on the input case for the maps (:mod:`gliomics.report.maps`). It shows the case id and derived numbers only:
-no file paths and no image-header fields, so nothing identifying beyond the id the user chose.
+once on the input case for the maps (:mod:`gliomics.inference.explanation_maps`). It shows the case id and derived
+numbers only: no file paths and no image-header fields, so nothing identifying beyond the id the user chose.
 """
 
 from __future__ import annotations
@@ -142,7 +142,7 @@ def build_case_html(record: Mapping[str, Any], maps=None, *, band: float = DEFAU
 
     Args:
         record: The ``<case>.json`` record.
-        maps: A :class:`~gliomics.report.maps.CaseMaps`, or None to show the numbers only.
+        maps: A :class:`~gliomics.inference.explanation_maps.CaseMaps`, or None to show the numbers only.
         band: Indeterminate band of the WHO CNS5 suggestion.
         extra_timings: Seconds of the report's own steps, shown after the prediction's timings.
     """
@@ -199,7 +199,7 @@ def write_html(text: str, path: Path) -> Path:
 
 
 def write_case_report(case: Case, pred_dir: Path | str, *, model, config, device, out: Path | str | None = None,
-                      band: float = DEFAULT_BAND) -> Path:
+                      band: float = DEFAULT_BAND, readout=None) -> Path:
     """Compute the maps of ``case`` and write its report (default ``pred_dir/<case>.html``); returns the path.
 
     Args:
@@ -210,11 +210,17 @@ def write_case_report(case: Case, pred_dir: Path | str, *, model, config, device
         device: Where the model is.
         out: The HTML file; defaults to ``pred_dir/<case>.html``.
         band: Indeterminate band of the WHO CNS5 suggestion.
+        readout: The run's marker readout (``Predictor.readouts[0]``) where the prediction's markers came from it
+            (the JSON's ``markers_from``); the pass's marker probabilities are then the readout's, as the
+            prediction's were. Grad-CAM still explains the network's heads.
     """
-    from gliomics.report.maps import compute_case_maps
+    from gliomics.inference.explanation_maps import compute_case_maps
 
     record, seg = load_prediction(pred_dir, case.case_id)
+    if record.get("markers_from") != "readout":
+        readout = None
     maps = compute_case_maps(model, config, case, seg_path=seg, sequences=record.get("sequences_present"),
+                             readout=readout,
                              device=device, precision=record.get("hardware", {}).get("precision", "fp32"))
     start = time.perf_counter()
     html = build_case_html(record, maps, band=band, extra_timings={"report_maps_s": maps.seconds})

@@ -2,7 +2,8 @@
 
 Figures are drawn on :class:`matplotlib.figure.Figure` objects (the Agg canvas, no pyplot state) and returned as
 ``data:image/png;base64`` URIs for a self-contained HTML page. Volumes are in RAS voxel order (the network grid of
-:mod:`gliomics.report.maps`); views follow the radiological convention (patient's right on the left of the image).
+:mod:`gliomics.inference.explanation_maps`); views follow the radiological convention (patient's right on the left
+of the image).
 """
 
 from __future__ import annotations
@@ -196,7 +197,8 @@ def heatmap_figure(image: np.ndarray, present: tuple[bool, ...], seg: np.ndarray
 
 
 def case_figures(maps) -> dict[str, str | None]:
-    """Every figure of a :class:`~gliomics.report.maps.CaseMaps`: ``overlay``, ``cmaf``, ``pooling``, ``gradcam``."""
+    """Every figure of a :class:`~gliomics.inference.explanation_maps.CaseMaps`: ``overlay``, ``cmaf``, ``pooling``,
+    ``gradcam``."""
     args = (maps.image, maps.present, maps.seg, maps.spacing)
     out: dict[str, str | None] = {"overlay": overlay_figure(*args), "cmaf": None, "pooling": None, "gradcam": None}
     if maps.alpha is not None:

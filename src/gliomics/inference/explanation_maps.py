@@ -136,7 +136,8 @@ def _embed(values: np.ndarray, shape: tuple[int, ...], window: tuple[slice, ...]
 
 def compute_case_maps(model: nn.Module, config, case: Case, *, seg_path: Path | None,
                       sequences: Sequence[str] | None, device: torch.device | str = "cpu",
-                      layer_names: Sequence[str] = GRADCAM_LAYERS, precision: str = "fp32") -> CaseMaps:
+                      layer_names: Sequence[str] = GRADCAM_LAYERS, precision: str = "fp32",
+                      readout=None) -> CaseMaps:
     """Preprocess ``case`` as the predictor does and compute its maps at the tumour-centred window.
 
     Args:
@@ -150,6 +151,8 @@ def compute_case_maps(model: nn.Module, config, case: Case, *, seg_path: Path | 
         layer_names: Grad-CAM target layers to look for.
         precision: The precision of the forward pass (the prediction's, ``hardware.precision`` of its JSON), so that
             a volume explained whole gives the marker probabilities of a prediction without TTA.
+        readout: The run's marker readout where the prediction used it: the pass's marker probabilities are then the
+            readout's on the pass's label map (:func:`~gliomics.inference.marker_readout.replace_head_markers`).
     """
     from gliomics.data.transforms import inference_transforms
     from gliomics.inference.engine import pad_multiple
@@ -172,6 +175,14 @@ def compute_case_maps(model: nn.Module, config, case: Case, *, seg_path: Path | 
     flags = present[None].to(device)
     with torch.no_grad(), autocast(torch.device(device), precision):
         out = model(x, flags)
+    if readout is not None and out.get("seg") is not None and out.get("markers"):
+        from gliomics.inference.engine import single_pass
+        from gliomics.inference.marker_readout import replace_head_markers
+
+        pass_out = {"markers": out["markers"],
+                    "passes": single_pass(torch.softmax(out["seg"].float(), 1).cpu(), out["markers"])}
+        replace_head_markers(readout, pass_out, x[0].cpu(), float(np.prod(spacing)))
+        out = {**out, "markers": pass_out["markers"]}
     maps = CaseMaps(image=np.asarray(image.as_tensor(), dtype=np.float32), present=tuple(present.tolist()),
                     spacing=spacing, seg=seg, window=window, window_markers=marker_probabilities(out.get("markers")))
     if out.get("alpha") is not None:
@@ -191,3 +202,60 @@ def compute_case_maps(model: nn.Module, config, case: Case, *, seg_path: Path | 
         logger.info("%s has none of the Grad-CAM layers %s", type(model).__name__, list(layer_names))
     maps.seconds = time.perf_counter() - start
     return maps
+
+
+def randomised_copy(model: nn.Module, seed: int = 0) -> nn.Module:
+    """A copy of ``model`` with every parameter re-drawn from its layer's initialisation (``reset_parameters``, else a
+    normal distribution of the parameter's mean and spread) under ``seed``: the network of the model-parameter
+    randomisation test (Adebayo et al., NeurIPS 2018, <https://arxiv.org/abs/1810.03292>)."""
+    import copy
+
+    clone = copy.deepcopy(model)
+    trained = {name: p.detach().clone() for name, p in clone.named_parameters()}
+    generator_state = torch.random.get_rng_state()
+    torch.manual_seed(seed)
+    try:
+        for module in clone.modules():
+            if hasattr(module, "reset_parameters") and callable(module.reset_parameters):
+                module.reset_parameters()
+        # parameters held directly by a module without reset_parameters (an embedding, a bias table): re-drawn
+        # from a normal distribution of their trained mean and spread
+        with torch.no_grad():
+            for name, p in clone.named_parameters():
+                if p.numel() > 1 and torch.equal(p, trained[name]) and float(p.std()) > 0:
+                    p.normal_(float(p.mean()), float(p.std()))
+    finally:
+        torch.random.set_rng_state(generator_state)
+    return clone.eval()
+
+
+def randomisation_check(model: nn.Module, image: torch.Tensor, present: torch.Tensor | None, *,
+                        map_fn=None, markers: Sequence[str] = MARKERS, seed: int = 0) -> dict[str, float]:
+    """Spearman rank correlation, per marker, between a map of the trained ``model`` and the same map of its
+    :func:`randomised_copy`, over the voxels of ``image``. A map that explains the model changes when the weights do,
+    so its correlation is well below 1; a map that ignores the weights (an edge detector, the image itself) stays
+    near 1 and fails the check.
+
+    Args:
+        map_fn: ``(model, image, present, marker) -> B × 1 × spatial`` map; Grad-CAM at the model's
+            :func:`find_gradcam_layer` by default.
+    """
+    from scipy.stats import spearmanr
+
+    if map_fn is None:
+        def map_fn(net, x, flags, marker):
+            found = find_gradcam_layer(net)
+            if found is None:
+                raise ValueError("the model has no Grad-CAM layer")
+            return grad_cam(net, x, flags, marker, found[1])
+
+    random = randomised_copy(model, seed)
+    out = {}
+    for marker in markers:
+        a = map_fn(model, image, present, marker).detach().float().flatten().numpy()
+        b = map_fn(random, image, present, marker).detach().float().flatten().numpy()
+        if np.ptp(a) == 0 or np.ptp(b) == 0:
+            out[marker] = 0.0 if np.ptp(a) != np.ptp(b) else 1.0
+            continue
+        out[marker] = float(spearmanr(a, b).statistic)
+    return out
