@@ -110,3 +110,34 @@ def test_evaluate_gives_the_cohorts_mean_cmaf_weight_per_region(tiny_phantom, ti
     assert cmaf[region]["t2f"]["lo"] <= cmaf[region]["t2f"]["mean"] <= cmaf[region]["t2f"]["hi"]
     assert sum(w["mean"] for w in cmaf[region].values()) == pytest.approx(1.0, abs=0.01)
     assert "Mean CMAF weight by region" in (out / "tables.md").read_text()
+
+
+def test_gradcam_shares_split_the_energy_by_region():
+    from gliomics.evaluation.interpretability import gradcam_shares
+
+    seg = np.zeros((4, 4, 4), dtype=np.uint8)
+    seg[0] = 1  # NETC
+    seg[1] = 3  # ET
+    cam = np.zeros((4, 4, 4))
+    cam[0], cam[1], cam[3] = 1.0, 3.0, 4.0
+    cam[2, 0, 0] = np.nan  # outside the explained window
+    shares = gradcam_shares(cam, seg)
+    assert shares == pytest.approx({"NETC": 16 / 128, "SNFH": 0.0, "ET": 48 / 128, "RC": 0.0, "outside": 64 / 128})
+    assert gradcam_shares(np.zeros((4, 4, 4)), seg) is None
+
+
+def test_evaluate_explain_gives_the_cohorts_gradcam_shares(tiny_phantom, tiny_run, tmp_path):
+    pred, out = tmp_path / "pred", tmp_path / "eval"
+    assert runner.invoke(app, ["predict", "-m", str(tiny_run), "-i", str(tiny_phantom), "-o", str(pred),
+                               "--device", "cpu", "--no-progress"]).exit_code == 0
+    result = runner.invoke(app, ["evaluate", "-p", str(pred), "-r", str(tiny_phantom), "-o", str(out),
+                                 "--n-boot", "100", "--explain", str(tiny_run), "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    shares = json.loads((out / "summary.json").read_text())["gradcam_share"]
+    assert set(shares) <= set(MARKERS) and shares
+    for per_region in shares.values():
+        assert sum(s["mean"] for s in per_region.values()) == pytest.approx(1.0, abs=1e-6)
+    assert "Grad-CAM energy by predicted region" in (out / "tables.md").read_text()
+    bad = runner.invoke(app, ["evaluate", "-p", str(pred), "-r", str(tiny_phantom), "-o", str(tmp_path / "e2"),
+                              "--explain", str(tmp_path / "nope")])
+    assert bad.exit_code == 2 and "nope" in bad.output and not (tmp_path / "e2").exists()

@@ -30,6 +30,9 @@ def evaluate(
     report: bool = typer.Option(False, "--report", help="Also write report.html: Dice, ROC, calibration, confusion."),
     tables: list[Path] | None = typer.Option(None, "--tables", help="With --report: extra Markdown tables "
                                              "(ablations, baselines) or `gliomics compare` folders (repeatable)."),
+    explain: Path | None = typer.Option(None, "--explain", help="The run that made the predictions (with --run: the "
+                                        "same run): also give the share of each marker's Grad-CAM energy in each "
+                                        "predicted region over the cohort, with CIs."),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
     """Score predictions: Dice/HD95 (whole-volume and BraTS 2024 lesion-wise) and marker AUC with 95% CIs.
@@ -47,6 +50,11 @@ def evaluate(
         from gliomics.report.cohort_report import resolve_tables, write_cohort_report
 
         resolve_tables(tables or ())  # a missing table fails before the evaluation, not after
+    if explain is not None:
+        from gliomics.runtime.checkpoint import checkpoint_file
+
+        if not checkpoint_file(explain).is_file():  # not a run: fail before scoring
+            raise InputError(f"{explain}: no checkpoint (best.pt or last.pt) to explain the predictions with")
     if against is not None:
         from gliomics.evaluation.side_by_side import load_evaluation
 
@@ -68,5 +76,11 @@ def evaluate(
         table = side_by_side_table(compare_evaluations(out, against, n_boot), name, against.name)
         write_text_atomic(out / SIDE_BY_SIDE, f"# {name} against {against.name}\n\n{table}")
         typer.echo(table)
+    if explain is not None:
+        from gliomics.evaluation.interpretability import explain_cohort, gradcam_share_table
+
+        pred_dir = out / "predictions" if run is not None else pred
+        shares = explain_cohort(explain, pred_dir, ref, out, device=device, n_boot=n_boot)
+        typer.echo(gradcam_share_table(shares))
     if report:
         typer.echo(f"cohort report: {write_cohort_report(out, ref=ref, tables=tables or ())}")
