@@ -8,7 +8,6 @@ import shutil
 
 import numpy as np
 import pytest
-import torch
 from sklearn.metrics import roc_auc_score
 from typer.testing import CliRunner
 
@@ -19,6 +18,7 @@ from gliomics.inference.marker_readout import MarkerReadout, fit_marker_readout
 from gliomics.inference.predictor import Predictor
 from gliomics.inference.tumour_features import FEATURE_NAMES
 from gliomics.io import discover_cases
+from gliomics.runtime.checkpoint import load_checkpoint, save_checkpoint
 
 runner = CliRunner()
 
@@ -66,9 +66,9 @@ def test_round_trip_and_refusal_of_other_features():
 def _run_with_readout(tiny_run, tmp_path, readout: dict):
     run = tmp_path / "run"
     shutil.copytree(tiny_run, run)
-    state = torch.load(run / "best.pt", weights_only=False)
+    state = load_checkpoint(run / "best.pt")
     state["marker_readout"] = readout
-    torch.save(state, run / "best.pt")
+    save_checkpoint(state, run / "best.pt")
     return run
 
 

@@ -11,7 +11,6 @@ from html import escape
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -22,6 +21,7 @@ from gliomics.inference.predictor import Predictor
 from gliomics.inference.who import CATEGORIES, INDETERMINATE
 from gliomics.io import discover_cases
 from gliomics.report.case_report import CAVEAT, build_case_html
+from gliomics.runtime.checkpoint import load_checkpoint, save_checkpoint
 
 runner = CliRunner()
 EXTERNAL = re.compile(r"""(?:src|href)\s*=\s*["']?\s*(?:https?:)?//""", re.IGNORECASE)
@@ -167,9 +167,9 @@ def test_with_a_marker_readout_the_explained_pass_gives_the_readouts_probabiliti
     y = np.stack([x[:, 0] > 0, x[:, 1] > 0, x[:, 2] > 0], 1).astype(float)
     run = tmp_path / "run"
     shutil.copytree(tiny_run, run)
-    state = torch.load(run / "best.pt", weights_only=False)
+    state = load_checkpoint(run / "best.pt")
     state["marker_readout"] = fit_marker_readout(x, y).to_dict()
-    torch.save(state, run / "best.pt")
+    save_checkpoint(state, run / "best.pt")
     predictor = Predictor("cpu", precision="fp32").load(run)
     predictor.calibration = {}
     train = predictor.config.train.model_copy(update={"whole_volume_factor": 100.0})

@@ -7,7 +7,6 @@ import json
 
 import numpy as np
 import pytest
-import torch
 
 from gliomics.constants import MARKERS
 from gliomics.data.splits import run_cohort
@@ -15,6 +14,7 @@ from gliomics.inference.marker_readout import MarkerReadout
 from gliomics.inference.predictor import Predictor
 from gliomics.inference.tumour_features import tumour_features
 from gliomics.io import voxel_spacing
+from gliomics.runtime.checkpoint import load_checkpoint
 from gliomics.training.trainer import run_training
 from gliomics_testing import tiny_config
 
@@ -33,7 +33,7 @@ def readout_run(tmp_path_factory):
 
 def test_readout_is_fitted_on_the_training_split_and_stored_with_the_best_checkpoint(readout_run):
     run, summary = readout_run
-    state = torch.load(run / "best.pt", weights_only=False)
+    state = load_checkpoint(run / "best.pt")
     readout = MarkerReadout.from_dict(state["marker_readout"])
     cohort, splits, _ = run_cohort(run)
     n_train = {m: sum(not np.isnan(cohort[c].marker_vector()[k]) for c in splits["train"])

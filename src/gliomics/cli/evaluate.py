@@ -78,8 +78,9 @@ def evaluate(
         typer.echo(table)
     if explain is not None:
         from gliomics.evaluation.interpretability import explain_cohort, gradcam_share_table
+        from gliomics.evaluation.split_evaluation import PREDICTIONS
 
-        pred_dir = out / "predictions" if run is not None else pred
+        pred_dir = out / PREDICTIONS if run is not None else pred
         shares = explain_cohort(explain, pred_dir, ref, out, device=device, n_boot=n_boot)
         typer.echo(gradcam_share_table(shares))
     if report:

@@ -43,6 +43,10 @@ class MarkerReadout:
         z = (np.asarray(features, dtype=np.float64) - np.asarray(self.mean)) / np.asarray(self.scale)
         return {m: float(z @ np.asarray(self.coef[m]) + self.intercept[m]) for m in MARKERS if m in self.coef}
 
+    def probabilities(self, features: np.ndarray) -> dict[str, float]:
+        """Marker probabilities (the sigmoid of :meth:`logits`)."""
+        return {m: _sigmoid(v) for m, v in self.logits(features).items()}
+
     def to_dict(self) -> dict[str, Any]:
         return {"features": list(self.features), "mean": list(self.mean), "scale": list(self.scale),
                 "coef": {m: list(v) for m, v in self.coef.items()}, "intercept": dict(self.intercept),
@@ -113,8 +117,12 @@ def replace_head_markers(readout: MarkerReadout, out: dict, image: torch.Tensor,
     array = image.float().cpu().numpy()
     per_pass = [readout.logits(tumour_features(array, labels.numpy(), voxel_mm3)) for labels in out["passes"]["labels"]]
     markers = dict(out["markers"] or {})
-    for m in per_pass[0]:
+    for m in readout.coef:
         logits = [p[m] for p in per_pass]
         markers[m] = torch.tensor([[float(np.mean(logits))]])
-        out["passes"]["markers"][m] = [float(1.0 / (1.0 + np.exp(-v))) for v in logits]
+        out["passes"]["markers"][m] = [_sigmoid(v) for v in logits]
     out["markers"] = markers
+
+
+def _sigmoid(value: float) -> float:
+    return float(1.0 / (1.0 + np.exp(-value)))

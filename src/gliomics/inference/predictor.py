@@ -212,13 +212,13 @@ class Predictor:
                   "whole_volume_factor": self.config.train.whole_volume_factor}
         x, p = data["image"].as_tensor()[None].to(self.device), data["present"][None].to(self.device)
         outs = []
-        for i, model in enumerate(self.members):
+        voxel_mm3 = float(np.prod(voxel_spacing(data["image"].affine)))
+        for model, readout in zip(self.members, self.readouts):
             with autocast(self.device, self.precision):
                 out = forward_with_tta(model, x, p, **kwargs) if self.tta else forward_volume(model, x, p, **kwargs)
             out.setdefault("passes", single_pass(out["probs"], out["markers"]))
-            readout = self.readouts[i] if self.marker_readout and i < len(self.readouts) else None
-            if readout is not None and out["passes"]["labels"] is not None:
-                replace_head_markers(readout, out, x[0], float(np.prod(voxel_spacing(data["image"].affine))))
+            if self.marker_readout and readout is not None and out["passes"]["labels"] is not None:
+                replace_head_markers(readout, out, x[0], voxel_mm3)
             outs.append(out)
         res = outs[0] if len(outs) == 1 else average_outputs(outs)
         res["passes"] = join_passes([o["passes"] for o in outs])

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from gliomics.data.cohort import CohortCase
 from gliomics.inference.engine import marker_probabilities
@@ -48,11 +49,7 @@ def _features(predictor: Predictor, cases: Sequence[CohortCase]) -> tuple[np.nda
 
 def _probabilities(readout: MarkerReadout, features: np.ndarray, heads: list[dict[str, float]]) -> list[dict]:
     """The readout's marker probabilities, the heads' for a marker the readout lacks."""
-    out = []
-    for f, h in zip(features, heads):
-        logits = readout.logits(f)
-        out.append({**h, **{m: float(1.0 / (1.0 + np.exp(-v))) for m, v in logits.items()}})
-    return out
+    return [{**h, **readout.probabilities(f)} for f, h in zip(features, heads)]
 
 
 def fit_run_readout(run: Path | str, train: Sequence[CohortCase], val: Sequence[CohortCase], *, device: str = "cpu",
@@ -64,12 +61,12 @@ def fit_run_readout(run: Path | str, train: Sequence[CohortCase], val: Sequence[
     from gliomics.training.validation import summarise
 
     run = Path(run)
-    import torch
-
+    if not train:
+        return None
     # the threads the caller set (the trainer's share of the cores), not every core
     predictor = Predictor(device, precision=precision, marker_readout=False, threads=torch.get_num_threads()).load(run)
     fitted = _features(predictor, train)
-    if fitted is None or not train:
+    if fitted is None:
         return None
     features, _ = fitted
     readout = fit_marker_readout(features, np.stack([c.marker_vector() for c in train]), seed=seed)
