@@ -52,6 +52,41 @@ def test_evaluate_writes_all_files_and_scores_perfect_predictions(tiny_phantom, 
     assert "lesion-wise Dice" in tables and "Bayes-optimal AUC" in tables and "By site" in tables
 
 
+@pytest.mark.parametrize("rule", ["both", "brats2024", "brats2025"])
+def test_evaluate_scores_by_the_chosen_brats_rules(tiny_phantom, tmp_path, rule):
+    pred = tmp_path / "pred"
+    _fake_predictions(tiny_phantom, pred, perfect_markers=True)
+    out = tmp_path / "eval"
+    result = runner.invoke(app, ["evaluate", "--pred", str(pred), "--ref", str(tiny_phantom), "--rule", rule,
+                                 "-o", str(out), "--n-boot", "100", "--by", "site"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "summary.json").read_text())
+    header = (out / "per_case.csv").read_text().splitlines()[0].split(",")
+    tables = (out / "tables.md").read_text()
+    assert summary["rule"] == rule
+    assert ("WT_lesion_dice" in header) == (rule != "brats2025")
+    assert ("WT_brats2025_lesion_nsd" in header) == (rule != "brats2024")
+    assert ("by the BraTS 2025 rule" in tables) == (rule != "brats2024")
+    assert ("BraTS 2025 rule: 1.000" in result.output) == (rule != "brats2024")
+    if rule != "brats2024":
+        b25 = summary["segmentation_brats2025"]
+        for region in ("NETC", "SNFH", "ET", "RC", "TC", "WT"):  # perfect predictions
+            assert b25[region]["lesion_dice"]["mean"] == 1.0 and b25[region]["lesion_nsd"]["mean"] == 1.0
+            assert b25[region]["lesion_f1"]["mean"] == 1.0
+        assert b25["mean_lesion_dice"]["mean"] == 1.0
+        assert all(s["mean_lesion_dice_brats2025"]["mean"] == 1.0 for s in summary["by_site"].values())
+    else:
+        assert "segmentation_brats2025" not in summary
+
+
+def test_evaluate_refuses_an_unknown_rule(tiny_phantom, tmp_path):
+    result = runner.invoke(app, ["evaluate", "--pred", str(tmp_path), "--ref", str(tiny_phantom), "--rule",
+                                 "brats2023", "-o", str(tmp_path / "eval")])
+    assert result.exit_code == 2
+    assert "--rule brats2023" in result.output
+    assert not (tmp_path / "eval").exists()
+
+
 def test_evaluate_without_matching_predictions_is_a_clear_error(tiny_phantom, tmp_path):
     (tmp_path / "empty").mkdir()
     result = runner.invoke(app, ["evaluate", "--pred", str(tmp_path / "empty"), "--ref", str(tiny_phantom),

@@ -25,6 +25,8 @@ def evaluate(
     against: Path | None = typer.Option(None, "--against", help="Another evaluation folder of the same model (e.g. an "
                                         "external cohort): also write OUT/side_by_side.md with both, and the "
                                         "difference with its 95% CI."),
+    rule: str = typer.Option("both", "--rule", help="Lesion-wise scoring rule: brats2024 (3-dilation merge, "
+                             "minimum lesion size), brats2025 (panoptica: one-to-one matching, NSD) or both."),
     by: str | None = typer.Option(None, "--by", help="Also tabulate by this column: site."),
     n_boot: int = typer.Option(2000, "--n-boot", min=100, help="Bootstrap resamples for the CIs."),
     report: bool = typer.Option(False, "--report", help="Also write report.html: Dice, ROC, calibration, confusion."),
@@ -35,13 +37,15 @@ def evaluate(
                                         "predicted region over the cohort, with CIs."),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
-    """Score predictions: Dice/HD95 (whole-volume and BraTS 2024 lesion-wise) and marker AUC with 95% CIs.
+    """Score predictions: Dice/HD95 (whole-volume and lesion-wise by the BraTS 2024 and/or 2025 rule) and marker AUC
+    with 95% CIs.
 
     Either a prediction folder against reference cases (--pred, --ref, --markers), or a run's own held-out split
     (--run, --split), predicted here."""
     setup_logging(verbose)
-    from gliomics.evaluation.evaluate import evaluate_predictions
+    from gliomics.evaluation.evaluate import check_rule, evaluate_predictions
 
+    check_rule(rule)
     if run is not None and (pred is not None or ref is not None or markers is not None):
         raise InputError(f"{run}: --run predicts its own split; leave out --pred, --ref and --markers")
     if run is None and (pred is None or ref is None):
@@ -62,10 +66,11 @@ def evaluate(
     if run is not None:
         from gliomics.evaluation.split_evaluation import evaluate_split
 
-        summary = evaluate_split(run, split, out, tta=tta, device=device, precision=precision, by=by, n_boot=n_boot)
+        summary = evaluate_split(run, split, out, tta=tta, device=device, precision=precision, by=by, n_boot=n_boot,
+                                 rule=rule)
         ref = Path(summary["data"][0])  # the cohort the split came from, for the report
     else:
-        summary = evaluate_predictions(pred, ref, markers=markers, out=out, by=by, n_boot=n_boot)
+        summary = evaluate_predictions(pred, ref, markers=markers, out=out, by=by, n_boot=n_boot, rule=rule)
     typer.echo(summary["text"])
     typer.echo(f"per-case CSV, summary.json and tables.md in {out}")
     if against is not None:

@@ -1,6 +1,9 @@
 """``gliomics evaluate``: score a prediction folder against reference segmentations and a markers table.
 
 Writes ``per_case.csv``, ``summary.json`` and ``tables.md`` (segmentation per region, markers with CIs, sites).
+Segmentations are scored by the whole-volume metrics and by the lesion-wise rule of BraTS 2024
+(:mod:`~gliomics.evaluation.segmentation`), of BraTS 2025 (:mod:`~gliomics.evaluation.segmentation_brats2025`), or
+both (:data:`RULES`).
 """
 
 from __future__ import annotations
@@ -20,7 +23,9 @@ from gliomics.evaluation.bootstrap import mean_ci
 from gliomics.evaluation.classification import evaluate_marker
 from gliomics.evaluation.decisions import conformal_summary, operating_point_summary, raw_calibration, review_summary
 from gliomics.evaluation.segmentation import segmentation_metrics
+from gliomics.evaluation.segmentation_brats2025 import brats2025_metrics
 from gliomics.evaluation.tables import (
+    brats2025_table,
     cmaf_table,
     decision_table,
     marker_table,
@@ -37,6 +42,17 @@ from gliomics.provenance import versions
 
 logger = logging.getLogger(__name__)
 PHANTOM_TRUTH = TRUTH_FILE  # the phantom generator's exact Bayes posteriors
+#: Values of ``--rule``: the lesion-wise scoring rule(s) of BraTS applied besides the whole-volume metrics.
+RULES: tuple[str, ...] = ("brats2024", "brats2025", "both")
+#: Prefix of the BraTS 2025 columns of ``per_case.csv`` (after the region: ``ET_brats2025_lesion_dice``).
+BRATS2025 = "brats2025"
+
+
+def check_rule(rule: str) -> str:
+    """``rule`` if it is one of :data:`RULES`."""
+    if rule not in RULES:
+        raise InputError(f"--rule {rule}: expected one of {', '.join(RULES)}")
+    return rule
 
 
 def _load_prediction(pred_dir: Path, case_id: str) -> tuple[Path | None, dict | None]:
@@ -48,7 +64,7 @@ def _load_prediction(pred_dir: Path, case_id: str) -> tuple[Path | None, dict | 
     return (seg if seg.is_file() else None), record
 
 
-def _score_case(case, seg_path: Path | None, record: dict | None) -> dict[str, Any]:
+def _score_case(case, seg_path: Path | None, record: dict | None, rule: str = "both") -> dict[str, Any]:
     row: dict[str, Any] = {"case_id": case.case_id}
     if seg_path is not None and case.seg is not None:
         pred = load_label(seg_path)
@@ -56,11 +72,16 @@ def _score_case(case, seg_path: Path | None, record: dict | None) -> dict[str, A
         if pred.shape != ref.shape or not np.allclose(pred.affine, ref.affine, atol=1e-3):
             raise ImageError(f"{seg_path}: prediction shape/affine {pred.shape} does not match the reference "
                              f"{case.seg} {ref.shape}")
-        metrics = segmentation_metrics(pred.array, ref.array, ref.spacing)
+        metrics = segmentation_metrics(pred.array, ref.array, ref.spacing,
+                                       with_lesion_wise=rule != "brats2025")
         for region, vals in metrics.items():
             for k, v in vals.items():
                 row[f"{region}_{k}"] = v
         row["mean_dice"] = float(np.mean([row[f"{lab}_dice"] for lab in TUMOUR_LABELS]))
+        if rule != "brats2024":
+            for region, vals in brats2025_metrics(pred.array, ref.array, ref.spacing).items():
+                for k, v in vals.items():
+                    row[f"{region}_{BRATS2025}_{k}"] = v
     if record is not None:
         source = (record.get("calibration") or {}).get("source")
         for m, v in (record.get("markers") or {}).items():
@@ -100,6 +121,23 @@ def _seg_summary(rows: list[dict], n_boot: int) -> dict:
     for region in REGIONS:
         out[region] = {k: mean_ci([r.get(f"{region}_{k}", math.nan) for r in scored], n_boot)
                        for k in ("dice", "lesion_dice", "hd95", "lesion_hd95", "sensitivity")}
+    return out
+
+
+def _brats2025_summary(rows: list[dict], n_boot: int) -> dict:
+    """Per region, the mean over cases of each BraTS 2025 metric with its CI (NaN, i.e. no lesion on either side,
+    left out), and the case mean of the lesion-wise Dice over the four labels."""
+    scored = [r for r in rows if f"WT_{BRATS2025}_lesion_dice" in r]
+    if not scored:
+        return {}
+    out: dict = {region: {k: mean_ci([r.get(f"{region}_{BRATS2025}_{k}", math.nan) for r in scored], n_boot)
+                          for k in ("lesion_dice", "lesion_nsd", "lesion_hd95", "lesion_f1", "panoptic_quality",
+                                    "global_dice", "global_nsd")}
+                 for region in REGIONS}
+    per_case = [np.nanmean(vals) if not np.all(np.isnan(vals)) else math.nan
+                for vals in (np.array([r[f"{lab}_{BRATS2025}_lesion_dice"] for lab in TUMOUR_LABELS], dtype=float)
+                             for r in scored)]
+    out["mean_lesion_dice"] = mean_ci(per_case, n_boot)
     return out
 
 
@@ -195,9 +233,10 @@ def _write_csv(path: Path, rows: list[dict]) -> None:
 
 def evaluate_predictions(pred_dir: Path | str, ref: Path | str, *, markers: Path | str | None = None,
                          out: Path | str, by: str | None = None, n_boot: int = 2000,
-                         layout: str = "auto") -> dict[str, Any]:
+                         layout: str = "auto", rule: str = "both") -> dict[str, Any]:
     """Score every reference case that has a prediction; returns the summary (also written to ``out``)."""
     pred_dir, ref, out = Path(pred_dir), Path(ref), Path(out)
+    check_rule(rule)
     if not pred_dir.is_dir():
         raise InputError(f"{pred_dir}: prediction folder not found")
     if out.exists() and not out.is_dir():
@@ -209,14 +248,16 @@ def evaluate_predictions(pred_dir: Path | str, ref: Path | str, *, markers: Path
         raise MarkerTableError(f"{markers}: none of its {len(table)} case ids matches a case in {ref} "
                                f"(e.g. {next(iter(table))!r} vs {cases[0].case_id!r})")
     return score_cases(pred_dir, cases, table, out=out, by=by, n_boot=n_boot, truth_files=[truth_file(ref)],
-                       title=f"{pred_dir} against {ref}")
+                       title=f"{pred_dir} against {ref}", rule=rule)
 
 
 def score_cases(pred_dir: Path, cases: list, table: dict, *, out: Path, by: str | None = None, n_boot: int = 2000,
-                truth_files: list[Path] = (), title: str = "") -> dict[str, Any]:
+                truth_files: list[Path] = (), title: str = "", rule: str = "both") -> dict[str, Any]:
     """Score the predictions in ``pred_dir`` of ``cases`` (with reference segmentations where they have them) and
     the markers of ``table`` (case id -> marker record); writes ``per_case.csv``, ``summary.json`` and ``tables.md``
-    to ``out`` and returns the summary. ``truth_files`` are phantom truths that give the Bayes-optimal AUCs."""
+    to ``out`` and returns the summary. ``truth_files`` are phantom truths that give the Bayes-optimal AUCs;
+    ``rule`` is one of :data:`RULES`."""
+    check_rule(rule)
     rows = []
     models: dict[str, dict] = {}  # the runs behind the predictions (name, checkpoint, config digest, seed)
     for case in cases:
@@ -225,7 +266,7 @@ def score_cases(pred_dir: Path, cases: list, table: dict, *, out: Path, by: str 
             continue
         if record is not None and isinstance(record.get("model"), dict):
             models.setdefault(json.dumps(record["model"], sort_keys=True), record["model"])
-        row = _score_case(case, seg_path, record)
+        row = _score_case(case, seg_path, record, rule)
         rec = table.get(case.case_id)
         row["site"] = rec.site if rec is not None else None
         for m in MARKERS:
@@ -241,10 +282,14 @@ def score_cases(pred_dir: Path, cases: list, table: dict, *, out: Path, by: str 
                                "segmentation": _seg_summary(rows, n_boot),
                                "mean_dice": mean_ci(_case_mean(rows, "dice"), n_boot),
                                "mean_lesion_dice": mean_ci(_case_mean(rows, "lesion_dice"), n_boot),
+                               "rule": rule,
                                "markers": _marker_summary(rows, n_boot),
                                "review": review_summary(rows, n_boot),
                                "provenance": {"versions": versions(), "bootstrap_seed": 0, "n_boot": n_boot,
                                               "models": list(models.values())}}
+    brats2025 = _brats2025_summary(rows, n_boot)
+    if brats2025:
+        summary["segmentation_brats2025"] = brats2025
     cmaf = _cmaf_summary(rows, n_boot)
     if cmaf:
         summary["cmaf"] = cmaf
@@ -260,11 +305,16 @@ def score_cases(pred_dir: Path, cases: list, table: dict, *, out: Path, by: str 
         summary["by_site"] = {
             site: {"cases": len(g), "mean_dice": mean_ci(_case_mean(g, "dice"), n_boot),
                    "mean_lesion_dice": mean_ci(_case_mean(g, "lesion_dice"), n_boot),
+                   **({"mean_lesion_dice_brats2025": _brats2025_summary(g, n_boot)["mean_lesion_dice"]}
+                      if brats2025 else {}),
                    "markers": _marker_summary(g, n_boot)}
             for site, g in sorted(groups.items())}
 
     md = [f"# Evaluation of {title} ({len(rows)} cases)", "",
-          segmentation_table(summary["segmentation"]), marker_table(summary["markers"], bayes),
+          segmentation_table(summary["segmentation"], lesion_wise=rule != "brats2025")]
+    if brats2025:
+        md.append(brats2025_table(brats2025))
+    md += [marker_table(summary["markers"], bayes),
           decision_table(summary["markers"]), review_table(summary["review"])]
     if cmaf:
         md.append(cmaf_table(cmaf))
@@ -280,12 +330,23 @@ def score_cases(pred_dir: Path, cases: list, table: dict, *, out: Path, by: str 
 
 def _headline(summary: dict) -> str:
     seg = summary["segmentation"]
-    parts = [f"{r} {seg[r]['dice']['mean']:.3f} (lesion-wise {seg[r]['lesion_dice']['mean']:.3f})"
+    b25 = summary.get("segmentation_brats2025", {})
+    lesion = b25 if summary.get("rule") == "brats2025" else seg  # whose lesion-wise Dice the first line quotes
+    name = "BraTS 2025" if lesion is b25 else "BraTS 2024"
+
+    def lesion_dice(region: str) -> str:
+        stat = (lesion.get(region) or {}).get("lesion_dice")
+        return f"{stat['mean']:.3f}" if stat else "–"
+
+    parts = [f"{r} {seg[r]['dice']['mean']:.3f} ({name} lesion-wise {lesion_dice(r)})"
              for r in TUMOUR_LABELS if r in seg and seg[r].get("dice")]
     lines = [f"{summary['cases']} cases. Dice: " + ", ".join(parts)]
     if summary.get("mean_dice"):
         lines.append(f"mean Dice over ET/NETC/SNFH/RC: {summary['mean_dice']['mean']:.3f} "
                      f"[{summary['mean_dice']['lo']:.3f}, {summary['mean_dice']['hi']:.3f}]")
+    for name, stat in (("BraTS 2024", summary.get("mean_lesion_dice")), ("BraTS 2025", b25.get("mean_lesion_dice"))):
+        if stat:
+            lines.append(f"mean lesion-wise Dice, {name} rule: {stat['mean']:.3f} [{stat['lo']:.3f}, {stat['hi']:.3f}]")
     for m, s in summary["markers"].items():
         lo, hi = s.get("auc_ci_delong", [math.nan, math.nan])
         bayes = summary.get("bayes_optimal_auc", {}).get(m)

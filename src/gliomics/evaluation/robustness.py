@@ -140,7 +140,8 @@ def _run_conditions(run, data, markers, out: Path, every: dict, chosen: list[str
         predictor = Predictor(device, tta=tta, precision=precision, sequences=spec["sequences"], degrade=degrade)
         predictor.load(run)
         predictor.predict_folder(data, folder / "predictions", progress=progress)
-        evaluate_predictions(folder / "predictions", data, markers=markers, out=folder / "evaluation", n_boot=n_boot)
+        evaluate_predictions(folder / "predictions", data, markers=markers, out=folder / "evaluation", n_boot=n_boot,
+                             rule="brats2024")
         results.append(_summarise(name, folder / "evaluation", intact_rows, n_boot))
         if name == INTACT:
             intact_rows = _rows(folder / "evaluation")

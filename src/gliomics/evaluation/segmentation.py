@@ -264,6 +264,8 @@ def segmentation_metrics(
     ref: np.ndarray,
     spacing: tuple[float, float, float],
     regions: Sequence[str] = tuple(REGIONS),
+    *,
+    with_lesion_wise: bool = True,
 ) -> dict[str, dict[str, float]]:
     """Legacy and lesion-wise metrics of one case for each region (definitions in the module docstring).
 
@@ -272,6 +274,7 @@ def segmentation_metrics(
         ref: reference label map, same shape.
         spacing: voxel size in mm along each array axis.
         regions: region names from :data:`gliomics.constants.REGIONS`.
+        with_lesion_wise: False leaves out the BraTS 2024 lesion-wise metrics.
 
     Returns:
         ``{region: {"dice", "hd95", "sensitivity", "specificity", "volume_pred_ml", "volume_ref_ml",
@@ -289,8 +292,7 @@ def segmentation_metrics(
     results: dict[str, dict[str, float]] = {}
     for region in regions:
         pred_mask, ref_mask = region_mask(pred, region), region_mask(ref, region)
-        results[region] = {
-            **_legacy(pred_mask, ref_mask, spacing),
-            **lesion_wise(pred_mask, ref_mask, spacing, LESION_MIN_VOLUME_MM3[region]),
-        }
+        results[region] = _legacy(pred_mask, ref_mask, spacing)
+        if with_lesion_wise:
+            results[region].update(lesion_wise(pred_mask, ref_mask, spacing, LESION_MIN_VOLUME_MM3[region]))
     return results

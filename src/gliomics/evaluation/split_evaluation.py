@@ -46,7 +46,7 @@ def split_cases(run: Path, split: str) -> tuple[list, list[Path]]:
 
 def evaluate_split(run: Path | str, split: str, out: Path | str, *, tta: bool = False, device: str = "auto",
                    precision: str = "auto", by: str | None = None, n_boot: int = 2000,
-                   progress: bool = True) -> dict[str, Any]:
+                   progress: bool = True, rule: str = "both") -> dict[str, Any]:
     """Predict the ``split`` cases of ``run`` into ``out/predictions`` (as ``gliomics predict`` would, with flip TTA
     if asked) and score them into ``out``; returns the summary of
     :func:`~gliomics.evaluation.evaluate.score_cases`, with ``split`` and ``run`` added."""
@@ -68,6 +68,7 @@ def evaluate_split(run: Path | str, split: str, out: Path | str, *, tta: bool = 
             predictor.predict_case(c.case, pred_dir)
     table = {c.case_id: c.markers for c in cases if c.markers is not None}
     summary = score_cases(pred_dir, [c.case for c in cases], table, out=out, by=by, n_boot=n_boot,
-                          truth_files=[truth_file(d) for d in datas], title=f"the {split} split of {run}")
+                          truth_files=[truth_file(d) for d in datas], title=f"the {split} split of {run}",
+                          rule=rule)
     summary.update(split=split, run=str(run), data=[str(d) for d in datas])
     return summary

@@ -20,16 +20,40 @@ def _ci(stat: dict | None, digits: int = 3) -> str:
     return f"{_f(stat['mean'], digits)} [{_f(stat['lo'], digits)}, {_f(stat['hi'], digits)}]"
 
 
-def segmentation_table(seg_summary: dict, title: str = "Segmentation") -> str:
-    """Table 1: Dice and HD95 per region, whole-volume and lesion-wise, mean [95% CI]."""
-    lines = [f"### {title}", "", "| region | Dice | lesion-wise Dice | HD95 (mm) | lesion-wise HD95 (mm) |",
-             "|---|---|---|---|---|"]
+def segmentation_table(seg_summary: dict, title: str = "Segmentation", *, lesion_wise: bool = True) -> str:
+    """Table 1: Dice and HD95 per region, whole-volume and (unless ``lesion_wise`` is False) lesion-wise under the
+    BraTS 2024 rule, mean [95% CI]."""
+    if lesion_wise:
+        title += ", lesion-wise by the BraTS 2024 rule"
+    head = ["region", "Dice", "lesion-wise Dice", "HD95 (mm)", "lesion-wise HD95 (mm)"]
+    keys = [("dice", 3), ("lesion_dice", 3), ("hd95", 1), ("lesion_hd95", 1)]
+    if not lesion_wise:
+        head, keys = [head[0], head[1], head[3]], [keys[0], keys[2]]
+    lines = [f"### {title}", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for region in REGIONS:
         s = seg_summary.get(region)
         if not s:
             continue
-        lines.append(f"| {region} | {_ci(s.get('dice'))} | {_ci(s.get('lesion_dice'))} | {_ci(s.get('hd95'), 1)} | "
-                     f"{_ci(s.get('lesion_hd95'), 1)} |")
+        lines.append(f"| {region} | " + " | ".join(_ci(s.get(k), d) for k, d in keys) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def brats2025_table(summary: dict, title: str = "Segmentation, lesion-wise by the BraTS 2025 rule") -> str:
+    """Per region, the BraTS 2025 (``panoptica``) lesion-wise Dice, NSD and HD95 over matched lesions, the lesion
+    F1 and the panoptic quality, mean [95% CI] (:mod:`gliomics.evaluation.segmentation_brats2025`)."""
+    lines = [f"### {title}", "", "One-to-one matching of connected components; Dice, NSD and HD95 over matched "
+             "lesions; F1 of the matching; panoptic quality = Dice × F1. Regions absent from both sides are left "
+             "out.", "",
+             "| region | lesion-wise Dice | lesion-wise NSD | lesion-wise HD95 (mm) | lesion F1 | panoptic quality |",
+             "|---|---|---|---|---|---|"]
+    for region in REGIONS:
+        s = summary.get(region)
+        if not s:
+            continue
+        lines.append(f"| {region} | {_ci(s.get('lesion_dice'))} | {_ci(s.get('lesion_nsd'))} | "
+                     f"{_ci(s.get('lesion_hd95'), 1)} | {_ci(s.get('lesion_f1'))} | {_ci(s.get('panoptic_quality'))} |")
+    if summary.get("mean_lesion_dice"):
+        lines += ["", f"Mean lesion-wise Dice over NETC, SNFH, ET and RC: {_ci(summary['mean_lesion_dice'])}"]
     return "\n".join(lines) + "\n"
 
 
