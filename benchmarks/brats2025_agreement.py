@@ -26,7 +26,7 @@ from pathlib import Path
 
 from gliomics.constants import REGIONS
 from gliomics.evaluation.evaluate import BRATS2025, evaluate_predictions
-from gliomics.evaluation.segmentation_brats2025 import _PANOPTICA_KEYS, HD95_PENALTY_MM
+from gliomics.evaluation.segmentation_brats2025 import HD95_PENALTY_MM, PANOPTICA_KEYS
 from gliomics.io import discover_cases
 from gliomics.io.predictions import SEG_SUFFIX
 
@@ -66,8 +66,8 @@ def main() -> None:
     args = ap.parse_args()
     if len(args.pred) != len(args.ref):
         raise SystemExit("give one --ref per --pred")
-    diffs: dict[str, list[float]] = {k: [] for k in _PANOPTICA_KEYS}
-    both_nan: dict[str, int] = {k: 0 for k in _PANOPTICA_KEYS}
+    diffs: dict[str, list[float]] = {k: [] for k in PANOPTICA_KEYS}
+    both_nan: dict[str, int] = {k: 0 for k in PANOPTICA_KEYS}
     cases = 0
     for i, (pred_dir, ref) in enumerate(zip(args.pred, args.ref)):
         out = args.out / f"pair{i}"
@@ -82,7 +82,7 @@ def main() -> None:
         for case_id, row in ours.items():
             for region in REGIONS:
                 official = theirs[case_id][region.lower()]
-                for key, theirs_key in _PANOPTICA_KEYS.items():
+                for key, theirs_key in PANOPTICA_KEYS.items():
                     a, b = _number(row[f"{region}_{BRATS2025}_{key}"] or math.nan), _number(official.get(theirs_key))
                     if math.isnan(a) and math.isnan(b):
                         both_nan[key] += 1
@@ -90,9 +90,10 @@ def main() -> None:
                         diffs[key].append(abs(a - b) if not (math.isnan(a) or math.isnan(b)) else math.inf)
         print(f"{pred_dir} against {ref}: {len(ours)} cases", file=sys.stderr)
     lines = [f"{cases} cases × {len(REGIONS)} regions", "",
-             "| metric | gliomics column | values compared | both undefined | largest difference | agree to 3 decimals |",
+             "| metric | gliomics column | values compared | both undefined | largest difference "
+             "| agree to 3 decimals |",
              "|---|---|---:|---:|---:|---:|"]
-    for key, theirs_key in _PANOPTICA_KEYS.items():
+    for key, theirs_key in PANOPTICA_KEYS.items():
         d = diffs[key]
         agree = sum(x < 5e-4 for x in d)
         lines.append(f"| `{theirs_key}` | `{key}` | {len(d)} | {both_nan[key]} | {max(d, default=0):.2e} | "

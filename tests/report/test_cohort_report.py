@@ -25,6 +25,7 @@ def test_evaluate_report_shows_figures_auc_bayes_sites_and_tables(evaluated_with
     assert len(images) == 5 and all(s.startswith("data:image/png;base64,") for s in images)
     assert "Means with 95% CIs" in html and "| precision |" not in html and "<th>precision</th>" in html
     assert "Research tool, not a diagnosis" in html
+    assert "lesion-wise (BraTS 2025 rule): " in html and "by the BraTS 2025 rule" in html  # headline and table
     for m, s in summary["markers"].items():
         lo, hi = s["auc_ci_delong"]
         assert f"{s['auc']:.3f} [{lo:.3f}, {hi:.3f}]" in html, MARKER_NAMES[m]

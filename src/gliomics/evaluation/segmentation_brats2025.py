@@ -46,13 +46,13 @@ HD95_PENALTY_MM: float = 373.0
 METRICS: tuple[str, ...] = ("global_dice", "global_nsd", "global_hd95_vox", "lesion_dice", "lesion_nsd", "lesion_hd95",
                             "lesion_f1", "panoptic_quality", "lesion_tp", "lesion_fp", "lesion_fn")
 
-# panoptica's name of each value, by ours.
-_PANOPTICA_KEYS = {"global_dice": "global_bin_dsc", "global_nsd": "global_bin_nsd",
+#: panoptica's name of each value, by the name gliomics gives it.
+PANOPTICA_KEYS = {"global_dice": "global_bin_dsc", "global_nsd": "global_bin_nsd",
                    "global_hd95_vox": "global_bin_hd95",
                    "lesion_dice": "sq_dsc", "lesion_nsd": "sq_nsd", "lesion_hd95": "sq_hd95", "lesion_f1": "rq",
                    "panoptic_quality": "pq_dsc", "lesion_tp": "tp", "lesion_fp": "fp", "lesion_fn": "fn"}
 
-__all__ = ["HD95_PENALTY_MM", "METRICS", "brats2025_evaluator", "brats2025_metrics"]
+__all__ = ["HD95_PENALTY_MM", "METRICS", "PANOPTICA_KEYS", "brats2025_evaluator", "brats2025_metrics"]
 
 
 @functools.lru_cache(maxsize=1)
@@ -96,7 +96,7 @@ def brats2025_evaluator():
 
 
 def _value(result, key: str) -> float:
-    value = getattr(result, _PANOPTICA_KEYS[key])
+    value = getattr(result, PANOPTICA_KEYS[key])
     if value is None:
         return math.nan
     value = float(value)

@@ -122,8 +122,10 @@ def _auc_rows(summary: Mapping[str, Any], cohort: Mapping[str, Any] | None) -> l
 
 def _headline(summary: Mapping[str, Any]) -> str:
     parts = []
-    for key, name in (("mean_dice", "Mean Dice over ET, NETC, SNFH and RC"), ("mean_lesion_dice", "lesion-wise")):
-        s = summary.get(key)
+    stats = (("Mean Dice over ET, NETC, SNFH and RC", summary.get("mean_dice")),
+             ("lesion-wise (BraTS 2024 rule)", summary.get("mean_lesion_dice")),
+             ("lesion-wise (BraTS 2025 rule)", (summary.get("segmentation_brats2025") or {}).get("mean_lesion_dice")))
+    for name, s in stats:
         if s:
             parts.append(f"{name}: {_f(s['mean'])} [{_f(s['lo'])}, {_f(s['hi'])}] (95% bootstrap CI, {s['n']} cases)")
     return "; ".join(parts) + ("." if parts else "")
