@@ -9,6 +9,7 @@ import logging
 import math
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,9 @@ from gliomics.training.metrics_log import MetricsLog
 
 logger = logging.getLogger(__name__)
 CONFIG_FILE = "config.yaml"
+#: What ``best.pt`` keeps of a checkpoint: enough to predict, not to resume.
+BEST_KEYS: tuple[str, ...] = ("model", "config", "epoch", "best_score", "thresholds", "min_label_mm3",
+                              "min_component_mm3", "val_metrics", "pos_weight", "calibration")
 def _scalars(metrics: dict[str, Any]) -> dict[str, Any]:
     """The scalar entries of a validation summary (its thresholds and minimum volumes go to the checkpoint)."""
     return {k: v for k, v in metrics.items() if not isinstance(v, dict)}
@@ -62,12 +66,368 @@ def _budget(cfg: RunConfig, epochs: int | None, steps: int | None, minutes: floa
     return epochs if epochs is not None else cfg.train.epochs, None, m
 
 
+@dataclass
+class TrainState:
+    """What changes from epoch to epoch and what ``last.pt`` carries over to a resumed run."""
+
+    total_epochs: int
+    total_steps: int | None
+    epoch: int = -1  # the last epoch run
+    global_step: int = 0
+    best_score: float = -math.inf
+    best_epoch: int = -1
+    stale: int = 0  # validations since the best
+    elapsed_before: float = 0.0  # seconds spent by the runs this one resumes
+    thresholds: dict[str, float] = field(default_factory=dict)
+    min_label_mm3: dict[str, float] = field(default_factory=dict)
+    min_component_mm3: dict[str, float] = field(default_factory=dict)
+    calibration: dict[str, Any] = field(default_factory=dict)
+    val_metrics: dict[str, Any] = field(default_factory=dict)
+    stop_reason: str = "epochs"
+    epoch_times: list[float] = field(default_factory=list)
+
+    def select(self, epoch: int, score: float, metrics: dict[str, Any]) -> None:
+        """Make ``epoch`` the best one, with the thresholds, minimum volumes and calibration of ``metrics``."""
+        self.best_score, self.best_epoch, self.stale = score, epoch, 0
+        self.thresholds, self.min_label_mm3 = metrics.get("thresholds", {}), metrics.get("min_label_mm3", {})
+        self.min_component_mm3 = metrics.get("min_component_mm3", {})
+        self.calibration = metrics.get("calibration", {})
+
+
+class Trainer:
+    """One training run, as hooks that :meth:`run` calls in order: :meth:`setup` (process, data, model, optimisation),
+    :meth:`restore` (resume from ``last.pt``), then per epoch :meth:`train_epoch`, :meth:`fit_time_budget`,
+    :meth:`validate` and :meth:`save`, and :meth:`finish` (the summary and the marker readout).
+
+    The arguments are those of :func:`run_training`.
+    """
+
+    def __init__(self, cfg: RunConfig, *, data: Path | str | Sequence[Path | str],
+                 markers: Path | str | Sequence[Path | str] | None, out: Path | str,
+                 epochs: int | None = None, steps: int | None = None, minutes: float | None = None,
+                 resume: bool = False, device: str = "auto", precision: str = "auto", progress: bool = True) -> None:
+        self.cfg, self.out = cfg, Path(out)
+        self.sources = data_sources(data, markers)
+        self.budget_args = (epochs, steps, minutes)
+        self.resume, self.progress = resume, progress
+        self.dev = resolve_device(device)
+        self.precision_arg = precision
+        self.saved: dict[str, Any] | None = None  # the checkpoint resumed from
+
+    # -- setup -------------------------------------------------------------------------------------------------
+    def setup(self) -> None:
+        """Everything before the first epoch; bad input fails here, before the run folder is made."""
+        self._setup_process()
+        self._setup_data()
+        self._setup_model()
+        self._setup_optimisation()
+
+    def _setup_process(self) -> None:
+        """Distributed rank, threads, precision; on resume the config of ``last.pt``; the seed."""
+        self.info = init_distributed(self.dev)
+        if self.dev.type == "cpu":
+            configure_cpu(max(1, usable_cores() // self.info.world_size))
+        self.precision = resolve_precision(self.precision_arg, self.dev)
+        if self.resume:
+            if not (self.out / LAST).is_file():
+                raise CheckpointError(f"{self.out / LAST}: nothing to resume from")
+            self.saved = load_checkpoint(self.out / LAST)
+            try:
+                self.cfg = validate_config(self.saved["config"], "its config")
+            except ConfigError as exc:
+                raise CheckpointError(f"{self.out / LAST}: cannot resume from it ({exc})") from exc
+        elif self.info.is_main and self.out.exists() and not self.out.is_dir():
+            raise InputError(f"{self.out}: output path exists and is not a folder")
+        self.seed = self.cfg.train.seed
+        from monai.utils import set_determinism
+
+        set_determinism(seed=self.seed + self.info.rank)
+
+    def _setup_data(self) -> None:
+        """The split, the working spacing (the training cases' median unless set) and the training loader."""
+        cfg = self.cfg
+        self.train, self.val, save_splits, self.supervision = prepare_data(cfg, self.sources, self.out, self.info,
+                                                                          self.resume)
+        self._save_splits = save_splits
+        if cfg.data.spacing is None:
+            # adopt the training cohort's median voxel size, so that inputs of any resolution are resampled to it
+            from gliomics.data.cohort import median_spacing
+
+            spacing = median_spacing(self.train)
+            self.cfg = cfg.model_copy(update={"data": cfg.data.model_copy(update={"spacing": spacing})})
+            logger.info("working spacing: %s mm (median of the training cases)", self.cfg.data.spacing)
+        self.loader = make_loader(self.cfg, self.train, self.info, self.seed)
+
+    def _setup_model(self) -> None:
+        """The network, its validation cases preprocessed as the predictor will, and the run folder."""
+        from gliomics.data.transforms import inference_transforms
+        from gliomics.inference.engine import pad_multiple
+        from gliomics.models.registry import create_model, model_defaults
+
+        cfg = self.cfg
+        self.model = create_model(cfg.model.name, **cfg.model.params).to(self.dev)
+        # record every hyperparameter, not only the overrides: the run then rebuilds the same network after a
+        # preset's defaults change
+        params = {**model_defaults(cfg.model.name), **cfg.model.params}
+        self.cfg = cfg = cfg.model_copy(update={"model": cfg.model.model_copy(update={"params": params})})
+        problem = self.model.size_problem(cfg.train.patch_size)
+        if problem:
+            raise ConfigError(f"train.patch_size: {cfg.model.name}: {problem}")
+        # this rank's share of the validation cases, preprocessed once for the whole run as the predictor will
+        self.val_data = make_dataset(self.val[self.info.rank::self.info.world_size], inference_transforms(
+            spacing=cfg.data.spacing, load_seg=True, divisible=pad_multiple(self.model)), cfg.data.cache)
+        if self.info.is_main:
+            # the run folder is made once the cases have been read: bad input leaves nothing behind
+            self.out.mkdir(parents=True, exist_ok=True)
+            if self._save_splits is not None:
+                self._save_splits()
+            if self.saved is None:
+                write_text_atomic(self.out / CONFIG_FILE, to_yaml(cfg))
+        barrier(self.info)
+        self.net = self.model
+        if self.info.enabled:
+            from torch.nn.parallel import DistributedDataParallel
+
+            self.net = DistributedDataParallel(self.model, device_ids=[self.dev.index] if self.dev.type == "cuda"
+                                               else None, find_unused_parameters=True)
+
+    def _setup_optimisation(self) -> None:
+        """Loss, AdamW, the budget and the warm-up + cosine schedule fitted to it."""
+        from monai.optimizers import WarmupCosineSchedule
+
+        from gliomics.data.cohort import lesion_volume_quantiles
+        from gliomics.losses import MultiTaskLoss
+
+        cfg = self.cfg
+        self.pos_weight = marker_pos_weight(cfg, self.train) if self.saved is None else self.saved["pos_weight"]
+        # the label minimums fitted on validation may not exceed the 5th percentile of the training split's lesion
+        # volumes
+        self.volume_caps = lesion_volume_quantiles(self.train, 0.05) if self.val else {}
+        self.criterion = MultiTaskLoss.from_config(cfg.loss, pos_weight=self.pos_weight).to(self.dev)
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=cfg.train.lr,
+                                           weight_decay=cfg.train.weight_decay)
+        self.steps_per_epoch = max(1, len(self.loader))
+        epochs, steps, minutes = self.budget_args
+        self.budget_epochs, total_steps, budget_min = _budget(cfg, epochs, steps, minutes, self.steps_per_epoch)
+        total_epochs = self.budget_epochs
+        # on resume the saved length holds unless --epochs or --steps asks for another
+        if self.saved is not None and epochs is None and steps is None:
+            total_epochs, total_steps = int(self.saved["total_epochs"]), self.saved.get("total_steps")
+        self.state = TrainState(total_epochs=total_epochs, total_steps=total_steps,
+                                stop_reason="epochs" if total_steps is None else "steps")
+        self.scheduler = WarmupCosineSchedule(
+            self.optimizer, warmup_steps=max(1, int(cfg.train.warmup_epochs * self.steps_per_epoch)),
+            t_total=max(2, total_steps or total_epochs * self.steps_per_epoch), end_lr=cfg.train.lr * 0.01,
+            warmup_multiplier=0.1)
+        # mixed precision is bf16 autocast (CPU and CUDA alike), which needs no loss scaling; the disabled scaler
+        # keeps the checkpoint's layout
+        self.scaler = torch.amp.GradScaler("cuda", enabled=False)
+        self.budget_minutes = budget_min
+
+    def restore(self) -> None:
+        """Continue from ``last.pt``: weights, optimizer, schedule, random state and the run's progress."""
+        saved, st = self.saved, self.state
+        self.model.load_state_dict(saved["model"])
+        self.optimizer.load_state_dict(saved["optimizer"])
+        self.scheduler.load_state_dict(saved["scheduler"])
+        self.scaler.load_state_dict(saved["scaler"])
+        set_rng_state(saved["rng"])
+        st.epoch = int(saved["epoch"])
+        st.best_score, st.best_epoch = float(saved["best_score"]), int(saved["best_epoch"])
+        st.stale, st.elapsed_before = int(saved["stale"]), float(saved["elapsed"])
+        st.global_step = int(saved.get("global_step", (st.epoch + 1) * self.steps_per_epoch))
+        st.thresholds, st.val_metrics = dict(saved.get("thresholds", {})), dict(saved.get("val_metrics", {}))
+        st.min_label_mm3 = dict(saved.get("min_label_mm3", {}))
+        st.min_component_mm3 = dict(saved.get("min_component_mm3", {}))
+        st.calibration = dict(saved.get("calibration", {}))
+        logger.info("resuming %s at epoch %d", self.out, st.epoch + 1)
+
+    # -- one epoch -----------------------------------------------------------------------------------------------
+    def train_epoch(self, epoch: int) -> dict[str, Any]:
+        """The optimizer steps of one epoch (up to the step budget); returns its row of the metrics log."""
+        st, dev = self.state, self.dev
+        if hasattr(self.loader.sampler, "set_epoch"):
+            self.loader.sampler.set_epoch(epoch)
+        self.net.train()
+        sums: dict[str, float] = {}
+        n_batches = 0
+        te = time.perf_counter()
+        for batch in self.loader:
+            if st.total_steps is not None and st.global_step >= st.total_steps:
+                break
+            image = batch["image"].to(dev)
+            targets = {"label": batch["label"].to(dev), "markers": batch["markers"].to(dev),
+                       "supervision": batch["supervision"].to(dev)}
+            self.optimizer.zero_grad(set_to_none=True)
+            with autocast(dev, self.precision):
+                outputs = self.net(image, batch["present"].to(dev))
+                losses = self.criterion(outputs, targets)
+            losses["total"].backward()
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.train.grad_clip)
+            self.optimizer.step()
+            self.scheduler.step()
+            st.global_step += 1
+            for k, v in losses.items():
+                sums[k] = sums.get(k, 0.0) + float(v.detach())
+            n_batches += 1
+        epoch_time = time.perf_counter() - te
+        st.epoch_times.append(epoch_time)
+        return {"epoch": epoch, "step": st.global_step, "lr": self.optimizer.param_groups[0]["lr"],
+                "epoch_seconds": epoch_time, "steps_in_epoch": n_batches,
+                **{f"train_{k}": v / max(1, n_batches) for k, v in sums.items()}}
+
+    def fit_time_budget(self, epoch: int) -> None:
+        """Under a time budget, refit the schedule's length to the time left, validation included, so that the
+        cosine reaches its end when the budget does."""
+        if self.deadline is None:
+            return
+        st = self.state
+        spent = time.perf_counter() - self.t0
+        per_epoch = spent / (epoch - self.start_epoch + 1)
+        fit = epoch + 1 + max(0, int((self.deadline - spent) / max(per_epoch, 1e-3)))
+        st.total_epochs = max(epoch + 1, min(self.budget_epochs, fit))
+        self.scheduler.t_total = max(2, min(st.total_epochs * self.steps_per_epoch, st.total_steps or math.inf))
+        self.bar.total = st.total_epochs
+
+    def is_last_epoch(self, epoch: int) -> bool:
+        st = self.state
+        return epoch == st.total_epochs - 1 or (st.total_steps is not None and st.global_step >= st.total_steps)
+
+    def validate(self, epoch: int, row: dict[str, Any]) -> None:
+        """Every ``val_every`` epochs and at the last: score the validation split, keep the best epoch and write its
+        held-out predictions. Without a validation split every epoch is "the best" by its training loss."""
+        from gliomics.training.validation import summarise, validate_cases
+
+        st, cfg = self.state, self.cfg
+        if not self.val:
+            st.select(epoch, -float(row.get("train_total", 0.0)), {})
+            return
+        if (epoch + 1) % cfg.train.val_every != 0 and not self.is_last_epoch(epoch):
+            return
+        with autocast(self.dev, self.precision):
+            rows = validate_cases(self.model, self.val_data, roi_size=cfg.train.patch_size, device=self.dev,
+                                  info=self.info, overlap=cfg.train.val_overlap,
+                                  whole_volume_factor=cfg.train.whole_volume_factor)
+        st.val_metrics = summarise(rows, auc_weight=cfg.train.selection_auc_weight, volume_caps=self.volume_caps)
+        row.update({f"val_{k}": v for k, v in _scalars(st.val_metrics).items()})
+        if st.val_metrics["score"] > st.best_score:
+            st.select(epoch, st.val_metrics["score"], st.val_metrics)
+            if self.info.is_main:
+                # the held-out predictions of the best epoch: the out-of-fold set of a K-fold ensemble
+                write_text_atomic(self.out / VAL_PREDICTIONS, json.dumps(
+                    [{"case_id": r["case_id"], "markers": r["markers"], "prob": r["prob"]} for r in rows]))
+        else:
+            st.stale += 1
+
+    def save(self, epoch: int, row: dict[str, Any]) -> None:
+        """The metrics-log row, ``best.pt`` when this epoch is the best, and ``last.pt`` (on the main rank)."""
+        st = self.state
+        elapsed = st.elapsed_before + time.perf_counter() - self.t0
+        row["elapsed_seconds"] = elapsed
+        if not self.info.is_main:
+            return
+        ckpt = {"model": self.model.state_dict(), "config": self.cfg.model_dump(mode="json"), "epoch": epoch,
+                "total_epochs": st.total_epochs, "total_steps": st.total_steps, "global_step": st.global_step,
+                "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(), "rng": rng_state(),
+                "best_score": st.best_score, "best_epoch": st.best_epoch, "stale": st.stale, "elapsed": elapsed,
+                "thresholds": st.thresholds, "min_label_mm3": st.min_label_mm3,
+                "min_component_mm3": st.min_component_mm3, "val_metrics": _scalars(st.val_metrics),
+                "pos_weight": self.pos_weight, "calibration": st.calibration}
+        # the log row first: a kill between the two leaves a row that the resumed run rewrites, never a checkpointed
+        # epoch without its row
+        self.log.append(row)
+        if st.best_epoch == epoch:
+            save_checkpoint({k: ckpt[k] for k in BEST_KEYS}, self.out / BEST)
+        save_checkpoint(ckpt, self.out / LAST)
+
+    def should_stop(self, epoch: int) -> bool:
+        """Early stopping, the step budget or the time budget; records why."""
+        st = self.state
+        if st.stale >= self.cfg.train.patience:
+            st.stop_reason = "early stopping"
+            return True
+        if st.total_steps is not None and st.global_step >= st.total_steps:
+            return True
+        if self.deadline is not None and (self.is_last_epoch(epoch) or time.perf_counter() - self.t0 >= self.deadline):
+            # the schedule fitted to the budget has ended: further epochs would run at the final learning rate and,
+            # each being "the last", validate every time
+            st.stop_reason = "time budget"
+            return True
+        return False
+
+    # -- the run -------------------------------------------------------------------------------------------------
+    def run(self) -> dict[str, Any]:
+        """Set up, resume if asked, train epoch by epoch and return the summary."""
+        from tqdm import tqdm
+
+        self.setup()
+        if self.saved is not None:
+            self.restore()
+        st = self.state
+        self.start_epoch, self.start_step = st.epoch + 1, st.global_step
+        self.log = MetricsLog(self.out) if self.info.is_main else None
+        self.t0 = time.perf_counter()
+        self.deadline = None if self.budget_minutes is None else self.budget_minutes * 60.0 - st.elapsed_before
+        self.bar = tqdm(total=st.total_epochs, initial=self.start_epoch, desc="train", unit="epoch",
+                        disable=not (self.progress and self.info.is_main))
+        for epoch in range(self.start_epoch, st.total_epochs):
+            st.epoch = epoch
+            row = self.train_epoch(epoch)
+            self.fit_time_budget(epoch)
+            self.validate(epoch, row)
+            self.save(epoch, row)
+            self.bar.update()
+            self.bar.set_postfix(loss=f"{row.get('train_total', float('nan')):.3f}",
+                                 score=f"{st.val_metrics.get('score', float('nan')):.3f}")
+            if self.should_stop(epoch):
+                break
+        self.bar.close()
+        barrier(self.info)
+        cleanup(self.info)
+        return self.finish()
+
+    def finish(self) -> dict[str, Any]:
+        """The run's summary; fits the marker readout where the config asks; writes ``train_summary.json``."""
+        st, dev = self.state, self.dev
+        times = st.epoch_times
+        summary = {"run": str(self.out), "epochs_run": st.epoch + 1, "steps_run": st.global_step,
+                   "stop_reason": st.stop_reason, "best_epoch": st.best_epoch, "best_score": st.best_score,
+                   "elapsed_seconds": st.elapsed_before + time.perf_counter() - self.t0,
+                   # training epochs only (validation excluded); the median, so that a resumed run's first epoch
+                   # and the occasional stall do not decide it
+                   "seconds_per_epoch": float(np.median(times)) if times else None,
+                   "seconds_per_step": (float(np.sum(times)) / max(1, st.global_step - self.start_step)
+                                        if times else None),
+                   "hardware": {**describe(dev, self.precision), "world_size": self.info.world_size},
+                   # the most GPU memory this process held in tensors (training and validation); None on a CPU
+                   "peak_gpu_memory_gib": (torch.cuda.max_memory_allocated(dev) / 2**30 if dev.type == "cuda"
+                                           else None),
+                   "supervision": self.supervision,
+                   "val": _scalars(st.val_metrics), "thresholds": st.thresholds,
+                   "min_label_mm3": st.min_label_mm3, "min_component_mm3": st.min_component_mm3,
+                   "calibration": st.calibration,
+                   "seed": self.seed, "config_sha256": config_digest(self.cfg), "versions": versions()}
+        if self.info.is_main and self.cfg.train.marker_readout and (self.out / BEST).is_file():
+            from gliomics.training.readout import fit_run_readout
+
+            readout = fit_run_readout(self.out, self.train, self.val, device=str(dev), precision=self.precision,
+                                      seed=self.seed)
+            if readout is not None:
+                summary["marker_readout"] = readout
+                summary["thresholds"] = readout.get("thresholds", summary["thresholds"])
+                summary["calibration"] = readout.get("calibration", summary["calibration"])
+        if self.info.is_main:
+            write_text_atomic(self.out / "train_summary.json", json.dumps(summary, indent=2))
+        return summary
+
+
 def run_training(cfg: RunConfig, *, data: Path | str | Sequence[Path | str],
                  markers: Path | str | Sequence[Path | str] | None, out: Path | str,
                  epochs: int | None = None, steps: int | None = None, minutes: float | None = None,
                  resume: bool = False, device: str = "auto", precision: str = "auto",
                  progress: bool = True) -> dict[str, Any]:
-    """Train ``cfg`` on the cases in ``data`` and write the run folder ``out``.
+    """Train ``cfg`` on the cases in ``data`` and write the run folder ``out`` (:class:`Trainer`).
 
     ``data`` and ``markers`` may be lists, one markers table per cohort (or none): the cohorts are trained on as
     one. A case may carry subregion labels, a whole-tumour mask and/or marker labels (at least one); the losses mask
@@ -80,246 +440,5 @@ def run_training(cfg: RunConfig, *, data: Path | str | Sequence[Path | str],
     Returns a summary: best score and epoch, epochs and steps run, elapsed seconds, seconds per epoch and per step,
     the CPU model and precision, and the last validation metrics.
     """
-    from monai.optimizers import WarmupCosineSchedule
-    from monai.utils import set_determinism
-    from tqdm import tqdm
-
-    from gliomics.data.cohort import lesion_volume_quantiles
-    from gliomics.data.transforms import inference_transforms
-    from gliomics.inference.engine import pad_multiple
-    from gliomics.losses import MultiTaskLoss
-    from gliomics.models.registry import create_model, model_defaults
-    from gliomics.training.validation import summarise, validate_cases
-
-    sources = data_sources(data, markers)
-    out = Path(out)
-    dev = resolve_device(device)
-    info = init_distributed(dev)
-    if dev.type == "cpu":
-        configure_cpu(max(1, usable_cores() // info.world_size))
-    precision = resolve_precision(precision, dev)
-    state: dict[str, Any] | None = None
-    if resume:
-        if not (out / LAST).is_file():
-            raise CheckpointError(f"{out / LAST}: nothing to resume from")
-        state = load_checkpoint(out / LAST)
-        try:
-            cfg = validate_config(state["config"], "its config")
-        except ConfigError as exc:
-            raise CheckpointError(f"{out / LAST}: cannot resume from it ({exc})") from exc
-    elif info.is_main:
-        if out.exists() and not out.is_dir():
-            raise InputError(f"{out}: output path exists and is not a folder")
-    seed = cfg.train.seed
-    set_determinism(seed=seed + info.rank)
-
-    train, val, save_splits, supervision = prepare_data(cfg, sources, out, info, resume)
-    if cfg.data.spacing is None:
-        # adopt the training cohort's median voxel size, so that inputs of any resolution are resampled to it
-        from gliomics.data.cohort import median_spacing
-
-        cfg = cfg.model_copy(update={"data": cfg.data.model_copy(update={"spacing": median_spacing(train)})})
-        logger.info("working spacing: %s mm (median of the training cases)", cfg.data.spacing)
-    loader = make_loader(cfg, train, info, seed)
-    model = create_model(cfg.model.name, **cfg.model.params).to(dev)
-    # record every hyperparameter, not only the overrides: the run then rebuilds the same network after a
-    # preset's defaults change
-    params = {**model_defaults(cfg.model.name), **cfg.model.params}
-    cfg = cfg.model_copy(update={"model": cfg.model.model_copy(update={"params": params})})
-    problem = model.size_problem(cfg.train.patch_size)
-    if problem:
-        raise ConfigError(f"train.patch_size: {cfg.model.name}: {problem}")
-    # this rank's share of the validation cases, preprocessed once for the whole run as the predictor will
-    val_data = make_dataset(val[info.rank::info.world_size], inference_transforms(
-        spacing=cfg.data.spacing, load_seg=True, divisible=pad_multiple(model)), cfg.data.cache)
-    if info.is_main:
-        # the run folder is made once the cases have been read: bad input leaves nothing behind
-        out.mkdir(parents=True, exist_ok=True)
-        if save_splits is not None:
-            save_splits()
-        if state is None:
-            write_text_atomic(out / CONFIG_FILE, to_yaml(cfg))
-    barrier(info)
-
-    net = model
-    if info.enabled:
-        from torch.nn.parallel import DistributedDataParallel
-
-        net = DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None,
-                                      find_unused_parameters=True)
-    pos_weight = marker_pos_weight(cfg, train) if state is None else state["pos_weight"]
-    # the label minimums fitted on validation may not exceed the 5th percentile of the training split's lesion volumes
-    volume_caps = lesion_volume_quantiles(train, 0.05) if val else {}
-    criterion = MultiTaskLoss.from_config(cfg.loss, pos_weight=pos_weight).to(dev)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
-    steps_per_epoch = max(1, len(loader))
-    n_epochs, total_steps, budget_min = _budget(cfg, epochs, steps, minutes, steps_per_epoch)
-    # on resume the saved length holds unless --epochs or --steps asks for another
-    if state is not None and epochs is None and steps is None:
-        total_epochs, total_steps = int(state["total_epochs"]), state.get("total_steps")
-    else:
-        total_epochs = n_epochs
-    scheduler = WarmupCosineSchedule(optimizer, warmup_steps=max(1, int(cfg.train.warmup_epochs * steps_per_epoch)),
-                                     t_total=max(2, total_steps or total_epochs * steps_per_epoch),
-                                     end_lr=cfg.train.lr * 0.01, warmup_multiplier=0.1)
-    # mixed precision is bf16 autocast (CPU and CUDA alike), which needs no loss scaling; the disabled scaler keeps
-    # the checkpoint's layout
-    scaler = torch.amp.GradScaler("cuda", enabled=False)
-
-    start_epoch, best_score, best_epoch, stale, elapsed_before, global_step = 0, -math.inf, -1, 0, 0.0, 0
-    thresholds: dict[str, float] = {}
-    min_label_mm3: dict[str, float] = {}
-    min_component_mm3: dict[str, float] = {}
-    calibration: dict[str, Any] = {}
-    val_metrics: dict[str, Any] = {}
-    if state is not None:
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        scaler.load_state_dict(state["scaler"])
-        set_rng_state(state["rng"])
-        start_epoch, best_score, best_epoch = int(state["epoch"]) + 1, float(state["best_score"]), int(
-            state["best_epoch"])
-        stale, elapsed_before = int(state["stale"]), float(state["elapsed"])
-        global_step = int(state.get("global_step", start_epoch * steps_per_epoch))
-        thresholds, val_metrics = dict(state.get("thresholds", {})), dict(state.get("val_metrics", {}))
-        min_label_mm3 = dict(state.get("min_label_mm3", {}))
-        min_component_mm3 = dict(state.get("min_component_mm3", {}))
-        calibration = dict(state.get("calibration", {}))
-        logger.info("resuming %s at epoch %d", out, start_epoch)
-    log = MetricsLog(out) if info.is_main else None
-
-    t0 = time.perf_counter()
-    deadline = None if budget_min is None else budget_min * 60.0 - elapsed_before
-    bar = tqdm(total=total_epochs, initial=start_epoch, desc="train", unit="epoch",
-               disable=not (progress and info.is_main))
-    epoch = start_epoch - 1
-    start_step = global_step
-    stop_reason = "epochs" if total_steps is None else "steps"
-    epoch_times: list[float] = []
-    for epoch in range(start_epoch, total_epochs):
-        if hasattr(loader.sampler, "set_epoch"):
-            loader.sampler.set_epoch(epoch)
-        net.train()
-        sums: dict[str, float] = {}
-        n_batches = 0
-        te = time.perf_counter()
-        for batch in loader:
-            if total_steps is not None and global_step >= total_steps:
-                break
-            image = batch["image"].to(dev)
-            targets = {"label": batch["label"].to(dev), "markers": batch["markers"].to(dev),
-                       "supervision": batch["supervision"].to(dev)}
-            optimizer.zero_grad(set_to_none=True)
-            with autocast(dev, precision):
-                outputs = net(image, batch["present"].to(dev))
-                losses = criterion(outputs, targets)
-            losses["total"].backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.grad_clip)
-            optimizer.step()
-            scheduler.step()
-            global_step += 1
-            for k, v in losses.items():
-                sums[k] = sums.get(k, 0.0) + float(v.detach())
-            n_batches += 1
-        epoch_time = time.perf_counter() - te
-        epoch_times.append(epoch_time)
-        row: dict[str, Any] = {"epoch": epoch, "step": global_step, "lr": optimizer.param_groups[0]["lr"],
-                               "epoch_seconds": epoch_time, "steps_in_epoch": n_batches,
-                               **{f"train_{k}": v / max(1, n_batches) for k, v in sums.items()}}
-        if deadline is not None:
-            # a time budget: refit the schedule's length to the time left, validation included, so that the
-            # cosine reaches its end when the budget does
-            spent = time.perf_counter() - t0
-            per_epoch = spent / (epoch - start_epoch + 1)
-            fit = epoch + 1 + max(0, int((deadline - spent) / max(per_epoch, 1e-3)))
-            total_epochs = max(epoch + 1, min(n_epochs, fit))
-            scheduler.t_total = max(2, min(total_epochs * steps_per_epoch, total_steps or math.inf))
-            bar.total = total_epochs
-        last_epoch = epoch == total_epochs - 1 or (total_steps is not None and global_step >= total_steps)
-        if val and ((epoch + 1) % cfg.train.val_every == 0 or last_epoch):
-            with autocast(dev, precision):
-                rows = validate_cases(model, val_data, roi_size=cfg.train.patch_size, device=dev, info=info,
-                                      overlap=cfg.train.val_overlap,
-                                      whole_volume_factor=cfg.train.whole_volume_factor)
-            val_metrics = summarise(rows,
-                                    auc_weight=cfg.train.selection_auc_weight, volume_caps=volume_caps)
-            row.update({f"val_{k}": v for k, v in _scalars(val_metrics).items()})
-            if val_metrics["score"] > best_score:
-                best_score, best_epoch, stale = val_metrics["score"], epoch, 0
-                thresholds, min_label_mm3 = val_metrics["thresholds"], val_metrics["min_label_mm3"]
-                min_component_mm3 = val_metrics["min_component_mm3"]
-                calibration = val_metrics["calibration"]
-                if info.is_main:
-                    # the held-out predictions of the best epoch: the out-of-fold set of a K-fold ensemble
-                    write_text_atomic(out / VAL_PREDICTIONS, json.dumps(
-                        [{"case_id": r["case_id"], "markers": r["markers"], "prob": r["prob"]} for r in rows]))
-            else:
-                stale += 1
-        elif not val:
-            best_score, best_epoch, thresholds, min_label_mm3 = -float(row.get("train_total", 0.0)), epoch, {}, {}
-            min_component_mm3 = {}
-            calibration = {}
-        elapsed = elapsed_before + time.perf_counter() - t0
-        row["elapsed_seconds"] = elapsed
-        if info.is_main:
-            ckpt = {"model": model.state_dict(), "config": cfg.model_dump(mode="json"), "epoch": epoch,
-                    "total_epochs": total_epochs, "total_steps": total_steps, "global_step": global_step,
-                    "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(), "rng": rng_state(),
-                    "best_score": best_score, "best_epoch": best_epoch, "stale": stale, "elapsed": elapsed,
-                    "thresholds": thresholds, "min_label_mm3": min_label_mm3,
-                    "min_component_mm3": min_component_mm3, "val_metrics": _scalars(val_metrics),
-                    "pos_weight": pos_weight, "calibration": calibration}
-            # the log row first: a kill between the two leaves a row that the resumed run rewrites, never a
-            # checkpointed epoch without its row
-            log.append(row)
-            if best_epoch == epoch:
-                save_checkpoint({k: ckpt[k] for k in ("model", "config", "epoch", "best_score", "thresholds",
-                                                      "min_label_mm3", "min_component_mm3", "val_metrics",
-                                                      "pos_weight", "calibration")},
-                                out / BEST)
-            save_checkpoint(ckpt, out / LAST)
-        bar.update()
-        bar.set_postfix(loss=f"{row.get('train_total', float('nan')):.3f}",
-                        score=f"{val_metrics.get('score', float('nan')):.3f}")
-        if stale >= cfg.train.patience:
-            stop_reason = "early stopping"
-            break
-        if total_steps is not None and global_step >= total_steps:
-            break
-        if deadline is not None and (last_epoch or time.perf_counter() - t0 >= deadline):
-            # the schedule fitted to the budget has ended: further epochs would run at the final learning rate and,
-            # each being "the last", validate every time
-            stop_reason = "time budget"
-            break
-    bar.close()
-    barrier(info)
-    cleanup(info)
-    summary = {"run": str(out), "epochs_run": epoch + 1, "steps_run": global_step, "stop_reason": stop_reason,
-               "best_epoch": best_epoch, "best_score": best_score,
-               "elapsed_seconds": elapsed_before + time.perf_counter() - t0,
-               # training epochs only (validation excluded); the median, so that a resumed run's first epoch and
-               # the occasional stall do not decide it
-               "seconds_per_epoch": float(np.median(epoch_times)) if epoch_times else None,
-               "seconds_per_step": (float(np.sum(epoch_times)) / max(1, global_step - start_step)
-                                    if epoch_times else None),
-               "hardware": {**describe(dev, precision), "world_size": info.world_size},
-               # the most GPU memory this process held in tensors (training and validation); None on a CPU
-               "peak_gpu_memory_gib": (torch.cuda.max_memory_allocated(dev) / 2**30 if dev.type == "cuda" else None),
-               "supervision": supervision,
-               "val": _scalars(val_metrics), "thresholds": thresholds, "min_label_mm3": min_label_mm3,
-               "min_component_mm3": min_component_mm3,
-               "calibration": calibration,
-               "seed": seed, "config_sha256": config_digest(cfg), "versions": versions()}
-    if info.is_main and cfg.train.marker_readout and (out / BEST).is_file():
-        from gliomics.training.readout import fit_run_readout
-
-        readout = fit_run_readout(out, train, val, device=str(dev), precision=precision, seed=seed)
-        if readout is not None:
-            summary["marker_readout"] = readout
-            summary["thresholds"] = readout.get("thresholds", summary["thresholds"])
-            summary["calibration"] = readout.get("calibration", summary["calibration"])
-    if info.is_main:
-        write_text_atomic(out / "train_summary.json", json.dumps(summary, indent=2))
-    return summary
+    return Trainer(cfg, data=data, markers=markers, out=out, epochs=epochs, steps=steps, minutes=minutes,
+                   resume=resume, device=device, precision=precision, progress=progress).run()
