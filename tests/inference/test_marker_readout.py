@@ -84,14 +84,14 @@ def test_predictor_takes_markers_from_the_readout_unless_told_not_to(tiny_phanto
 
     p = Predictor("cpu", tta=True).load(run)
     p.calibration = {}
-    record = p.predict_case(case, tmp_path / "readout")
+    record = p.predict_case(case, tmp_path / "readout").record
     assert record["markers_from"] == "readout"
     raw = {m: record["markers"][m]["probability_raw"] for m in MARKERS}
     assert raw == pytest.approx({"idh": 1 / (1 + np.exp(-2.0)), "codel_1p19q": 1 / (1 + np.exp(2.0)), "tert": 0.5},
                           abs=1e-3)
 
     heads = Predictor("cpu", tta=True, marker_readout=False).load(run)
-    record = heads.predict_case(case, tmp_path / "heads")
+    record = heads.predict_case(case, tmp_path / "heads").record
     assert record["markers_from"] == "network heads"
     assert record["markers"]["idh"]["probability_raw"] != pytest.approx(raw["idh"])
 

@@ -157,14 +157,14 @@ def test_labels_below_the_runs_minimum_volume_are_suppressed(tiny_phantom, tiny_
     case = discover_cases(tiny_phantom)[0]
     kept = _voxelwise_segmentation(Predictor("cpu", label_minimums=False, component_minimums=False).load(tiny_run))
     kept.min_label_mm3 = {"ET": 1e12}
-    record = kept.predict_case(case, tmp_path / "kept")
+    record = kept.predict_case(case, tmp_path / "kept").record
     assert "postprocessing" not in record
     seg = np.asarray(nib.load(tmp_path / "kept" / f"{case.case_id}_seg.nii.gz").dataobj)
     assert (seg == 3).any()
 
     suppressed = _voxelwise_segmentation(Predictor("cpu", component_minimums=False).load(tiny_run))
     suppressed.min_label_mm3 = {"ET": 1e12}  # as if fitted on validation: any ET is too small
-    record = suppressed.predict_case(case, tmp_path / "suppressed")
+    record = suppressed.predict_case(case, tmp_path / "suppressed").record
     assert record["postprocessing"] == {"min_label_volume_ml": {"ET": 1e9}, "suppressed": ["ET"]}
     assert record["volumes_ml"]["ET"] == 0.0
     out = np.asarray(nib.load(tmp_path / "suppressed" / f"{case.case_id}_seg.nii.gz").dataobj)
@@ -178,14 +178,14 @@ def test_components_below_the_runs_minimum_are_relabelled(tiny_phantom, tiny_run
     case = discover_cases(tiny_phantom)[0]
     kept = _voxelwise_segmentation(Predictor("cpu", component_minimums=False).load(tiny_run))
     kept.min_label_component_mm3 = {"ET": 1e12}
-    record = kept.predict_case(case, tmp_path / "kept")
+    record = kept.predict_case(case, tmp_path / "kept").record
     assert "components_relabelled" not in record.get("postprocessing", {})
     seg = np.asarray(nib.load(tmp_path / "kept" / f"{case.case_id}_seg.nii.gz").dataobj)
     assert (seg == 3).any()
 
     relabelled = _voxelwise_segmentation(Predictor("cpu", label_minimums=False).load(tiny_run))
     relabelled.min_label_component_mm3 = {"ET": 1e12}  # as if fitted on validation: every ET component is too small
-    record = relabelled.predict_case(case, tmp_path / "relabelled")
+    record = relabelled.predict_case(case, tmp_path / "relabelled").record
     assert record["postprocessing"]["min_component_volume_ml"] == {"ET": 1e9}
     assert record["postprocessing"]["components_relabelled"]["ET"] >= 1
     out = np.asarray(nib.load(tmp_path / "relabelled" / f"{case.case_id}_seg.nii.gz").dataobj)

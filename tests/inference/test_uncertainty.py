@@ -119,7 +119,7 @@ def test_tta_passes_are_the_identity_and_the_flip(tiny_run, tiny_phantom):
 def test_predict_writes_the_uncertainty_map_and_score(tiny_run, tiny_phantom, tmp_path):
     out = tmp_path / "pred"
     case = discover_cases(tiny_phantom)[0]
-    record = Predictor("cpu", tta=True, save_uncertainty=True).load(tiny_run).predict_case(case, out)
+    record = Predictor("cpu", tta=True, save_uncertainty=True).load(tiny_run).predict_case(case, out).record
     unc = nib.load(out / f"{case.case_id}_uncertainty.nii.gz")
     seg = nib.load(out / f"{case.case_id}_seg.nii.gz")
     assert unc.shape == seg.shape and np.allclose(unc.affine, seg.affine)

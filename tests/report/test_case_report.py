@@ -103,7 +103,7 @@ def test_a_head_explained_whole_gives_the_predictions_marker_probabilities(tiny_
     train = predictor.config.train.model_copy(update={"whole_volume_factor": 100.0})
     predictor.config = predictor.config.model_copy(update={"train": train})
     case = discover_cases(report_case)[0]
-    record = predictor.predict_case(case, tmp_path)
+    record = predictor.predict_case(case, tmp_path).record
     maps = compute_case_maps(predictor.model, predictor.config, case,
                              seg_path=tmp_path / f"{case.case_id}_seg.nii.gz", sequences=None, device="cpu",
                              precision=record["hardware"]["precision"])
@@ -175,7 +175,7 @@ def test_with_a_marker_readout_the_explained_pass_gives_the_readouts_probabiliti
     train = predictor.config.train.model_copy(update={"whole_volume_factor": 100.0})
     predictor.config = predictor.config.model_copy(update={"train": train})
     case = discover_cases(report_case)[0]
-    record = predictor.predict_case(case, tmp_path / "pred")
+    record = predictor.predict_case(case, tmp_path / "pred").record
     assert record["markers_from"] == "readout"
     maps = compute_case_maps(predictor.model, predictor.config, case,
                              seg_path=tmp_path / "pred" / f"{case.case_id}_seg.nii.gz", sequences=None, device="cpu",
@@ -186,3 +186,36 @@ def test_with_a_marker_readout_the_explained_pass_gives_the_readouts_probabiliti
     for m in MARKERS:
         assert maps.window_markers[m] == pytest.approx(record["markers"][m]["probability_raw"], abs=6e-5)
     assert any(abs(heads.window_markers[m] - maps.window_markers[m]) > 1e-3 for m in MARKERS)
+
+
+def test_a_report_from_the_prediction_in_memory_reads_nothing_and_runs_only_grad_cam(tiny_run, report_case, tmp_path,
+                                                                                      monkeypatch):
+    import gliomics.data.transforms as transforms
+    from gliomics.report.case_report import write_case_report
+
+    predictor = Predictor("cpu", tta=True, precision="fp32").load(tiny_run)
+    train = predictor.config.train.model_copy(update={"whole_volume_factor": 100.0})  # one pass over the volume
+    predictor.config = predictor.config.model_copy(update={"train": train})
+    case = discover_cases(report_case)[0]
+    prediction = predictor.predict_case(case, tmp_path)
+
+    calls = []
+    handle = predictor.model.register_forward_hook(lambda *_: calls.append(1))
+    monkeypatch.setattr(transforms, "inference_transforms", lambda **_: pytest.fail("the case was read again"))
+    try:
+        path = write_case_report(case, tmp_path, model=predictor.model, config=predictor.config, device="cpu",
+                                 prediction=prediction)
+        maps = compute_case_maps(predictor.model, predictor.config, case, seg_path=None, sequences=None,
+                                 device="cpu", prediction=prediction)
+    finally:
+        handle.remove()
+    assert len(calls) == 2 * len(MARKERS)  # one Grad-CAM pass per marker, per call; no other forward pass
+    assert maps.from_prediction and maps.window_markers == {}
+    np.testing.assert_array_equal(maps.alpha, prediction.alpha.numpy())  # the prediction's own CMAF weights
+    np.testing.assert_array_equal(maps.seg, prediction.labels.numpy())
+    html = path.read_text(encoding="utf-8")
+    record = json.loads((tmp_path / f"{case.case_id}.json").read_text())
+    assert record["markers"] == prediction.record["markers"]
+    for m in MARKERS:  # the report's marker probabilities are the prediction's
+        assert f"{record['markers'][m]['probability']:.4f}" in html
+    assert "The CMAF and pooling maps are the prediction" in html and len(_images(html)) == 4

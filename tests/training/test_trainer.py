@@ -203,7 +203,7 @@ def test_bf16_trains_one_epoch_and_predicts(tiny_phantom, tmp_path):
     assert summary["hardware"]["precision"] == "bf16"
     assert all(torch.isfinite(v).all() for v in load_checkpoint(run / "last.pt")["model"].values())
     case = discover_cases(tiny_phantom)[0]
-    record = Predictor("cpu", precision="bf16").load(run).predict_case(case, tmp_path / "pred")
+    record = Predictor("cpu", precision="bf16").load(run).predict_case(case, tmp_path / "pred").record
     assert record["hardware"]["precision"] == "bf16"
     assert (tmp_path / "pred" / f"{case.case_id}_seg.nii.gz").is_file()
     assert all(0.0 <= v["probability"] <= 1.0 for v in record["markers"].values())

@@ -81,9 +81,10 @@ def predict(
     if report:
         from gliomics.report.case_report import write_case_report
 
-        def on_case(case, record) -> None:
+        def on_case(case, prediction) -> None:  # the report renders from the prediction in memory
             write_case_report(case, out, model=predictor.model, config=predictor.config, device=predictor.device,
-                              band=who_band, readout=predictor.readouts[0] if predictor.marker_readout else None)
+                              band=who_band, readout=predictor.readouts[0] if predictor.marker_readout else None,
+                              prediction=prediction)
 
     try:
         summary = predict_cohort(predictor, input, out, num_parts=num_parts, part_id=part_id, info=info,
@@ -114,9 +115,9 @@ def _with_native_outputs(on_case, out: Path, native: bool, dicom_seg: bool):
         return on_case
     from gliomics.preprocess.native import native_outputs
 
-    def chained(case, record) -> None:
+    def chained(case, prediction) -> None:
         if on_case is not None:
-            on_case(case, record)
+            on_case(case, prediction)
         native_outputs(case, out, native=native, dicom_seg=dicom_seg)
 
     return chained

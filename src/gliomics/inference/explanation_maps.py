@@ -6,6 +6,10 @@ backward pass per marker (Captum's :class:`~captum.attr.LayerGradCam`, Selvaraju
 <https://arxiv.org/abs/1610.02391>) with the marker logit as the target and the encoder output ``F_ENC`` as the layer.
 Everything is returned in the preprocessed grid (RAS, resampled, cropped to the brain), where the image, the predicted
 segmentation and the maps share voxels; the maps are NaN outside the window.
+
+Given the :class:`~gliomics.inference.prediction.Prediction` in memory (``gliomics predict --report``), the case is not
+read or preprocessed again, and where the prediction ran over the whole volume its CMAF and pooling weights are the
+maps: the only passes left are Grad-CAM's.
 """
 
 from __future__ import annotations
@@ -46,9 +50,10 @@ class CaseMaps:
         alpha: CMAF weights ``C × X × Y × Z`` (sum to 1 over the present sequences), or None.
         pool_weights: Attention-pooling weights upsampled to the grid, divided by their maximum, or None.
         gradcam: Marker → Grad-CAM in [0, 1] (ReLU, divided by the maximum).
-        window_markers: Marker probabilities of the pass over the window.
+        window_markers: Marker probabilities of the pass over the window (empty when the maps are the prediction's).
         gradcam_layer: Name of the Grad-CAM target layer, or None when the model has none of :data:`GRADCAM_LAYERS`.
         seconds: Time taken.
+        from_prediction: The CMAF and pooling maps are the prediction's own, from its pass over the whole volume.
     """
 
     image: np.ndarray
@@ -62,6 +67,7 @@ class CaseMaps:
     window_markers: dict[str, float] = field(default_factory=dict)
     gradcam_layer: str | None = None
     seconds: float = 0.0
+    from_prediction: bool = False
 
 
 def analysis_window(mask: np.ndarray, roi_size: Sequence[int], divisor: int,
@@ -127,6 +133,15 @@ def grad_cam(model: nn.Module, image: torch.Tensor, present: torch.Tensor | None
     return cam / peak
 
 
+def _pool_map(pool: torch.Tensor, spatial: tuple[int, ...], window: tuple[slice, ...]) -> np.ndarray:
+    """Pooling weights ``1 × 1 × encoder grid`` of a pass over ``window``, upsampled to it, divided by their maximum
+    and placed in the volume."""
+    win_shape = tuple(s.stop - s.start for s in window)
+    up = torch.nn.functional.interpolate(pool.float().cpu(), size=win_shape, mode="trilinear")[0, 0]
+    up = up / up.max().clamp(min=1e-12)
+    return _embed(up.numpy(), spatial, window)
+
+
 def _embed(values: np.ndarray, shape: tuple[int, ...], window: tuple[slice, ...]) -> np.ndarray:
     """``values`` (``… × window``) placed into a NaN volume of spatial ``shape``."""
     out = np.full((*values.shape[:-len(shape)], *shape), np.nan, dtype=np.float32)
@@ -137,15 +152,16 @@ def _embed(values: np.ndarray, shape: tuple[int, ...], window: tuple[slice, ...]
 def compute_case_maps(model: nn.Module, config, case: Case, *, seg_path: Path | None,
                       sequences: Sequence[str] | None, device: torch.device | str = "cpu",
                       layer_names: Sequence[str] = GRADCAM_LAYERS, precision: str = "fp32",
-                      readout=None) -> CaseMaps:
-    """Preprocess ``case`` as the predictor does and compute its maps at the tumour-centred window.
+                      readout=None, prediction=None) -> CaseMaps:
+    """Preprocess ``case`` as the predictor does (or take it from ``prediction``) and compute its maps at the
+    tumour-centred window.
 
     Args:
         model: The trained network, in eval mode on ``device``.
         config: The run's :class:`~gliomics.config.RunConfig` (spacing, patch size).
         case: The input case.
         seg_path: The predicted segmentation (``<case>_seg.nii.gz``, in the input geometry), brought into the
-            network grid with the image; None for a marker-only model.
+            network grid with the image; None for a marker-only model. Unused with ``prediction``.
         sequences: The sequences the prediction used (the JSON's ``sequences_present``); None for all.
         device: Where the model is.
         layer_names: Grad-CAM target layers to look for.
@@ -153,45 +169,57 @@ def compute_case_maps(model: nn.Module, config, case: Case, *, seg_path: Path | 
             a volume explained whole gives the marker probabilities of a prediction without TTA.
         readout: The run's marker readout where the prediction used it: the pass's marker probabilities are then the
             readout's on the pass's label map (:func:`~gliomics.inference.marker_readout.replace_head_markers`).
+        prediction: The case's :class:`~gliomics.inference.prediction.Prediction`, in memory: its preprocessed
+            input and labels are used, and, where the window is the whole volume, its CMAF and pooling weights.
     """
-    from gliomics.data.transforms import inference_transforms
-    from gliomics.inference.engine import pad_multiple
-
     start = time.perf_counter()
     divisor = int(getattr(model, "size_divisor", 16))
-    transform = inference_transforms(spacing=config.data.spacing, sequences=sequences, divisible=pad_multiple(model),
-                                     load_seg=seg_path is not None)
-    data = transform({"case": dataclasses.replace(case, seg=seg_path, label_map=None)})
-    image = data["image"]
+    if prediction is not None:
+        image, present = prediction.image, prediction.present.bool()
+        seg = prediction.labels.numpy().astype(np.uint8) if prediction.labels is not None else None
+    else:
+        from gliomics.data.transforms import inference_transforms
+        from gliomics.inference.engine import pad_multiple
+
+        transform = inference_transforms(spacing=config.data.spacing, sequences=sequences,
+                                         divisible=pad_multiple(model), load_seg=seg_path is not None)
+        data = transform({"case": dataclasses.replace(case, seg=seg_path, label_map=None)})
+        image, present = data["image"], data["present"].bool()
+        seg = np.asarray(data["label"][0]).astype(np.uint8) if seg_path is not None else None
     spatial = tuple(int(s) for s in image.shape[1:])
-    seg = np.asarray(data["label"][0]).astype(np.uint8) if seg_path is not None else None
     mask = seg > 0 if seg is not None else np.zeros(spatial, dtype=bool)
     window = analysis_window(mask, config.train.patch_size, divisor, config.train.whole_volume_factor)
     affine = np.asarray(image.affine, dtype=np.float64)
     spacing = voxel_spacing(affine)
 
-    present = data["present"].bool()
     x = image.as_tensor()[(None, slice(None), *window)].float().to(device)
     flags = present[None].to(device)
-    with torch.no_grad(), autocast(torch.device(device), precision):
-        out = model(x, flags)
-    if readout is not None and out.get("seg") is not None and out.get("markers"):
-        from gliomics.inference.engine import single_pass
-        from gliomics.inference.marker_readout import replace_head_markers
-
-        pass_out = {"markers": out["markers"],
-                    "passes": single_pass(torch.softmax(out["seg"].float(), 1).cpu(), out["markers"])}
-        replace_head_markers(readout, pass_out, x[0].cpu(), float(np.prod(spacing)))
-        out = {**out, "markers": pass_out["markers"]}
     maps = CaseMaps(image=np.asarray(image.as_tensor(), dtype=np.float32), present=tuple(present.tolist()),
-                    spacing=spacing, seg=seg, window=window, window_markers=marker_probabilities(out.get("markers")))
-    if out.get("alpha") is not None:
-        maps.alpha = _embed(out["alpha"][0].float().cpu().numpy(), spatial, window)
-    if out.get("pool_weights") is not None:
-        win_shape = tuple(s.stop - s.start for s in window)
-        pool = torch.nn.functional.interpolate(out["pool_weights"].float(), size=win_shape, mode="trilinear")[0, 0]
-        pool = pool / pool.max().clamp(min=1e-12)
-        maps.pool_weights = _embed(pool.cpu().numpy(), spatial, window)
+                    spacing=spacing, seg=seg, window=window)
+    whole = all(s.start == 0 and s.stop == n for s, n in zip(window, spatial))
+    if prediction is not None and whole and (prediction.alpha is not None or prediction.pool_weights is not None):
+        maps.from_prediction = True
+        if prediction.alpha is not None:
+            maps.alpha = prediction.alpha.numpy().astype(np.float32)
+        if prediction.pool_weights is not None:
+            maps.pool_weights = _pool_map(prediction.pool_weights[None], spatial, window)
+        out = {"markers": prediction.markers}  # Grad-CAM needs only to know which markers there are
+    else:
+        with torch.no_grad(), autocast(torch.device(device), precision):
+            out = model(x, flags)
+        if readout is not None and out.get("seg") is not None and out.get("markers"):
+            from gliomics.inference.engine import single_pass
+            from gliomics.inference.marker_readout import replace_head_markers
+
+            pass_out = {"markers": out["markers"],
+                        "passes": single_pass(torch.softmax(out["seg"].float(), 1).cpu(), out["markers"])}
+            replace_head_markers(readout, pass_out, x[0].cpu(), float(np.prod(spacing)))
+            out = {**out, "markers": pass_out["markers"]}
+        maps.window_markers = marker_probabilities(out.get("markers"))
+        if out.get("alpha") is not None:
+            maps.alpha = _embed(out["alpha"][0].float().cpu().numpy(), spatial, window)
+        if out.get("pool_weights") is not None:
+            maps.pool_weights = _pool_map(out["pool_weights"].float(), spatial, window)
     found = find_gradcam_layer(model, layer_names)
     if found is not None and out.get("markers"):
         maps.gradcam_layer, layer = found

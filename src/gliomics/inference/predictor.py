@@ -1,7 +1,9 @@
-"""The Predictor, nnU-Net style: construct, ``load(run_dir)``, then ``predict_case`` / ``predict_folder``.
+"""The Predictor, nnU-Net style: construct, ``load(run_dir)``, then ``predict`` / ``predict_case`` /
+``predict_folder``.
 
-Per case it writes ``<case>_seg.nii.gz`` in the input geometry, optionally ``<case>_probabilities.nii.gz``, and
-``<case>.json`` with marker probabilities, calls, volumes, mean CMAF weights per region, timings and versions.
+``predict`` returns a :class:`~gliomics.inference.prediction.Prediction`; ``predict_case`` also exports it: per case
+``<case>_seg.nii.gz`` in the input geometry, optionally ``<case>_probabilities.nii.gz``, and ``<case>.json`` with
+marker probabilities, calls, volumes, mean CMAF weights per region, timings and versions.
 """
 
 from __future__ import annotations
@@ -31,12 +33,12 @@ from gliomics.inference.engine import (
 )
 from gliomics.inference.marker_readout import MarkerReadout, replace_head_markers
 from gliomics.inference.postprocess import relabel_small_components, remove_small_components, suppress_small_labels
+from gliomics.inference.prediction import Prediction, export_prediction
 from gliomics.inference.uncertainty import case_uncertainty, entropy_map, review_reason
 from gliomics.inference.who import DEFAULT_BAND, who_cns5_suggestion
-from gliomics.io import Case, discover_cases, save_image, voxel_spacing
-from gliomics.io.atomic import write_text_atomic
+from gliomics.io import Case, discover_cases, voxel_spacing
 from gliomics.io.partition import select_part
-from gliomics.io.predictions import PROB_SUFFIX, RECORD_SUFFIX, SEG_SUFFIX, UNCERTAINTY_SUFFIX
+from gliomics.io.predictions import RECORD_SUFFIX
 from gliomics.labels import region_mask
 from gliomics.provenance import config_digest, versions
 from gliomics.runtime.checkpoint import CALIBRATION_FILE, checkpoint_file, fold_runs, load_network
@@ -239,11 +241,10 @@ class Predictor:
                                                                                           else [])
         return " × ".join(parts) or "one pass"
 
-    def predict_case(self, case: Case, out_dir: Path | str) -> dict[str, Any]:
-        """Predict one case and write its outputs into ``out_dir``; returns the JSON record."""
+    def predict(self, case: Case) -> Prediction:
+        """Predict one case; nothing is written (:func:`~gliomics.inference.prediction.export_prediction` does)."""
         if self.model is None or self.config is None:
-            raise RuntimeError("call load() before predict_case()")
-        out_dir = Path(out_dir)
+            raise RuntimeError("call load() before predict()")
         timings: dict[str, float] = {}
         data, res = self.forward(case, timings)
         image = data["image"]
@@ -253,6 +254,10 @@ class Predictor:
         used = sequences_present(present)
         record: dict[str, Any] = {"case_id": case.case_id, "sequences_present": used,
                                   "sequences_missing": [s for s in SEQUENCES if s not in used]}
+        alpha = res["alpha"][0].float().cpu() if res.get("alpha") is not None else None
+        pool = res["pool_weights"][0].float().cpu() if res.get("pool_weights") is not None else None
+        prediction = Prediction(case_id=case.case_id, record=record, image=image, present=present, probs=probs,
+                                alpha=alpha, pool_weights=pool)
         if probs is not None:
             labels = probs.argmax(0).to(torch.uint8)
             voxel_mm3 = float(np.prod(voxel_spacing(image.affine)))
@@ -268,22 +273,20 @@ class Predictor:
                             suppressed=suppressed)
             if post:
                 record["postprocessing"] = post
-            record["mean_cmaf_weight"] = _mean_alpha(res.get("alpha"), labels, present)
+            record["mean_cmaf_weight"] = _mean_alpha(alpha, labels, present)
             seg = self._to_input_geometry(labels[None], image, nearest=True)[0].astype(np.uint8)
             affine = np.asarray(image.meta["original_affine"], dtype=np.float64)
             spacing = voxel_spacing(affine)
             seg = remove_small_components(seg, spacing, min_volume_mm3=self.min_component_mm3)
             voxel_ml = float(np.prod(spacing)) / 1000.0
             record["volumes_ml"] = {r: round(float(region_mask(seg, r).sum()) * voxel_ml, 3) for r in REGIONS}
-            save_image(seg, affine, out_dir / f"{case.case_id}{SEG_SUFFIX}", dtype=np.uint8)
+            prediction.labels, prediction.seg, prediction.affine = labels, seg, affine
             if self.save_probabilities:
                 soft = self._to_input_geometry(probs, image, nearest=False).astype(np.float32)
-                save_image(np.moveaxis(soft, 0, -1), affine, out_dir / f"{case.case_id}{PROB_SUFFIX}",
-                           dtype=np.float32)
+                prediction.probabilities = np.moveaxis(soft, 0, -1)
             if self.save_uncertainty:
-                unc = self._to_input_geometry(entropy_map(probs)[None], image, nearest=False)[0]
-                save_image(unc.astype(np.float32), affine, out_dir / f"{case.case_id}{UNCERTAINTY_SUFFIX}",
-                           dtype=np.float32)
+                prediction.entropy = self._to_input_geometry(entropy_map(probs)[None], image,
+                                                             nearest=False)[0].astype(np.float32)
         record.update(self.marker_record(marker_probabilities(res["markers"]), res.get("uncertainty")))
         if res["markers"]:
             record["markers_from"] = self.markers_from()
@@ -296,8 +299,14 @@ class Predictor:
                            "ensemble_members": len(self.members)}
         record["versions"] = versions()
         record["caveat"] = CAVEAT
-        _write_json(record, out_dir / f"{case.case_id}{RECORD_SUFFIX}")
-        return record
+        return prediction
+
+    def predict_case(self, case: Case, out_dir: Path | str) -> Prediction:
+        """Predict one case and write its outputs into ``out_dir`` (:func:`export_prediction`); returns the
+        prediction, whose ``record`` is what ``<case>.json`` holds."""
+        prediction = self.predict(case)
+        export_prediction(prediction, out_dir)
+        return prediction
 
     def marker_record(self, raw: dict[str, float], uncertainty: dict[str, Any] | None = None) -> dict[str, Any]:
         """The marker and review part of ``<case>.json`` from the network's raw probabilities and the passes'
@@ -326,12 +335,13 @@ class Predictor:
 
     def predict_folder(self, source: Path | str, out_dir: Path | str, *, overwrite: bool = False,
                        keep_going: bool = False, progress: bool = True, layout: str = "auto",
-                       on_case: Callable[[Case, dict[str, Any]], None] | None = None, num_parts: int = 1,
+                       on_case: Callable[[Case, Prediction], None] | None = None, num_parts: int = 1,
                        part_id: int = 0) -> dict[str, Any]:
         """Predict every case under ``source`` (or only part ``part_id`` of ``num_parts`` parts of about equal work,
         :func:`~gliomics.io.partition.select_part`); finished cases are skipped unless ``overwrite``.
 
-        ``on_case(case, record)`` runs after each case's outputs are written (e.g. to write its HTML report).
+        ``on_case(case, prediction)`` runs after each case's outputs are written (e.g. to write its HTML report from
+        the prediction in memory).
         """
         from tqdm import tqdm
 
@@ -346,10 +356,10 @@ class Predictor:
                 skipped.append(case.case_id)
                 continue
             try:
-                record = self.predict_case(case, out_dir)
-                seconds.append(record["timings"]["total_s"])
+                prediction = self.predict_case(case, out_dir)
+                seconds.append(prediction.record["timings"]["total_s"])
                 if on_case is not None:
-                    on_case(case, record)
+                    on_case(case, prediction)
                 done.append(case.case_id)
             except GliomicsError as exc:
                 if not keep_going:
@@ -375,20 +385,16 @@ def average_outputs(outs: list[dict]) -> dict:
 
 
 def _mean_alpha(alpha: torch.Tensor | None, labels: torch.Tensor, present: torch.Tensor) -> dict | None:
-    """Mean CMAF weight of each sequence inside each predicted region."""
+    """Mean CMAF weight of each sequence inside each predicted region (``alpha``: ``S × spatial``)."""
     if alpha is None:
         return None
-    a = alpha[0].float().cpu()
+    a = alpha
     out = {}
     for name in TUMOUR_LABELS:
         mask = labels == LABELS[name]
         if mask.any():
             out[name] = {s: round(float(a[k][mask].mean()), 4) for k, s in enumerate(SEQUENCES) if present[k]}
     return out
-
-
-def _write_json(record: dict, path: Path) -> None:
-    write_text_atomic(path, json.dumps(record, indent=2))
 
 
 def _median_minimums(minimums: list[dict[str, float]]) -> dict[str, float]:

@@ -160,11 +160,16 @@ def build_case_html(record: Mapping[str, Any], maps=None, *, band: float = DEFAU
         where = "the whole preprocessed volume" if whole else (
             "a window of " + " × ".join(str(s.stop - s.start) for s in maps.window) + " voxels centred on the "
             "predicted tumour (maps are blank outside it)")
-        probs = ", ".join(f"{MARKER_NAMES[m]} {p:.3f}" for m, p in maps.window_markers.items())
-        maps_note = (f"The maps come from one pass of the model over {where}; its marker probabilities there: "
-                     f"{probs or 'none'}. The numbers above are the prediction's own (with test-time flips if "
-                     "`--tta` was used).")
-        if maps.gradcam_layer is None and maps.window_markers:
+        if maps.from_prediction:
+            maps_note = (f"The CMAF and pooling maps are the prediction's own, from its pass over {where}; Grad-CAM "
+                         "explains the network's marker heads on the same volume. The numbers above are the "
+                         "prediction's.")
+        else:
+            probs = ", ".join(f"{MARKER_NAMES[m]} {p:.3f}" for m, p in maps.window_markers.items())
+            maps_note = (f"The maps come from one pass of the model over {where}; its marker probabilities there: "
+                         f"{probs or 'none'}. The numbers above are the prediction's own (with test-time flips if "
+                         "`--tta` was used).")
+        if maps.gradcam_layer is None and (maps.window_markers or maps.from_prediction):
             maps_note += " Grad-CAM is not available for this model: it has no fused encoder output F_ENC."
     timings = {k: float(v) for k, v in (record.get("timings") or {}).items() if is_number(v)}
     timings.update(extra_timings or {})
@@ -199,11 +204,11 @@ def write_html(text: str, path: Path) -> Path:
 
 
 def write_case_report(case: Case, pred_dir: Path | str, *, model, config, device, out: Path | str | None = None,
-                      band: float = DEFAULT_BAND, readout=None) -> Path:
+                      band: float = DEFAULT_BAND, readout=None, prediction=None) -> Path:
     """Compute the maps of ``case`` and write its report (default ``pred_dir/<case>.html``); returns the path.
 
     Args:
-        case: The input case (its images are re-read for the views and the maps).
+        case: The input case (its images are re-read for the views and the maps, unless ``prediction`` is given).
         pred_dir: The folder with ``<case>.json`` and ``<case>_seg.nii.gz``.
         model: The run's network, in eval mode on ``device`` (e.g. ``Predictor.model``).
         config: The run's config (``Predictor.config``).
@@ -213,14 +218,19 @@ def write_case_report(case: Case, pred_dir: Path | str, *, model, config, device
         readout: The run's marker readout (``Predictor.readouts[0]``) where the prediction's markers came from it
             (the JSON's ``markers_from``); the pass's marker probabilities are then the readout's, as the
             prediction's were. Grad-CAM still explains the network's heads.
+        prediction: The case's :class:`~gliomics.inference.prediction.Prediction` in memory (``predict --report``):
+            its record and arrays are used and nothing is read back (:func:`compute_case_maps`).
     """
     from gliomics.inference.explanation_maps import compute_case_maps
 
-    record, seg = load_prediction(pred_dir, case.case_id)
+    if prediction is not None:
+        record, seg = prediction.record, None
+    else:
+        record, seg = load_prediction(pred_dir, case.case_id)
     if record.get("markers_from") != "readout":
         readout = None
     maps = compute_case_maps(model, config, case, seg_path=seg, sequences=record.get("sequences_present"),
-                             readout=readout,
+                             readout=readout, prediction=prediction,
                              device=device, precision=record.get("hardware", {}).get("precision", "fp32"))
     start = time.perf_counter()
     html = build_case_html(record, maps, band=band, extra_timings={"report_maps_s": maps.seconds})
