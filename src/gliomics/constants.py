@@ -2,10 +2,46 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
+
 #: The order of MRI sequences everywhere in gliomics (BraTS 2024 names).
 SEQUENCES: tuple[str, ...] = ("t1n", "t1c", "t2w", "t2f")
 #: Human-readable names of the sequences, in the order of :data:`SEQUENCES`.
 SEQUENCE_NAMES: dict[str, str] = {"t1n": "T1", "t1c": "T1ce", "t2w": "T2", "t2f": "FLAIR"}
+#: Names seen for the four sequences (BraTS 2021/2024, nnU-Net channel_names, MSD, clinical exports), normalised
+#: by :func:`normalise_name`; read through :func:`canonical_sequence`.
+SEQUENCE_ALIASES: dict[str, str] = {
+    **{s: s for s in SEQUENCES},
+    **dict.fromkeys(("t1", "t1w", "t1native", "t1pre"), "t1n"),
+    **dict.fromkeys(("t1ce", "t1gd", "t1post", "t1wce", "t1contrast", "t1cegd"), "t1c"),
+    "t2": "t2w",
+    **dict.fromkeys(("flair", "t2flair"), "t2f"),
+}
+
+
+def normalise_name(name: object) -> str:
+    """A name as the alias tables hold it: lower case, letters and digits only, "tumour" spelt "tumor"."""
+    return re.sub(r"[^a-z0-9]", "", str(name).lower().replace("tumour", "tumor"))
+
+
+def canonical_sequence(name: str) -> str | None:
+    """Map a sequence name or alias (``"T1ce"``, ``"FLAIR"``, ``"t1gd"``…) to its BraTS 2024 name, or None."""
+    return SEQUENCE_ALIASES.get(normalise_name(name))
+
+
+def sequence_flags(names: Iterable[str]) -> tuple[bool, ...]:
+    """One flag per sequence of :data:`SEQUENCES`: whether ``names`` (BraTS 2024 names) holds it."""
+    names = set(names)
+    return tuple(s in names for s in SEQUENCES)
+
+
+def sequences_of(flags: Iterable[object]) -> list[str]:
+    """The BraTS 2024 names of the flagged sequences (``flags``: one truth value per :data:`SEQUENCES` entry, e.g. a
+    tensor's ``tolist()``)."""
+    return [s for s, flag in zip(SEQUENCES, flags, strict=True) if flag]
+
+
 #: Order in which the reference sequence is chosen: T1ce, or the first of the others that is present.
 REFERENCE_ORDER: tuple[str, ...] = ("t1c", "t1n", "t2f", "t2w")
 #: The reference sequence: registration target, the geometry outputs are written in, the series a DICOM-SEG refers

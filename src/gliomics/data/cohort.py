@@ -12,7 +12,7 @@ import numpy as np
 
 from gliomics.constants import MARKERS
 from gliomics.errors import InputError, MarkerTableError
-from gliomics.io import Case, MarkerRecord, discover_cases, read_markers
+from gliomics.io import Case, MarkerRecord, discover_cases, read_markers, voxel_spacing
 
 logger = logging.getLogger(__name__)
 
@@ -160,7 +160,7 @@ def marker_prevalence(cohort: list[CohortCase]) -> dict[str, float | None]:
 
 
 def median_spacing(cases: list[CohortCase] | list[Case]) -> list[float]:
-    """The median voxel size (mm) of ``cases`` along the RAS axes, read from the NIfTI headers of their first image.
+    """The median voxel size (mm) of ``cases`` along the RAS axes, read from the affines of their first image.
 
     This is the working resolution a run adopts when its config leaves ``data.spacing`` unset (nnU-Net's target
     spacing): inputs of any resolution are then resampled to it at inference.
@@ -177,7 +177,7 @@ def median_spacing(cases: list[CohortCase] | list[Case]) -> list[float]:
             img = nib.load(str(path))
         except Exception as exc:  # nibabel raises many types on a bad header
             raise ImageError(f"{path}: cannot read the NIfTI header ({exc})") from exc
-        zooms = np.asarray(img.header.get_zooms()[:3], dtype=float)
+        zooms = np.asarray(voxel_spacing(img.affine), dtype=float)
         ornt = nib.orientations.io_orientation(img.affine)
         ras = np.empty(3)
         ras[ornt[:, 0].astype(int)] = zooms

@@ -33,7 +33,7 @@ from monai.transforms import (
     SpatialPadd,
 )
 
-from gliomics.constants import MARKERS, SEQUENCES
+from gliomics.constants import MARKERS, sequences_of
 from gliomics.errors import find_gliomics_error
 from gliomics.io import Case, load_case
 
@@ -270,5 +270,5 @@ def inference_transforms(*, spacing: Sequence[float] | None = None, divisible: i
 
 
 def sequences_present(present: torch.Tensor) -> list[str]:
-    """Names of the present sequences."""
-    return [s for s, p in zip(SEQUENCES, present.tolist()) if p]
+    """Names of the present sequences of a sample's ``present`` flags."""
+    return sequences_of(present.tolist())

@@ -7,39 +7,18 @@ path, before any image is read.
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import nibabel as nib
 import numpy as np
 
-from gliomics.constants import SEQUENCES
+from gliomics.constants import SEQUENCES, canonical_sequence, sequence_flags
 from gliomics.errors import CaseOptionError, ImageError
 from gliomics.io.nifti import Image, check_same_geometry, load_image, load_label, load_mask
 
 logger = logging.getLogger(__name__)
-
-#: Names seen for the four sequences (BraTS 2021/2024, nnU-Net channel_names, MSD, clinical exports), normalised.
-_SEQUENCE_ALIASES: dict[str, str] = {
-    **{s: s for s in SEQUENCES},
-    **dict.fromkeys(("t1", "t1w", "t1native", "t1pre"), "t1n"),
-    **dict.fromkeys(("t1ce", "t1gd", "t1post", "t1wce", "t1contrast", "t1cegd"), "t1c"),
-    "t2": "t2w",
-    **dict.fromkeys(("flair", "t2flair"), "t2f"),
-}
-
-
-def _norm(name: Any) -> str:
-    return re.sub(r"[^a-z0-9]", "", str(name).lower().replace("tumour", "tumor"))
-
-
-def canonical_sequence(name: str) -> str | None:
-    """Map a sequence name or alias (``"T1ce"``, ``"FLAIR"``, ``"t1gd"``…) to its BraTS 2024 name, or None."""
-    return _SEQUENCE_ALIASES.get(_norm(name))
-
 
 def sequence_tags(*tags: str) -> dict[str, str]:
     """A dataset's file tags (``"T1GD"``, ``"flair"``…) mapped to BraTS 2024 names through the one alias table.
@@ -162,11 +141,9 @@ def load_case(case: Case, *, sequences: Sequence[str] | None = None, load_seg: b
         selected = [s for s in selected if s not in blank]
     first = loaded[selected[0]]
     image = np.zeros((len(SEQUENCES), *first.shape), dtype=np.float32)
-    present = np.zeros(len(SEQUENCES), dtype=bool)
+    present = np.array(sequence_flags(selected), dtype=bool)
     for s in selected:
-        index = SEQUENCES.index(s)
-        image[index] = loaded[s].array
-        present[index] = True
+        image[SEQUENCES.index(s)] = loaded[s].array
     seg = loaded["seg"].array if "seg" in loaded else None
     wt_mask = loaded["wt_mask"].array if "wt_mask" in loaded else None
     paths = {key: img.path for key, img in loaded.items() if img.path is not None and key not in blank}

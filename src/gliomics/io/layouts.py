@@ -14,9 +14,9 @@ import re
 from pathlib import Path
 from typing import Any
 
-from gliomics.constants import BRATS2021_TO_2024, SEQUENCES
+from gliomics.constants import BRATS2021_TO_2024, SEQUENCES, canonical_sequence, normalise_name
 from gliomics.errors import CaseOptionError, InputError
-from gliomics.io.cases import Case, _norm, canonical_sequence
+from gliomics.io.cases import Case
 
 logger = logging.getLogger(__name__)
 
@@ -144,7 +144,7 @@ def _nnunet_channels(dataset_json: Path | None) -> tuple[dict[int, str], dict[in
     pairs = [(v, k) for k, v in labels.items()] if all(isinstance(v, int) for v in labels.values()) else []
     if not pairs and all(str(k).isdigit() for k in labels):
         pairs = [(int(k), v) for k, v in labels.items()]
-    norm = {value: _LABEL_ALIASES.get(_norm(name)) for value, name in pairs}
+    norm = {value: _LABEL_ALIASES.get(normalise_name(name)) for value, name in pairs}
     label_map = None
     if norm and None not in norm.values():
         label_map = None if all(k == v for k, v in norm.items()) else norm
