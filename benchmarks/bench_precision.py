@@ -6,7 +6,7 @@ Usage::
         [--json OUT.json]
 
 Loads ``best.pt`` of the run, preprocesses the validation cases of its ``splits.json`` exactly as the trainer does,
-and runs the trainer's validation (one pass per case, ``train.whole_volume_factor``) under fp32 and under bf16
+and runs the trainer's validation (one pass per case, ``inference.whole_volume_factor``) under fp32 and under bf16
 autocast. Reports the validation Dice per label and mean, the AUC per marker, and the largest per-case differences
 between the two. With ``--external``, also the cases of that cohort (labels and markers from its ``markers.csv``).
 The acceptance rule of ``--precision auto``: mean Dice within 0.01 and every AUC within 0.02 of fp32.
@@ -52,8 +52,8 @@ def _validate(model, samples, cfg, precision: str) -> tuple[list[dict], dict, fl
     t = time.perf_counter()
     with autocast(torch.device("cpu"), precision):
         rows = validate_cases(model, samples, roi_size=cfg.train.patch_size, device=torch.device("cpu"),
-                              info=DistInfo(), overlap=cfg.train.val_overlap,
-                              whole_volume_factor=cfg.train.whole_volume_factor)
+                              info=DistInfo(), overlap=cfg.inference.overlap,
+                              whole_volume_factor=cfg.inference.whole_volume_factor)
     seconds = time.perf_counter() - t
     summary = {k: v for k, v in summarise(rows, auc_weight=0.0).items() if not isinstance(v, dict)}
     return rows, summary, seconds

@@ -132,7 +132,8 @@ def main() -> None:
     model.eval()
     sample = inference_transforms(spacing=cfg.data.spacing, divisible=pad_multiple(model))({"case": cases[0].case})
     image, present = sample["image"].as_tensor()[None], sample["present"][None]
-    kwargs = {"roi_size": cfg.train.patch_size, "whole_volume_factor": cfg.train.whole_volume_factor,
+    settings = getattr(cfg, "inference", cfg.train)  # a commit from before the inference section kept it in train
+    kwargs = {"roi_size": cfg.train.patch_size, "whole_volume_factor": settings.whole_volume_factor,
               "divisor": pad_multiple(model)}
     with autocast(torch.device("cpu"), precision):
         forward_with_tta(model, image, present, **kwargs)

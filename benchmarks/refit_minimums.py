@@ -40,7 +40,7 @@ def refit(run: Path, precision: str) -> dict:
     dev = torch.device("cpu")
     with torch.no_grad(), autocast(dev, resolve_precision(precision, dev)):
         rows = validate_cases(model, samples, roi_size=cfg.train.patch_size, device=dev, info=DistInfo(),
-                              overlap=cfg.train.val_overlap, whole_volume_factor=cfg.train.whole_volume_factor)
+                              overlap=cfg.inference.overlap, whole_volume_factor=cfg.inference.whole_volume_factor)
     fitted = summarise(rows, auc_weight=cfg.train.selection_auc_weight,
                        volume_caps=lesion_volume_quantiles(train, 0.05))
     state = load_checkpoint(run / BEST)

@@ -167,10 +167,6 @@ class TrainConfig(BaseModel):
     contrast_prob: float = Field(0.3, ge=0, le=1)
     bias_field_max: float = Field(0.15, ge=0, le=1)
     val_every: int = Field(1, ge=1)
-    val_overlap: float = Field(0.25, ge=0, lt=1)
-    # volumes of at most this many patches' voxels are segmented in one pass (validation and prediction); larger
-    # ones by Gaussian sliding windows
-    whole_volume_factor: float = Field(1.5, gt=0)
     patience: int = Field(20, ge=1)
     selection_auc_weight: float = Field(0.5, ge=0, le=1)
     # after training, fit a logistic readout of the markers on the training split's tumour features
@@ -187,8 +183,24 @@ class TrainConfig(BaseModel):
         return value
 
 
+class InferenceConfig(BaseModel):
+    """How validation, prediction and the case report run the network over a preprocessed volume."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # volumes of at most this many training patches' voxels are segmented in one pass; larger ones by Gaussian
+    # sliding windows of the patch size
+    whole_volume_factor: float = Field(1.5, gt=0)
+    # overlap of the sliding windows of validation (`gliomics predict --overlap` sets its own)
+    overlap: float = Field(0.25, ge=0, lt=1)
+
+
+#: Keys that older configs kept under ``train`` and that now live under ``inference``: old name -> new name.
+_MOVED_TO_INFERENCE: dict[str, str] = {"whole_volume_factor": "whole_volume_factor", "val_overlap": "overlap"}
+
+
 class RunConfig(BaseModel):
-    """The resolved configuration of a run: model, loss, data and training."""
+    """The resolved configuration of a run: model, loss, data, training and inference."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -197,6 +209,22 @@ class RunConfig(BaseModel):
     loss: LossConfig = Field(default_factory=LossConfig)
     data: DataConfig = Field(default_factory=DataConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
+    inference: InferenceConfig = Field(default_factory=InferenceConfig)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _inference_settings_of_older_configs(cls, data: Any) -> Any:
+        """Runs and configs written before the ``inference`` section kept its keys under ``train``; a key found
+        there (a checkpoint's config, ``--set train.whole_volume_factor=…``) moves to ``inference`` and wins."""
+        train = data.get("train") if isinstance(data, dict) else None
+        if not isinstance(train, dict) or not any(k in train for k in _MOVED_TO_INFERENCE):
+            return data
+        train = dict(train)
+        inference = dict(data.get("inference") or {})
+        for old, new in _MOVED_TO_INFERENCE.items():
+            if old in train:
+                inference[new] = train.pop(old)
+        return {**data, "train": train, "inference": inference}
 
 
 def available_presets() -> list[str]:

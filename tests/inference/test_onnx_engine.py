@@ -202,7 +202,7 @@ def test_engines_agree_at_another_size_and_in_an_ensemble(tiny_phantom, exported
         res = {}
         for engine in ("torch", "onnx"):
             predictor = Predictor("cpu", tta=True, precision="fp32", engine=engine).load(source)
-            predictor.config.train.whole_volume_factor = 1e6  # one pass over the whole volume
+            predictor.config.inference.whole_volume_factor = 1e6  # one pass over the whole volume
             data, res[engine] = predictor.forward(case)
         assert res["onnx"]["probs"].shape[2:] == data["image"].shape[1:]
         assert data["image"].shape[1:] != tuple(predictor.config.train.patch_size)

@@ -144,11 +144,11 @@ def test_whole_volume_factor_of_the_run_decides_one_pass_or_windows(tiny_phantom
     case = discover_cases(_first_case(tiny_phantom))[0]
     predictor = Predictor("cpu").load(tiny_run)
     roi = predictor.config.train.patch_size
-    predictor.config.train.whole_volume_factor = 1e-3  # every volume is larger than that: sliding windows
+    predictor.config.inference.whole_volume_factor = 1e-3  # every volume is larger than that: sliding windows
     predictor.predict_case(case, tmp_path / "windows")
     assert calls, f"expected sliding windows with patch {roi}"
     calls.clear()
-    predictor.config.train.whole_volume_factor = 1e6  # any volume fits: one pass
+    predictor.config.inference.whole_volume_factor = 1e6  # any volume fits: one pass
     predictor.predict_case(case, tmp_path / "whole")
     assert not calls
 

@@ -135,3 +135,16 @@ def test_models_are_plain_pydantic() -> None:
     with pytest.raises(Exception, match="extra"):
         RunConfig.model_validate({"model": {"name": "mgmtnet"}, "training": {}})
     assert LossConfig().deep_supervision_weights == [1.0, 0.5, 0.25]
+
+
+def test_inference_settings_have_their_own_section_and_older_configs_still_load() -> None:
+    cfg = load_preset("mgmtnet_cpu")
+    assert cfg.inference.whole_volume_factor == 4.0 and cfg.inference.overlap == 0.25
+    assert "whole_volume_factor" not in cfg.train.model_dump()
+    # a run written before the section kept the keys under train: they move, and win over the section's
+    old = cfg.model_dump(mode="json")
+    old["train"].update(whole_volume_factor=2.5, val_overlap=0.5)
+    moved = RunConfig.model_validate(old)
+    assert (moved.inference.whole_volume_factor, moved.inference.overlap) == (2.5, 0.5)
+    assert apply_overrides(cfg, ["train.whole_volume_factor=6"]).inference.whole_volume_factor == 6.0
+    assert apply_overrides(cfg, ["inference.overlap=0.5"]).inference.overlap == 0.5

@@ -100,8 +100,8 @@ def test_a_head_explained_whole_gives_the_predictions_marker_probabilities(tiny_
     # the run's whole-volume factor decides, as in prediction: a head that the predictor segments in one pass is
     # explained by that same pass (no TTA, same precision), so the report shows the prediction's probabilities
     predictor = Predictor("cpu", precision="fp32").load(tiny_run)
-    train = predictor.config.train.model_copy(update={"whole_volume_factor": 100.0})
-    predictor.config = predictor.config.model_copy(update={"train": train})
+    inference = predictor.config.inference.model_copy(update={"whole_volume_factor": 100.0})
+    predictor.config = predictor.config.model_copy(update={"inference": inference})
     case = discover_cases(report_case)[0]
     record = predictor.predict_case(case, tmp_path).record
     maps = compute_case_maps(predictor.model, predictor.config, case,
@@ -172,8 +172,8 @@ def test_with_a_marker_readout_the_explained_pass_gives_the_readouts_probabiliti
     save_checkpoint(state, run / "best.pt")
     predictor = Predictor("cpu", precision="fp32").load(run)
     predictor.calibration = {}
-    train = predictor.config.train.model_copy(update={"whole_volume_factor": 100.0})
-    predictor.config = predictor.config.model_copy(update={"train": train})
+    inference = predictor.config.inference.model_copy(update={"whole_volume_factor": 100.0})
+    predictor.config = predictor.config.model_copy(update={"inference": inference})
     case = discover_cases(report_case)[0]
     record = predictor.predict_case(case, tmp_path / "pred").record
     assert record["markers_from"] == "readout"
@@ -194,8 +194,8 @@ def test_a_report_from_the_prediction_in_memory_reads_nothing_and_runs_only_grad
     from gliomics.report.case_report import write_case_report
 
     predictor = Predictor("cpu", tta=True, precision="fp32").load(tiny_run)
-    train = predictor.config.train.model_copy(update={"whole_volume_factor": 100.0})  # one pass over the volume
-    predictor.config = predictor.config.model_copy(update={"train": train})
+    inference = predictor.config.inference.model_copy(update={"whole_volume_factor": 100.0})  # one pass, whole
+    predictor.config = predictor.config.model_copy(update={"inference": inference})
     case = discover_cases(report_case)[0]
     prediction = predictor.predict_case(case, tmp_path)
 

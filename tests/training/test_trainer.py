@@ -127,7 +127,7 @@ def test_validation_pads_volumes_to_what_the_model_takes(tiny_phantom, tmp_path)
     cfg = apply_overrides(load_preset("mgmtnet_cpu"), [
         "model.name=swinunetr", "model.params.feature_size=12", "model.params.depths=[1,1,1,1]",
         "model.params.num_heads=[1,1,1,1]", "train.patch_size=[64,64,64]", "train.batch_size=1",
-        "train.whole_volume_factor=8", "data.val_fraction=0.25"])
+        "inference.whole_volume_factor=8", "data.val_fraction=0.25"])
     summary = run_training(cfg, data=tiny_phantom, markers=tiny_phantom / "markers.csv", out=tmp_path / "run",
                            epochs=1, device="cpu", progress=False)
     assert "dice_mean" in summary["val"]

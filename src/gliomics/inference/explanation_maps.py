@@ -79,7 +79,7 @@ def analysis_window(mask: np.ndarray, roi_size: Sequence[int], divisor: int,
         roi_size: The network's window (the training patch size).
         divisor: Window sizes are kept multiples of this.
         whole_volume_factor: Volumes of at most this many windows' voxels are taken whole (the run's
-            ``train.whole_volume_factor``, as in prediction).
+            ``inference.whole_volume_factor``, as in prediction).
     """
     spatial = mask.shape
     if math.prod(spatial) <= whole_volume_factor * math.prod(roi_size):
@@ -188,7 +188,7 @@ def compute_case_maps(model: nn.Module, config, case: Case, *, seg_path: Path | 
         seg = np.asarray(data["label"][0]).astype(np.uint8) if seg_path is not None else None
     spatial = tuple(int(s) for s in image.shape[1:])
     mask = seg > 0 if seg is not None else np.zeros(spatial, dtype=bool)
-    window = analysis_window(mask, config.train.patch_size, divisor, config.train.whole_volume_factor)
+    window = analysis_window(mask, config.train.patch_size, divisor, config.inference.whole_volume_factor)
     affine = np.asarray(image.affine, dtype=np.float64)
     spacing = voxel_spacing(affine)
 

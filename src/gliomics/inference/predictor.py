@@ -134,7 +134,7 @@ class Predictor:
         first = None
         for run in folds:
             self._load_run(run, checkpoint)
-            key = (self.config.data.spacing, self.config.train.patch_size, self.config.train.whole_volume_factor)
+            key = (self.config.data.spacing, self.config.train.patch_size, self.config.inference.whole_volume_factor)
             if first is not None and key != first:
                 raise CheckpointError(f"{run}: its working spacing, patch size or whole-volume factor differ from "
                                       f"{folds[0]}'s; the runs of an ensemble must share them")
@@ -211,7 +211,7 @@ class Predictor:
         timings["load_preprocess_s"] = time.perf_counter() - t
         t = time.perf_counter()
         kwargs = {"roi_size": self.config.train.patch_size, "overlap": self.overlap,
-                  "whole_volume_factor": self.config.train.whole_volume_factor}
+                  "whole_volume_factor": self.config.inference.whole_volume_factor}
         x, p = data["image"].as_tensor()[None].to(self.device), data["present"][None].to(self.device)
         outs = []
         voxel_mm3 = float(np.prod(voxel_spacing(data["image"].affine)))

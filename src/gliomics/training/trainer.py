@@ -306,8 +306,8 @@ class Trainer:
             return
         with autocast(self.dev, self.precision):
             rows = validate_cases(self.model, self.val_data, roi_size=cfg.train.patch_size, device=self.dev,
-                                  info=self.info, overlap=cfg.train.val_overlap,
-                                  whole_volume_factor=cfg.train.whole_volume_factor)
+                                  info=self.info, overlap=cfg.inference.overlap,
+                                  whole_volume_factor=cfg.inference.whole_volume_factor)
         st.val_metrics = summarise(rows, auc_weight=cfg.train.selection_auc_weight, volume_caps=self.volume_caps)
         row.update({f"val_{k}": v for k, v in _scalars(st.val_metrics).items()})
         if st.val_metrics["score"] > st.best_score:
