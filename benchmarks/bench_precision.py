@@ -40,7 +40,7 @@ def _samples(run: Path, cfg, model, cohort: Path | None):
     cases = build_cohort(data, Path(markers) if markers else None, layout=cfg.data.layout, require_seg=True)
     cases = [c for c in cases if ids is None or c.case_id in ids]
     items = [{"case": c.case, "markers": c.marker_vector()} for c in cases]
-    return list(Dataset(items, inference_transforms(spacing=cfg.data.spacing, load_seg=True,
+    return list(Dataset(items, inference_transforms(spacing=cfg.data.working_spacing, load_seg=True,
                                                     divisible=pad_multiple(model))))
 
 

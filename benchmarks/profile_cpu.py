@@ -90,8 +90,9 @@ def main() -> None:
     precision = resolve_precision(args.precision, torch.device("cpu"))
     cfg = load_preset(args.preset)
     cases = build_cohort(args.data, args.data / "markers.csv", layout=cfg.data.layout, require_seg=True)
-    if cfg.data.spacing is None:
-        cfg = cfg.model_copy(update={"data": cfg.data.model_copy(update={"spacing": median_spacing(cases)})})
+    field = "working_spacing" if hasattr(cfg.data, "working_spacing") else "spacing"  # older commits: data.spacing
+    if getattr(cfg.data, field) is None:
+        cfg = cfg.model_copy(update={"data": cfg.data.model_copy(update={field: median_spacing(cases)})})
     loader = _loader(cfg, cases, DistInfo(), cfg.train.seed)
     model = create_model(cfg.model.name, **cfg.model.params)
     criterion = MultiTaskLoss.from_config(cfg.loss, pos_weight=_pos_weight(cfg, cases))
@@ -130,7 +131,8 @@ def main() -> None:
             step(next(stream))
 
     model.eval()
-    sample = inference_transforms(spacing=cfg.data.spacing, divisible=pad_multiple(model))({"case": cases[0].case})
+    transform = inference_transforms(spacing=getattr(cfg.data, field), divisible=pad_multiple(model))
+    sample = transform({"case": cases[0].case})
     image, present = sample["image"].as_tensor()[None], sample["present"][None]
     settings = getattr(cfg, "inference", cfg.train)  # a commit from before the inference section kept it in train
     kwargs = {"roi_size": cfg.train.patch_size, "whole_volume_factor": settings.whole_volume_factor,

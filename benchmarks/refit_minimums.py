@@ -35,7 +35,7 @@ def refit(run: Path, precision: str) -> dict:
     cohort, splits, _ = run_cohort(run)
     train = [cohort[c] for c in splits["train"] if c in cohort]
     val = [cohort[c] for c in splits["val"] if c in cohort]
-    samples = make_dataset(val, inference_transforms(spacing=cfg.data.spacing, load_seg=True,
+    samples = make_dataset(val, inference_transforms(spacing=cfg.data.working_spacing, load_seg=True,
                                                      divisible=pad_multiple(model)), False)
     dev = torch.device("cpu")
     with torch.no_grad(), autocast(dev, resolve_precision(precision, dev)):

@@ -106,7 +106,8 @@ class LossConfig(BaseModel):
 class DataConfig(BaseModel):
     """How cases are found, resampled and split.
 
-    ``spacing`` resamples every case to that voxel size (mm) before the network; ``None`` adopts the median voxel
+    ``working_spacing`` resamples every case to that voxel size (mm) before the network (the network's grid; not the
+    grid a cohort was generated or preprocessed at, nor a file's own voxel size); ``None`` adopts the median voxel
     size of the training cases, written into the run's config, so that a run always has one working resolution and
     inputs of any resolution are resampled to it. Predictions are mapped back to the input geometry.
     """
@@ -114,7 +115,7 @@ class DataConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     layout: str = "auto"
-    spacing: list[float] | None = None
+    working_spacing: list[float] | None = None
     val_fraction: float = Field(0.2, ge=0, lt=1)
     test_fraction: float = Field(0.0, ge=0, lt=1)
     holdout_sites: list[str] = Field(default_factory=list)
@@ -133,11 +134,11 @@ class DataConfig(BaseModel):
             raise ValueError(f"data.fold must be below data.folds ({self.folds}), got {self.fold}")
         return self
 
-    @field_validator("spacing")
+    @field_validator("working_spacing")
     @classmethod
     def _three_positive(cls, value: list[float] | None) -> list[float] | None:
         if value is not None and (len(value) != 3 or any(v <= 0 for v in value)):
-            raise ValueError("spacing must be three positive numbers (mm)")
+            raise ValueError("working_spacing must be three positive numbers (mm)")
         return value
 
 
@@ -195,8 +196,12 @@ class InferenceConfig(BaseModel):
     overlap: float = Field(0.25, ge=0, lt=1)
 
 
-#: Keys that older configs kept under ``train`` and that now live under ``inference``: old name -> new name.
-_MOVED_TO_INFERENCE: dict[str, str] = {"whole_volume_factor": "whole_volume_factor", "val_overlap": "overlap"}
+#: Keys that older configs named otherwise: (section, old key) -> (section, new key).
+_RENAMED: dict[tuple[str, str], tuple[str, str]] = {
+    ("train", "whole_volume_factor"): ("inference", "whole_volume_factor"),
+    ("train", "val_overlap"): ("inference", "overlap"),
+    ("data", "spacing"): ("data", "working_spacing"),
+}
 
 
 class RunConfig(BaseModel):
@@ -213,18 +218,22 @@ class RunConfig(BaseModel):
 
     @model_validator(mode="before")
     @classmethod
-    def _inference_settings_of_older_configs(cls, data: Any) -> Any:
-        """Runs and configs written before the ``inference`` section kept its keys under ``train``; a key found
-        there (a checkpoint's config, ``--set train.whole_volume_factor=…``) moves to ``inference`` and wins."""
-        train = data.get("train") if isinstance(data, dict) else None
-        if not isinstance(train, dict) or not any(k in train for k in _MOVED_TO_INFERENCE):
+    def _keys_of_older_configs(cls, data: Any) -> Any:
+        """Runs and configs written before the ``inference`` section kept its keys under ``train``, and called the
+        working spacing ``data.spacing``; a key found under its old name (a checkpoint's config, ``--set
+        train.whole_volume_factor=…``) moves to its new place and wins over what is there."""
+        if not isinstance(data, dict):
             return data
-        train = dict(train)
-        inference = dict(data.get("inference") or {})
-        for old, new in _MOVED_TO_INFERENCE.items():
-            if old in train:
-                inference[new] = train.pop(old)
-        return {**data, "train": train, "inference": inference}
+        old = [(sec, key) for sec, key in _RENAMED if isinstance(data.get(sec), dict) and key in data[sec]]
+        if not old:
+            return data
+        data = {k: dict(v) if isinstance(v, dict) else v for k, v in data.items()}
+        for sec, key in old:
+            new_sec, new_key = _RENAMED[sec, key]
+            data.setdefault(new_sec, {})
+            data[new_sec] = dict(data[new_sec] or {})
+            data[new_sec][new_key] = data[sec].pop(key)
+        return data
 
 
 def available_presets() -> list[str]:

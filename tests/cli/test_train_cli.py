@@ -45,7 +45,7 @@ def test_working_spacing_flag_sets_the_networks_voxel_size(tiny_phantom, tmp_pat
     result = runner.invoke(app, _args(tiny_phantom, out, "--steps", "1", "--precision", "fp32",
                                       "--working-spacing", "5"))
     assert result.exit_code == 0, result.output
-    assert yaml.safe_load((out / "config.yaml").read_text())["data"]["spacing"] == [5.0, 5.0, 5.0]
+    assert yaml.safe_load((out / "config.yaml").read_text())["data"]["working_spacing"] == [5.0, 5.0, 5.0]
     bad = runner.invoke(app, _args(tiny_phantom, tmp_path / "bad", "--steps", "1", "--working-spacing", "3,0"))
     assert bad.exit_code == 2 and "--working-spacing" in bad.output
     assert not (tmp_path / "bad").exists()

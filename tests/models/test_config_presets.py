@@ -148,3 +148,6 @@ def test_inference_settings_have_their_own_section_and_older_configs_still_load(
     assert (moved.inference.whole_volume_factor, moved.inference.overlap) == (2.5, 0.5)
     assert apply_overrides(cfg, ["train.whole_volume_factor=6"]).inference.whole_volume_factor == 6.0
     assert apply_overrides(cfg, ["inference.overlap=0.5"]).inference.overlap == 0.5
+    # the working spacing was data.spacing
+    old["data"]["spacing"] = [2.0, 2.0, 2.0]
+    assert RunConfig.model_validate(old).data.working_spacing == [2.0, 2.0, 2.0]

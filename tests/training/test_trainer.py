@@ -37,7 +37,7 @@ def test_training_writes_run_folder_and_loss_decreases(tiny_phantom, tmp_path):
     params = state["config"]["model"]["params"]
     assert set(params) == set(model_defaults("mgmtnet_cpu"))
     assert params["feature_size"] == 4 and params["window_size"] == model_defaults("mgmtnet_cpu")["window_size"]
-    assert state["config"]["data"]["spacing"] == [4.0, 4.0, 4.0]  # unset: the cohort's median voxel size
+    assert state["config"]["data"]["working_spacing"] == [4.0, 4.0, 4.0]  # unset: the cohort's median voxel size
     assert set(state["thresholds"]) <= {"idh", "codel_1p19q", "tert"}
     assert set(state["min_label_mm3"]) <= {"NETC", "SNFH", "ET", "RC"}
     assert set(state["min_component_mm3"]) <= {"NETC", "SNFH", "ET", "RC"} and "min_component_mm3" in summary

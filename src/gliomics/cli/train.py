@@ -59,7 +59,8 @@ def train(
                                          "then depends on the machine's speed; --epochs or --steps do not)."),
     working_spacing: str | None = typer.Option(None, "--working-spacing", help="The network's voxel size in mm, "
                                                "one number or three (x,y,z): every input is resampled to it "
-                                               "(data.spacing; default: the training cases' median voxel size)."),
+                                               "(data.working_spacing; default: the training cases' median voxel "
+                                               "size)."),
     folds: int | None = typer.Option(None, "--folds", min=2, help="K-fold cross-validation: split the cohort "
                                      "into K patient-level, stratified folds (the same split for every fold)."),
     fold: str | None = typer.Option(None, "--fold", help="With --folds: the fold to train (0..K-1) into "
@@ -86,7 +87,7 @@ def train(
     cfg = load_preset(preset)
     sets = list(overrides) + ([f"train.seed={seed}"] if seed is not None else [])
     if working_spacing is not None:
-        sets.append(f"data.spacing={_spacing(working_spacing)}")
+        sets.append(f"data.working_spacing={_spacing(working_spacing)}")
     if sets:
         cfg = apply_overrides(cfg, sets)
     for k in _folds_to_train(folds, fold):

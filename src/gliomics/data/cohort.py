@@ -162,7 +162,7 @@ def marker_prevalence(cohort: list[CohortCase]) -> dict[str, float | None]:
 def median_spacing(cases: list[CohortCase] | list[Case]) -> list[float]:
     """The median voxel size (mm) of ``cases`` along the RAS axes, read from the affines of their first image.
 
-    This is the working resolution a run adopts when its config leaves ``data.spacing`` unset (nnU-Net's target
+    This is the working resolution a run adopts when its config leaves ``data.working_spacing`` unset (nnU-Net's target
     spacing): inputs of any resolution are then resampled to it at inference.
     """
     import nibabel as nib

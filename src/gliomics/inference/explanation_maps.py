@@ -181,7 +181,7 @@ def compute_case_maps(model: nn.Module, config, case: Case, *, seg_path: Path | 
         from gliomics.data.transforms import inference_transforms
         from gliomics.inference.engine import pad_multiple
 
-        transform = inference_transforms(spacing=config.data.spacing, sequences=sequences,
+        transform = inference_transforms(spacing=config.data.working_spacing, sequences=sequences,
                                          divisible=pad_multiple(model), load_seg=seg_path is not None)
         data = transform({"case": dataclasses.replace(case, seg=seg_path, label_map=None)})
         image, present = data["image"], data["present"].bool()

@@ -134,7 +134,8 @@ class Predictor:
         first = None
         for run in folds:
             self._load_run(run, checkpoint)
-            key = (self.config.data.spacing, self.config.train.patch_size, self.config.inference.whole_volume_factor)
+            cfg = self.config
+            key = (cfg.data.working_spacing, cfg.train.patch_size, cfg.inference.whole_volume_factor)
             if first is not None and key != first:
                 raise CheckpointError(f"{run}: its working spacing, patch size or whole-volume factor differ from "
                                       f"{folds[0]}'s; the runs of an ensemble must share them")
@@ -177,7 +178,7 @@ class Predictor:
         self.checkpoint = path
         from gliomics.data.transforms import inference_transforms
 
-        self.transform = inference_transforms(spacing=self.config.data.spacing, sequences=self.sequences,
+        self.transform = inference_transforms(spacing=self.config.data.working_spacing, sequences=self.sequences,
                                               divisible=pad_multiple(self.model), crop=self.crop,
                                               degrade=self.degrade)
 

@@ -105,7 +105,7 @@ def make_loader(cfg: RunConfig, train, info: DistInfo, seed: int):
 
     from gliomics.data.transforms import train_transforms
 
-    transform = train_transforms(cfg.train.patch_size, spacing=cfg.data.spacing,
+    transform = train_transforms(cfg.train.patch_size, spacing=cfg.data.working_spacing,
                                  modality_dropout=cfg.train.modality_dropout, elastic_prob=cfg.train.elastic_prob,
                                  affine_prob=cfg.train.affine_prob, blur_noise_prob=cfg.train.blur_noise_prob,
                                  contrast_prob=cfg.train.contrast_prob, bias_field_max=cfg.train.bias_field_max)

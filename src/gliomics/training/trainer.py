@@ -149,13 +149,13 @@ class Trainer:
         self.train, self.val, save_splits, self.supervision = prepare_data(cfg, self.sources, self.out, self.info,
                                                                           self.resume)
         self._save_splits = save_splits
-        if cfg.data.spacing is None:
+        if cfg.data.working_spacing is None:
             # adopt the training cohort's median voxel size, so that inputs of any resolution are resampled to it
             from gliomics.data.cohort import median_spacing
 
             spacing = median_spacing(self.train)
-            self.cfg = cfg.model_copy(update={"data": cfg.data.model_copy(update={"spacing": spacing})})
-            logger.info("working spacing: %s mm (median of the training cases)", self.cfg.data.spacing)
+            self.cfg = cfg.model_copy(update={"data": cfg.data.model_copy(update={"working_spacing": spacing})})
+            logger.info("working spacing: %s mm (median of the training cases)", self.cfg.data.working_spacing)
         self.loader = make_loader(self.cfg, self.train, self.info, self.seed)
 
     def _setup_model(self) -> None:
@@ -175,7 +175,7 @@ class Trainer:
             raise ConfigError(f"train.patch_size: {cfg.model.name}: {problem}")
         # this rank's share of the validation cases, preprocessed once for the whole run as the predictor will
         self.val_data = make_dataset(self.val[self.info.rank::self.info.world_size], inference_transforms(
-            spacing=cfg.data.spacing, load_seg=True, divisible=pad_multiple(self.model)), cfg.data.cache)
+            spacing=cfg.data.working_spacing, load_seg=True, divisible=pad_multiple(self.model)), cfg.data.cache)
         if self.info.is_main:
             # the run folder is made once the cases have been read: bad input leaves nothing behind
             self.out.mkdir(parents=True, exist_ok=True)
