@@ -105,3 +105,20 @@ def test_bayes_auc_matches_spec_monte_carlo(draws):
     for m, ref in expected.items():
         auc = roc_auc_score([getattr(d, m) for d in sub], [p[m] for p in post])
         assert abs(auc - ref) < 0.015, (m, auc)
+
+
+def test_posterior_without_necrosis_marginalises_it(draws):
+    lat = next(d for d in draws if d.necrosis)
+    without = bayes_posterior(lat, unobserved=("necrosis",))
+    # the same case with either necrosis value gives the same posterior once necrosis is unobserved
+    flipped = {**lat.to_dict(), "necrosis": 0}
+    assert bayes_posterior(flipped, unobserved=("necrosis",)) == pytest.approx(without)
+    assert bayes_posterior(flipped) != pytest.approx(bayes_posterior(lat))
+    # and seeing less can only lower the IDH AUC on average
+    sub = draws[:3000]
+    y = [d.idh for d in sub]
+    full = roc_auc_score(y, [bayes_posterior(d)["idh"] for d in sub])
+    blind = roc_auc_score(y, [bayes_posterior(d, unobserved=("necrosis",))["idh"] for d in sub])
+    assert blind < full
+    with pytest.raises(ValueError, match="unknown latents"):
+        bayes_posterior(lat, unobserved=("age",))

@@ -5,6 +5,7 @@ Nothing here renders voxels, so the distributions can be checked on large sample
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -117,27 +118,39 @@ def _joint_states() -> list[tuple[dict[str, int], str, float]]:
     return states
 
 
-def image_likelihood(lat: CaseLatents | dict, group: str) -> float:
-    """p(image latents | group): lobe, e, necrosis, mismatch, calcification, r, edema ratio (age excluded)."""
+#: The image latents of :func:`image_likelihood`, by the names of ``phantom_truth.csv``.
+IMAGE_LATENTS: tuple[str, ...] = ("lobe", "enhancing_fraction", "necrosis", "mismatch", "calcification",
+                                  "margin_sharpness", "edema_ratio")
+
+
+def image_likelihood(lat: CaseLatents | dict, group: str, unobserved: Sequence[str] = ()) -> float:
+    """p(image latents | group): lobe, e, necrosis, mismatch, calcification, r, edema ratio (age excluded).
+
+    ``unobserved`` names latents to leave out (marginalised: their factor is 1), e.g. what a resection took away."""
     d = lat if isinstance(lat, dict) else lat.to_dict()
+    unknown = set(unobserved) - set(IMAGE_LATENTS)
+    if unknown:
+        raise ValueError(f"unknown latents {sorted(unknown)}; expected some of {list(IMAGE_LATENTS)}")
 
     def bern(p: float, x: int) -> float:
         return p if x else 1 - p
 
-    return float(
-        LOBE_P[group][LOBES.index(d["lobe"])]
-        * stats.beta.pdf(d["enhancing_fraction"], *ENHANCING_BETA[group])
-        * bern(P_NECROSIS[group], d["necrosis"])
-        * bern(P_MISMATCH[group], d["mismatch"])
-        * bern(P_CALCIFICATION[group], d["calcification"])
-        * stats.beta.pdf(d["margin_sharpness"], *MARGIN_BETA[group])
-        * stats.lognorm.pdf(d["edema_ratio"], s=EDEMA_SIGMA, scale=EDEMA_MEDIAN[group])
-    )
+    factors = {
+        "lobe": lambda: LOBE_P[group][LOBES.index(d["lobe"])],
+        "enhancing_fraction": lambda: stats.beta.pdf(d["enhancing_fraction"], *ENHANCING_BETA[group]),
+        "necrosis": lambda: bern(P_NECROSIS[group], d["necrosis"]),
+        "mismatch": lambda: bern(P_MISMATCH[group], d["mismatch"]),
+        "calcification": lambda: bern(P_CALCIFICATION[group], d["calcification"]),
+        "margin_sharpness": lambda: stats.beta.pdf(d["margin_sharpness"], *MARGIN_BETA[group]),
+        "edema_ratio": lambda: stats.lognorm.pdf(d["edema_ratio"], s=EDEMA_SIGMA, scale=EDEMA_MEDIAN[group]),
+    }
+    return float(np.prod([f() for name, f in factors.items() if name not in unobserved]))
 
 
-def bayes_posterior(lat: CaseLatents | dict) -> dict[str, float]:
-    """Exact P(marker = 1 | image latents): prior(group, TERT) × Π p(latent | group), normalised."""
-    lik = {g: image_likelihood(lat, g) for g in GROUPS}
+def bayes_posterior(lat: CaseLatents | dict, unobserved: Sequence[str] = ()) -> dict[str, float]:
+    """Exact P(marker = 1 | image latents): prior(group, TERT) × Π p(latent | group), normalised; the latents of
+    ``unobserved`` left out (the posterior of an observer who cannot see them)."""
+    lik = {g: image_likelihood(lat, g, unobserved) for g in GROUPS}
     weights = [(m, prior * lik[g]) for m, g, prior in _joint_states()]
     total = sum(w for _, w in weights)
     return {k: float(sum(w for m, w in weights if m[k]) / total) for k in MARKERS}
