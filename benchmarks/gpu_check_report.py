@@ -125,7 +125,8 @@ def _training(run: Path) -> dict[str, Any] | None:
             "samples_per_s": batch * world / s_step if s_step else None,
             "peak_gpu_memory_gib": summary.get("peak_gpu_memory_gib"),
             "world_size": world, "batch_size_per_rank": batch, "patch_size": cfg["train"]["patch_size"],
-            "model": cfg["model"]["name"], "working_spacing_mm": cfg["data"]["spacing"],
+            "model": cfg["model"]["name"],
+            "working_spacing_mm": cfg["data"].get("working_spacing", cfg["data"].get("spacing")),
             "loader_workers_per_rank": cfg["train"]["num_workers"], "hardware": summary["hardware"],
             "val_dice_mean": summary["val"].get("dice_mean"), "val_n_dice": summary["val"].get("n_dice"),
             "versions": summary.get("versions", {})}

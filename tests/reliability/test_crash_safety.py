@@ -113,7 +113,7 @@ def test_training_killed_mid_run_resumes_from_the_last_checkpoint(tmp_path):
     assert int(load_checkpoint(run / "last.pt")["epoch"]) == total - 1
     assert not _temps(run) or all(str(pid) in p.name for p in _temps(run))  # only the killed process's leftovers
     assert {"config.yaml", "splits.json", "best.pt", "last.pt", "metrics.jsonl", "metrics.csv",
-            "train_summary.json"} == _visible(run)
+            "validation_predictions.json", "train_summary.json"} == _visible(run)
 
 
 @pytest.mark.slow  # a prediction process of its own (imports alone take ~10 s): 20–40 s on a shared 2-core machine
@@ -140,7 +140,8 @@ def test_prediction_killed_mid_folder_resumes_without_redoing_finished_cases(tin
 
     for name, (data, mtime) in kept.items():  # finished cases were neither redone nor touched
         assert (out / name).read_bytes() == data and (out / name).stat().st_mtime_ns == mtime, name
-    assert _visible(out) == {f"{cid}{suffix}" for cid in ids for suffix in (".json", "_seg.nii.gz")}
+    assert _visible(out) == {f"{cid}{suffix}" for cid in ids for suffix in (".json", "_seg.nii.gz")} | {
+        "predict_summary.json"}
     for cid in ids:
         record = json.loads((out / f"{cid}.json").read_text())
         assert record["case_id"] == cid

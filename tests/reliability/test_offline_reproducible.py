@@ -25,7 +25,7 @@ from gliomics_testing import TINY_OVERRIDES
 SEED = 7
 TINY = [arg for override in TINY_OVERRIDES for arg in ("--set", override)]
 #: Keys of the outputs that measure time, the only ones allowed to differ between two runs.
-TIMING_KEYS = {"epoch_seconds", "elapsed_seconds", "timings"}
+TIMING_KEYS = {"epoch_seconds", "elapsed_seconds", "timings", "seconds_per_epoch", "seconds_per_step"}
 
 
 def _block_network(mp: pytest.MonkeyPatch) -> list[tuple]:
