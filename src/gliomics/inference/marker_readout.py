@@ -10,6 +10,7 @@ every prediction; ``gliomics predict --no-marker-readout`` restores the heads.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -88,8 +89,11 @@ def fit_marker_readout(features: np.ndarray, labels: np.ndarray, *, seed: int = 
         if min(n_pos, len(y) - n_pos) < 5:
             continue
         folds = min(5, n_pos, len(y) - n_pos)
-        clf = LogisticRegressionCV(Cs=list(cs), cv=folds, scoring="neg_log_loss", max_iter=5000,
-                                   random_state=seed).fit(z[known], y)
+        with warnings.catch_warnings():
+            # scikit-learn 1.8+ announces new defaults (l1_ratios, its fitted attributes) that do not change an L2 fit
+            warnings.filterwarnings("ignore", category=FutureWarning, module="sklearn")
+            clf = LogisticRegressionCV(Cs=list(cs), cv=folds, scoring="neg_log_loss", max_iter=5000,
+                                       random_state=seed).fit(z[known], y)
         coef[m] = tuple(float(v) for v in clf.coef_[0])
         intercept[m] = float(clf.intercept_[0])
         info["n_cases"][m], info["C"][m] = int(len(y)), float(clf.C_[0])
