@@ -18,7 +18,10 @@ from gliomics.preprocess.registration import (
 )
 from preprocess_testing import ATLAS_AFFINE, ATLAS_SPACING, atlas_arrays
 
-FAST = RegistrationSettings(working_spacing=0.0, sampling=0.5, shrink=(2, 1), smoothing=(1.0, 0.0), iterations=100)
+# seed 1: SimpleITK reads a sampling seed of 0 (the settings' default) as "seed from the wall clock", which made this
+# test's result vary from run to run (0.1 to 1.95 mm in 18 runs, and once 6.5 mm); seeds 1-5 all give 0.07-0.71 mm
+FAST = RegistrationSettings(working_spacing=0.0, sampling=0.5, shrink=(2, 1), smoothing=(1.0, 0.0), iterations=100,
+                            seed=1)
 
 
 def _brain_points(image: sitk.Image, mask: np.ndarray, n: int = 100) -> list[tuple[float, ...]]:
