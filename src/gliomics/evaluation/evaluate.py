@@ -134,10 +134,17 @@ def _brats2025_summary(rows: list[dict], n_boot: int) -> dict:
                           for k in ("lesion_dice", "lesion_nsd", "lesion_hd95", "lesion_f1", "panoptic_quality",
                                     "global_dice", "global_nsd")}
                  for region in REGIONS}
-    per_case = [np.nanmean(vals) if not np.all(np.isnan(vals)) else math.nan
-                for vals in (np.array([r[f"{lab}_{BRATS2025}_lesion_dice"] for lab in TUMOUR_LABELS], dtype=float)
-                             for r in scored)]
-    out["mean_lesion_dice"] = mean_ci(per_case, n_boot)
+    out["mean_lesion_dice"] = mean_ci(_brats2025_case_means(scored), n_boot)
+    return out
+
+
+def _brats2025_case_means(rows: list[dict]) -> list[float]:
+    """Per case, the BraTS 2025 lesion-wise Dice averaged over the labels either side has (NaN when neither has
+    any)."""
+    out = []
+    for r in rows:
+        vals = np.array([r.get(f"{lab}_{BRATS2025}_lesion_dice", math.nan) for lab in TUMOUR_LABELS], dtype=float)
+        out.append(float(np.nanmean(vals)) if not np.all(np.isnan(vals)) else math.nan)
     return out
 
 
@@ -305,7 +312,7 @@ def score_cases(pred_dir: Path, cases: list, table: dict, *, out: Path, by: str 
         summary["by_site"] = {
             site: {"cases": len(g), "mean_dice": mean_ci(_case_mean(g, "dice"), n_boot),
                    "mean_lesion_dice": mean_ci(_case_mean(g, "lesion_dice"), n_boot),
-                   **({"mean_lesion_dice_brats2025": _brats2025_summary(g, n_boot)["mean_lesion_dice"]}
+                   **({"mean_lesion_dice_brats2025": mean_ci(_brats2025_case_means(g), n_boot)}
                       if brats2025 else {}),
                    "markers": _marker_summary(g, n_boot)}
             for site, g in sorted(groups.items())}
