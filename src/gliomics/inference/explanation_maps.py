@@ -203,7 +203,7 @@ def compute_case_maps(model: nn.Module, config, case: Case, *, seg_path: Path | 
             maps.alpha = prediction.alpha.numpy().astype(np.float32)
         if prediction.pool_weights is not None:
             maps.pool_weights = _pool_map(prediction.pool_weights[None], spatial, window)
-        out = {"markers": prediction.markers}  # Grad-CAM needs only to know which markers there are
+        explained = [m for m in MARKERS if m in prediction.markers]
     else:
         with torch.no_grad(), autocast(torch.device(device), precision):
             out = model(x, flags)
@@ -220,10 +220,11 @@ def compute_case_maps(model: nn.Module, config, case: Case, *, seg_path: Path | 
             maps.alpha = _embed(out["alpha"][0].float().cpu().numpy(), spatial, window)
         if out.get("pool_weights") is not None:
             maps.pool_weights = _pool_map(out["pool_weights"].float(), spatial, window)
+        explained = [m for m in MARKERS if m in (out.get("markers") or {})]
     found = find_gradcam_layer(model, layer_names)
-    if found is not None and out.get("markers"):
+    if found is not None and explained:
         maps.gradcam_layer, layer = found
-        for m in (m for m in MARKERS if m in out["markers"]):
+        for m in explained:
             cam = grad_cam(model, x, flags, m, layer)[0, 0].cpu().numpy()
             maps.gradcam[m] = _embed(cam, spatial, window)
     elif found is None:
