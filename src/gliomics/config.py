@@ -36,7 +36,9 @@ __all__ = [
     "TrainConfig",
     "apply_overrides",
     "available_presets",
+    "config_error",
     "load_preset",
+    "read_preset",
     "to_yaml",
     "validate_config",
 ]
@@ -236,12 +238,12 @@ class RunConfig(BaseModel):
         return data
 
 
-def available_presets() -> list[str]:
-    """Names of the YAML presets shipped in ``gliomics/configs``."""
-    return sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
+def available_presets(folder: Path = PRESET_DIR) -> list[str]:
+    """Names of the YAML presets shipped in ``folder`` (``gliomics/configs``: the run presets)."""
+    return sorted(p.stem for p in folder.glob("*.yaml"))
 
 
-def _resolve(ref: str | Path, base: Path | None = None) -> Path:
+def _resolve(ref: str | Path, base: Path | None = None, folder: Path = PRESET_DIR) -> Path:
     ref_str = str(ref)
     candidates = []
     if base is not None:
@@ -252,10 +254,10 @@ def _resolve(ref: str | Path, base: Path | None = None) -> Path:
             return cand.resolve()
     if ref_str.endswith((".yaml", ".yml")) or "/" in ref_str:
         raise ConfigError(f"{ref_str}: config file not found")
-    preset = PRESET_DIR / f"{ref_str}.yaml"
+    preset = folder / f"{ref_str}.yaml"
     if preset.is_file():
         return preset
-    raise ConfigError(f"{ref_str}: unknown preset; available presets: {', '.join(available_presets())}")
+    raise ConfigError(f"{ref_str}: unknown preset; available presets: {', '.join(available_presets(folder))}")
 
 
 def _merge(parent: dict[str, Any], child: dict[str, Any]) -> dict[str, Any]:
@@ -268,7 +270,7 @@ def _merge(parent: dict[str, Any], child: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _load_raw(path: Path, chain: tuple[Path, ...] = ()) -> dict[str, Any]:
+def _load_raw(path: Path, chain: tuple[Path, ...] = (), folder: Path = PRESET_DIR) -> dict[str, Any]:
     if path in chain:
         cycle = " -> ".join(str(p) for p in (*chain, path))
         raise ConfigError(f"{path}: inherits_from: cycle {cycle}")
@@ -284,7 +286,7 @@ def _load_raw(path: Path, chain: tuple[Path, ...] = ()) -> dict[str, Any]:
         return data
     if not isinstance(parent_ref, str):
         raise ConfigError(f"{path}: inherits_from: must be a preset name or a path, got {parent_ref!r}")
-    parent = _load_raw(_resolve(parent_ref, base=path.parent), (*chain, path))
+    parent = _load_raw(_resolve(parent_ref, base=path.parent, folder=folder), (*chain, path), folder)
     child_model, parent_model = data.get("model"), parent.get("model")
     if isinstance(child_model, dict) and isinstance(parent_model, dict):
         if child_model.get("name", parent_model.get("name")) != parent_model.get("name"):
@@ -293,15 +295,30 @@ def _load_raw(path: Path, chain: tuple[Path, ...] = ()) -> dict[str, Any]:
     return _merge(parent, data)
 
 
+def read_preset(name_or_path: str | Path, folder: Path = PRESET_DIR) -> tuple[Path, dict[str, Any]]:
+    """Find a preset (a name in ``folder``, or a YAML path) and read it as plain data, ``inherits_from`` resolved.
+
+    Raises:
+        ConfigError: unknown preset, missing file, unreadable YAML, or an ``inherits_from`` cycle.
+    """
+    path = _resolve(name_or_path, folder=folder)
+    return path, _load_raw(path, folder=folder)
+
+
+def config_error(err: ValidationError, source: str) -> ConfigError:
+    """One line for a pydantic validation error: the source, the first key and what is wrong with it."""
+    first = err.errors()[0]
+    key = ".".join(str(p) for p in first["loc"]) or "(top level)"
+    msg = "unknown key" if first["type"] == "extra_forbidden" else first["msg"].removeprefix("Value error, ")
+    more = f" (and {err.error_count() - 1} more)" if err.error_count() > 1 else ""
+    return ConfigError(f"{source}: {key}: {msg}{more}")
+
+
 def _validate(data: dict[str, Any], source: str, check_model: bool) -> RunConfig:
     try:
         cfg = RunConfig.model_validate(data)
     except ValidationError as err:
-        first = err.errors()[0]
-        key = ".".join(str(p) for p in first["loc"]) or "(top level)"
-        msg = "unknown key" if first["type"] == "extra_forbidden" else first["msg"]
-        more = f" (and {err.error_count() - 1} more)" if err.error_count() > 1 else ""
-        raise ConfigError(f"{source}: {key}: {msg}{more}") from err
+        raise config_error(err, source) from err
     if check_model:
         _check_model_section(cfg, source)
     return cfg
@@ -330,8 +347,8 @@ def load_preset(name_or_path: str | Path, check_model: bool = True) -> RunConfig
     Raises:
         ConfigError: naming the file and the key, for unreadable YAML, unknown keys or wrong types.
     """
-    path = _resolve(name_or_path)
-    return _validate(_load_raw(path), str(path), check_model)
+    path, data = read_preset(name_or_path)
+    return _validate(data, str(path), check_model)
 
 
 def _parse_value(text: str) -> Any:

@@ -8,7 +8,14 @@ from pathlib import Path
 import pytest
 
 from gliomics.data.cohort import CohortCase
-from gliomics.data.splits import SPLIT_NAMES, check_no_leak, load_splits, make_splits, save_splits
+from gliomics.data.splits import (
+    SPLIT_NAMES,
+    check_no_leak,
+    load_splits,
+    make_splits,
+    save_splits,
+    stratified_holdout,
+)
 from gliomics.errors import ConfigError, InputError
 from gliomics.io import Case, MarkerRecord
 
@@ -172,3 +179,26 @@ def test_k_fold_needs_enough_patients_and_a_fold_in_range(cohort):
         make_splits(cohort[:3], folds=5, fold=0)
     with pytest.raises(ConfigError, match="fold must be in"):
         make_splits(cohort, folds=3, fold=3)
+
+
+PATIENTS = [f"P{i:02d}" for i in range(30)]
+LABELS = [1 if i % 3 == 0 else 0 for i in range(30)]
+
+
+def test_stratified_holdout_is_disjoint_complete_stratified_and_seeded():
+    rest, held = stratified_holdout(PATIENTS, LABELS, 0.2, seed=7)
+    assert not set(rest) & set(held)
+    assert sorted(rest + held) == PATIENTS
+    assert len(held) == 6
+    label = dict(zip(PATIENTS, LABELS))
+    assert sum(label[p] for p in held) == 2  # 10 of 30 positives, a fifth of them held out
+    assert stratified_holdout(PATIENTS, LABELS, 0.2, seed=7) == (rest, held)
+    others = {tuple(stratified_holdout(PATIENTS, LABELS, 0.2, seed=s)[1]) for s in range(5)}
+    assert len(others) > 1
+
+
+def test_stratified_holdout_needs_two_patients_of_each_class_and_distinct_ids():
+    with pytest.raises(InputError, match="each class needs at least 2"):
+        stratified_holdout(["a", "b", "c", "d"], [1, 0, 0, 0])
+    with pytest.raises(InputError, match="distinct"):
+        stratified_holdout(["a", "a", "b", "c"], [1, 1, 0, 0])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from gliomics.errors import InputError, MarkerTableError
-from gliomics.io.delimited import read_delimited
+from gliomics.io.delimited import read_delimited, write_rows
 
 
 @pytest.mark.parametrize("sep", [",", ";", "\t"])
@@ -23,3 +23,9 @@ def test_errors_name_the_file_with_the_given_type(tmp_path):
     (tmp_path / "empty.csv").write_text(" \n")
     with pytest.raises(InputError, match="empty.csv: empty file"):
         read_delimited(tmp_path / "empty.csv")
+
+
+def test_write_rows_takes_every_column_in_order_and_leaves_missing_cells_empty(tmp_path):
+    path = write_rows(tmp_path / "rows.csv", [{"a": 1, "b": 2.5}, {"a": 3, "c": "x"}])
+    assert path.read_text().splitlines() == ["a,b,c", "1,2.5,", "3,,x"]
+    assert [p.name for p in tmp_path.iterdir()] == ["rows.csv"]  # no temporary file left behind

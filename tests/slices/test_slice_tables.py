@@ -14,7 +14,6 @@ from gliomics.slices.tables import (
     baseline_markdown,
     baseline_table,
     count_test,
-    f1_ci_bootstrap,
     performance_markdown,
     performance_row,
 )
@@ -76,9 +75,3 @@ def test_performance_row_on_known_patients():
         lo, hi = row[f"{key}_ci"]
         assert lo <= row[key] <= hi
     assert "| regnet | 0.750 [" in performance_markdown({"regnet": row})
-
-
-def test_f1_bootstrap_interval_is_seeded():
-    y, pred = [1, 0, 1, 1, 0, 0, 1], [1, 0, 0, 1, 1, 0, 1]
-    assert f1_ci_bootstrap(y, pred, seed=3) == f1_ci_bootstrap(y, pred, seed=3)
-    assert all(math.isnan(v) for v in f1_ci_bootstrap([], []))

@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 import torch
 
-from gliomics.errors import ConfigError
 from gliomics.slices.augment import RandomGamma, train_augmentation
 from gliomics.slices.settings import make_settings
 from gliomics.slices.training import (
     SEARCH_EDGE_WEIGHT,
     SEARCH_LR,
+    average_by_patient,
     class_weights,
     predict_probabilities,
     search_space,
@@ -33,6 +33,14 @@ def test_augmentation_keeps_shape_and_range():
         RandomGamma((0.0, 1.0))
 
 
+def test_average_by_patient_means_the_slices_of_each_patient():
+    result = average_by_patient(["b", "a", "b", "a", "b"], [0.2, 0.9, 0.4, 0.7, 0.9])
+    assert list(result) == ["b", "a"]
+    assert result == pytest.approx({"b": 0.5, "a": 0.8})
+    with pytest.raises(ValueError):
+        average_by_patient(["a"], [0.1, 0.2])
+
+
 def test_class_weights_are_inverse_frequencies():
     weights = class_weights([0, 0, 0, 1])
     assert weights.tolist() == pytest.approx([4 / 6, 2.0])
@@ -47,18 +55,6 @@ def test_search_space_starts_with_the_defaults_and_is_seeded():
     assert trials == search_space(settings, seed=5)
     for t in trials[1:]:
         assert SEARCH_LR[0] <= t["lr"] <= SEARCH_LR[1] and SEARCH_EDGE_WEIGHT[0] <= t["edge_weight"] <= 1.0
-
-
-def test_presets_and_overrides():
-    cpu = make_settings("cpu", seed=4, size=None)
-    assert (cpu.size, cpu.k, cpu.seed, cpu.minutes) == (64, 3, 4, 3.0)
-    assert make_settings("paper").size == 224
-    with pytest.raises(ConfigError, match="marker"):
-        make_settings("paper", marker="egfr")
-    with pytest.raises(ConfigError, match="unknown preset"):
-        make_settings("gpu")
-    with pytest.raises(ConfigError, match="unknown backbone"):
-        make_settings("paper", backbones="vgg")
 
 
 @pytest.fixture

@@ -15,7 +15,8 @@ _MARKERS = typer.Option(None, "--markers", help="Markers CSV (default: DATA/mark
 _VOI_LABELS = typer.Option(None, "--voi-labels", help="Segmentation labels forming the VOI (default: ET,NETC).")
 _VOI_MASKS = typer.Option(None, "--voi-masks", help="Folder of VOI masks <case_id>.nii.gz (instead of labels).")
 _LAYOUT = typer.Option("auto", "--layout", help="auto | brats | nnunet | datalist | manifest.")
-_PRESET = typer.Option("paper", "--preset", help="paper (224×224, GPU) or cpu (64×64, 3 slices, ≤ 3 min per backbone).")
+_PRESET = typer.Option("paper", "--preset", help="paper (224×224, GPU), cpu (64×64, 3 slices, ≤ 3 min per backbone) "
+                                                 "or a YAML file of settings (inherits_from: cpu, ...).")
 _K = typer.Option(None, "--k", min=1, help="Axial slices per case, largest VOI area first (paper 5, cpu 3).")
 _SIZE = typer.Option(None, "--size", min=16, help="Side of the resized slices (paper 224, cpu 64).")
 _MARGIN = typer.Option(None, "--margin-mm", min=0.0, help="Margin around the VOI box in mm (10).")
@@ -113,6 +114,9 @@ def slice_benchmark(
     search: int | None = typer.Option(None, "--search", min=0,
                                       help="Random settings of lr, weight decay and edge weight to try (0)."),
     test_fraction: float | None = typer.Option(None, "--test-fraction", help="Share of test patients (0.2)."),
+    splits: Path | None = typer.Option(None, "--splits",
+                                       help="A splits.json (a training run's or a benchmark's): its train, val and "
+                                            "test cases give the training, early-stopping and test patients."),
     weights: list[str] = typer.Option([], "--weights", help="Local initial weights: NAME=PATH (repeatable)."),
     voi_labels: str | None = _VOI_LABELS,
     voi_masks: Path | None = _VOI_MASKS,
@@ -133,8 +137,8 @@ def slice_benchmark(
                          batch_size=batch_size, lr=lr, weight_decay=weight_decay, patience=patience, search=search,
                          test_fraction=test_fraction, voi_labels=voi_labels)
     results = run_benchmark(data, out, settings, markers=markers, voi_masks=voi_masks, layout=layout,
-                            weights=parse_weights(weights, settings.backbones), device=device, overwrite=overwrite,
-                            save_models=save_models, threads=threads, progress=not no_progress)
+                            splits=splits, weights=parse_weights(weights, settings.backbones), device=device,
+                            overwrite=overwrite, save_models=save_models, threads=threads, progress=not no_progress)
     for key, row in results["table2"].items():
         auc = row["auc"]
         typer.echo(f"{key:>10}: AUC {'–' if auc is None else f'{auc:.3f}'}, accuracy {row['accuracy']:.3f} "

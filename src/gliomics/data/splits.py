@@ -7,6 +7,7 @@ import json
 import logging
 import warnings
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -55,6 +56,45 @@ def _split_groups(cases: list[CohortCase], fraction: float, seed: int) -> tuple[
         warnings.simplefilter("ignore", UserWarning)
         rest_idx, held_idx = next(splitter.split(np.zeros(len(cases)), strata, groups))
     return [cases[i] for i in rest_idx], [cases[i] for i in held_idx]
+
+
+def stratified_holdout(ids: Sequence[str], labels: Sequence[int], fraction: float = 0.2, seed: int = 0,
+                       what: str = "test") -> tuple[list[str], list[str]]:
+    """Split distinct ids (one per patient) into (rest, held) with about ``fraction`` held, stratified by a 0/1
+    label (scikit-learn's ``train_test_split``), at least one of each class on each side. For a cohort with one
+    row per patient and one binary target, as the 2D slice benchmark has; :func:`make_splits` splits cases with
+    several markers and kinds of supervision.
+
+    Args:
+        ids: Distinct patient ids.
+        labels: Their 0/1 labels.
+        fraction: Share of ids held out (at least two).
+        seed: Seed of the shuffle; the same seed gives the same split.
+        what: Name of the held-out part, for error messages.
+
+    Returns:
+        The two lists of ids, each sorted.
+
+    Raises:
+        InputError: Repeated ids, or too few ids of a class to put some on both sides.
+    """
+    from sklearn.model_selection import train_test_split
+
+    ids, labels = list(ids), [int(v) for v in labels]
+    if len(set(ids)) != len(ids):
+        raise InputError("patient ids must be distinct to split them")
+    if len(ids) != len(labels):
+        raise ValueError(f"{len(ids)} patients but {len(labels)} labels")
+    counts = {c: labels.count(c) for c in (0, 1)}
+    if min(counts.values()) < 2:
+        rare = min(counts, key=counts.get)
+        raise InputError(f"cannot make a stratified {what} split: {counts[rare]} patient(s) with label {rare} "
+                         f"({counts[1]} altered, {counts[0]} not); each class needs at least 2")
+    n_held = max(2, int(np.ceil(fraction * len(ids))))
+    if len(ids) - n_held < 2:
+        raise InputError(f"cannot make a {what} split of {len(ids)} patients: too few")
+    rest, held = train_test_split(ids, test_size=n_held, stratify=labels, random_state=seed, shuffle=True)
+    return sorted(rest), sorted(held)
 
 
 def fold_assignment(cases: list[CohortCase], folds: int, seed: int) -> list[list[str]]:

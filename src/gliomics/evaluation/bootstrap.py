@@ -1,4 +1,5 @@
-"""Percentile bootstrap confidence intervals (SciPy) of a mean, and of a difference of two means."""
+"""Percentile bootstrap confidence intervals: of a mean and of a difference of two means (SciPy), of a paired
+difference of AUCs, and of an F1 score."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import stats
 
-__all__ = ["mean_ci", "mean_difference_ci"]
+__all__ = ["f1_ci_bootstrap", "mean_ci", "mean_difference_ci", "paired_auc_difference_ci"]
 
 
 def _finite(values: Sequence[float | None]) -> np.ndarray:
@@ -63,3 +64,20 @@ def paired_auc_difference_ci(y: Sequence[int], p_a: Sequence[float], p_b: Sequen
     lo, hi = (np.percentile(samples, [2.5, 97.5]) if samples else (diff, diff))
     return {"mean": diff, "lo": float(lo), "hi": float(hi), "n": int(len(y))}
 
+
+def f1_ci_bootstrap(y: Sequence[int], pred: Sequence[int], n_boot: int = 2000, alpha: float = 0.05,
+                    seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap CI of the F1 score over patients (resamples where F1 is undefined are left out)."""
+    y, pred = np.asarray(y, dtype=np.int64), np.asarray(pred, dtype=np.int64)
+    if y.size == 0:
+        return math.nan, math.nan
+    idx = np.random.default_rng(seed).integers(0, y.size, size=(n_boot, y.size))
+    yy, pp = y[idx], pred[idx]
+    tp = ((yy == 1) & (pp == 1)).sum(axis=1)
+    wrong = (yy != pp).sum(axis=1)
+    den = 2 * tp + wrong
+    f1 = np.where(den > 0, 2 * tp / np.maximum(den, 1), np.nan)
+    if np.isnan(f1).all():
+        return math.nan, math.nan
+    lo, hi = np.nanquantile(f1, [alpha / 2, 1 - alpha / 2])
+    return float(lo), float(hi)

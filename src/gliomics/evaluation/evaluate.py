@@ -35,7 +35,8 @@ from gliomics.evaluation.tables import (
 )
 from gliomics.inference.calibration import OPERATING_POINTS
 from gliomics.io import discover_cases, load_label, read_markers
-from gliomics.io.atomic import atomic_path, write_text_atomic
+from gliomics.io.atomic import write_text_atomic
+from gliomics.io.delimited import write_rows
 from gliomics.io.predictions import RECORD_SUFFIX, SEG_SUFFIX, read_prediction_record
 from gliomics.phantom.generator import TRUTH_FILE
 from gliomics.provenance import versions
@@ -228,16 +229,6 @@ def _bayes_auc(truth_files: list[Path], rows: list[dict]) -> dict[str, float] | 
     return out
 
 
-def _write_csv(path: Path, rows: list[dict]) -> None:
-    columns: list[str] = []
-    for r in rows:
-        columns += [k for k in r if k not in columns]
-    with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(rows)
-
-
 def evaluate_predictions(pred_dir: Path | str, ref: Path | str, *, markers: Path | str | None = None,
                          out: Path | str, by: str | None = None, n_boot: int = 2000,
                          layout: str = "auto", rule: str = "both") -> dict[str, Any]:
@@ -328,7 +319,7 @@ def score_cases(pred_dir: Path, cases: list, table: dict, *, out: Path, by: str 
     if "by_site" in summary:
         md.append(site_table(summary["by_site"]))
     out.mkdir(parents=True, exist_ok=True)
-    _write_csv(out / "per_case.csv", rows)
+    write_rows(out / "per_case.csv", rows)
     for name, text in (("summary.json", json.dumps(summary, indent=2, default=float)), ("tables.md", "\n".join(md))):
         write_text_atomic(out / name, text)
     summary["text"] = _headline(summary)

@@ -22,6 +22,7 @@ import numpy as np
 from gliomics.constants import MARKERS, SEQUENCE_NAMES, SEQUENCES, TUMOUR_LABELS
 from gliomics.errors import InputError
 from gliomics.evaluation.bootstrap import mean_ci, paired_auc_difference_ci
+from gliomics.evaluation.tables import fmt
 from gliomics.io.atomic import write_text_atomic
 
 logger = logging.getLogger(__name__)
@@ -154,10 +155,6 @@ def _run_conditions(run, data, markers, out: Path, every: dict, chosen: list[str
     return result
 
 
-def _f(value: float | None, digits: int = 3) -> str:
-    return "–" if value is None or value != value else f"{value:.{digits}f}"
-
-
 def _drop(stat: dict | None) -> str:
     return "–" if not stat else f"{stat['mean']:+.3f} [{stat['lo']:+.3f}, {stat['hi']:+.3f}]"
 
@@ -171,12 +168,12 @@ def robustness_table(result: dict[str, Any]) -> str:
              "Drop = intact minus the condition, paired bootstrap 95% CI over the cases.", "", head,
              "|" + "---|" * (head.count("|") - 1)]
     for c in result["conditions"]:
-        dice = " | ".join(_f((c["dice"].get(r) or {}).get("mean")) for r in TUMOUR_LABELS)
+        dice = " | ".join(fmt((c["dice"].get(r) or {}).get("mean")) for r in TUMOUR_LABELS)
         drop = c.get("drop", {})
-        aucs = " | ".join(f"{_f(c['auc'].get(m))} ({_drop(drop.get(f'auc_{m}')) if drop else 'ref.'})"
+        aucs = " | ".join(f"{fmt(c['auc'].get(m))} ({_drop(drop.get(f'auc_{m}')) if drop else 'ref.'})"
                           for m in MARKERS)
         mean = (c.get("mean_dice") or {}).get("mean")
-        lines.append(f"| {c['condition']} | {dice} | {_f(mean)} | {_drop(drop.get('mean')) if drop else 'ref.'} | "
+        lines.append(f"| {c['condition']} | {dice} | {fmt(mean)} | {_drop(drop.get('mean')) if drop else 'ref.'} | "
                      f"{aucs} |")
     head = "| condition | " + " | ".join(f"{r}: " + " / ".join(SEQUENCE_NAMES[s] for s in SEQUENCES)
                                          for r in TUMOUR_LABELS) + " |"
@@ -187,7 +184,7 @@ def robustness_table(result: dict[str, Any]) -> str:
         cells = []
         for r in TUMOUR_LABELS:
             w = c["cmaf"].get(r, {})
-            cells.append(" / ".join(_f(w.get(s), 2) for s in SEQUENCES) if w else "–")
+            cells.append(" / ".join(fmt(w.get(s), 2) for s in SEQUENCES) if w else "–")
         lines.append(f"| {c['condition']} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 

@@ -3,21 +3,34 @@
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Sequence
+from typing import Any
 
 from gliomics.constants import MARKER_NAMES, MARKERS, REGIONS, SEQUENCE_NAMES, SEQUENCES
 
 SHORT_MARKER = {"idh": "IDH", "codel_1p19q": "1p/19q", "tert": "TERT"}
 
 
-def _f(value: float | None, digits: int = 3) -> str:
-    return "–" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
+def fmt(value: Any, digits: int = 3) -> str:
+    """A number with ``digits`` decimals; ``–`` for None, NaN, infinities and anything that is not a number."""
+    return f"{value:.{digits}f}" if isinstance(value, numbers.Real) and math.isfinite(value) else "–"
+
+
+def fmt_p(value: float | None) -> str:
+    """A p-value: ``< 0.001``, three decimals, ``–`` for NaN, and nothing for None (no test)."""
+    if value is None:
+        return ""
+    if isinstance(value, float) and math.isnan(value):
+        return "–"
+    return "< 0.001" if value < 0.001 else f"{value:.3f}"
+
 
 
 def _ci(stat: dict | None, digits: int = 3) -> str:
     if not stat:
         return "–"
-    return f"{_f(stat['mean'], digits)} [{_f(stat['lo'], digits)}, {_f(stat['hi'], digits)}]"
+    return f"{fmt(stat['mean'], digits)} [{fmt(stat['lo'], digits)}, {fmt(stat['hi'], digits)}]"
 
 
 def segmentation_table(seg_summary: dict, title: str = "Segmentation", *, lesion_wise: bool = True) -> str:
@@ -71,20 +84,21 @@ def marker_table(marker_summary: dict, bayes: dict | None = None, title: str = "
         met, cal = s.get("metrics", {}), s.get("calibration", {})
         d_lo, d_hi = s.get("auc_ci_delong", [math.nan, math.nan])
         b_lo, b_hi = s.get("auc_ci_bootstrap", [math.nan, math.nan])
-        row = (f"| {MARKER_NAMES[m]} | {s.get('n', 0)} ({s.get('n_pos', 0)}) | {_f(s.get('auc'))} [{_f(d_lo)}, "
-               f"{_f(d_hi)}] | [{_f(b_lo)}, {_f(b_hi)}] | {_f(met.get('accuracy'))} | {_f(met.get('sensitivity'))} | "
-               f"{_f(met.get('specificity'))} | {_f(met.get('precision'))} | {_f(met.get('f1'))} | "
-               f"{_f(met.get('brier'))} | "
-               f"{_f(cal.get('slope'), 2)} | {_f(cal.get('ece'))} |")
+        row = (f"| {MARKER_NAMES[m]} | {s.get('n', 0)} ({s.get('n_pos', 0)}) | {fmt(s.get('auc'))} [{fmt(d_lo)}, "
+               f"{fmt(d_hi)}] | [{fmt(b_lo)}, {fmt(b_hi)}] | {fmt(met.get('accuracy'))} | "
+               f"{fmt(met.get('sensitivity'))} | "
+               f"{fmt(met.get('specificity'))} | {fmt(met.get('precision'))} | {fmt(met.get('f1'))} | "
+               f"{fmt(met.get('brier'))} | "
+               f"{fmt(cal.get('slope'), 2)} | {fmt(cal.get('ece'))} |")
         if bayes:
-            row += f" {_f(bayes.get(m))} |"
+            row += f" {fmt(bayes.get(m))} |"
         lines.append(row)
     return "\n".join(lines) + "\n"
 
 
 def _rate(value: float | None, ci: Sequence[float] | None) -> str:
     lo, hi = ci or (math.nan, math.nan)
-    return f"{_f(value, 2)} [{_f(lo, 2)}, {_f(hi, 2)}]"
+    return f"{fmt(value, 2)} [{fmt(lo, 2)}, {fmt(hi, 2)}]"
 
 
 def decision_table(marker_summary: dict) -> str:
@@ -98,15 +112,15 @@ def decision_table(marker_summary: dict) -> str:
              "|---|---|---|---|---|"]
     for m, s in rows:
         raw, cal, conf = s.get("calibration_raw", {}), s.get("calibration", {}), s["conformal"]
-        lines.append(f"| {MARKER_NAMES[m]} | {_f(raw.get('slope'), 2)} → {_f(cal.get('slope'), 2)} | "
-                     f"{_f(raw.get('ece'))} → {_f(cal.get('ece'))} | "
-                     f"{_rate(conf.get('coverage'), conf.get('coverage_ci'))} ({_f(conf.get('target'), 2)}) | "
-                     f"{_f(conf.get('undetermined'), 2)} |")
+        lines.append(f"| {MARKER_NAMES[m]} | {fmt(raw.get('slope'), 2)} → {fmt(cal.get('slope'), 2)} | "
+                     f"{fmt(raw.get('ece'))} → {fmt(cal.get('ece'))} | "
+                     f"{_rate(conf.get('coverage'), conf.get('coverage_ci'))} ({fmt(conf.get('target'), 2)}) | "
+                     f"{fmt(conf.get('undetermined'), 2)} |")
     lines += ["", "| marker | operating point | threshold | sensitivity | specificity | PPV | NPV |",
               "|---|---|---|---|---|---|---|"]
     for m, s in rows:
         for op in (s.get("operating_points") or {}).values():
-            lines.append(f"| {MARKER_NAMES[m]} | {op['rule']} | {_f(op['threshold'])} | "
+            lines.append(f"| {MARKER_NAMES[m]} | {op['rule']} | {fmt(op['threshold'])} | "
                          f"{_rate(op['sensitivity'], op['sensitivity_ci'])} | "
                          f"{_rate(op['specificity'], op['specificity_ci'])} | {_rate(op['ppv'], op['ppv_ci'])} | "
                          f"{_rate(op['npv'], op['npv_ci'])} |")
@@ -144,10 +158,10 @@ def site_table(by_site: dict) -> str:
         head += " " + " | ".join(f"coverage {MARKER_NAMES[m]}" for m in MARKERS) + " |"
     lines = ["### By site", "", head, "|" + "---|" * (head.count("|") - 1)]
     for site, s in by_site.items():
-        aucs = " | ".join(_f(s["markers"].get(m, {}).get("auc")) for m in MARKERS)
+        aucs = " | ".join(fmt(s["markers"].get(m, {}).get("auc")) for m in MARKERS)
         row = f"| {site} | {s['cases']} | {_ci(s.get('mean_dice'))} | {_ci(s.get('mean_lesion_dice'))} | {aucs} |"
         if conformal:
-            row += " " + " | ".join(_f(s["markers"].get(m, {}).get("conformal", {}).get("coverage"), 2)
+            row += " " + " | ".join(fmt(s["markers"].get(m, {}).get("conformal", {}).get("coverage"), 2)
                                     for m in MARKERS) + " |"
         lines.append(row)
     return "\n".join(lines) + "\n"
@@ -176,14 +190,14 @@ def comparison_table(rows: Sequence[dict], reference: str, bayes: dict[str, floa
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in rows:
         dice = " | ".join(_ci(r["seg"].get(k, {}).get("dice")) for k in ("ET", "NETC", "SNFH", "RC"))
-        aucs = " | ".join(_f(r.get("auc", {}).get(m)) for m in MARKERS)
-        p_d = "ref." if r["name"] == reference else " / ".join(_f(r.get(f"delong_p_{m}"), 3) for m in MARKERS)
-        p_m = "ref." if r["name"] == reference else " / ".join(_f(r.get(f"mcnemar_p_{m}"), 3) for m in MARKERS)
-        lines.append(f"| {r['name']} | {dice} | {_ci(r.get('mean_lesion_dice'))} | {aucs} | {_f(r.get('mean_auc'))} "
+        aucs = " | ".join(fmt(r.get("auc", {}).get(m)) for m in MARKERS)
+        p_d = "ref." if r["name"] == reference else " / ".join(fmt(r.get(f"delong_p_{m}"), 3) for m in MARKERS)
+        p_m = "ref." if r["name"] == reference else " / ".join(fmt(r.get(f"mcnemar_p_{m}"), 3) for m in MARKERS)
+        lines.append(f"| {r['name']} | {dice} | {_ci(r.get('mean_lesion_dice'))} | {aucs} | {fmt(r.get('mean_auc'))} "
                      f"| {p_d} | {p_m} |")
     if bayes:
         values = [bayes.get(m) for m in MARKERS]
         known = [v for v in values if v is not None and not math.isnan(v)]
-        lines.append("| Bayes-optimal (phantom truth) | – | – | – | – | – | " + " | ".join(_f(v) for v in values)
-                     + f" | {_f(sum(known) / len(known)) if known else '–'} | | |")
+        lines.append("| Bayes-optimal (phantom truth) | – | – | – | – | – | " + " | ".join(fmt(v) for v in values)
+                     + f" | {fmt(sum(known) / len(known)) if known else '–'} | | |")
     return "\n".join(lines) + "\n"

@@ -1,12 +1,16 @@
-"""Reading delimited text tables (CSV, semicolon- or tab-separated, BOM accepted) with errors that name the file."""
+"""Delimited text tables: reading them (CSV, semicolon- or tab-separated, BOM accepted) with errors that name the
+file, and writing rows of dicts as one CSV."""
 
 from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from gliomics.errors import GliomicsError, InputError
+from gliomics.io.atomic import atomic_path
 
 
 def read_delimited(path: Path | str, *, error: type[GliomicsError] = InputError
@@ -36,3 +40,17 @@ def read_delimited(path: Path | str, *, error: type[GliomicsError] = InputError
     except csv.Error as exc:
         raise error(f"{path}: row {reader.line_num}: malformed CSV ({exc})") from exc
     return header, rows
+
+
+def write_rows(path: Path | str, rows: Sequence[Mapping[str, Any]]) -> Path:
+    """Write rows as a CSV file, atomically: the columns are every key in order of first appearance, and a row
+    without a key leaves its cell empty."""
+    path = Path(path)
+    columns: list[str] = []
+    for row in rows:
+        columns += [k for k in row if k not in columns]
+    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=columns, restval="")
+        writer.writeheader()
+        writer.writerows(rows)
+    return path

@@ -19,8 +19,6 @@ whose shape does not fit is left at its random initialisation.
 from __future__ import annotations
 
 import logging
-import pickle
-import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +27,7 @@ import torch
 from torch import nn
 
 from gliomics.errors import CheckpointError, ConfigError
+from gliomics.io.torch_files import load_torch_file
 
 logger = logging.getLogger(__name__)
 
@@ -139,18 +138,7 @@ def create_slice_model(name: str, *, in_channels: int = 1, out_channels: int = 2
 
 
 def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
-    if not path.is_file():
-        raise CheckpointError(f"{path}: weights file not found")
-    if not zipfile.is_zipfile(path):  # torch.save writes a zip archive; anything else is damaged or foreign
-        raise CheckpointError(f"{path}: not a PyTorch weights file (expected a torch.save zip archive)")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        first = (str(exc).splitlines() or [""])[0][:160]
-        raise CheckpointError(f"{path}: refused to load: the file carries pickled objects, which could run code; "
-                              f"save a state dict of tensors instead ({first})") from exc
-    except Exception as exc:  # garbage inside a zip surfaces as KeyError, RuntimeError... depending on content
-        raise CheckpointError(f"{path}: corrupt or truncated weights file ({type(exc).__name__})") from exc
+    state = load_torch_file(path, what="weights file", advice="; save a state dict of tensors instead")
     # Training scripts often nest the state dict under one of these keys.
     for key in ("state_dict", "model", "model_state_dict"):
         if isinstance(state, Mapping) and isinstance(state.get(key), Mapping):

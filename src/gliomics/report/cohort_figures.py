@@ -116,6 +116,79 @@ def _labelled(rows: Sequence[Mapping[str, Any]], marker: str) -> tuple[np.ndarra
     return y[keep].astype(int), p[keep], keep
 
 
+def draw_roc(ax, y: Sequence[int], p: Sequence[float], label: str, *, colour: str | None = None, lw: float = 1.8,
+             ls: str = "-") -> None:
+    """One ROC curve on ``ax`` (the diagonal when ``y`` holds one class)."""
+    y = np.asarray(y)
+    if 0 < y.sum() < y.size:
+        fpr, tpr, _ = roc_curve(y, p)
+    else:
+        fpr, tpr = np.array([0.0, 1.0]), np.array([0.0, 1.0])
+    ax.plot(fpr, tpr, color=colour, lw=lw, ls=ls, label=label)
+
+
+def _roc_frame(ax, title: str) -> None:
+    """The chance line, axes, title and legend of a ROC panel."""
+    ax.plot([0, 1], [0, 1], color="grey", lw=0.8, ls=":", label="chance")
+    ax.set(xlim=(0, 1), ylim=(0, 1.01), xlabel="1 − specificity", ylabel="sensitivity", title=title)
+    ax.set_aspect("equal")
+    ax.legend(loc="lower right", fontsize=8)
+
+
+def roc_comparison_figure(curves: Mapping[str, tuple[Sequence[int], Sequence[float]]], title: str) -> Figure:
+    """ROC curves of several models on the same cases, in one panel, each labelled with its AUC.
+
+    Args:
+        curves: Legend name → (labels, probabilities).
+        title: Panel title.
+    """
+    from gliomics.evaluation.auc import auc_delong
+
+    fig = Figure(figsize=(5.5, 5.0), layout="constrained")
+    ax = fig.subplots()
+    for name, (y, p) in curves.items():
+        y = np.asarray(y)
+        auc = auc_delong(y, p)[0] if 0 < y.sum() < y.size else math.nan
+        draw_roc(ax, y, p, f"{name} (AUC {auc:.3f})")
+    _roc_frame(ax, title)
+    return fig
+
+
+def draw_confusion(ax, counts: np.ndarray, title: str,
+                   names: Sequence[str] = ("not altered", "altered")) -> None:
+    """A 2×2 confusion matrix (rows: true class) on ``ax``, normalised per true class, with the counts."""
+    counts = np.asarray(counts, dtype=float)
+    totals = counts.sum(1, keepdims=True)
+    norm = np.divide(counts, totals, out=np.zeros_like(counts), where=totals > 0)
+    ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+    for i in range(2):
+        for j in range(2):
+            ax.text(j, i, f"{norm[i, j]:.2f}\n({int(counts[i, j])})", ha="center", va="center",
+                    color="white" if norm[i, j] > 0.6 else "black", fontsize=10)
+    ax.set_xticks([0, 1], list(names))
+    ax.set_yticks([0, 1], list(names))
+    ax.set(xlabel="predicted", ylabel="true", title=title)
+
+
+def confusion_comparison_figure(calls: Mapping[str, tuple[Sequence[int], Sequence[int]]],
+                                names: Sequence[str] = ("not altered", "altered")) -> Figure:
+    """Confusion matrices of several models' 0/1 calls on the same cases, one panel per model.
+
+    Args:
+        calls: Panel title → (labels, calls).
+        names: Names of class 0 and class 1.
+    """
+    from sklearn.metrics import confusion_matrix
+
+    n = max(1, len(calls))
+    fig = Figure(figsize=(3.6 * n, 3.8), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, n))
+    for ax, (name, (y, pred)) in zip(axes, calls.items()):
+        draw_confusion(ax, confusion_matrix(y, pred, labels=[0, 1]), name, names)
+    fig.suptitle("Confusion matrices (row-normalised; counts in brackets)")
+    return fig
+
+
 def roc_figure(rows: Sequence[Mapping[str, Any]], summary: Mapping[str, Any],
                posteriors: Mapping[str, Mapping[str, float]] | None = None) -> str | None:
     """ROC curve of each marker with its AUC and DeLong 95% CI; the phantom's Bayes-optimal curve when known.
@@ -133,22 +206,17 @@ def roc_figure(rows: Sequence[Mapping[str, Any]], summary: Mapping[str, Any],
     for ax, m in zip(axes, markers):
         y, p, keep = _labelled(rows, m)
         s = summary["markers"][m]
-        fpr, tpr, _ = roc_curve(y, p)
         lo, hi = s.get("auc_ci_delong", [math.nan, math.nan])
-        ax.plot(fpr, tpr, color="#4477aa", lw=2, label=f"model: AUC {s['auc']:.3f} [{lo:.3f}, {hi:.3f}]")
+        draw_roc(ax, y, p, f"model: AUC {s['auc']:.3f} [{lo:.3f}, {hi:.3f}]", colour="#4477aa", lw=2)
         if posteriors and m in posteriors:
             ids = [rows[i]["case_id"] for i in keep]
             known = [k for k, cid in enumerate(ids) if cid in posteriors[m]]
             if len(set(y[known])) == 2:
-                b_fpr, b_tpr, _ = roc_curve(y[known], [posteriors[m][ids[k]] for k in known])
                 bayes = summary.get("bayes_optimal_auc", {}).get(m)
                 tag = f": AUC {bayes:.3f}" if isinstance(bayes, float) and math.isfinite(bayes) else ""
-                ax.plot(b_fpr, b_tpr, color="#228833", lw=1.5, ls="--", label=f"Bayes-optimal{tag}")
-        ax.plot([0, 1], [0, 1], color="grey", lw=0.8, ls=":")
-        ax.set(xlim=(0, 1), ylim=(0, 1.01), xlabel="1 − specificity", ylabel="sensitivity",
-               title=f"{MARKER_NAMES[m]} (n = {y.size}, {int(y.sum())} altered)")
-        ax.set_aspect("equal")
-        ax.legend(loc="lower right", fontsize=8)
+                draw_roc(ax, y[known], [posteriors[m][ids[k]] for k in known], f"Bayes-optimal{tag}",
+                         colour="#228833", lw=1.5, ls="--")
+        _roc_frame(ax, f"{MARKER_NAMES[m]} (n = {y.size}, {int(y.sum())} altered)")
     fig.suptitle("ROC curves (AUC with DeLong 95% CI)")
     return to_data_uri(fig)
 
@@ -196,16 +264,7 @@ def confusion_figure(summary: Mapping[str, Any]) -> str | None:
     for ax, m in zip(axes, markers):
         met = summary["markers"][m]["metrics"]
         counts = np.array([[met["tn"], met["fp"]], [met["fn"], met["tp"]]], dtype=float)
-        totals = counts.sum(1, keepdims=True)
-        norm = np.divide(counts, totals, out=np.zeros_like(counts), where=totals > 0)
-        ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
-        for i in range(2):
-            for j in range(2):
-                ax.text(j, i, f"{norm[i, j]:.2f}\n({int(counts[i, j])})", ha="center", va="center",
-                        color="white" if norm[i, j] > 0.6 else "black", fontsize=10)
-        ax.set_xticks([0, 1], ["not altered", "altered"])
-        ax.set_yticks([0, 1], ["not altered", "altered"])
-        ax.set(xlabel="predicted", ylabel="true",
-               title=f"{MARKER_NAMES[m]}\nthreshold {summary['markers'][m].get('threshold', math.nan):.3f}")
+        draw_confusion(ax, counts,
+                       f"{MARKER_NAMES[m]}\nthreshold {summary['markers'][m].get('threshold', math.nan):.3f}")
     fig.suptitle("Confusion matrices (row-normalised; counts in brackets)")
     return to_data_uri(fig)

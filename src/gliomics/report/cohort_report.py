@@ -11,7 +11,6 @@ from __future__ import annotations
 import csv
 import datetime as _dt
 import json
-import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from gliomics import __version__
 from gliomics.constants import MARKER_NAMES, MARKERS
 from gliomics.errors import InputError
 from gliomics.evaluation.evaluate import PHANTOM_TRUTH
+from gliomics.evaluation.tables import fmt
 from gliomics.report.case_report import write_html
 from gliomics.report.templates import COHORT_TEMPLATE, render
 
@@ -100,10 +100,6 @@ def _phantom(ref: Path | None) -> tuple[dict[str, dict[str, float]] | None, dict
     return posteriors, cohort
 
 
-def _f(value: Any, digits: int = 3) -> str:
-    return f"{value:.{digits}f}" if isinstance(value, (int, float)) and math.isfinite(value) else "–"
-
-
 def _auc_rows(summary: Mapping[str, Any], cohort: Mapping[str, Any] | None) -> list[dict[str, Any]]:
     rows = []
     bayes = summary.get("bayes_optimal_auc") or {}
@@ -115,8 +111,8 @@ def _auc_rows(summary: Mapping[str, Any], cohort: Mapping[str, Any] | None) -> l
         d_lo, d_hi = s.get("auc_ci_delong", [None, None])
         b_lo, b_hi = s.get("auc_ci_bootstrap", [None, None])
         rows.append({"name": MARKER_NAMES[m], "n": s.get("n", 0), "n_pos": s.get("n_pos", 0),
-                     "auc": f"{_f(s.get('auc'))} [{_f(d_lo)}, {_f(d_hi)}]", "boot": f"[{_f(b_lo)}, {_f(b_hi)}]",
-                     "bayes": _f(bayes.get(m)), "bayes_cohort": _f(observed.get(m))})
+                     "auc": f"{fmt(s.get('auc'))} [{fmt(d_lo)}, {fmt(d_hi)}]", "boot": f"[{fmt(b_lo)}, {fmt(b_hi)}]",
+                     "bayes": fmt(bayes.get(m)), "bayes_cohort": fmt(observed.get(m))})
     return rows
 
 
@@ -127,7 +123,8 @@ def _headline(summary: Mapping[str, Any]) -> str:
              ("lesion-wise (BraTS 2025 rule)", (summary.get("segmentation_brats2025") or {}).get("mean_lesion_dice")))
     for name, s in stats:
         if s:
-            parts.append(f"{name}: {_f(s['mean'])} [{_f(s['lo'])}, {_f(s['hi'])}] (95% bootstrap CI, {s['n']} cases)")
+            parts.append(f"{name}: {fmt(s['mean'])} [{fmt(s['lo'])}, {fmt(s['hi'])}] "
+                         f"(95% bootstrap CI, {s['n']} cases)")
     return "; ".join(parts) + ("." if parts else "")
 
 

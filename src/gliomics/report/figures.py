@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import io
 from collections.abc import Mapping
+from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -48,6 +49,13 @@ def to_data_uri(fig: Figure) -> str:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight", facecolor="white")
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def save_png(fig: Figure, path: Path | str, dpi: int = 120) -> Path:
+    """Write the figure as a PNG file (for folders of results rather than an HTML page)."""
+    path = Path(path)
+    fig.savefig(path, format="png", dpi=dpi, bbox_inches="tight", facecolor="white")
+    return path
 
 
 def tumour_centre(seg: np.ndarray | None, shape: tuple[int, ...]) -> tuple[int, ...]:

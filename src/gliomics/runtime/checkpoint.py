@@ -7,9 +7,7 @@ RNG states as tensors/lists), so nothing needs unpickling beyond what ``weights_
 from __future__ import annotations
 
 import os
-import pickle
 import random
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +16,7 @@ import torch
 
 from gliomics.errors import CheckpointError
 from gliomics.io.atomic import atomic_path
+from gliomics.io.torch_files import load_torch_file
 
 BEST = "best.pt"
 LAST = "last.pt"
@@ -53,19 +52,7 @@ def save_checkpoint(state: dict[str, Any], path: Path | str) -> Path:
 
 def load_checkpoint(path: Path | str, *, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Load a checkpoint safely; a corrupt file or one that carries pickled objects is refused."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: checkpoint not found")
-    if not zipfile.is_zipfile(path):  # torch.save writes a zip archive; anything else is damaged or foreign
-        raise CheckpointError(f"{path}: corrupt or truncated checkpoint (not a torch zip archive)")
-    try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as exc:
-        first = (str(exc).splitlines() or [""])[0][:160]
-        raise CheckpointError(f"{path}: refused to load: the checkpoint carries pickled objects, which could run "
-                              f"code ({first})") from exc
-    except Exception as exc:  # garbage bytes surface as KeyError, IndexError, struct.error... depending on content
-        raise CheckpointError(f"{path}: corrupt or truncated checkpoint ({type(exc).__name__})") from exc
+    state = load_torch_file(path, what="checkpoint", map_location=map_location)
     if not isinstance(state, dict) or "model" not in state or "config" not in state:
         raise CheckpointError(f"{path}: not a gliomics checkpoint (expected keys 'model' and 'config')")
     return state

@@ -6,7 +6,6 @@ Everything is written into a temporary folder that replaces ``out`` only when th
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 import math
@@ -18,13 +17,14 @@ from typing import Any
 import numpy as np
 
 from gliomics.constants import MARKER_NAMES
+from gliomics.data.splits import SPLIT_NAMES, load_splits, save_splits, stratified_holdout
 from gliomics.errors import ConfigError, InputError
+from gliomics.io.delimited import write_rows
 from gliomics.io.output_folder import check_output_folder, staged_folder
 from gliomics.provenance import versions
-from gliomics.runtime.hardware import usable_cores
+from gliomics.runtime.hardware import configure_cpu
 from gliomics.slices.settings import BenchmarkSettings
 from gliomics.slices.slice_set import SliceSet, collect_slices
-from gliomics.slices.split import average_by_patient, patient_split
 from gliomics.slices.tables import baseline_markdown, baseline_table, performance_markdown, performance_row
 
 logger = logging.getLogger(__name__)
@@ -34,7 +34,7 @@ __all__ = ["OUTPUT_FILES", "run_benchmark"]
 #: Files every benchmark folder holds.
 OUTPUT_FILES: tuple[str, ...] = (
     "table1_baseline.csv", "table2_performance.csv", "predictions.csv", "split.csv", "training_history.csv",
-    "roc_curves.png", "confusion_matrices.png", "results.json", "summary.md",
+    "splits.json", "roc_curves.png", "confusion_matrices.png", "results.json", "summary.md",
 )
 
 
@@ -63,14 +63,7 @@ def _flat(row: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _write_csv(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:
-    rows = [_flat(r) for r in rows]
-    fields: list[str] = []
-    for row in rows:
-        fields += [k for k in row if k not in fields]
-    with path.open("w", newline="", encoding="utf-8") as fh:
-        writer = csv.DictWriter(fh, fieldnames=fields, restval="")
-        writer.writeheader()
-        writer.writerows(rows)
+    write_rows(path, [_flat(r) for r in rows])
 
 
 def _check_weights(weights: Mapping[str, Path] | None, settings: BenchmarkSettings) -> dict[str, Path]:
@@ -88,7 +81,9 @@ def _check_weights(weights: Mapping[str, Path] | None, settings: BenchmarkSettin
     return out
 
 
-def _split(slice_set: SliceSet, settings: BenchmarkSettings) -> dict[str, list[str]]:
+def _split(slice_set: SliceSet, settings: BenchmarkSettings, splits: Path | None = None) -> dict[str, list[str]]:
+    """Patients for training (``fit``), early stopping (``val``) and test, and ``train`` = fit + val: drawn with
+    :func:`~gliomics.data.splits.stratified_holdout` (stratified by the marker), or taken from a ``splits.json``."""
     patients = list(slice_set.patients)
     labels = [slice_set.patients[p].label for p in patients]
     n_pos = sum(labels)
@@ -97,20 +92,36 @@ def _split(slice_set: SliceSet, settings: BenchmarkSettings) -> dict[str, list[s
         missing = "altered (1)" if n_pos == 0 else "not altered (0)"
         raise InputError(f"no patient with {marker} {missing} among the {len(labels)} usable patients; "
                          "the benchmark needs both classes")
-    train, test = patient_split(patients, labels, settings.test_fraction, settings.seed, "test")
+    if splits is not None:
+        return _split_from_file(slice_set, Path(splits), marker)
+    train, test = stratified_holdout(patients, labels, settings.test_fraction, settings.seed, "test")
     train_labels = [slice_set.patients[p].label for p in train]
-    fit, val = patient_split(train, train_labels, settings.val_fraction, settings.seed + 1, "validation")
+    fit, val = stratified_holdout(train, train_labels, settings.val_fraction, settings.seed + 1, "validation")
     return {"train": train, "fit": fit, "val": val, "test": test}
 
 
-def _threads(device, threads: int | None) -> None:
-    """CPU threads for torch: all allowed cores unless ``threads`` is given. On a machine shared with other busy
-    processes, fewer threads than cores can be much faster, because torch's threads wait for each other."""
-    import torch
-
-    if device.type == "cpu":
-        cores = usable_cores()
-        torch.set_num_threads(max(1, threads or cores))
+def _split_from_file(slice_set: SliceSet, path: Path, marker: str) -> dict[str, list[str]]:
+    """The patients of a ``splits.json`` (a training run's, or another benchmark's): its train, val and test cases
+    give the training, early-stopping and test patients, so that both models are tested on the same patients."""
+    roles = load_splits(path)
+    part = {case: name for name in SPLIT_NAMES for case in roles[name]}
+    out: dict[str, list[str]] = {"train": [], "val": [], "test": []}
+    for patient, info in slice_set.patients.items():
+        names = {part.get(case) for case in info.cases}
+        if None in names:
+            case = next(c for c in info.cases if c not in part)
+            raise InputError(f"{path}: case {case} of the cohort is in none of its splits")
+        if len(names) > 1:
+            raise InputError(f"{path}: the cases of patient {patient} are in more than one split")
+        out[names.pop()].append(patient)
+    for name, what in (("train", "training"), ("val", "validation"), ("test", "test")):
+        classes = {slice_set.patients[p].label for p in out[name]}
+        if classes != {0, 1} and (name != "val" or not classes):
+            raise InputError(f"{path}: its {what} cases hold {len(out[name])} usable patient(s) of "
+                             f"{'one class' if classes else 'no class'} of {marker}; "
+                             f"the benchmark needs {'both classes' if name != 'val' else 'at least one patient'}")
+    return {"train": sorted(out["train"] + out["val"]), "fit": sorted(out["train"]), "val": sorted(out["val"]),
+            "test": sorted(out["test"])}
 
 
 def _summary_markdown(results: dict, titles: dict[str, str]) -> str:
@@ -153,7 +164,8 @@ def _summary_markdown(results: dict, titles: dict[str, str]) -> str:
 
 def run_benchmark(data: Path | str, out: Path | str, settings: BenchmarkSettings, *,
                   markers: Path | str | None = None, voi_masks: Path | str | None = None, layout: str = "auto",
-                  weights: Mapping[str, Path] | None = None, device: str = "auto", overwrite: bool = False,
+                  splits: Path | str | None = None, weights: Mapping[str, Path] | None = None,
+                  device: str = "auto", overwrite: bool = False,
                   save_models: bool = False, threads: int | None = None, progress: bool = True) -> dict[str, Any]:
     """Run the benchmark and write the folder ``out`` (see :data:`OUTPUT_FILES`).
 
@@ -164,6 +176,8 @@ def run_benchmark(data: Path | str, out: Path | str, settings: BenchmarkSettings
         markers: Markers CSV (``DATA/markers.csv`` when None).
         voi_masks: Folder of VOI masks ``<case_id>.nii.gz``; the segmentation labels when None.
         layout: Layout of ``data``.
+        splits: A ``splits.json`` (a training run's) whose train, val and test cases give the training,
+            early-stopping and test patients; drawn from ``settings`` (seed, fractions) when None.
         weights: Backbone → local initial weights.
         device: ``auto``, ``cpu`` or ``cuda``.
         overwrite: Replace an existing non-empty ``out``.
@@ -177,18 +191,20 @@ def run_benchmark(data: Path | str, out: Path | str, settings: BenchmarkSettings
     import torch
 
     from gliomics.models.slice2d import BACKBONES
+    from gliomics.report.cohort_figures import confusion_comparison_figure, roc_comparison_figure
+    from gliomics.report.figures import save_png
     from gliomics.runtime.hardware import resolve_device
-    from gliomics.slices.figures import confusion_figure, roc_figure
-    from gliomics.slices.training import predict_probabilities, train_backbone
+    from gliomics.slices.training import average_by_patient, predict_probabilities, train_backbone
 
     start = time.monotonic()
     out = check_output_folder(out, overwrite)
     dev = resolve_device(device)
-    _threads(dev, threads)
+    if dev.type == "cpu":  # all allowed cores unless `threads` says fewer (a busy machine can be faster so)
+        configure_cpu(threads)
     weights = _check_weights(weights, settings)
     slice_set = collect_slices(data, settings, markers=markers, voi_masks=voi_masks, layout=layout,
                                progress=progress)
-    split = _split(slice_set, settings)
+    split = _split(slice_set, settings, splits)
     patients, labels = slice_set.slice_patients, slice_set.labels
     index_of = {name: np.flatnonzero(np.isin(patients, split[name])) for name in ("fit", "val", "test")}
     logger.info("split: %d fit, %d validation, %d test patients", *(len(split[n]) for n in ("fit", "val", "test")))
@@ -236,6 +252,7 @@ def run_benchmark(data: Path | str, out: Path | str, settings: BenchmarkSettings
                        "patients_altered": int(sum(p.label for p in slice_set.patients.values())),
                        "skipped": slice_set.skipped},
             "split": {name: split[name] for name in ("train", "fit", "val", "test")},
+            "split_source": str(splits) if splits is not None else "drawn",
             "table1": table1,
             "table2": table2,
             "training": training,
@@ -246,10 +263,11 @@ def run_benchmark(data: Path | str, out: Path | str, settings: BenchmarkSettings
             "seconds": round(time.monotonic() - start, 1),
         })
         _write_outputs(tmp, results, titles, slice_set)
-        roc_figure({titles[k]: (y_test, probs[k]) for k in settings.backbones}, tmp / "roc_curves.png",
-                   title=f"{MARKER_NAMES.get(settings.marker, settings.marker)}: test patients")
+        save_png(roc_comparison_figure({titles[k]: (y_test, probs[k]) for k in settings.backbones},
+                                       f"{MARKER_NAMES.get(settings.marker, settings.marker)}: test patients"),
+                 tmp / "roc_curves.png")
         calls = {titles[k]: (y_test, (probs[k] >= settings.threshold).astype(int)) for k in settings.backbones}
-        confusion_figure(calls, tmp / "confusion_matrices.png")
+        save_png(confusion_comparison_figure(calls), tmp / "confusion_matrices.png")
     return results
 
 
@@ -271,6 +289,11 @@ def _write_outputs(folder: Path, results: dict, titles: dict[str, str], slice_se
     history = [{"backbone": k, "trial": t["trial"], **h} for k, tr in results["training"].items()
                for t in tr["trials"] for h in t["history"]]
     _write_csv(folder / "training_history.csv", history)
+    # the same file as a training run's: `--splits` of another benchmark reads it back
+    cases = {name: sorted(c for p in results["split"][role] for c in slice_set.patients[p].cases)
+             for name, role in (("train", "fit"), ("val", "val"), ("test", "test"))}
+    save_splits(cases, folder / "splits.json", marker=results["settings"]["marker"], seed=results["settings"]["seed"],
+                source=results["split_source"])
     (folder / "results.json").write_text(json.dumps({**results, "versions": versions()}, indent=2,
                                                   ensure_ascii=False))
     (folder / "summary.md").write_text(_summary_markdown(results, titles), encoding="utf-8")

@@ -1,15 +1,19 @@
-"""Settings of the TERT slice benchmark (pydantic) and its two presets, ``paper`` and ``cpu``."""
+"""Settings of the TERT slice benchmark (pydantic) and its presets, ``configs/slices/{paper,cpu}.yaml``."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from gliomics.config import PRESET_DIR as RUN_PRESET_DIR
+from gliomics.config import available_presets as available_in
+from gliomics.config import config_error, read_preset
 from gliomics.constants import MARKERS
 from gliomics.errors import ConfigError
 
-__all__ = ["PRESETS", "BenchmarkSettings", "SliceSettings", "make_settings"]
+__all__ = ["PRESET_DIR", "BenchmarkSettings", "SliceSettings", "available_presets", "make_settings"]
 
 
 class SliceSettings(BaseModel):
@@ -105,27 +109,30 @@ class BenchmarkSettings(SliceSettings):
             raise ValueError(str(exc)) from None
 
 
-#: ``paper``: the paper's sizes (224×224, Adam 1e-3), for a GPU. ``cpu``: sized by us so that the five backbones
-#: train on 2 CPU cores in about 20 minutes on a 100-patient cohort (64×64 slices, 3 per case, ≤ 3 min each).
-PRESETS: dict[str, dict[str, Any]] = {
-    "paper": {},
-    "cpu": dict(size=64, k=3, epochs=50, minutes=3.0, batch_size=16, patience=10, plateau_patience=4),
-}
+#: The benchmark's presets: ``paper`` (the paper's sizes, for a GPU) and ``cpu`` (sized for 2 CPU cores), YAML files
+#: read like the run presets (``inherits_from``, unknown keys refused).
+PRESET_DIR = RUN_PRESET_DIR / "slices"
 
 
-def make_settings(preset: str = "paper", **overrides: Any) -> BenchmarkSettings:
-    """Settings of a preset with ``overrides`` applied (None values are ignored).
+def available_presets() -> list[str]:
+    """Names of the benchmark's shipped presets."""
+    return available_in(PRESET_DIR)
+
+
+def make_settings(preset: str | Path = "paper", **overrides: Any) -> BenchmarkSettings:
+    """Settings of a preset (a name of :data:`PRESET_DIR` or a YAML file) with ``overrides`` applied (None values
+    are ignored).
 
     Raises:
-        ConfigError: Unknown preset, unknown key or invalid value.
+        ConfigError: Unknown preset, unreadable file, unknown key or invalid value, naming the file or the setting.
     """
-    if preset not in PRESETS:
-        raise ConfigError(f"unknown preset {preset!r}; expected one of {', '.join(PRESETS)}")
-    values = {**PRESETS[preset], **{k: v for k, v in overrides.items() if v is not None}}
+    path, values = read_preset(preset, PRESET_DIR)
+    values.pop("description", None)
     try:
-        return BenchmarkSettings(**values)
+        BenchmarkSettings(**values)
     except ValidationError as err:
-        first = err.errors()[0]
-        key = ".".join(str(p) for p in first["loc"]) or "settings"
-        msg = "unknown setting" if first["type"] == "extra_forbidden" else first["msg"].removeprefix("Value error, ")
-        raise ConfigError(f"{key}: {msg}") from err
+        raise config_error(err, str(path)) from err
+    try:
+        return BenchmarkSettings(**{**values, **{k: v for k, v in overrides.items() if v is not None}})
+    except ValidationError as err:
+        raise config_error(err, "settings") from err

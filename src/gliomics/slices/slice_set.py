@@ -8,7 +8,6 @@ unknown, that have no segmentation or mask, or whose VOI is empty are skipped, e
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 from collections import Counter
@@ -19,6 +18,7 @@ import numpy as np
 
 from gliomics.constants import REFERENCE_SEQUENCE, SEQUENCES
 from gliomics.errors import InputError
+from gliomics.io.delimited import write_rows
 from gliomics.provenance import versions
 from gliomics.slices.extraction import axial_spacing, axial_stack, crop_box, roi_box, select_slices
 from gliomics.slices.preprocessing import denoise_slice, finish_slice
@@ -252,10 +252,7 @@ def write_slices(slice_set: SliceSet, out: Path, *, fmt: str = "npy") -> dict:
             imsave(out / name, np.round(image * 65535.0).astype(np.uint16), check_contrast=False)
         rows.append({"patient": record.patient, "slice": name, "label": record.label, "case_id": record.case_id,
                      "z": record.z, "rank": record.rank, "area": record.area})
-    with (out / INDEX_FILE).open("w", newline="", encoding="utf-8") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    write_rows(out / INDEX_FILE, rows)
     labels = [p.label for p in slice_set.patients.values()]
     summary = {
         "marker": slice_set.settings.marker,

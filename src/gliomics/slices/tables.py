@@ -17,11 +17,12 @@ from scipy import stats
 
 from gliomics.constants import MARKER_NAMES
 from gliomics.evaluation.auc import auc_ci_bootstrap, auc_ci_delong
+from gliomics.evaluation.bootstrap import f1_ci_bootstrap
 from gliomics.evaluation.classification import binary_metrics, wilson_ci
+from gliomics.evaluation.tables import fmt, fmt_p
 from gliomics.slices.slice_set import PatientInfo
 
-__all__ = ["AGE_CUTOFF", "baseline_table", "baseline_markdown", "count_test", "f1_ci_bootstrap", "performance_row",
-           "performance_markdown"]
+__all__ = ["AGE_CUTOFF", "baseline_table", "baseline_markdown", "count_test", "performance_row", "performance_markdown"]
 
 #: Age split of Table 1, as in the paper: > 60 against ≤ 60 years.
 AGE_CUTOFF = 60.0
@@ -110,24 +111,6 @@ def baseline_table(train: Sequence[PatientInfo], test: Sequence[PatientInfo], ma
     return rows
 
 
-def f1_ci_bootstrap(y: Sequence[int], pred: Sequence[int], n_boot: int = 2000, alpha: float = 0.05,
-                    seed: int = 0) -> tuple[float, float]:
-    """Percentile bootstrap CI of the F1 score over patients (resamples where F1 is undefined are left out)."""
-    y, pred = np.asarray(y, dtype=np.int64), np.asarray(pred, dtype=np.int64)
-    if y.size == 0:
-        return math.nan, math.nan
-    idx = np.random.default_rng(seed).integers(0, y.size, size=(n_boot, y.size))
-    yy, pp = y[idx], pred[idx]
-    tp = ((yy == 1) & (pp == 1)).sum(axis=1)
-    wrong = (yy != pp).sum(axis=1)
-    den = 2 * tp + wrong
-    f1 = np.where(den > 0, 2 * tp / np.maximum(den, 1), np.nan)
-    if np.isnan(f1).all():
-        return math.nan, math.nan
-    lo, hi = np.nanquantile(f1, [alpha / 2, 1 - alpha / 2])
-    return float(lo), float(hi)
-
-
 def performance_row(y: Sequence[int], p: Sequence[float], *, threshold: float = 0.5, n_boot: int = 2000,
                     seed: int = 0) -> dict[str, Any]:
     """Table 2 entries of one backbone from patient labels and patient probabilities.
@@ -152,18 +135,6 @@ def performance_row(y: Sequence[int], p: Sequence[float], *, threshold: float = 
     }
 
 
-def _f(value: float | None, digits: int = 3) -> str:
-    return "–" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
-
-
-def _p(value: float | None) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, float) and math.isnan(value):
-        return "–"
-    return "< 0.001" if value < 0.001 else f"{value:.3f}"
-
-
 def baseline_markdown(rows: Sequence[dict[str, Any]]) -> str:
     """Table 1 as markdown: n (%) per set, mean ± SD for age, and the p-value with its test."""
     train_n = rows[0]["train_n"]
@@ -172,10 +143,10 @@ def baseline_markdown(rows: Sequence[dict[str, Any]]) -> str:
              "|---|---|---|---|---|---|"]
     for r in rows[1:]:
         if "train_mean" in r:
-            cells = [f"{_f(r[f'{s}_mean'], 2)} ± {_f(r[f'{s}_sd'], 2)}" for s in ("train", "test")]
+            cells = [f"{fmt(r[f'{s}_mean'], 2)} ± {fmt(r[f'{s}_sd'], 2)}" for s in ("train", "test")]
         else:
-            cells = [f"{r[f'{s}_n']} ({_f(r[f'{s}_pct'], 1)} %)" for s in ("train", "test")]
-        lines.append(f"| {r['characteristic']} | {r['group']} | {cells[0]} | {cells[1]} | {_p(r['p_value'])} | "
+            cells = [f"{r[f'{s}_n']} ({fmt(r[f'{s}_pct'], 1)} %)" for s in ("train", "test")]
+        lines.append(f"| {r['characteristic']} | {r['group']} | {cells[0]} | {cells[1]} | {fmt_p(r['p_value'])} | "
                      f"{r['test']} |")
     return "\n".join(lines) + "\n"
 
@@ -186,7 +157,7 @@ def performance_markdown(rows: dict[str, dict[str, Any]], titles: dict[str, str]
 
     def cell(r: dict, key: str) -> str:
         lo, hi = r[f"{key}_ci"]
-        return f"{_f(r[key])} [{_f(lo)}, {_f(hi)}]"
+        return f"{fmt(r[key])} [{fmt(lo)}, {fmt(hi)}]"
 
     lines = ["| model | accuracy | recall | F1 | precision | AUC [DeLong 95% CI] |", "|---|---|---|---|---|---|"]
     for key, r in rows.items():

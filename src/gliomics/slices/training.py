@@ -23,11 +23,11 @@ from torch.utils.data import DataLoader, Dataset
 from gliomics.models.slice2d import create_slice_model
 from gliomics.slices.augment import train_augmentation
 from gliomics.slices.settings import BenchmarkSettings
-from gliomics.slices.split import average_by_patient
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["TrialResult", "class_weights", "predict_probabilities", "search_space", "train_backbone", "train_trial"]
+__all__ = ["TrialResult", "average_by_patient", "class_weights", "predict_probabilities", "search_space",
+           "train_backbone", "train_trial"]
 
 #: Ranges of the random search: log-uniform learning rate and weight decay, uniform edge weight.
 SEARCH_LR = (1e-4, 3e-3)
@@ -75,6 +75,17 @@ def class_weights(labels: Sequence[int]) -> torch.Tensor:
     if (counts == 0).any():
         raise ValueError(f"both classes are needed to weight the loss, got counts {counts.tolist()}")
     return torch.tensor(labels.size / (2.0 * counts), dtype=torch.float32)
+
+
+def average_by_patient(patients: Sequence[str], probabilities: Sequence[float]) -> dict[str, float]:
+    """Mean slice probability of every patient, in order of first appearance (a patient's probability)."""
+    probabilities = np.asarray(probabilities, dtype=np.float64)
+    if len(patients) != probabilities.size:
+        raise ValueError(f"{len(patients)} patient ids but {probabilities.size} probabilities")
+    sums: dict[str, list[float]] = {}
+    for patient, p in zip(patients, probabilities):
+        sums.setdefault(str(patient), []).append(float(p))
+    return {patient: float(np.mean(values)) for patient, values in sums.items()}
 
 
 def _probabilities(logits: torch.Tensor) -> torch.Tensor:

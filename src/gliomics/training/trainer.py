@@ -9,7 +9,6 @@ import logging
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +39,7 @@ from gliomics.runtime.hardware import (
 )
 from gliomics.training.data import data_sources, make_dataset, make_loader, marker_pos_weight, prepare_data
 from gliomics.training.metrics_log import MetricsLog
+from gliomics.training.state import TrainState, budget
 
 logger = logging.getLogger(__name__)
 CONFIG_FILE = "config.yaml"
@@ -49,49 +49,6 @@ BEST_KEYS: tuple[str, ...] = ("model", "config", "epoch", "best_score", "thresho
 def _scalars(metrics: dict[str, Any]) -> dict[str, Any]:
     """The scalar entries of a validation summary (its thresholds and minimum volumes go to the checkpoint)."""
     return {k: v for k, v in metrics.items() if not isinstance(v, dict)}
-
-
-def _budget(cfg: RunConfig, epochs: int | None, steps: int | None, minutes: float | None,
-            steps_per_epoch: int) -> tuple[int, int | None, float | None]:
-    """The run's length: ``(epochs, steps, minutes)``.
-
-    A budget in optimizer steps (``steps``, else ``train.steps``) sets the epochs to as many as hold that many steps
-    (the last may be partial); otherwise the epochs are ``epochs``, else ``train.epochs``. A time budget
-    (``minutes``, else ``train.minutes``) may end the run sooner; it is a property of the machine, the others are not.
-    """
-    m = minutes if minutes is not None else cfg.train.minutes
-    n_steps = steps if steps is not None else cfg.train.steps
-    if n_steps is not None:
-        return max(1, math.ceil(n_steps / steps_per_epoch)), int(n_steps), m
-    return epochs if epochs is not None else cfg.train.epochs, None, m
-
-
-@dataclass
-class TrainState:
-    """What changes from epoch to epoch and what ``last.pt`` carries over to a resumed run."""
-
-    total_epochs: int
-    total_steps: int | None
-    epoch: int = -1  # the last epoch run
-    global_step: int = 0
-    best_score: float = -math.inf
-    best_epoch: int = -1
-    stale: int = 0  # validations since the best
-    elapsed_before: float = 0.0  # seconds spent by the runs this one resumes
-    thresholds: dict[str, float] = field(default_factory=dict)
-    min_label_mm3: dict[str, float] = field(default_factory=dict)
-    min_component_mm3: dict[str, float] = field(default_factory=dict)
-    calibration: dict[str, Any] = field(default_factory=dict)
-    val_metrics: dict[str, Any] = field(default_factory=dict)
-    stop_reason: str = "epochs"
-    epoch_times: list[float] = field(default_factory=list)
-
-    def select(self, epoch: int, score: float, metrics: dict[str, Any]) -> None:
-        """Make ``epoch`` the best one, with the thresholds, minimum volumes and calibration of ``metrics``."""
-        self.best_score, self.best_epoch, self.stale = score, epoch, 0
-        self.thresholds, self.min_label_mm3 = metrics.get("thresholds", {}), metrics.get("min_label_mm3", {})
-        self.min_component_mm3 = metrics.get("min_component_mm3", {})
-        self.calibration = metrics.get("calibration", {})
 
 
 class Trainer:
@@ -208,7 +165,7 @@ class Trainer:
                                            weight_decay=cfg.train.weight_decay)
         self.steps_per_epoch = max(1, len(self.loader))
         epochs, steps, minutes = self.budget_args
-        self.budget_epochs, total_steps, budget_min = _budget(cfg, epochs, steps, minutes, self.steps_per_epoch)
+        self.budget_epochs, total_steps, budget_min = budget(cfg, epochs, steps, minutes, self.steps_per_epoch)
         total_epochs = self.budget_epochs
         # on resume the saved length holds unless --epochs or --steps asks for another
         if self.saved is not None and epochs is None and steps is None:
