@@ -25,8 +25,9 @@ import SimpleITK as sitk
 from gliomics.constants import SEQUENCES
 from gliomics.io import discover_cases
 from gliomics.io.cases import Case
+from gliomics.io.sitk_images import read_image
 from gliomics.preprocess import PreprocessSettings, RegistrationSettings, preprocess_case
-from gliomics.preprocess.geometry import Grid, read_image, resample
+from gliomics.preprocess.geometry import Grid, resample
 from gliomics.preprocess.native import read_geometry
 from gliomics.preprocess.registration import affine_from_matrix, transform_error_mm
 

@@ -13,7 +13,10 @@ same kind of tumours. The tumour features (:mod:`gliomics.inference.tumour_featu
 is taken on the unseen sites of ``bench_recipe.py``'s panel (G of seed 2, G of seed 4, H of seed 7 at 2 mm).
 A fourth row pools the three 96-case, 6-site cohorts (288 cases over 18 sites: the three seeds' sites differ).
 
-Prints a markdown table: mean ± sd and the minimum of each marker's AUC over the (seed, site) pairs.
+Prints a markdown table: mean ± sd and the minimum of each marker's AUC over the (seed, site) pairs; then, per
+site, the IDH AUC of the spec's Bayes posterior and of the posterior with necrosis unseen on the post-operative cases
+(:func:`gliomics.phantom.latents.bayes_posterior` with ``unobserved``): what an image model could reach at most if the
+resection leaves nothing of the necrosis to see.
 """
 
 from __future__ import annotations
@@ -81,6 +84,15 @@ def main(argv: list[str] | None = None) -> int:
                     aucs[m].append(_auc(te["y"][:, k], np.array([p[m] for p in probs])))
         cells = [f"{np.mean(v):.3f} ± {np.std(v, ddof=1):.3f} ({np.min(v):.3f})" for v in aucs.values()]
         print(f"| {label} | {len(fits)} × {len(test)} sites | " + " | ".join(cells) + " |", flush=True)
+    # what an image model could reach at most if necrosis cannot be seen once resected: the Bayes posterior of IDH
+    # with necrosis left out on the post-operative cases
+    bound = {name: _auc(te["y"][:, 0], np.where(te["postop"] == 1, te["bayes_idh_no_necrosis"], te["bayes_idh"]))
+             for name, te in test.items()}
+    spec = {name: _auc(te["y"][:, 0], te["bayes_idh"]) for name, te in test.items()}
+    print("\nIDH Bayes posterior per site, the spec's / with necrosis unseen after resection: "
+          + ", ".join(f"{n} {spec[n]:.3f} / {bound[n]:.3f}" for n in test)
+          + f"; mean {np.mean(list(spec.values())):.3f} / {np.mean(list(bound.values())):.3f} "
+          f"± {np.std(list(bound.values()), ddof=1):.3f}")
     return 0
 
 

@@ -9,7 +9,8 @@ import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage
 
-from gliomics.preprocess.geometry import Grid, centred_grid, image_from_array, resample
+from gliomics.io.sitk_images import image_from_array
+from gliomics.preprocess.geometry import Grid, centred_grid, resample
 
 ATLAS_SHAPE = (40, 44, 36)
 ATLAS_SPACING = 2.0

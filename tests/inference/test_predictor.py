@@ -192,6 +192,46 @@ def test_components_below_the_runs_minimum_are_relabelled(tiny_phantom, tiny_run
     assert not (out == 3).any() and np.array_equal(out[seg != 3], seg[seg != 3])
 
 
+def _drawn_segmentation(predictor: Predictor) -> Predictor:
+    """Make the loaded network segment a fixed drawing in its input grid: oedema in the middle, a cavity against it,
+    and a second cavity apart from it."""
+    forward = predictor.model.forward
+
+    def drawn(x, present=None):
+        out = forward(x, present)
+        logits = torch.zeros(x.shape[0], 5, *x.shape[2:])
+        logits[:, 0] = 1.0
+        c = [s // 2 for s in x.shape[2:]]
+        logits[:, 2, c[0] - 3:c[0] + 3, c[1] - 3:c[1] + 3, c[2] - 3:c[2] + 3] = 5.0
+        logits[:, 4, c[0] + 3:c[0] + 6, c[1] - 2:c[1] + 2, c[2] - 2:c[2] + 2] = 5.0
+        logits[:, 4, c[0] - 12:c[0] - 8, c[1] - 12:c[1] - 8, c[2] - 2:c[2] + 2] = 5.0
+        return {**out, "seg": logits}
+
+    predictor.model.forward = drawn
+    predictor.config.inference.whole_volume_factor = 1e6  # one pass over the whole volume: one drawing
+    return predictor
+
+
+def test_cavities_apart_from_the_tumour_are_relabelled(tiny_phantom, tiny_run, tmp_path):
+    case = discover_cases(tiny_phantom)[0]
+    kept = _drawn_segmentation(Predictor("cpu", label_minimums=False, component_minimums=False,
+                                         detached_cavities=False).load(tiny_run))
+    assert "postprocessing" not in kept.predict_case(case, tmp_path / "kept").record
+    seg = np.asarray(nib.load(tmp_path / "kept" / f"{case.case_id}_seg.nii.gz").dataobj)
+
+    rule = _drawn_segmentation(Predictor("cpu", label_minimums=False, component_minimums=False).load(tiny_run))
+    record = rule.predict_case(case, tmp_path / "rule").record
+    assert record["postprocessing"]["detached_cavities_relabelled"] == 1
+    out = np.asarray(nib.load(tmp_path / "rule" / f"{case.case_id}_seg.nii.gz").dataobj)
+    assert 0 < (out == 4).sum() < (seg == 4).sum() and np.array_equal(out[seg != 4], seg[seg != 4])
+    assert not np.isin(out[seg == 4], (1, 2, 3)).any() and (out == 2).sum() == (seg == 2).sum()
+
+    result = runner.invoke(app, ["predict", "-i", str(case.images["t1c"].parent), "-o", str(tmp_path / "cli"), "-m",
+                                 str(tiny_run), "--device", "cpu", "--no-progress", "--keep-detached-cavities"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "cli" / f"{case.case_id}.json").is_file()
+
+
 def test_sequences_option_takes_aliases_and_refuses_unknown_names(tiny_phantom, tiny_run, tmp_path):
     src = _first_case(tiny_phantom)
     out = tmp_path / "pred"

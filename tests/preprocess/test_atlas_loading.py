@@ -9,8 +9,8 @@ import SimpleITK as sitk
 
 from gliomics.errors import InputError
 from gliomics.io import discover_cases
+from gliomics.io.sitk_images import image_from_array
 from gliomics.preprocess import PreprocessSettings, load_atlas, preprocess_case
-from gliomics.preprocess.geometry import image_from_array
 from preprocess_testing import ATLAS_AFFINE, atlas_arrays
 
 

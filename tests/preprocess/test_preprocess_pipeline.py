@@ -10,8 +10,9 @@ import pytest
 import SimpleITK as sitk
 
 from gliomics.io import discover_cases
+from gliomics.io.sitk_images import image_from_array, read_image
 from gliomics.preprocess import PreprocessSettings, RegistrationSettings, preprocess_case, seg_to_native
-from gliomics.preprocess.geometry import Grid, image_from_array, read_image, resample
+from gliomics.preprocess.geometry import Grid, resample
 from gliomics.preprocess.registration import affine_from_matrix, affine_matrix, transform_error_mm
 from preprocess_testing import ATLAS_AFFINE, ATLAS_SHAPE, ATLAS_SPACING, write_raw_case
 

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from gliomics.preprocess.geometry import Grid, image_from_array, resample
+from gliomics.io.sitk_images import image_from_array
+from gliomics.preprocess.geometry import Grid, resample
 from gliomics.preprocess.registration import (
     RegistrationError,
     RegistrationSettings,

@@ -31,6 +31,9 @@ def predict(
     no_component_minimums: bool = typer.Option(False, "--no-component-minimums", help="Keep every component of a "
                                                "tumour label, even those below the minimum component volume fitted "
                                                "on the run's validation cases."),
+    keep_detached_cavities: bool = typer.Option(False, "--keep-detached-cavities", help="Keep resection-cavity "
+                                                "components that touch no tumour label (by default they go to the "
+                                                "next most probable label: CSF taken for a cavity)."),
     no_marker_readout: bool = typer.Option(False, "--no-marker-readout", help="Take the marker probabilities from "
                                            "the network's heads even where the run has a marker readout (fitted on "
                                            "its training split's tumour features)."),
@@ -72,7 +75,8 @@ def predict(
     predictor = Predictor(device, tta=tta, overlap=overlap, save_probabilities=save_probabilities,
                           save_uncertainty=save_uncertainty, sequences=seqs,
                           label_minimums=not no_label_minimums, component_minimums=not no_component_minimums,
-                          marker_readout=not no_marker_readout, who_band=who_band, precision=precision,
+                          detached_cavities=not keep_detached_cavities, marker_readout=not no_marker_readout,
+                          who_band=who_band, precision=precision,
                           threads=rank_threads(info), engine=engine)
     predictor.load(model)
     if no_calibration:

@@ -32,7 +32,12 @@ from gliomics.inference.engine import (
     single_pass,
 )
 from gliomics.inference.marker_readout import MarkerReadout, replace_head_markers
-from gliomics.inference.postprocess import relabel_small_components, remove_small_components, suppress_small_labels
+from gliomics.inference.postprocess import (
+    relabel_detached_cavities,
+    relabel_small_components,
+    remove_small_components,
+    suppress_small_labels,
+)
 from gliomics.inference.prediction import Prediction, export_prediction
 from gliomics.inference.uncertainty import case_uncertainty, entropy_map, review_reason
 from gliomics.inference.who import DEFAULT_BAND, who_cns5_suggestion
@@ -66,6 +71,9 @@ class Predictor:
         component_minimums: Give each component of a tumour label smaller than the run's minimum component volume
             for it (fitted on its validation cases, :func:`~gliomics.inference.postprocess.fit_min_component_volumes`)
             to the next most probable label.
+        detached_cavities: Give each resection-cavity component that touches no tumour label to the next most
+            probable label, in a case that has a tumour
+            (:func:`~gliomics.inference.postprocess.relabel_detached_cavities`).
         marker_readout: Where the run has a marker readout (:mod:`~gliomics.inference.marker_readout`, fitted on
             its training split), its marker probabilities replace the network heads'.
         who_band: Indeterminate band of the WHO CNS5 suggestion in the JSON (:mod:`gliomics.inference.who`).
@@ -84,7 +92,7 @@ class Predictor:
                  save_probabilities: bool = False, save_uncertainty: bool = False,
                  sequences: list[str] | None = None,
                  min_component_mm3: float = 50.0, label_minimums: bool = True, component_minimums: bool = True,
-                 marker_readout: bool = True, who_band: float = DEFAULT_BAND,
+                 detached_cavities: bool = True, marker_readout: bool = True, who_band: float = DEFAULT_BAND,
                  crop: bool = True, precision: str = "auto", threads: int | None = None,
                  engine: str = "torch", degrade: Callable[[dict], dict] | None = None) -> None:
         from gliomics.inference.onnx_engine import engine_settings
@@ -99,6 +107,7 @@ class Predictor:
         self.min_component_mm3 = min_component_mm3
         self.label_minimums = label_minimums
         self.component_minimums = component_minimums
+        self.detached_cavities = detached_cavities
         self.marker_readout = marker_readout
         self.who_band = who_band
         self.crop = crop
@@ -268,6 +277,10 @@ class Predictor:
                 post.update(min_component_volume_ml={k: round(v / 1000.0, 4) for k, v in
                                                      self.min_label_component_mm3.items()},
                             components_relabelled=lost)
+            if self.detached_cavities:
+                labels, detached = relabel_detached_cavities(probs, labels)
+                if detached:
+                    post["detached_cavities_relabelled"] = detached
             if self.label_minimums and self.min_label_mm3:
                 labels, suppressed = suppress_small_labels(probs, labels, voxel_mm3, self.min_label_mm3)
                 post.update(min_label_volume_ml={k: round(v / 1000.0, 4) for k, v in self.min_label_mm3.items()},

@@ -58,9 +58,8 @@ class Image:
 
     @property
     def spacing(self) -> tuple[float, float, float]:
-        """Voxel size in mm along the three spatial axes (from the header zooms)."""
-        zooms = tuple(float(z) for z in self.header.get_zooms()[:3])
-        return zooms + (1.0,) * (3 - len(zooms))  # type: ignore[return-value]
+        """Voxel size in mm along the three spatial axes, from the affine (:func:`voxel_spacing`)."""
+        return voxel_spacing(self.affine)
 
     @property
     def shape(self) -> tuple[int, ...]:

@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from gliomics.preprocess.geometry import Grid, image_from_array, read_image, resample
+from gliomics.io.sitk_images import image_from_array, read_image
+from gliomics.preprocess.geometry import Grid, resample
 
 logger = logging.getLogger(__name__)
 

@@ -14,7 +14,8 @@ from gliomics.constants import REFERENCE_SEQUENCE
 from gliomics.errors import InputError
 from gliomics.io.cases import Case
 from gliomics.io.nifti import load_label, save_image
-from gliomics.preprocess.geometry import Grid, array_of, image_from_array, nifti_affine, resample
+from gliomics.io.sitk_images import array_of, image_from_array, nifti_affine
+from gliomics.preprocess.geometry import Grid, resample
 from gliomics.preprocess.pipeline import GEOMETRY_JSON, TRANSFORM_DIR
 from gliomics.preprocess.registration import invert
 
@@ -116,7 +117,7 @@ def native_outputs(case: Case, out_dir: Path | str, *, native: bool = False, dic
         InputError: ``dicom_seg`` for a case without ``dicom_sources.json``, or missing source files.
     """
     from gliomics.io.dicom_seg import DICOM_SEG_SUFFIX, read_sources, write_dicom_seg
-    from gliomics.preprocess.geometry import read_image
+    from gliomics.io.sitk_images import read_image
 
     out_dir = Path(out_dir)
     seg_path = out_dir / f"{case.case_id}_seg.nii.gz"

@@ -29,19 +29,10 @@ from gliomics.constants import REFERENCE_ORDER, SEQUENCES
 from gliomics.errors import OutputError
 from gliomics.io.cases import Case
 from gliomics.io.nifti import load_label, save_image
+from gliomics.io.sitk_images import array_of, image_from_array, nifti_affine, read_image
 from gliomics.preprocess.atlas import Atlas, load_atlas
 from gliomics.preprocess.bias import head_mask, n4_correct
-from gliomics.preprocess.geometry import (
-    Grid,
-    array_of,
-    centred_grid,
-    foreground_centre,
-    image_from_array,
-    nifti_affine,
-    read_image,
-    reorient_to_ras,
-    resample,
-)
+from gliomics.preprocess.geometry import Grid, centred_grid, foreground_centre, reorient_to_ras, resample
 from gliomics.preprocess.registration import (
     RegistrationError,
     RegistrationSettings,

@@ -69,7 +69,7 @@ def _record(case_id: str, source: Path, chosen: dict[str, Series], matches: dict
 
 
 def _write_case(case_id: str, source: Path, series: list[Series], patterns, out: Path) -> dict[str, Path]:
-    from gliomics.preprocess.geometry import array_of, nifti_affine
+    from gliomics.io.sitk_images import array_of, nifti_affine
 
     chosen, matches = select_series(series, patterns, str(source))
     used = {id(s) for v in matches.values() for s in v}
