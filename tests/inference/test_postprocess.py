@@ -251,32 +251,28 @@ def test_component_minimum_is_the_smallest_best_limit_within_its_cap() -> None:
     assert fit_min_component_volumes([], limits=limits) == {}
 
 
-def test_cavities_apart_from_the_tumour_go_to_the_next_most_probable_label() -> None:
+def test_cavities_apart_from_the_tumour_become_background() -> None:
     labels = np.zeros((16, 16, 16), dtype=np.uint8)
     labels[2:8, 2:8, 2:8] = SNFH
     labels[4:6, 4:6, 4:6] = NETC
     labels[8:10, 3:6, 3:6] = RC  # touches the oedema across a face: the tumour's cavity, kept
     labels[12:15, 12:15, 12:15] = RC  # apart from the tumour: CSF taken for a cavity
-    labels[0, 15, 15] = RC  # one voxel apart, its runner-up is NETC
-    probs = _probs_for(labels, runner_up=0)
-    probs[NETC, 0, 15, 15] = 0.4
-    out, n = relabel_detached_cavities(probs, torch.from_numpy(labels))
+    labels[0, 15, 15] = RC  # one voxel apart
+    out, n = relabel_detached_cavities(torch.from_numpy(labels))
     out = out.numpy()
     assert n == 2
     assert (out[8:10, 3:6, 3:6] == RC).all()
-    assert (out[12:15, 12:15, 12:15] == 0).all() and out[0, 15, 15] == NETC
+    assert (out[12:15, 12:15, 12:15] == 0).all() and out[0, 15, 15] == 0
     np.testing.assert_array_equal(out[labels != RC], labels[labels != RC])
     # a diagonal contact counts (26-connectivity, as BraTS scoring connects lesions)
     diagonal = labels.copy()
-    diagonal[12:15, 12:15, 12:15] = 0
     diagonal[11, 11, 11] = SNFH
-    diagonal[12:15, 12:15, 12:15] = RC
-    assert relabel_detached_cavities(probs, torch.from_numpy(diagonal))[1] == 1  # only the single voxel goes
+    assert relabel_detached_cavities(torch.from_numpy(diagonal))[1] == 1  # only the single voxel goes
 
 
 def test_a_cavity_without_any_tumour_is_kept() -> None:
     # after a gross-total resection nothing but the cavity is left
     labels = np.zeros((10, 10, 10), dtype=np.uint8)
     labels[3:7, 3:7, 3:7] = RC
-    out, n = relabel_detached_cavities(_probs_for(labels, runner_up=0), torch.from_numpy(labels))
+    out, n = relabel_detached_cavities(torch.from_numpy(labels))
     assert n == 0 and np.array_equal(out.numpy(), labels)

@@ -32,8 +32,8 @@ def predict(
                                                "tumour label, even those below the minimum component volume fitted "
                                                "on the run's validation cases."),
     keep_detached_cavities: bool = typer.Option(False, "--keep-detached-cavities", help="Keep resection-cavity "
-                                                "components that touch no tumour label (by default they go to the "
-                                                "next most probable label: CSF taken for a cavity)."),
+                                                "components that touch no tumour label (by default they become "
+                                                "background: CSF taken for a cavity)."),
     no_marker_readout: bool = typer.Option(False, "--no-marker-readout", help="Take the marker probabilities from "
                                            "the network's heads even where the run has a marker readout (fitted on "
                                            "its training split's tumour features)."),

@@ -10,10 +10,10 @@
   label's minimum component volume to the next most probable label: BraTS lesion-wise scoring counts every stray
   component that touches no reference lesion as a lesion of Dice 0. The minima are chosen on the validation cases
   of a run by :func:`fit_min_component_volumes`, among :data:`COMPONENT_CANDIDATES_MM3`.
-* :func:`relabel_detached_cavities` gives each resection-cavity component that touches no tumour label to the next
-  most probable label, in a case that has a tumour: a resection cavity is the cavity of the tumour it was cut from,
-  and a cavity apart from it is CSF (a ventricle, a sulcus) taken for one. Such a component in a pre-operative case
-  costs the case's whole RC score.
+* :func:`relabel_detached_cavities` makes each resection-cavity component that touches no tumour label background,
+  in a case that has a tumour: a resection cavity is the cavity of the tumour it was cut from, and a cavity apart
+  from it is CSF (a ventricle, a sulcus) taken for one. Such a component in a pre-operative case costs the case's
+  whole RC score.
 """
 
 from __future__ import annotations
@@ -192,12 +192,12 @@ def fit_min_component_volumes(cases: Sequence[Mapping[str, Sequence[float]]],
     return out
 
 
-def relabel_detached_cavities(probs: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, int]:
-    """Give each RC component that touches no tumour label (NETC, SNFH, ET; 26-connectivity) to the next most
-    probable label, when the case has a tumour. A case without one keeps its cavity (a gross-total resection).
+def relabel_detached_cavities(labels: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """Make each RC component that touches no tumour label (NETC, SNFH, ET; 26-connectivity) background, when the
+    case has a tumour: it is CSF taken for a cavity. A case without a tumour keeps its cavity (a gross-total
+    resection).
 
     Args:
-        probs: Class probabilities, K × spatial.
         labels: The label map, spatial.
 
     Returns:
@@ -214,8 +214,5 @@ def relabel_detached_cavities(probs: torch.Tensor, labels: torch.Tensor) -> tupl
     if not detached.size:
         return labels, 0
     out = labels.clone()
-    where = torch.from_numpy(np.isin(components, detached)).to(labels.device)
-    runner_up = probs[:, where]
-    runner_up[LABELS["RC"]] = -1.0
-    out[where] = runner_up.argmax(0).to(labels.dtype)
+    out[torch.from_numpy(np.isin(components, detached)).to(labels.device)] = 0
     return out, int(detached.size)

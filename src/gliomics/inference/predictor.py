@@ -71,9 +71,8 @@ class Predictor:
         component_minimums: Give each component of a tumour label smaller than the run's minimum component volume
             for it (fitted on its validation cases, :func:`~gliomics.inference.postprocess.fit_min_component_volumes`)
             to the next most probable label.
-        detached_cavities: Give each resection-cavity component that touches no tumour label to the next most
-            probable label, in a case that has a tumour
-            (:func:`~gliomics.inference.postprocess.relabel_detached_cavities`).
+        detached_cavities: Make each resection-cavity component that touches no tumour label background, in a case
+            that has a tumour (:func:`~gliomics.inference.postprocess.relabel_detached_cavities`).
         marker_readout: Where the run has a marker readout (:mod:`~gliomics.inference.marker_readout`, fitted on
             its training split), its marker probabilities replace the network heads'.
         who_band: Indeterminate band of the WHO CNS5 suggestion in the JSON (:mod:`gliomics.inference.who`).
@@ -278,7 +277,7 @@ class Predictor:
                                                      self.min_label_component_mm3.items()},
                             components_relabelled=lost)
             if self.detached_cavities:
-                labels, detached = relabel_detached_cavities(probs, labels)
+                labels, detached = relabel_detached_cavities(labels)
                 if detached:
                     post["detached_cavities_relabelled"] = detached
             if self.label_minimums and self.min_label_mm3:
