@@ -276,3 +276,17 @@ def test_a_cavity_without_any_tumour_is_kept() -> None:
     labels[3:7, 3:7, 3:7] = RC
     out, n = relabel_detached_cavities(torch.from_numpy(labels))
     assert n == 0 and np.array_equal(out.numpy(), labels)
+
+
+def test_small_components_never_go_to_an_excluded_label() -> None:
+    labels = np.zeros((10, 10, 10), dtype=np.uint8)
+    labels[1:8, 1:8, 1:8] = SNFH
+    labels[3:6, 3:6, 3:6] = NETC
+    labels[9, 9, 9] = NETC  # a fragment: its runner-up is ET, which the case has suppressed
+    probs = _probs_for(labels, runner_up=ET)
+    probs[SNFH, 9, 9, 9] = 0.2
+    out, lost = relabel_small_components(probs, torch.from_numpy(labels), 1.0, {"NETC": 5.0})
+    assert lost == {"NETC": 1} and out[9, 9, 9] == ET
+    out, lost = relabel_small_components(probs, torch.from_numpy(labels), 1.0, {"NETC": 5.0}, exclude=["ET"])
+    assert lost == {"NETC": 1} and out[9, 9, 9] == SNFH
+    assert (out.numpy()[3:6, 3:6, 3:6] == NETC).all()

@@ -8,6 +8,7 @@ import shutil
 import nibabel as nib
 import numpy as np
 import torch
+from scipy import ndimage
 from typer.testing import CliRunner
 
 from gliomics.cli.main import app
@@ -230,6 +231,40 @@ def test_cavities_apart_from_the_tumour_are_relabelled(tiny_phantom, tiny_run, t
                                  str(tiny_run), "--device", "cpu", "--no-progress", "--keep-detached-cavities"])
     assert result.exit_code == 0, result.output
     assert (tmp_path / "cli" / f"{case.case_id}.json").is_file()
+
+
+def test_the_component_minimums_hold_after_a_label_is_suppressed(tiny_phantom, tiny_run, tmp_path):
+    # a small ET blob apart from the tumour, NETC its runner-up: suppressing ET leaves a NETC fragment below the
+    # NETC minimum, which then goes to its next label other than ET
+    forward = None
+
+    def drawn(x, present=None):
+        out = forward(x, present)
+        logits = torch.zeros(x.shape[0], 5, *x.shape[2:])
+        logits[:, 0] = 1.0
+        c = [s // 2 for s in x.shape[2:]]
+        logits[:, 2, c[0] - 4:c[0] + 4, c[1] - 4:c[1] + 4, c[2] - 4:c[2] + 4] = 5.0
+        logits[:, 1, c[0] - 2:c[0] + 2, c[1] - 2:c[1] + 2, c[2] - 2:c[2] + 2] = 6.0
+        blob = (slice(None), slice(c[0] - 12, c[0] - 10), slice(c[1] - 12, c[1] - 10), slice(c[2] - 1, c[2] + 1))
+        logits[(blob[0], 3, *blob[1:])] = 5.0
+        logits[(blob[0], 1, *blob[1:])] = 4.0
+        logits[(blob[0], 0, *blob[1:])] = 3.0
+        return {**out, "seg": logits}
+
+    case = discover_cases(tiny_phantom)[0]
+    predictor = Predictor("cpu").load(tiny_run)
+    forward = predictor.model.forward
+    predictor.model.forward = drawn
+    predictor.config.inference.whole_volume_factor = 1e6
+    predictor.min_label_mm3 = {"ET": 1e12}
+    predictor.min_label_component_mm3 = {"NETC": 4 * float(np.prod(predictor.config.data.working_spacing)) * 5}
+    record = predictor.predict_case(case, tmp_path).record
+    assert record["postprocessing"]["suppressed"] == ["ET"]
+    assert record["postprocessing"]["components_relabelled"] == {"NETC": 1}
+    seg = np.asarray(nib.load(tmp_path / f"{case.case_id}_seg.nii.gz").dataobj)
+    assert (seg == 1).any() and not (seg == 3).any()
+    lab, n = ndimage.label(seg == 1, np.ones((3, 3, 3), bool))
+    assert n == 1  # the fragment went to background, its next label other than the suppressed ET
 
 
 def test_sequences_option_takes_aliases_and_refuses_unknown_names(tiny_phantom, tiny_run, tmp_path):

@@ -126,7 +126,8 @@ def label_components(mask: np.ndarray, voxel_mm3: float) -> tuple[np.ndarray, np
 
 
 def relabel_small_components(probs: torch.Tensor, labels: torch.Tensor, voxel_mm3: float,
-                             min_component_mm3: Mapping[str, float]) -> tuple[torch.Tensor, dict[str, int]]:
+                             min_component_mm3: Mapping[str, float],
+                             exclude: Sequence[str] = ()) -> tuple[torch.Tensor, dict[str, int]]:
     """Give each component of a tumour label smaller than its minimum to the next most probable label.
 
     Args:
@@ -134,6 +135,7 @@ def relabel_small_components(probs: torch.Tensor, labels: torch.Tensor, voxel_mm
         labels: Their argmax, spatial.
         voxel_mm3: Volume of one voxel.
         min_component_mm3: Minimum component volume per label name (labels not named are kept).
+        exclude: Labels never given (those already suppressed in the case).
 
     Returns:
         The new label map and, per label, how many components it lost.
@@ -153,7 +155,7 @@ def relabel_small_components(probs: torch.Tensor, labels: torch.Tensor, voxel_mm
             continue
         where = torch.from_numpy(np.isin(components, small)).to(labels.device)
         runner_up = probs[:, where]  # K × (voxels of the small components), a copy
-        runner_up[code] = -1.0
+        runner_up[[code, *(LABELS[x] for x in exclude)]] = -1.0
         out[where] = runner_up.argmax(0).to(labels.dtype)
         lost[name] = int(small.size)
     return out, lost

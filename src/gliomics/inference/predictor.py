@@ -271,11 +271,10 @@ class Predictor:
             labels = probs.argmax(0).to(torch.uint8)
             voxel_mm3 = float(np.prod(voxel_spacing(image.affine)))
             post: dict[str, Any] = {}
-            if self.component_minimums and self.min_label_component_mm3:
+            component_minimums = bool(self.component_minimums and self.min_label_component_mm3)
+            lost: dict[str, int] = {}
+            if component_minimums:
                 labels, lost = relabel_small_components(probs, labels, voxel_mm3, self.min_label_component_mm3)
-                post.update(min_component_volume_ml={k: round(v / 1000.0, 4) for k, v in
-                                                     self.min_label_component_mm3.items()},
-                            components_relabelled=lost)
             if self.detached_cavities:
                 labels, detached = relabel_detached_cavities(labels)
                 if detached:
@@ -284,6 +283,16 @@ class Predictor:
                 labels, suppressed = suppress_small_labels(probs, labels, voxel_mm3, self.min_label_mm3)
                 post.update(min_label_volume_ml={k: round(v / 1000.0, 4) for k, v in self.min_label_mm3.items()},
                             suppressed=suppressed)
+                if component_minimums and suppressed:
+                    # a suppressed label's voxels went to their runner-up labels, which can leave fragments of
+                    # those below their own minimum: the minimums hold for the label map that is written
+                    labels, more = relabel_small_components(probs, labels, voxel_mm3, self.min_label_component_mm3,
+                                                            exclude=suppressed)
+                    lost = {k: lost.get(k, 0) + more.get(k, 0) for k in sorted({*lost, *more})}
+            if component_minimums:
+                post.update(min_component_volume_ml={k: round(v / 1000.0, 4) for k, v in
+                                                     self.min_label_component_mm3.items()},
+                            components_relabelled=lost)
             if post:
                 record["postprocessing"] = post
             record["mean_cmaf_weight"] = _mean_alpha(alpha, labels, present)
