@@ -32,7 +32,8 @@ def _tiny_preset(path: Path) -> Path:
 def test_demo_runs_every_step_and_skips_what_is_done(tmp_path):
     out = tmp_path / "demo"
     args = ["demo", "--out", str(out), "--train-cases", "12", "--external-cases", "3", "--spacing", "4",
-            "--epochs", "1", "--seed", "5", "--preset", str(_tiny_preset(tmp_path / "tiny.yaml")), "--no-progress"]
+            "--epochs", "1", "--seed", "5", "--preset", str(_tiny_preset(tmp_path / "tiny.yaml")), "--no-progress",
+            "--readout-cases", "24"]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     summary = json.loads((out / "demo_summary.json").read_text())
@@ -41,6 +42,12 @@ def test_demo_runs_every_step_and_skips_what_is_done(tmp_path):
     train_sites = {line.split(",")[1] for line in (out / "cohort_train" / "markers.csv").read_text().splitlines()[1:]}
     assert train_sites == set("ABCDEF")
     assert (out / "run" / "best.pt").is_file() and (out / "evaluation_external" / "per_case.csv").is_file()
+    # the readout is fitted again on 24 cases of the training sites: the 12 of the training cohort and 12 more
+    readout_ids = {line.split(",")[0] for line in (out / "cohort_readout" / "markers.csv").read_text().splitlines()[1:]}
+    train_ids = {line.split(",")[0] for line in (out / "cohort_train" / "markers.csv").read_text().splitlines()[1:]}
+    assert len(readout_ids) == 24 and train_ids < readout_ids
+    refit = json.loads((out / "run" / "readout_refit.json").read_text())
+    assert refit["extra_cases"] == 12, refit
     assert len(list((out / "predictions_external").glob("*_seg.nii.gz"))) == 3
     assert "Dice" in result.output
     # a work budget: the epochs asked for, whatever the machine's speed, with the time it took recorded

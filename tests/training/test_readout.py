@@ -59,3 +59,35 @@ def test_readout_is_fitted_on_the_training_split_and_stored_with_the_best_checkp
     row = next(r for r in val_rows if r["case_id"] == case.case_id)
     for m in readout.coef:
         assert row["prob"][m] == pytest.approx(1.0 / (1.0 + np.exp(-readout.logits(features)[m])), abs=1e-5)
+
+
+def test_readout_command_refits_on_extra_cases_the_network_never_saw(readout_run, tmp_path):
+    import shutil
+
+    from typer.testing import CliRunner
+
+    from gliomics.cli.main import app
+    from gliomics.phantom import PhantomSettings, generate_cohort
+
+    run = tmp_path / "run"
+    shutil.copytree(readout_run[0], run)
+    before = MarkerReadout.from_dict(load_checkpoint(run / "best.pt")["marker_readout"])
+    extra = tmp_path / "extra"  # other site letters: other case ids
+    generate_cohort(extra, PhantomSettings(cases=16, spacing=4.0, sites=2, seed=9, site_start=4), progress=False)
+    result = CliRunner().invoke(app, ["readout", "-m", str(run), "-d", str(extra), "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    after = MarkerReadout.from_dict(load_checkpoint(run / "best.pt")["marker_readout"])
+    cohort, splits, datas = run_cohort(run)
+    for k, m in enumerate(MARKERS):
+        if m in after.coef:
+            n_train = sum(not np.isnan(cohort[c].marker_vector()[k]) for c in splits["train"])
+            assert after.info["n_cases"][m] == n_train + 16
+            assert m not in before.info["n_cases"] or before.info["n_cases"][m] == n_train
+    assert after.coef
+    assert "training + 16 extra cases" in result.output
+
+    # the training cohort itself adds nothing: one error line, and the readout is left as it was
+    again = CliRunner().invoke(app, ["readout", "-m", str(run), "-d", str(datas[0]), "--device", "cpu"])
+    assert again.exit_code == 2 and "no case with a known marker that the run's own cohort lacks" in again.output
+    mismatched = CliRunner().invoke(app, ["readout", "-m", str(run), "-d", str(extra), "-k", "a.csv", "-k", "b.csv"])
+    assert mismatched.exit_code == 2 and "one --markers per --data" in mismatched.output

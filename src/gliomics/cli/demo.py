@@ -22,14 +22,21 @@ from gliomics.runtime.hardware import check_precision
 TRAIN_SITES = 6
 #: The demo's work budget in epochs of its 76 training cases (38 optimizer steps each).
 DEMO_EPOCHS = 50
+#: Marker-labelled cases of the training sites the marker readout is fitted on after training: the training cohort
+#: (the first cases of this cohort, same seed) and the rest, which the network never sees.
+DEMO_READOUT_CASES = 288
+#: What the readout's refit on those cases gave, in the run folder.
+READOUT_REFIT = "readout_refit.json"
 
 
 def run_demo(out: Path, *, train_cases: int, external_cases: int, spacing: float, seed: int, preset: str,
              progress: bool, epochs: int | None = DEMO_EPOCHS, steps: int | None = None,
-             minutes: float | None = None, precision: str = "auto") -> dict:
+             minutes: float | None = None, precision: str = "auto", readout_cases: int = DEMO_READOUT_CASES) -> dict:
     """Run the demo pipeline into ``out``; each step is skipped when its outputs already exist.
 
     The training budget is ``steps`` optimizer steps if given, else ``epochs``; ``minutes`` adds a wall-clock limit.
+    With ``readout_cases`` above ``train_cases``, the marker readout is fitted again after training on a cohort of
+    that many cases of the training sites (``gliomics readout``): the network's training cases and the others.
     """
     from gliomics.config import apply_overrides, load_preset
     from gliomics.evaluation.calibrate import calibrate_run
@@ -62,6 +69,12 @@ def run_demo(out: Path, *, train_cases: int, external_cases: int, spacing: float
     timings["train_s"] = time.perf_counter() - t
 
     t = time.perf_counter()
+    if readout_cases > train_cases and not (run_dir / READOUT_REFIT).is_file():
+        _refit_readout(out / "cohort_readout", run_dir, cases=readout_cases, spacing=spacing, seed=seed,
+                       precision=precision, progress=progress)
+    timings["readout_s"] = time.perf_counter() - t
+
+    t = time.perf_counter()
     if not (run_dir / CALIBRATION_FILE).is_file():  # refit on the validation split predicted as below (flip TTA)
         calibrate_run(run_dir, tta=True, precision=precision)
     timings["calibrate_s"] = time.perf_counter() - t
@@ -85,6 +98,27 @@ def run_demo(out: Path, *, train_cases: int, external_cases: int, spacing: float
     return summary
 
 
+def _refit_readout(cohort: Path, run: Path, *, cases: int, spacing: float, seed: int, precision: str,
+                   progress: bool) -> None:
+    """Fit the run's marker readout again on a larger cohort of the training sites (the first cases of which are the
+    training cohort), and record what it gave (or why it was not refitted) in ``run/READOUT_REFIT``."""
+    import logging
+
+    from gliomics.errors import ConfigError
+    from gliomics.phantom import PhantomSettings, generate_cohort
+    from gliomics.training.readout import refit_readout
+
+    if not (cohort / "markers.csv").is_file():
+        generate_cohort(cohort, PhantomSettings(cases=cases, spacing=spacing, sites=TRAIN_SITES, seed=seed),
+                        workers=2, progress=progress)
+    try:
+        fitted = refit_readout(run, [(cohort, None)], device="auto", precision=precision)
+    except ConfigError as exc:  # a run without a readout, or too few cases: the demo goes on with what it has
+        logging.getLogger(__name__).warning("marker readout not refitted: %s", exc)
+        fitted = {"not_refitted": str(exc)}
+    (run / READOUT_REFIT).write_text(json.dumps(fitted, indent=2, default=float))
+
+
 @handle_errors
 def demo(
     out: Path = typer.Option(Path("demo_output"), "--out", "-o", help="Folder for cohorts, run and results."),
@@ -92,6 +126,10 @@ def demo(
     external_cases: int = typer.Option(30, "--external-cases", min=2, help="Cases of the unseen site."),
     spacing: float = typer.Option(3.0, "--spacing", min=1.0, max=4.0, help="Phantom voxel size in mm."),
     epochs: int = typer.Option(DEMO_EPOCHS, "--epochs", min=1, help="Training budget in epochs."),
+    readout_cases: int = typer.Option(DEMO_READOUT_CASES, "--readout-cases", min=0, help="Cases of the training "
+                                      "sites the marker readout is fitted on after training (the training cases and "
+                                      "others the network never sees); at most --train-cases: the training split "
+                                      "only."),
     steps: int | None = typer.Option(None, "--steps", min=1, help="Training budget in optimizer steps (replaces "
                                      "--epochs)."),
     minutes: float | None = typer.Option(None, "--minutes", min=0.1, help="Also stop training after this many "
@@ -107,7 +145,7 @@ def demo(
     check_precision(precision)
     summary = run_demo(out, train_cases=train_cases, external_cases=external_cases, spacing=spacing, seed=seed,
                        preset=preset, progress=not no_progress, epochs=epochs, steps=steps, minutes=minutes,
-                       precision=precision)
+                       precision=precision, readout_cases=readout_cases)
     typer.echo(summary.get("text", ""))
     tr, pr = summary["demo_training"], summary["demo_prediction"]
     hw = tr["hardware"] or {"gpu": None, "cpu": "an unrecorded machine", "threads": "?", "precision": "?"}

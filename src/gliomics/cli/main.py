@@ -15,6 +15,7 @@ from gliomics.cli.import_ import import_
 from gliomics.cli.phantom import phantom
 from gliomics.cli.predict import predict
 from gliomics.cli.preprocess import preprocess
+from gliomics.cli.readout import readout
 from gliomics.cli.report import report
 from gliomics.cli.robustness import robustness
 from gliomics.cli.slices import slice_benchmark, slices
@@ -47,6 +48,7 @@ app.command()(train)
 app.command()(predict)
 app.command()(evaluate)
 app.command()(calibrate)
+app.command()(readout)
 app.command()(compare)
 app.command()(robustness)
 app.command()(report)

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from gliomics.data.cohort import CohortCase
+from gliomics.data.cohort import CohortCase, build_cohorts
 from gliomics.inference.engine import marker_probabilities
 from gliomics.inference.marker_readout import MarkerReadout, fit_marker_readout
 from gliomics.inference.predictor import Predictor
@@ -29,7 +29,7 @@ from gliomics.runtime.checkpoint import BEST, CALIBRATION_FILE, VAL_PREDICTIONS,
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["fit_run_readout"]
+__all__ = ["fit_run_readout", "refit_readout"]
 
 
 def _features(predictor: Predictor, cases: Sequence[CohortCase]) -> tuple[np.ndarray, list[dict[str, float]]] | None:
@@ -95,3 +95,39 @@ def fit_run_readout(run: Path | str, train: Sequence[CohortCase], val: Sequence[
     logger.info("%s: marker readout fitted on %d training cases (cross-validated AUC %s)", run, len(train),
                 {m: round(v, 3) for m, v in readout.info["cv_auc"].items()})
     return summary
+
+
+def refit_readout(run: Path | str, extra: Sequence[tuple[Path | str, Path | str | None]], *, device: str = "cpu",
+                  precision: str = "auto") -> dict[str, Any]:
+    """Fit ``run``'s marker readout again on its training split and the marker-labelled cases of ``extra``
+    (``(data, markers)`` pairs, ``DATA/markers.csv`` when the markers are None) that its own cohort lacks: more cases
+    for the readout than the network trained on, without training it again. The thresholds and calibration come
+    from the run's validation split, as after training.
+
+    Returns:
+        What :func:`fit_run_readout` fitted, with ``train_cases`` and ``extra_cases``.
+
+    Raises:
+        InputError: no extra case knows a marker, or the run's cohort cannot be found again.
+        ConfigError: the run's network does not segment, or too few cases know a marker.
+    """
+    from gliomics.data.splits import run_cohort
+    from gliomics.errors import ConfigError, InputError
+    from gliomics.runtime.checkpoint import load_network
+
+    run = Path(run)
+    _, cfg, _ = load_network(run / BEST)
+    cohort, splits, _ = run_cohort(run)
+    train = [cohort[c] for c in splits["train"] if c in cohort]
+    val = [cohort[c] for c in splits["val"] if c in cohort]
+    pairs = [(Path(d), Path(m) if m else Path(d) / "markers.csv") for d, m in extra]
+    more = [c for c in build_cohorts(pairs) if c.case_id not in cohort]
+    more = [c for c in more if not np.isnan(c.marker_vector()).all()]
+    if not more:
+        raise InputError(f"{', '.join(str(d) for d, _ in pairs)}: no case with a known marker that the run's own "
+                         "cohort lacks (case ids already in it are taken to be the same cases)")
+    fitted = fit_run_readout(run, train + more, val, device=device, precision=precision, seed=cfg.train.seed)
+    if fitted is None:
+        raise ConfigError(f"{run}: no marker readout fitted (a network without segmentation, or too few cases of "
+                          "each class)")
+    return {**fitted, "train_cases": len(train), "extra_cases": len(more)}
