@@ -88,10 +88,10 @@ def fit_run_readout(run: Path | str, train: Sequence[CohortCase], val: Sequence[
         write_text_atomic(run / VAL_PREDICTIONS, json.dumps(rows))
     save_checkpoint(state, run / BEST)
     if (run / CALIBRATION_FILE).is_file():
-        # `gliomics calibrate` fitted it on the heads' probabilities; it no longer applies
+        # `gliomics calibrate` fitted it on the probabilities before this readout; it no longer applies
         (run / CALIBRATION_FILE).unlink()
-        logger.warning("%s: removed %s, fitted on the heads' marker probabilities; run `gliomics calibrate` again",
-                       run, CALIBRATION_FILE)
+        logger.warning("%s: removed %s, fitted on the marker probabilities before this readout; run "
+                       "`gliomics calibrate` again", run, CALIBRATION_FILE)
     logger.info("%s: marker readout fitted on %d training cases (cross-validated AUC %s)", run, len(train),
                 {m: round(v, 3) for m, v in readout.info["cv_auc"].items()})
     return summary
