@@ -12,6 +12,7 @@ from gliomics.inference.postprocess import (
     COMPONENT_CANDIDATES_MM3,
     fit_min_component_volumes,
     fit_min_label_volumes,
+    postprocess_labels,
     relabel_detached_cavities,
     relabel_small_components,
     remove_small_components,
@@ -290,3 +291,21 @@ def test_small_components_never_go_to_an_excluded_label() -> None:
     out, lost = relabel_small_components(probs, torch.from_numpy(labels), 1.0, {"NETC": 5.0}, exclude=["ET"])
     assert lost == {"NETC": 1} and out[9, 9, 9] == SNFH
     assert (out.numpy()[3:6, 3:6, 3:6] == NETC).all()
+
+
+def test_postprocessing_runs_the_component_minimums_again_after_a_suppression() -> None:
+    labels = np.zeros((14, 14, 14), dtype=np.uint8)
+    labels[1:9, 1:9, 1:9] = SNFH
+    labels[3:7, 3:7, 3:7] = NETC  # 64 voxels: above the NETC minimum
+    labels[11:13, 11:13, 11:13] = ET  # 8 voxels of ET apart, NETC its runner-up; ET is below its label minimum
+    probs = _probs_for(labels, runner_up=NETC)
+    out, post = postprocess_labels(probs, torch.from_numpy(labels), 1.0, min_component_mm3={"NETC": 20.0},
+                                   min_label_mm3={"ET": 1000.0})
+    out = out.numpy()
+    assert post["suppressed"] == ["ET"] and post["components_relabelled"] == {"NETC": 1}
+    assert (out[11:13, 11:13, 11:13] == 0).all()  # not NETC (a fragment), not ET (suppressed): background
+    assert (out[3:7, 3:7, 3:7] == NETC).all()
+    assert post["min_component_volume_ml"] == {"NETC": 0.02} and post["min_label_volume_ml"] == {"ET": 1.0}
+    # nothing to apply: nothing recorded, nothing changed
+    same, nothing = postprocess_labels(probs, torch.from_numpy(labels), 1.0, detached_cavities=False)
+    assert nothing == {} and np.array_equal(same.numpy(), labels)

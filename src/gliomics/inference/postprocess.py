@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -218,3 +219,44 @@ def relabel_detached_cavities(labels: torch.Tensor) -> tuple[torch.Tensor, int]:
     out = labels.clone()
     out[torch.from_numpy(np.isin(components, detached)).to(labels.device)] = 0
     return out, int(detached.size)
+
+
+def postprocess_labels(probs: torch.Tensor, labels: torch.Tensor, voxel_mm3: float, *,
+                       min_component_mm3: Mapping[str, float] | None = None,
+                       min_label_mm3: Mapping[str, float] | None = None,
+                       detached_cavities: bool = True) -> tuple[torch.Tensor, dict[str, Any]]:
+    """A prediction's label map after post-processing, in the network grid, and what was done (the record's
+    ``postprocessing``; empty when nothing applied).
+
+    In order: components below their label's minimum (:func:`relabel_small_components`), cavities apart from the
+    tumour (:func:`relabel_detached_cavities`), labels below their minimum volume (:func:`suppress_small_labels`),
+    and, where a label was suppressed, the component minimums again, so that they hold for the map written (never
+    giving a fragment back to a suppressed label).
+
+    Args:
+        probs: Class probabilities, K × spatial.
+        labels: Their argmax, spatial.
+        voxel_mm3: Volume of one voxel.
+        min_component_mm3: The run's minimum component volume per label, or None (not applied).
+        min_label_mm3: The run's minimum volume per label, or None (not applied).
+        detached_cavities: Apply :func:`relabel_detached_cavities`.
+    """
+    post: dict[str, Any] = {}
+    lost: dict[str, int] = {}
+    if min_component_mm3:
+        labels, lost = relabel_small_components(probs, labels, voxel_mm3, min_component_mm3)
+    if detached_cavities:
+        labels, detached = relabel_detached_cavities(labels)
+        if detached:
+            post["detached_cavities_relabelled"] = detached
+    if min_label_mm3:
+        labels, suppressed = suppress_small_labels(probs, labels, voxel_mm3, min_label_mm3)
+        post.update(min_label_volume_ml={k: round(v / 1000.0, 4) for k, v in min_label_mm3.items()},
+                    suppressed=suppressed)
+        if min_component_mm3 and suppressed:
+            labels, more = relabel_small_components(probs, labels, voxel_mm3, min_component_mm3, exclude=suppressed)
+            lost = {k: lost.get(k, 0) + more.get(k, 0) for k in sorted({*lost, *more})}
+    if min_component_mm3:
+        post.update(min_component_volume_ml={k: round(v / 1000.0, 4) for k, v in min_component_mm3.items()},
+                    components_relabelled=lost)
+    return labels, post

@@ -32,12 +32,7 @@ from gliomics.inference.engine import (
     single_pass,
 )
 from gliomics.inference.marker_readout import MarkerReadout, replace_head_markers
-from gliomics.inference.postprocess import (
-    relabel_detached_cavities,
-    relabel_small_components,
-    remove_small_components,
-    suppress_small_labels,
-)
+from gliomics.inference.postprocess import postprocess_labels, remove_small_components
 from gliomics.inference.prediction import Prediction, export_prediction
 from gliomics.inference.uncertainty import case_uncertainty, entropy_map, review_reason
 from gliomics.inference.who import DEFAULT_BAND, who_cns5_suggestion
@@ -270,29 +265,11 @@ class Predictor:
         if probs is not None:
             labels = probs.argmax(0).to(torch.uint8)
             voxel_mm3 = float(np.prod(voxel_spacing(image.affine)))
-            post: dict[str, Any] = {}
-            component_minimums = bool(self.component_minimums and self.min_label_component_mm3)
-            lost: dict[str, int] = {}
-            if component_minimums:
-                labels, lost = relabel_small_components(probs, labels, voxel_mm3, self.min_label_component_mm3)
-            if self.detached_cavities:
-                labels, detached = relabel_detached_cavities(labels)
-                if detached:
-                    post["detached_cavities_relabelled"] = detached
-            if self.label_minimums and self.min_label_mm3:
-                labels, suppressed = suppress_small_labels(probs, labels, voxel_mm3, self.min_label_mm3)
-                post.update(min_label_volume_ml={k: round(v / 1000.0, 4) for k, v in self.min_label_mm3.items()},
-                            suppressed=suppressed)
-                if component_minimums and suppressed:
-                    # a suppressed label's voxels went to their runner-up labels, which can leave fragments of
-                    # those below their own minimum: the minimums hold for the label map that is written
-                    labels, more = relabel_small_components(probs, labels, voxel_mm3, self.min_label_component_mm3,
-                                                            exclude=suppressed)
-                    lost = {k: lost.get(k, 0) + more.get(k, 0) for k in sorted({*lost, *more})}
-            if component_minimums:
-                post.update(min_component_volume_ml={k: round(v / 1000.0, 4) for k, v in
-                                                     self.min_label_component_mm3.items()},
-                            components_relabelled=lost)
+            labels, post = postprocess_labels(
+                probs, labels, voxel_mm3,
+                min_component_mm3=self.min_label_component_mm3 if self.component_minimums else None,
+                min_label_mm3=self.min_label_mm3 if self.label_minimums else None,
+                detached_cavities=self.detached_cavities)
             if post:
                 record["postprocessing"] = post
             record["mean_cmaf_weight"] = _mean_alpha(alpha, labels, present)
