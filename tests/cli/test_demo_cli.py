@@ -42,10 +42,12 @@ def test_demo_runs_every_step_and_skips_what_is_done(tmp_path):
     train_sites = {line.split(",")[1] for line in (out / "cohort_train" / "markers.csv").read_text().splitlines()[1:]}
     assert train_sites == set("ABCDEF")
     assert (out / "run" / "best.pt").is_file() and (out / "evaluation_external" / "per_case.csv").is_file()
-    # the readout is fitted again on 24 cases of the training sites: the 12 of the training cohort and 12 more
-    readout_ids = {line.split(",")[0] for line in (out / "cohort_readout" / "markers.csv").read_text().splitlines()[1:]}
+    # the readout is fitted again on 24 cases of the training sites: the 12 of the training cohort and the 12 after
+    readout_rows = [line.split(",") for line in (out / "cohort_readout" / "markers.csv").read_text().splitlines()[1:]]
     train_ids = {line.split(",")[0] for line in (out / "cohort_train" / "markers.csv").read_text().splitlines()[1:]}
-    assert len(readout_ids) == 24 and train_ids < readout_ids
+    assert len(readout_rows) == 12 and not train_ids & {r[0] for r in readout_rows}
+    assert {r[1] for r in readout_rows} == set("ABCDEF")
+    assert sorted(int(r[0].split("-")[2]) for r in readout_rows) == list(range(13, 25))
     refit = json.loads((out / "run" / "readout_refit.json").read_text())
     assert refit["extra_cases"] == 12, refit
     assert len(list((out / "predictions_external").glob("*_seg.nii.gz"))) == 3

@@ -193,19 +193,16 @@ def test_components_below_the_runs_minimum_are_relabelled(tiny_phantom, tiny_run
     assert not (out == 3).any() and np.array_equal(out[seg != 3], seg[seg != 3])
 
 
-def _drawn_segmentation(predictor: Predictor) -> Predictor:
-    """Make the loaded network segment a fixed drawing in its input grid: oedema in the middle, a cavity against it,
-    and a second cavity apart from it."""
+def _drawn_segmentation(predictor: Predictor, draw) -> Predictor:
+    """Make the loaded network segment a fixed drawing in its input grid, in one pass over the whole volume:
+    ``draw(logits, centre)`` paints class logits (batch × 5 × spatial, background 1 everywhere)."""
     forward = predictor.model.forward
 
     def drawn(x, present=None):
         out = forward(x, present)
         logits = torch.zeros(x.shape[0], 5, *x.shape[2:])
         logits[:, 0] = 1.0
-        c = [s // 2 for s in x.shape[2:]]
-        logits[:, 2, c[0] - 3:c[0] + 3, c[1] - 3:c[1] + 3, c[2] - 3:c[2] + 3] = 5.0
-        logits[:, 4, c[0] + 3:c[0] + 6, c[1] - 2:c[1] + 2, c[2] - 2:c[2] + 2] = 5.0
-        logits[:, 4, c[0] - 12:c[0] - 8, c[1] - 12:c[1] - 8, c[2] - 2:c[2] + 2] = 5.0
+        draw(logits, [s // 2 for s in x.shape[2:]])
         return {**out, "seg": logits}
 
     predictor.model.forward = drawn
@@ -213,14 +210,22 @@ def _drawn_segmentation(predictor: Predictor) -> Predictor:
     return predictor
 
 
+def _two_cavities(logits, c) -> None:
+    """Oedema in the middle, a cavity against it, and a second cavity apart from it."""
+    logits[:, 2, c[0] - 3:c[0] + 3, c[1] - 3:c[1] + 3, c[2] - 3:c[2] + 3] = 5.0
+    logits[:, 4, c[0] + 3:c[0] + 6, c[1] - 2:c[1] + 2, c[2] - 2:c[2] + 2] = 5.0
+    logits[:, 4, c[0] - 12:c[0] - 8, c[1] - 12:c[1] - 8, c[2] - 2:c[2] + 2] = 5.0
+
+
 def test_cavities_apart_from_the_tumour_are_relabelled(tiny_phantom, tiny_run, tmp_path):
     case = discover_cases(tiny_phantom)[0]
     kept = _drawn_segmentation(Predictor("cpu", label_minimums=False, component_minimums=False,
-                                         detached_cavities=False).load(tiny_run))
+                                         detached_cavities=False).load(tiny_run), _two_cavities)
     assert "postprocessing" not in kept.predict_case(case, tmp_path / "kept").record
     seg = np.asarray(nib.load(tmp_path / "kept" / f"{case.case_id}_seg.nii.gz").dataobj)
 
-    rule = _drawn_segmentation(Predictor("cpu", label_minimums=False, component_minimums=False).load(tiny_run))
+    rule = _drawn_segmentation(Predictor("cpu", label_minimums=False, component_minimums=False).load(tiny_run),
+                               _two_cavities)
     record = rule.predict_case(case, tmp_path / "rule").record
     assert record["postprocessing"]["detached_cavities_relabelled"] == 1
     out = np.asarray(nib.load(tmp_path / "rule" / f"{case.case_id}_seg.nii.gz").dataobj)
@@ -236,26 +241,16 @@ def test_cavities_apart_from_the_tumour_are_relabelled(tiny_phantom, tiny_run, t
 def test_the_component_minimums_hold_after_a_label_is_suppressed(tiny_phantom, tiny_run, tmp_path):
     # a small ET blob apart from the tumour, NETC its runner-up: suppressing ET leaves a NETC fragment below the
     # NETC minimum, which then goes to its next label other than ET
-    forward = None
-
-    def drawn(x, present=None):
-        out = forward(x, present)
-        logits = torch.zeros(x.shape[0], 5, *x.shape[2:])
-        logits[:, 0] = 1.0
-        c = [s // 2 for s in x.shape[2:]]
+    def blob_apart(logits, c):
         logits[:, 2, c[0] - 4:c[0] + 4, c[1] - 4:c[1] + 4, c[2] - 4:c[2] + 4] = 5.0
         logits[:, 1, c[0] - 2:c[0] + 2, c[1] - 2:c[1] + 2, c[2] - 2:c[2] + 2] = 6.0
         blob = (slice(None), slice(c[0] - 12, c[0] - 10), slice(c[1] - 12, c[1] - 10), slice(c[2] - 1, c[2] + 1))
         logits[(blob[0], 3, *blob[1:])] = 5.0
         logits[(blob[0], 1, *blob[1:])] = 4.0
         logits[(blob[0], 0, *blob[1:])] = 3.0
-        return {**out, "seg": logits}
 
     case = discover_cases(tiny_phantom)[0]
-    predictor = Predictor("cpu").load(tiny_run)
-    forward = predictor.model.forward
-    predictor.model.forward = drawn
-    predictor.config.inference.whole_volume_factor = 1e6
+    predictor = _drawn_segmentation(Predictor("cpu").load(tiny_run), blob_apart)
     predictor.min_label_mm3 = {"ET": 1e12}
     predictor.min_label_component_mm3 = {"NETC": 4 * float(np.prod(predictor.config.data.working_spacing)) * 5}
     record = predictor.predict_case(case, tmp_path).record

@@ -23,7 +23,7 @@ TRAIN_SITES = 6
 #: The demo's work budget in epochs of its 76 training cases (38 optimizer steps each).
 DEMO_EPOCHS = 50
 #: Marker-labelled cases of the training sites the marker readout is fitted on after training: the training cohort
-#: (the first cases of this cohort, same seed) and the rest, which the network never sees.
+#: and the cases that follow it under the same seed (``cohort_readout``), which the network never sees.
 DEMO_READOUT_CASES = 288
 #: What the readout's refit on those cases gave, in the run folder.
 READOUT_REFIT = "readout_refit.json"
@@ -35,8 +35,9 @@ def run_demo(out: Path, *, train_cases: int, external_cases: int, spacing: float
     """Run the demo pipeline into ``out``; each step is skipped when its outputs already exist.
 
     The training budget is ``steps`` optimizer steps if given, else ``epochs``; ``minutes`` adds a wall-clock limit.
-    With ``readout_cases`` above ``train_cases``, the marker readout is fitted again after training on a cohort of
-    that many cases of the training sites (``gliomics readout``): the network's training cases and the others.
+    With ``readout_cases`` above ``train_cases``, the marker readout is fitted again after training on that many
+    cases of the training sites (``gliomics readout``): the network's training cases and the ``readout_cases -
+    train_cases`` cases that follow them under the same seed.
     """
     from gliomics.config import apply_overrides, load_preset
     from gliomics.evaluation.calibrate import calibrate_run
@@ -70,8 +71,8 @@ def run_demo(out: Path, *, train_cases: int, external_cases: int, spacing: float
 
     t = time.perf_counter()
     if readout_cases > train_cases and not (run_dir / READOUT_REFIT).is_file():
-        _refit_readout(out / "cohort_readout", run_dir, cases=readout_cases, spacing=spacing, seed=seed,
-                       precision=precision, progress=progress)
+        _refit_readout(out / "cohort_readout", run_dir, first=train_cases, cases=readout_cases - train_cases,
+                       spacing=spacing, seed=seed, precision=precision, progress=progress)
     timings["readout_s"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -98,10 +99,11 @@ def run_demo(out: Path, *, train_cases: int, external_cases: int, spacing: float
     return summary
 
 
-def _refit_readout(cohort: Path, run: Path, *, cases: int, spacing: float, seed: int, precision: str,
+def _refit_readout(cohort: Path, run: Path, *, first: int, cases: int, spacing: float, seed: int, precision: str,
                    progress: bool) -> None:
-    """Fit the run's marker readout again on a larger cohort of the training sites (the first cases of which are the
-    training cohort), and record what it gave (or why it was not refitted) in ``run/READOUT_REFIT``."""
+    """Draw ``cases`` more cases of the training sites, from case ``first`` on (the training cohort holds the cases
+    before it), fit the run's marker readout again on them and its training split, and record what it gave (or why
+    it was not refitted) in ``run/READOUT_REFIT``."""
     import logging
 
     from gliomics.errors import ConfigError
@@ -109,8 +111,8 @@ def _refit_readout(cohort: Path, run: Path, *, cases: int, spacing: float, seed:
     from gliomics.training.readout import refit_readout
 
     if not (cohort / "markers.csv").is_file():
-        generate_cohort(cohort, PhantomSettings(cases=cases, spacing=spacing, sites=TRAIN_SITES, seed=seed),
-                        workers=2, progress=progress)
+        generate_cohort(cohort, PhantomSettings(cases=cases, spacing=spacing, sites=TRAIN_SITES, seed=seed,
+                                                case_start=first), workers=2, progress=progress)
     try:
         fitted = refit_readout(run, [(cohort, None)], device="auto", precision=precision)
     except ConfigError as exc:  # a run without a readout, or too few cases: the demo goes on with what it has

@@ -97,18 +97,19 @@ def fit_run_readout(run: Path | str, train: Sequence[CohortCase], val: Sequence[
     return summary
 
 
-def refit_readout(run: Path | str, extra: Sequence[tuple[Path | str, Path | str | None]], *, device: str = "cpu",
-                  precision: str = "auto") -> dict[str, Any]:
+def refit_readout(run: Path | str, extra: Sequence[tuple[Path | str, Path | str | None]] = (), *,
+                  device: str = "cpu", precision: str = "auto") -> dict[str, Any]:
     """Fit ``run``'s marker readout again on its training split and the marker-labelled cases of ``extra``
     (``(data, markers)`` pairs, ``DATA/markers.csv`` when the markers are None) that its own cohort lacks: more cases
-    for the readout than the network trained on, without training it again. The thresholds and calibration come
-    from the run's validation split, as after training.
+    for the readout than the network trained on, without training it again (no ``extra``: the training split alone,
+    as the trainer fits it). The thresholds and calibration come from the run's validation split, as after
+    training.
 
     Returns:
         What :func:`fit_run_readout` fitted, with ``train_cases`` and ``extra_cases``.
 
     Raises:
-        InputError: no extra case knows a marker, or the run's cohort cannot be found again.
+        InputError: ``extra`` given but none of its cases knows a marker, or the run's cohort cannot be found again.
         ConfigError: the run's network does not segment, or too few cases know a marker.
     """
     from gliomics.data.splits import run_cohort
@@ -123,7 +124,7 @@ def refit_readout(run: Path | str, extra: Sequence[tuple[Path | str, Path | str 
     pairs = [(Path(d), Path(m) if m else Path(d) / "markers.csv") for d, m in extra]
     more = [c for c in build_cohorts(pairs) if c.case_id not in cohort]
     more = [c for c in more if not np.isnan(c.marker_vector()).all()]
-    if not more:
+    if pairs and not more:
         raise InputError(f"{', '.join(str(d) for d, _ in pairs)}: no case with a known marker that the run's own "
                          "cohort lacks (case ids already in it are taken to be the same cases)")
     fitted = fit_run_readout(run, train + more, val, device=device, precision=precision, seed=cfg.train.seed)
