@@ -34,6 +34,9 @@ def predict(
     keep_detached_cavities: bool = typer.Option(False, "--keep-detached-cavities", help="Keep resection-cavity "
                                                 "components that touch no tumour label (by default they become "
                                                 "background: CSF taken for a cavity)."),
+    nearest_labels: bool = typer.Option(False, "--nearest-labels", help="Where the input's voxels differ from the "
+                                        "working grid's, map the working-grid labels back by nearest neighbour "
+                                        "instead of resampling the class probabilities to the input grid."),
     no_marker_readout: bool = typer.Option(False, "--no-marker-readout", help="Take the marker probabilities from "
                                            "the network's heads even where the run has a marker readout (fitted on "
                                            "its training split's tumour features)."),
@@ -75,7 +78,8 @@ def predict(
     predictor = Predictor(device, tta=tta, overlap=overlap, save_probabilities=save_probabilities,
                           save_uncertainty=save_uncertainty, sequences=seqs,
                           label_minimums=not no_label_minimums, component_minimums=not no_component_minimums,
-                          detached_cavities=not keep_detached_cavities, marker_readout=not no_marker_readout,
+                          detached_cavities=not keep_detached_cavities, resample_probabilities=not nearest_labels,
+                          marker_readout=not no_marker_readout,
                           who_band=who_band, precision=precision,
                           threads=rank_threads(info), engine=engine)
     predictor.load(model)

@@ -68,6 +68,9 @@ class Predictor:
             to the next most probable label.
         detached_cavities: Make each resection-cavity component that touches no tumour label background, in a case
             that has a tumour (:func:`~gliomics.inference.postprocess.relabel_detached_cavities`).
+        resample_probabilities: Where the input's voxels differ from the working grid's, resample the class
+            probabilities to the input grid (linear) and take the argmax and the post-processing there, as nnU-Net
+            does; ``False`` takes them in the working grid and maps the labels back by nearest neighbour.
         marker_readout: Where the run has a marker readout (:mod:`~gliomics.inference.marker_readout`, fitted on
             its training split), its marker probabilities replace the network heads'.
         who_band: Indeterminate band of the WHO CNS5 suggestion in the JSON (:mod:`gliomics.inference.who`).
@@ -86,7 +89,8 @@ class Predictor:
                  save_probabilities: bool = False, save_uncertainty: bool = False,
                  sequences: list[str] | None = None,
                  min_component_mm3: float = 50.0, label_minimums: bool = True, component_minimums: bool = True,
-                 detached_cavities: bool = True, marker_readout: bool = True, who_band: float = DEFAULT_BAND,
+                 detached_cavities: bool = True, resample_probabilities: bool = True, marker_readout: bool = True,
+                 who_band: float = DEFAULT_BAND,
                  crop: bool = True, precision: str = "auto", threads: int | None = None,
                  engine: str = "torch", degrade: Callable[[dict], dict] | None = None) -> None:
         from gliomics.inference.onnx_engine import engine_settings
@@ -102,6 +106,7 @@ class Predictor:
         self.label_minimums = label_minimums
         self.component_minimums = component_minimums
         self.detached_cavities = detached_cavities
+        self.resample_probabilities = resample_probabilities
         self.marker_readout = marker_readout
         self.who_band = who_band
         self.crop = crop
@@ -235,6 +240,14 @@ class Predictor:
         timings["network_s"] = time.perf_counter() - t
         return data, res
 
+    def _postprocess(self, probs: torch.Tensor, voxel_mm3: float) -> tuple[torch.Tensor, dict[str, Any]]:
+        """The argmax of ``probs`` after the run's post-processing (:func:`postprocess_labels`), and what was done."""
+        return postprocess_labels(
+            probs, probs.argmax(0).to(torch.uint8), voxel_mm3,
+            min_component_mm3=self.min_label_component_mm3 if self.component_minimums else None,
+            min_label_mm3=self.min_label_mm3 if self.label_minimums else None,
+            detached_cavities=self.detached_cavities)
+
     def markers_from(self) -> str:
         """What the marker probabilities come from: the run's marker readout or the network's heads."""
         return "readout" if self.marker_readout and any(r is not None for r in self.readouts) else "network heads"
@@ -263,25 +276,28 @@ class Predictor:
         prediction = Prediction(case_id=case.case_id, record=record, image=image, present=present, probs=probs,
                                 alpha=alpha, pool_weights=pool)
         if probs is not None:
-            labels = probs.argmax(0).to(torch.uint8)
-            voxel_mm3 = float(np.prod(voxel_spacing(image.affine)))
-            labels, post = postprocess_labels(
-                probs, labels, voxel_mm3,
-                min_component_mm3=self.min_label_component_mm3 if self.component_minimums else None,
-                min_label_mm3=self.min_label_mm3 if self.label_minimums else None,
-                detached_cavities=self.detached_cavities)
-            if post:
-                record["postprocessing"] = post
+            labels, post = self._postprocess(probs, float(np.prod(voxel_spacing(image.affine))))
             record["mean_cmaf_weight"] = _mean_alpha(alpha, labels, present)
-            seg = self._to_input_geometry(labels[None], image, nearest=True)[0].astype(np.uint8)
             affine = np.asarray(image.meta["original_affine"], dtype=np.float64)
             spacing = voxel_spacing(affine)
+            on_input_grid = self.resample_probabilities and not np.allclose(spacing, voxel_spacing(image.affine),
+                                                                            atol=1e-3)
+            soft = None
+            if self.save_probabilities or on_input_grid:
+                soft = self._to_input_geometry(probs, image, nearest=False).astype(np.float32)
+            if on_input_grid:
+                # the class probabilities resampled to the input grid, then the argmax and post-processing there
+                seg_t, post = self._postprocess(torch.from_numpy(soft), float(np.prod(spacing)))
+                seg = seg_t.numpy().astype(np.uint8)
+            else:
+                seg = self._to_input_geometry(labels[None], image, nearest=True)[0].astype(np.uint8)
+            if post:
+                record["postprocessing"] = post
             seg = remove_small_components(seg, spacing, min_volume_mm3=self.min_component_mm3)
             voxel_ml = float(np.prod(spacing)) / 1000.0
             record["volumes_ml"] = {r: round(float(region_mask(seg, r).sum()) * voxel_ml, 3) for r in REGIONS}
             prediction.labels, prediction.seg, prediction.affine = labels, seg, affine
             if self.save_probabilities:
-                soft = self._to_input_geometry(probs, image, nearest=False).astype(np.float32)
                 prediction.probabilities = np.moveaxis(soft, 0, -1)
             if self.save_uncertainty:
                 prediction.entropy = self._to_input_geometry(entropy_map(probs)[None], image,
