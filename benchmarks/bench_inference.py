@@ -3,12 +3,14 @@
 Usage::
 
     .venv/bin/python benchmarks/bench_inference.py --run demo_output/run [--runs 3] [--dice-cohort DIR]
-        [--skip swinunetr] [--write benchmarks/RESULTS.md]
+        [--skip swinunetr] [--nearest-too] [--write benchmarks/RESULTS.md]
 
 On one 1 mm phantom case (240x240x155, four sequences; generated with ``--seed 11`` unless ``--case`` is given):
 
 - (a) ``gliomics predict -i CASE -o OUT -m RUN --overwrite`` with the default settings, end to end (process start,
-  NIfTI reading, preprocessing, network, resampling back, writing), one process per run;
+  NIfTI reading, preprocessing, network, resampling back, writing), one process per run; with ``--nearest-too``
+  also with ``--nearest-labels`` (the labels mapped back by nearest neighbour instead of the class probabilities
+  resampled to the input grid), the two alternating;
 - (b) MONAI ``SwinUNETR(feature_size=48)`` with ``sliding_window_inference`` at 128^3, overlap 0.5, Gaussian
   blending, on the z-scored volume (network time only: reading and writing are not counted, which favours it);
 - (c) MONAI ``SegResNet(init_filters=16)`` likewise.
@@ -65,19 +67,31 @@ def _peak_rss_of(cmd: list[str]) -> tuple[float, float, str]:
         return wall, usage.ru_maxrss / 1024.0, out.read()
 
 
-def bench_predict(case: Path, run: Path, runs: int) -> dict[str, Any]:
+def bench_predict(case: Path, run: Path, runs: int, *, nearest_too: bool = False) -> list[dict[str, Any]]:
+    """``gliomics predict`` with the default settings; with ``nearest_too`` also with ``--nearest-labels``, the two
+    alternating run by run (the order swapped every round)."""
     exe = str(Path(sys.executable).with_name("gliomics"))
+    variants = {"gliomics predict (default)": []}
+    if nearest_too:
+        variants["gliomics predict --nearest-labels"] = ["--nearest-labels"]
+    rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        cmd = [exe, "predict", "-i", str(case), "-o", tmp, "-m", str(run), "--overwrite", "--no-progress"]
-        _peak_rss_of(cmd)  # warm-up: page cache, Python bytecode
-        walls, rss = [], []
-        for _ in range(runs):
-            wall, peak, _ = _peak_rss_of(cmd)
-            walls.append(wall)
-            rss.append(peak)
-        record = json.loads(next(Path(tmp).glob("*.json")).read_text())
-    return {"name": "gliomics predict (default)", "wall_s": statistics.median(walls), "walls": walls,
-            "peak_rss_mb": max(rss), "timings": record.get("timings", {})}
+        cmds = {name: [exe, "predict", "-i", str(case), "-o", str(Path(tmp) / str(k)), "-m", str(run), "--overwrite",
+                       "--no-progress", *flags] for k, (name, flags) in enumerate(variants.items())}
+        for cmd in cmds.values():
+            _peak_rss_of(cmd)  # warm-up: page cache, Python bytecode
+        walls: dict[str, list[float]] = {name: [] for name in cmds}
+        rss: dict[str, list[float]] = {name: [] for name in cmds}
+        for i in range(runs):
+            for name in (list(cmds) if i % 2 == 0 else list(cmds)[::-1]):
+                wall, peak, _ = _peak_rss_of(cmds[name])
+                walls[name].append(wall)
+                rss[name].append(peak)
+        for k, name in enumerate(cmds):
+            record = json.loads(next((Path(tmp) / str(k)).glob("*.json")).read_text())
+            rows.append({"name": name, "wall_s": statistics.median(walls[name]), "walls": walls[name],
+                         "peak_rss_mb": max(rss[name]), "timings": record.get("timings", {})})
+    return rows
 
 
 def bench_monai(kind: str, case: Path, runs: int) -> dict[str, Any]:
@@ -162,6 +176,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--case", type=Path, help="A 1 mm case folder; default: a phantom case, seed 11.")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--skip", nargs="*", default=[], choices=["swinunetr", "segresnet", "predict"])
+    parser.add_argument("--nearest-too", action="store_true", help="Also time gliomics predict --nearest-labels, "
+                        "alternating with the default.")
     parser.add_argument("--dice-cohort", type=Path, help="Cases with segmentations for the fast/slow Dice check.")
     parser.add_argument("--write", type=Path, help="Replace the section 'CPU inference' of this Markdown file.")
     parser.add_argument("--rows", type=Path, help="JSON lines printed by an earlier run: reuse its timings "
@@ -179,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
     if "predict" not in args.skip:
         if args.run is None:
             parser.error("--run is required unless --skip predict")
-        rows.append(bench_predict(case, args.run, args.runs))
+        rows += bench_predict(case, args.run, args.runs, nearest_too=args.nearest_too)
     baseline = None
     for kind in ("swinunetr", "segresnet"):
         if kind not in args.skip:

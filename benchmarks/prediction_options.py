@@ -4,7 +4,7 @@ its default and switched off, and ``gliomics evaluate`` scores both.
 Usage::
 
     .venv/bin/python benchmarks/prediction_options.py --option cavity --work /tmp/r23 \
-        [--extra-sites I_s11=11,8,3 J_s13_2mm=13,9,2] [--sites H_s7_2mm J_s13_2mm] [--parallel 2]
+        [--extra-sites I_s11=11,8,3 J_s13_2mm=13,9,2] [--sites H_s7_2mm J_s13_2mm] [--runs RUN ...] [--parallel 2]
 
 Options (:data:`OPTIONS`): ``cavity``, the detached-cavity rule (``gliomics predict --tta`` against ``--tta
 --keep-detached-cavities``); ``resampling``, the class probabilities resampled to the input grid before the argmax
@@ -12,9 +12,10 @@ Options (:data:`OPTIONS`): ``cavity``, the detached-cavity rule (``gliomics pred
 
 ``--work`` is a ``bench_recipe.py`` folder (its ``runs/`` and the panel under ``cohorts/``); ``--extra-sites`` adds
 unseen sites, ``NAME=SEED,SITE_INDEX,SPACING``, drawn as the panel is (30 cases each) into ``cohorts/``; ``--sites``
-keeps only the named sites. Predictions and evaluations go to ``pred_OPTION/{VARIANT}/RUN/SITE`` and
-``eval_OPTION/…``. Prints, per run and site, the BraTS 2024 lesion-wise Dice of each region and their mean (ET, NETC,
-SNFH and RC) without and with the option, and the mean ± sd over the (run, site) pairs.
+keeps only the named sites, ``--runs`` only the named runs. Predictions and evaluations go to
+``pred_OPTION/{VARIANT}/RUN/SITE`` and ``eval_OPTION/…``. Prints, per run and site, the BraTS 2024 lesion-wise Dice
+of each region and their mean (ET, NETC, SNFH and RC) without and with the option, and the mean ± sd over the
+(run, site) pairs.
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--work", type=Path, required=True)
     ap.add_argument("--extra-sites", nargs="*", default=[], metavar="NAME=SEED,SITE_INDEX,SPACING")
     ap.add_argument("--sites", nargs="*", default=None, help="only these sites (default: every one)")
+    ap.add_argument("--runs", nargs="*", default=None, help="only these runs of WORK/runs (default: every one)")
     ap.add_argument("--parallel", type=int, default=2)
     args = ap.parse_args(argv)
     coh = args.work / "cohorts"
@@ -65,7 +67,8 @@ def main(argv: list[str] | None = None) -> int:
         sites = {k: v for k, v in sites.items() if k in args.sites}
     variants = OPTIONS[args.option]
     on, off = variants
-    runs = sorted(p for p in (args.work / "runs").iterdir() if (p / "best.pt").is_file())
+    runs = sorted(p for p in (args.work / "runs").iterdir() if (p / "best.pt").is_file()
+                  and (not args.runs or p.name in args.runs))
     jobs = {}
     for run in runs:
         for site in sites:

@@ -13,8 +13,8 @@ cohort are the extra cases (a 288-case phantom cohort of seed S holds the 96 cas
 ``gliomics readout`` does (:func:`gliomics.training.readout.refit_readout`: training split + extra cases;
 thresholds and calibration on its validation split), and each panel site predicted (``--tta``) and evaluated.
 Prints the marker
-AUCs of the original readout (``eval_cavity/rule`` of ``benchmarks/cavity_rule.py`` when present, else
-``eval_readout``) and of the refitted one, per run and site, and their mean ± sd.
+AUCs of the original readout (``eval_cavity/rule`` of ``benchmarks/prediction_options.py --option cavity`` when
+present, else ``eval_readout``) and of the refitted one, per run and site, and their mean ± sd.
 """
 
 from __future__ import annotations

@@ -274,3 +274,47 @@ def test_sequences_option_takes_aliases_and_refuses_unknown_names(tiny_phantom, 
                                  "--no-progress", "--sequences", "t1c,dwi"])
     assert result.exit_code == 2 and "dwi" in result.output
     assert not bad.exists()
+
+
+def _case_at_half_the_spacing(src, root):
+    """A copy of a 4 mm case whose header says 2 mm: the network's 4 mm grid then holds half its voxels per axis."""
+    case = root / src.name
+    case.mkdir(parents=True)
+    for path in src.glob("*.nii.gz"):
+        img = nib.load(path)
+        affine = img.affine.copy()
+        affine[:3, :3] /= 2.0
+        nib.save(nib.Nifti1Image(np.asarray(img.dataobj), affine), case / path.name)
+    return discover_cases(root)[0]
+
+
+def test_probabilities_are_resampled_to_the_input_grid_before_the_argmax(tiny_phantom, tiny_run, tmp_path):
+    """Where the input's voxels are finer than the network's, the labels written are the argmax of the class
+    probabilities resampled to the input grid (smooth borders), not the network grid's labels copied by nearest
+    neighbour (``--nearest-labels``); on the network's own grid both ways write the same labels."""
+    fine = _case_at_half_the_spacing(_first_case(tiny_phantom), tmp_path / "fine")
+    off = {"label_minimums": False, "component_minimums": False, "detached_cavities": False,
+           "min_component_mm3": 0.0, "save_probabilities": True}
+    soft = _voxelwise_segmentation(Predictor("cpu", **off).load(tiny_run)).predict(fine)
+    nearest = _voxelwise_segmentation(Predictor("cpu", resample_probabilities=False, **off).load(tiny_run)).predict(fine)
+    assert soft.seg.shape == nearest.seg.shape == nib.load(fine.images["t1c"]).shape
+    assert len(np.unique(soft.seg)) > 2
+    np.testing.assert_array_equal(soft.seg, soft.probabilities.argmax(-1))
+    assert not np.array_equal(nearest.seg, soft.seg)
+
+    same_grid = discover_cases(tiny_phantom)[0]
+    a = _voxelwise_segmentation(Predictor("cpu", **off).load(tiny_run)).predict(same_grid)
+    b = _voxelwise_segmentation(Predictor("cpu", resample_probabilities=False, **off).load(tiny_run)).predict(same_grid)
+    np.testing.assert_array_equal(a.seg, b.seg)
+
+
+def test_nearest_labels_option_of_predict(tiny_phantom, tiny_run, tmp_path):
+    fine = _case_at_half_the_spacing(_first_case(tiny_phantom), tmp_path / "fine")
+    outs = {}
+    for name, flags in {"soft": [], "nearest": ["--nearest-labels"]}.items():
+        result = runner.invoke(app, ["predict", "-i", str(tmp_path / "fine"), "-o", str(tmp_path / name), "-m",
+                                     str(tiny_run), "--device", "cpu", "--no-progress", *flags])
+        assert result.exit_code == 0, result.output
+        outs[name] = np.asarray(nib.load(tmp_path / name / f"{fine.case_id}_seg.nii.gz").dataobj)
+    assert outs["soft"].shape == outs["nearest"].shape
+    assert not np.array_equal(outs["soft"], outs["nearest"])

@@ -148,6 +148,20 @@ def forward_with_tta(model: nn.Module, image: torch.Tensor, present: torch.Tenso
     return base
 
 
+def average_outputs(outs: list[dict]) -> dict:
+    """The outputs of several networks on one volume, averaged: the mean softmax, the mean marker probability
+    (returned as its logit, as a single network's marker output is), the mean CMAF weights; the pooling weights are
+    the first network's."""
+    probs = [o["probs"] for o in outs]
+    out = {"probs": None if probs[0] is None else torch.stack(probs).mean(0), "pool_weights": outs[0]["pool_weights"],
+           "alpha": None if any(o["alpha"] is None for o in outs) else torch.stack([o["alpha"] for o in outs]).mean(0),
+           "markers": None}
+    if outs[0]["markers"] is not None:
+        out["markers"] = {m: torch.logit(torch.stack([torch.sigmoid(o["markers"][m]) for o in outs]).mean(0),
+                                         eps=1e-7) for m in outs[0]["markers"]}
+    return out
+
+
 def single_pass(probs: torch.Tensor | None, markers: dict[str, torch.Tensor] | None) -> dict:
     """What one pass said: its label map (``1 × spatial`` uint8 argmax of ``1 × K × spatial`` ``probs``, or None)
     and its marker probabilities (per marker, a list with one value)."""

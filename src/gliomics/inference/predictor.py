@@ -24,6 +24,7 @@ from gliomics.data.transforms import sequences_present
 from gliomics.errors import CheckpointError, GliomicsError, OutputError
 from gliomics.inference.calibration import apply_calibration
 from gliomics.inference.engine import (
+    average_outputs,
     forward_volume,
     forward_with_tta,
     join_passes,
@@ -383,20 +384,6 @@ class Predictor:
                 logger.error("%s: %s", case.case_id, exc)
         return {"predicted": done, "skipped": skipped, "failed": failed, "seconds": float(np.sum(seconds)),
                 "seconds_per_case": float(np.mean(seconds)) if seconds else None, "hardware": self.hardware()}
-
-
-def average_outputs(outs: list[dict]) -> dict:
-    """The outputs of several networks on one volume, averaged: the mean softmax, the mean marker probability
-    (returned as its logit, as a single network's marker output is), the mean CMAF weights; the pooling weights are
-    the first network's."""
-    probs = [o["probs"] for o in outs]
-    out = {"probs": None if probs[0] is None else torch.stack(probs).mean(0), "pool_weights": outs[0]["pool_weights"],
-           "alpha": None if any(o["alpha"] is None for o in outs) else torch.stack([o["alpha"] for o in outs]).mean(0),
-           "markers": None}
-    if outs[0]["markers"] is not None:
-        out["markers"] = {m: torch.logit(torch.stack([torch.sigmoid(o["markers"][m]) for o in outs]).mean(0),
-                                         eps=1e-7) for m in outs[0]["markers"]}
-    return out
 
 
 def _mean_alpha(alpha: torch.Tensor | None, labels: torch.Tensor, present: torch.Tensor) -> dict | None:
