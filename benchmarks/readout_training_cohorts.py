@@ -53,6 +53,28 @@ def _features(cohort: Path) -> dict:
     return dict(np.load(cache))
 
 
+def _latent_design(d: dict) -> np.ndarray:
+    """The latents as a linear readout would best take them (the Beta densities' log terms, the log-normal oedema
+    ratio's log), necrosis zero on the post-operative cases (``z``: the columns of ``readout_diagnostics.LATENTS``)."""
+    z = d["z"]
+    e, r = (np.clip(z[:, k], 1e-3, 1 - 1e-3) for k in (0, 4))
+    return np.column_stack([e, np.log(e), np.log1p(-e), z[:, 1] * (1 - d["postop"]), d["postop"], z[:, 2], z[:, 3],
+                            np.log(r), np.log1p(-r), z[:, 5], z[:, 6]])
+
+
+def _latent_readout(train: dict):
+    """Cross-validated L2 logistic regression of IDH on :func:`_latent_design`; returns its probability function."""
+    from sklearn.linear_model import LogisticRegressionCV
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    known = ~np.isnan(train["y"][:, 0])
+    model = make_pipeline(StandardScaler(), LogisticRegressionCV(Cs=list(np.logspace(-3, 1, 9)), cv=5,
+                                                                 scoring="neg_log_loss", max_iter=5000))
+    model.fit(_latent_design(train)[known], train["y"][known, 0].astype(int))
+    return lambda d: model.predict_proba(_latent_design(d))[:, 1]
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--work", type=Path, required=True)
@@ -84,6 +106,14 @@ def main(argv: list[str] | None = None) -> int:
                     aucs[m].append(_auc(te["y"][:, k], np.array([p[m] for p in probs])))
         cells = [f"{np.mean(v):.3f} ± {np.std(v, ddof=1):.3f} ({np.min(v):.3f})" for v in aucs.values()]
         print(f"| {label} | {len(fits)} × {len(test)} sites | " + " | ".join(cells) + " |", flush=True)
+    # the readout's form given perfect measurements: a logistic regression on the true latents (necrosis unseen after
+    # resection), fitted on each 288-case cohort
+    oracle = []
+    for tr in rows["288 cases, 6 sites"]:
+        fit = _latent_readout(tr)
+        oracle += [_auc(te["y"][:, 0], fit(te)) for te in test.values()]
+    print(f"\nIDH of a logistic regression on the true latents, necrosis unseen after resection (288-case cohorts): "
+          f"{np.mean(oracle):.3f} ± {np.std(oracle, ddof=1):.3f} (min {np.min(oracle):.3f})")
     # what an image model could reach at most if necrosis cannot be seen once resected: the Bayes posterior of IDH
     # with necrosis left out on the post-operative cases
     bound = {name: _auc(te["y"][:, 0], np.where(te["postop"] == 1, te["bayes_idh_no_necrosis"], te["bayes_idh"]))
