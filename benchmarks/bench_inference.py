@@ -88,7 +88,8 @@ def bench_predict(case: Path, run: Path, runs: int, *, nearest_too: bool = False
                 walls[name].append(wall)
                 rss[name].append(peak)
         for k, name in enumerate(cmds):
-            record = json.loads(next((Path(tmp) / str(k)).glob("*.json")).read_text())
+            record = json.loads(next(p for p in sorted((Path(tmp) / str(k)).glob("*.json"))
+                                     if p.name != "predict_summary.json").read_text())
             rows.append({"name": name, "wall_s": statistics.median(walls[name]), "walls": walls[name],
                          "peak_rss_mb": max(rss[name]), "timings": record.get("timings", {})})
     return rows

@@ -10,6 +10,7 @@ import torch
 from gliomics.constants import LABELS
 from gliomics.inference.postprocess import (
     COMPONENT_CANDIDATES_MM3,
+    class_argmax,
     fit_min_component_volumes,
     fit_min_label_volumes,
     postprocess_labels,
@@ -309,3 +310,13 @@ def test_postprocessing_runs_the_component_minimums_again_after_a_suppression() 
     # nothing to apply: nothing recorded, nothing changed
     same, nothing = postprocess_labels(probs, torch.from_numpy(labels), 1.0, detached_cavities=False)
     assert nothing == {} and np.array_equal(same.numpy(), labels)
+
+
+def test_class_argmax_is_argmax_with_the_first_class_on_a_tie():
+    torch.manual_seed(0)
+    probs = torch.rand(5, 6, 7, 8).round(decimals=1)  # many ties
+    assert torch.equal(class_argmax(probs), probs.argmax(0))
+    tie = torch.zeros(5, 3, 3, 3)
+    tie[2:4] = 0.5
+    assert class_argmax(tie).unique().tolist() == [2]
+    assert class_argmax(torch.zeros(5, 2, 2, 2)).unique().tolist() == [0]

@@ -295,17 +295,16 @@ def test_probabilities_are_resampled_to_the_input_grid_before_the_argmax(tiny_ph
     fine = _case_at_half_the_spacing(_first_case(tiny_phantom), tmp_path / "fine")
     off = {"label_minimums": False, "component_minimums": False, "detached_cavities": False,
            "min_component_mm3": 0.0, "save_probabilities": True}
-    soft = _voxelwise_segmentation(Predictor("cpu", **off).load(tiny_run)).predict(fine)
-    nearest = _voxelwise_segmentation(Predictor("cpu", resample_probabilities=False, **off).load(tiny_run)).predict(fine)
+    soft_predictor = _voxelwise_segmentation(Predictor("cpu", **off).load(tiny_run))
+    nearest_predictor = _voxelwise_segmentation(Predictor("cpu", resample_probabilities=False, **off).load(tiny_run))
+    soft, nearest = soft_predictor.predict(fine), nearest_predictor.predict(fine)
     assert soft.seg.shape == nearest.seg.shape == nib.load(fine.images["t1c"]).shape
     assert len(np.unique(soft.seg)) > 2
     np.testing.assert_array_equal(soft.seg, soft.probabilities.argmax(-1))
     assert not np.array_equal(nearest.seg, soft.seg)
 
     same_grid = discover_cases(tiny_phantom)[0]
-    a = _voxelwise_segmentation(Predictor("cpu", **off).load(tiny_run)).predict(same_grid)
-    b = _voxelwise_segmentation(Predictor("cpu", resample_probabilities=False, **off).load(tiny_run)).predict(same_grid)
-    np.testing.assert_array_equal(a.seg, b.seg)
+    np.testing.assert_array_equal(soft_predictor.predict(same_grid).seg, nearest_predictor.predict(same_grid).seg)
 
 
 def test_nearest_labels_option_of_predict(tiny_phantom, tiny_run, tmp_path):

@@ -14,6 +14,7 @@ from monai.inferers import sliding_window_inference
 from torch import nn
 
 from gliomics.constants import MARKERS
+from gliomics.inference.postprocess import class_argmax
 
 
 def pad_multiple(model: nn.Module) -> int:
@@ -165,7 +166,7 @@ def average_outputs(outs: list[dict]) -> dict:
 def single_pass(probs: torch.Tensor | None, markers: dict[str, torch.Tensor] | None) -> dict:
     """What one pass said: its label map (``1 × spatial`` uint8 argmax of ``1 × K × spatial`` ``probs``, or None)
     and its marker probabilities (per marker, a list with one value)."""
-    return {"labels": None if probs is None else probs.argmax(1).to(torch.uint8).cpu(),
+    return {"labels": None if probs is None else class_argmax(probs[0])[None].to(torch.uint8).cpu(),
             "markers": {m: [v] for m, v in marker_probabilities(markers).items()}}
 
 

@@ -58,6 +58,12 @@ def remove_small_components(seg: np.ndarray, spacing: tuple[float, ...], *, min_
     return out
 
 
+def class_argmax(probs: torch.Tensor) -> torch.Tensor:
+    """The most probable class of each voxel of ``K × spatial`` probabilities (the first on a tie, as ``argmax``):
+    ``max(0).indices``, which torch computes several times as fast as ``argmax(0)`` over the class axis on a CPU."""
+    return probs.max(0).indices
+
+
 def suppress_small_labels(probs: torch.Tensor, labels: torch.Tensor, voxel_mm3: float,
                           min_volume_mm3: Mapping[str, float]) -> tuple[torch.Tensor, list[str]]:
     """Relabel each tumour label whose whole volume is below its minimum with the next most probable label.
@@ -77,10 +83,12 @@ def suppress_small_labels(probs: torch.Tensor, labels: torch.Tensor, voxel_mm3: 
     if not names:
         return labels, []
     codes = [LABELS[n] for n in names]
-    masked = probs.clone()
-    masked[codes] = -1.0
     replace = torch.isin(labels, torch.tensor(codes, device=labels.device))
-    return torch.where(replace, masked.argmax(0).to(labels.dtype), labels), names
+    runner_up = probs[:, replace]  # K × (voxels of the suppressed labels), a copy
+    runner_up[codes] = -1.0
+    out = labels.clone()
+    out[replace] = class_argmax(runner_up).to(labels.dtype)
+    return out, names
 
 
 def fit_min_label_volumes(cases: Sequence[Mapping[str, Sequence[float]]],
@@ -157,7 +165,7 @@ def relabel_small_components(probs: torch.Tensor, labels: torch.Tensor, voxel_mm
         where = torch.from_numpy(np.isin(components, small)).to(labels.device)
         runner_up = probs[:, where]  # K × (voxels of the small components), a copy
         runner_up[[code, *(LABELS[x] for x in exclude)]] = -1.0
-        out[where] = runner_up.argmax(0).to(labels.dtype)
+        out[where] = class_argmax(runner_up).to(labels.dtype)
         lost[name] = int(small.size)
     return out, lost
 

@@ -33,7 +33,7 @@ from gliomics.inference.engine import (
     single_pass,
 )
 from gliomics.inference.marker_readout import MarkerReadout, replace_head_markers
-from gliomics.inference.postprocess import postprocess_labels, remove_small_components
+from gliomics.inference.postprocess import class_argmax, postprocess_labels, remove_small_components
 from gliomics.inference.prediction import Prediction, export_prediction
 from gliomics.inference.uncertainty import case_uncertainty, entropy_map, review_reason
 from gliomics.inference.who import DEFAULT_BAND, who_cns5_suggestion
@@ -244,7 +244,7 @@ class Predictor:
     def _postprocess(self, probs: torch.Tensor, voxel_mm3: float) -> tuple[torch.Tensor, dict[str, Any]]:
         """The argmax of ``probs`` after the run's post-processing (:func:`postprocess_labels`), and what was done."""
         return postprocess_labels(
-            probs, probs.argmax(0).to(torch.uint8), voxel_mm3,
+            probs, class_argmax(probs).to(torch.uint8), voxel_mm3,
             min_component_mm3=self.min_label_component_mm3 if self.component_minimums else None,
             min_label_mm3=self.min_label_mm3 if self.label_minimums else None,
             detached_cavities=self.detached_cavities)

@@ -13,6 +13,7 @@ from gliomics.evaluation.segmentation import LESION_MIN_VOLUME_MM3, lesion_wise
 from gliomics.inference.calibration import fit_run_calibration, youden_threshold
 from gliomics.inference.engine import forward_volume, marker_probabilities
 from gliomics.inference.postprocess import (
+    class_argmax,
     fit_min_component_volumes,
     fit_min_label_volumes,
     remove_small_components,
@@ -37,7 +38,7 @@ def validate_cases(model: torch.nn.Module, samples: Sequence[dict], *, roi_size,
                              whole_volume_factor=whole_volume_factor)
         row: dict = {"case_id": data["case_id"], "markers": np.asarray(data["markers"]).tolist()}
         if res["probs"] is not None and "label" in data:
-            pred = res["probs"][0].argmax(0).cpu().numpy().astype(np.uint8)
+            pred = class_argmax(res["probs"][0]).cpu().numpy().astype(np.uint8)
             affine = np.asarray(data["image"].affine)
             spacing = voxel_spacing(affine)
             pred = remove_small_components(pred, spacing)
