@@ -320,3 +320,26 @@ def test_class_argmax_is_argmax_with_the_first_class_on_a_tie():
     tie[2:4] = 0.5
     assert class_argmax(tie).unique().tolist() == [2]
     assert class_argmax(torch.zeros(5, 2, 2, 2)).unique().tolist() == [0]
+
+
+def test_postprocessing_within_the_labelled_box_is_the_same_as_over_the_whole_volume() -> None:
+    """The rules run on the bounding box of the labelled voxels: a map with a wide empty margin gives the same
+    labels and record as the rules applied to every voxel."""
+    from gliomics.inference.postprocess import _postprocess_labels
+
+    labels = np.zeros((30, 28, 26), dtype=np.uint8)
+    labels[8:16, 8:16, 8:16] = SNFH
+    labels[10:14, 10:14, 10:14] = NETC
+    labels[20:22, 20:22, 20:22] = ET  # apart, below both minimums
+    labels[9:11, 22:25, 5:8] = RC  # a cavity apart from the tumour
+    labels[15, 15, 15] = NETC  # a speck
+    probs = _probs_for(labels, runner_up=NETC)
+    settings = ({"NETC": 20.0}, {"ET": 1000.0}, True)
+    boxed, post = postprocess_labels(probs, torch.from_numpy(labels), 1.0, min_component_mm3=settings[0],
+                                     min_label_mm3=settings[1], detached_cavities=settings[2])
+    whole, whole_post = _postprocess_labels(probs, torch.from_numpy(labels), 1.0, *settings)
+    assert not np.array_equal(whole.numpy(), labels)  # the rules changed something
+    assert np.array_equal(boxed.numpy(), whole.numpy()) and post == whole_post
+    assert boxed.shape == labels.shape
+    empty, _ = postprocess_labels(probs, torch.zeros_like(torch.from_numpy(labels)), 1.0, detached_cavities=True)
+    assert not empty.any()
