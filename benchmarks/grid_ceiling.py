@@ -33,13 +33,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_compare import _gliomics  # noqa: E402
 from bench_recipe import REGIONS  # noqa: E402
 
-LATENTS = ("lobe", "enhancing_fraction", "necrosis", "mismatch", "calcification", "margin_sharpness", "edema_ratio")
-
 
 def _same_cases(coarse: Path, fine: Path) -> list[str]:
+    from gliomics.phantom.latents import IMAGE_LATENTS
+
     def rows(root: Path) -> dict[str, tuple]:
         with open(root / "phantom_truth.csv", newline="") as f:
-            return {r["case_id"]: tuple(r[k] for k in LATENTS) for r in csv.DictReader(f)}
+            return {r["case_id"]: tuple(r[k] for k in IMAGE_LATENTS) for r in csv.DictReader(f)}
 
     a, b = rows(coarse), rows(fine)
     if a != b:

@@ -261,7 +261,10 @@ def postprocess_labels(probs: torch.Tensor, labels: torch.Tensor, voxel_mm3: flo
     return _postprocess_labels(probs, labels, voxel_mm3, min_component_mm3, min_label_mm3, detached_cavities)
 
 
-def _postprocess_labels(probs, labels, voxel_mm3, min_component_mm3, min_label_mm3, detached_cavities):
+def _postprocess_labels(probs: torch.Tensor, labels: torch.Tensor, voxel_mm3: float,
+                        min_component_mm3: Mapping[str, float] | None, min_label_mm3: Mapping[str, float] | None,
+                        detached_cavities: bool) -> tuple[torch.Tensor, dict[str, Any]]:
+    """:func:`postprocess_labels` on the whole of ``labels``."""
     post: dict[str, Any] = {}
     lost: dict[str, int] = {}
     if min_component_mm3:
