@@ -21,8 +21,8 @@ def import_(
     images: Path | None = typer.Option(None, "--images", help="tcga: image cases whose ids hold the barcodes."),
     unknown_as_missing: bool = typer.Option(False, "--unknown-as-missing",
                                             help="Leave unrecognised marker values blank instead of failing."),
-    match: list[str] = typer.Option([], "--match", help="dicom: SEQUENCE=REGEX for series descriptions "
-                                                        "(repeatable), e.g. --match 't1c=t1.*post'."),
+    series: list[str] = typer.Option([], "--series", help="dicom: SEQUENCE=<series number or SeriesInstanceUID> "
+                                     "(repeatable), e.g. --series t1c=1201: take this series as given."),
     case_id: str | None = typer.Option(None, "--case-id", help="dicom: name of a single study's case."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Convert again what the output already has."),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
@@ -32,15 +32,19 @@ def import_(
     from gliomics.data.datasets import import_dataset
     from gliomics.errors import ConfigError
 
-    patterns = {}
-    for item in match:
+    chosen = {}
+    for item in series:
         key, sep, value = item.partition("=")
-        if not sep or not value:
-            raise ConfigError(f"--match {item!r}: expected SEQUENCE=REGEX, e.g. t1c=t1.*post")
-        patterns[key.strip()] = value
+        if not sep or not value.strip():
+            raise ConfigError(f"--series {item!r}: expected SEQUENCE=<series number or SeriesInstanceUID>, "
+                              "e.g. t1c=1201")
+        chosen[key.strip()] = value.strip()
     result = import_dataset(format, input, out, metadata=metadata, images=images,
-                            unknown_as_missing=unknown_as_missing, patterns=patterns or None, case_id=case_id,
+                            unknown_as_missing=unknown_as_missing, series=chosen or None, case_id=case_id,
                             overwrite=overwrite)
+    for cid, lines in result.get("decisions", {}).items():
+        for line in lines:
+            typer.echo(f"{cid}: {line}")
     written = [str(result[k]) for k in ("manifest", "markers_csv") if k in result]
     typer.echo(f"imported {result['cases']} cases and {result['markers']} marker rows ({format}); "
                f"wrote {', '.join(written) or 'nothing'}")

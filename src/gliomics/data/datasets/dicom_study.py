@@ -1,9 +1,11 @@
 """DICOM adapter: study folders → BraTS-layout NIfTI cases, with ``dicom_sources.json`` for DICOM-SEG output.
 
 ``source`` is one study folder (every series under it, at any depth, shares one StudyInstanceUID) or a folder of
-study folders (each sub-folder one study, named after the sub-folder). Each case becomes
-``OUT/<case>/<case>-<sequence>.nii.gz`` in the scanner geometry of its series (no resampling), plus
-``dicom_sources.json``; ``OUT/manifest.csv`` lists the cases.
+study folders (each sub-folder one study, named after the sub-folder). The series of every study are chosen first
+(:func:`gliomics.io.dicom_sequences.select_series`), so that a study that cannot be decided stops the import before
+anything is written. Each case then becomes ``OUT/<case>/<case>-<sequence>.nii.gz`` in the scanner geometry of its
+series (no resampling), plus ``dicom_sources.json`` (the chosen series, and every series with its evidence);
+``OUT/manifest.csv`` lists the cases.
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ from gliomics.constants import SEQUENCES
 from gliomics.data.datasets.common import ManifestRow, write_outputs
 from gliomics.errors import InputError
 from gliomics.io.atomic import atomic_path
-from gliomics.io.dicom import SOURCES_JSON, Series, compile_patterns, read_series, scan_series, select_series
+from gliomics.io.dicom import SOURCES_JSON, Series, read_series, scan_series
+from gliomics.io.dicom_sequences import Selection, decision_lines, enhancement_index, select_series
 from gliomics.io.nifti import save_image
 
 logger = logging.getLogger(__name__)
@@ -46,71 +49,92 @@ def _studies(source: Path, case_id: str | None) -> dict[str, list[Series]]:
     return grouped
 
 
-def _record(case_id: str, source: Path, chosen: dict[str, Series], matches: dict[str, list[Series]],
-            others: list[Series], patterns: Mapping[str, Any]) -> dict[str, Any]:
+def _record(case_id: str, source: Path, selection: Selection) -> dict[str, Any]:
     root = source.resolve()
     sequences = {}
-    for key in SEQUENCES:
-        if key not in chosen:
-            continue
-        s = chosen[key]
+    for key, s in selection.chosen.items():
         sequences[key] = {**s.summary(), "nifti": f"{case_id}-{key}.nii.gz", "rows": s.rows, "columns": s.columns,
-                          "slices": s.slices, "files": [p.resolve().relative_to(root).as_posix() for p in s.files]}
+                          "slices": s.slices, "reason": selection.reasons[key],
+                          "files": [p.resolve().relative_to(root).as_posix() for p in s.files]}
     return {
         "case_id": case_id,
         "source_root": str(root),
-        "study_instance_uid": next(iter(chosen.values())).study_uid,
+        "study_instance_uid": next(iter(selection.chosen.values())).study_uid,
         "sequences": sequences,
-        "other_matches": {k: [s.summary() for s in v if s is not chosen.get(k)] for k, v in matches.items()
-                          if len(v) > 1},
-        "unmatched_series": [s.summary() for s in others],
-        "patterns": {k: p.pattern for k, p in patterns.items()},
+        "series": [e.record() for e in selection.evidence],
     }
 
 
-def _write_case(case_id: str, source: Path, series: list[Series], patterns, out: Path) -> dict[str, Path]:
+class _ImageCache:
+    """Series read once, for the image check of the order rule and for the conversion."""
+
+    def __init__(self) -> None:
+        self.images: dict[str, Any] = {}
+
+    def read(self, series: Series):
+        if series.series_uid not in self.images:
+            self.images[series.series_uid] = read_series(series)
+        return self.images[series.series_uid]
+
+    def enhancement(self, earlier: Series, later: Series) -> float | None:
+        return enhancement_index(self.read(earlier), self.read(later))
+
+
+def _write_case(case_id: str, source: Path, selection: Selection, images: _ImageCache, out: Path) -> dict[str, Path]:
     from gliomics.io.sitk_images import array_of, nifti_affine
 
-    chosen, matches = select_series(series, patterns, str(source))
-    used = {id(s) for v in matches.values() for s in v}
-    record = _record(case_id, source, chosen, matches, [s for s in series if id(s) not in used], patterns)
+    record = _record(case_id, source, selection)
     final = out / case_id
     with atomic_path(final, folder=True) as tmp:
-        for key, s in chosen.items():
-            image = read_series(s)
+        for key, s in selection.chosen.items():
+            image = images.read(s)
             save_image(array_of(image).astype(np.float32), nifti_affine(image), tmp / f"{case_id}-{key}.nii.gz",
                        dtype=np.float32)
         (tmp / SOURCES_JSON).write_text(json.dumps(record, indent=2))
-    return {key: final / f"{case_id}-{key}.nii.gz" for key in chosen}
+    return {key: final / f"{case_id}-{key}.nii.gz" for key in selection.chosen}
 
 
-def import_dicom(source: Path | str, out: Path | str, *, patterns: Mapping[str, str] | None = None,
+def import_dicom(source: Path | str, out: Path | str, *, series: Mapping[str, str] | None = None,
                  case_id: str | None = None, overwrite: bool = False, **_: object) -> dict[str, object]:
-    """Convert DICOM studies to NIfTI cases (one series per sequence, chosen by description).
+    """Convert DICOM studies to NIfTI cases (one series per sequence, chosen on the evidence of its headers).
 
     Args:
         source: A study folder or a folder of study folders.
         out: Output folder.
-        patterns: Sequence → regular expression, replacing the defaults of :data:`gliomics.io.dicom.DEFAULT_PATTERNS`.
+        series: Sequence → series number or SeriesInstanceUID, taken as given (``--series t1c=1201``).
         case_id: Name of the case when ``source`` is a single study (default: the folder's name).
         overwrite: Convert cases whose folder exists again (otherwise they are kept and listed).
 
+    Returns:
+        The outputs written, and ``decisions``: case → one line per sequence (the series chosen and why).
+
     Raises:
-        InputError: No DICOM, no series matching a pattern, unusable series, mixed studies.
-        ConfigError: A bad pattern.
+        InputError: No DICOM, a corrupt file, no usable T1ce, candidates equal on the evidence, mixed studies.
+        ConfigError: An override for an unknown sequence.
     """
     source, out = Path(source), Path(out)
-    compiled = compile_patterns(patterns)
     studies = _studies(source, case_id)
-    rows = []
-    for cid, series in sorted(studies.items()):
+    if len(studies) > 1 and series:
+        raise InputError(f"{source}: holds {len(studies)} studies; --series applies to a single study")
+    plans: list[tuple[str, Path, Selection | None, _ImageCache]] = []
+    for cid, members in sorted(studies.items()):
         if "/" in cid or cid in ("", ".", ".."):
             raise InputError(f"{source}: invalid case id {cid!r}")
-        folder = out / cid
+        folder, where = out / cid, source / cid if len(studies) > 1 else source
         if folder.is_dir() and not overwrite:
             logger.info("%s: already imported; kept", folder)
-            images = {k: folder / f"{cid}-{k}.nii.gz" for k in SEQUENCES if (folder / f"{cid}-{k}.nii.gz").is_file()}
-        else:
-            images = _write_case(cid, source / cid if len(studies) > 1 else source, series, compiled, out)
-        rows.append(ManifestRow(cid, images))
-    return write_outputs(out, rows, [])
+            plans.append((cid, where, None, _ImageCache()))
+            continue
+        images = _ImageCache()
+        plans.append((cid, where, select_series(members, str(where), overrides=series,
+                                                enhancement=images.enhancement), images))
+    rows, decisions = [], {}
+    for cid, where, selection, images in plans:
+        if selection is None:
+            found = {k: out / cid / f"{cid}-{k}.nii.gz" for k in SEQUENCES}
+            rows.append(ManifestRow(cid, {k: p for k, p in found.items() if p.is_file()}))
+            continue
+        rows.append(ManifestRow(cid, _write_case(cid, where, selection, images, out)))
+        decisions[cid] = decision_lines(selection)
+        images.images.clear()
+    return {**write_outputs(out, rows, []), "decisions": decisions}
