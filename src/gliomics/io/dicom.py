@@ -240,11 +240,29 @@ def _header(path: Path):
     from pydicom.errors import InvalidDicomError
 
     try:
-        return pydicom.dcmread(path, stop_before_pixels=True)
+        header = pydicom.dcmread(path, stop_before_pixels=True)
     except (InvalidDicomError, OSError, ValueError, TypeError, AttributeError, EOFError, KeyError) as exc:
         if _claims_dicom(path):
             raise InputError(f"{path}: corrupt DICOM file ({type(exc).__name__}: {str(exc)[:120]})") from None
         return None
+    damage = _damage(header)
+    if damage and _claims_dicom(path):
+        raise InputError(f"{path}: corrupt DICOM file ({damage})")
+    return header
+
+
+def _damage(header) -> str | None:
+    """What shows that a file was cut short or holds garbage after its ``DICM`` marker (pydicom reads both without
+    an error), or None."""
+    if len(header.file_meta) == 0:
+        return "no file meta information after the DICM marker"
+    if len(header) == 0:
+        return "no data set after the file meta information (truncated?)"
+    last = header.get_item(max(header.keys()))  # the raw element as read, not converted
+    length, value = getattr(last, "length", None), getattr(last, "value", None)
+    if isinstance(value, bytes) and isinstance(length, int) and length != 0xFFFFFFFF and len(value) < length:
+        return f"truncated in element {last.tag}: {len(value)} of {length} bytes"
+    return None
 
 
 def _sort_instances(series: Series, headers: list) -> None:

@@ -50,7 +50,7 @@ DISTRACTOR_NAME_WEIGHT = 4.0
 CONTRAST_ATTRIBUTE_WEIGHT, CONTRAST_NAME_WEIGHT = 3.0, 2.0
 #: Enhancement index (:func:`enhancement_index`) beyond which the images confirm, or contradict, the order rule.
 ENHANCEMENT_THRESHOLD = 0.1
-#: Two voxel volumes within this ratio count as the same resolution.
+#: A voxel volume within this ratio of the finest candidate's counts as the same resolution.
 RESOLUTION_TOLERANCE = 1.15
 #: ImageType values that mark a series that is not an acquired image of one of the four sequences.
 NOT_INPUT_IMAGE_TYPES = frozenset({"DERIVED", "SECONDARY", "LOCALIZER", "MPR", "PROJECTION IMAGE", "MIP", "MINIP",
@@ -74,9 +74,11 @@ _NAMES: dict[str, re.Pattern] = {
 _CONTRAST_WORDS = re.compile(
     rf"(\+ ?c{_END}|{_WORD}c ?\+|\+ ?(gd|gad\w*|km|mdc|kontrast\w*){_END}|{_WORD}(post|gd|gad|gado\w*|contrast|km|ce|"
     rf"t1 ?ce|t1 ?c|t1 ?gd|enhanced|mdc|pdc|kontrast\w*|postcontrast|post ?gad|post ?gd|c){_END})")
+#: Words that say "without contrast"; a negation takes the contrast word after it ("pre-contrast", "w/o Gd",
+#: "ohne KM"), which then says nothing of contrast on its own.
 _PLAIN_WORDS = re.compile(
-    rf"{_WORD}(pre|precontrast|pre ?contrast|pre ?gad|nativ\w*|without|w ?o|non ?contrast|nc|plain|sin ?contraste|"
-    rf"ohne ?km|ohne){_END}")
+    rf"{_WORD}((pre|without|w ?o|non|no|sin|ohne) ?(contrast\w*|kontrast\w*|gad\w*|gd|km|mdc|c)|precontrast|pre|"
+    rf"nativ\w*|without|w ?o|nc|plain|ohne){_END}")
 
 
 def _text(*names: str) -> str:
@@ -187,12 +189,14 @@ def _contrast_evidence(series: Series) -> tuple[float, list[str]]:
         score += CONTRAST_ATTRIBUTE_WEIGHT
         notes.append(f"private element names a contrast agent ({h.private_contrast})")
     text = _text(series.description, h.protocol)
-    if _CONTRAST_WORDS.search(text):
+    plain = _PLAIN_WORDS.search(text)
+    post = _CONTRAST_WORDS.search(_PLAIN_WORDS.sub(" ", text))  # "pre-contrast" says no contrast
+    if post:
         score += CONTRAST_NAME_WEIGHT
-        notes.append(f"name says post-contrast ({_CONTRAST_WORDS.search(text).group(0).strip()!r})")
-    elif _PLAIN_WORDS.search(text):
+        notes.append(f"name says post-contrast ({post.group(0).strip()!r})")
+    elif plain:
         score -= CONTRAST_NAME_WEIGHT
-        notes.append(f"name says without contrast ({_PLAIN_WORDS.search(text).group(0).strip()!r})")
+        notes.append(f"name says without contrast ({plain.group(0).strip()!r})")
     return score, notes
 
 
@@ -337,11 +341,29 @@ def _candidates(evidence: list[SeriesEvidence], sequence: str) -> list[SeriesEvi
     return found
 
 
-def _rank(e: SeriesEvidence, sequence: str) -> tuple:
-    """Lower is better: before contrast (but T1ce), finer voxels (within 15 %), axial slices."""
-    phase = 0 if sequence == "t1c" or not e.contrast else 1
+def _phase(e: SeriesEvidence, sequence: str) -> int:
+    return 0 if sequence == "t1c" or not e.contrast else 1
+
+
+def _finest(candidates: list[SeriesEvidence], sequence: str) -> dict[int, float]:
+    """The smallest voxel volume of the candidates, per phase (before / after contrast)."""
+    finest: dict[int, float] = {}
+    for e in candidates:
+        if e.series.voxel_volume > 0:
+            phase = _phase(e, sequence)
+            finest[phase] = min(finest.get(phase, math.inf), e.series.voxel_volume)
+    return finest
+
+
+def _rank(e: SeriesEvidence, sequence: str, finest: Mapping[int, float]) -> tuple:
+    """Lower is better: before contrast (but T1ce), finer voxels (within 15 % of the finest of its phase counts as
+    the finest), axial slices."""
+    phase = _phase(e, sequence)
     volume = e.series.voxel_volume
-    resolution = round(math.log(volume) / math.log(RESOLUTION_TOLERANCE)) if volume > 0 else 10**6
+    if volume <= 0:
+        resolution = math.inf
+    else:
+        resolution = 0.0 if volume <= finest.get(phase, volume) * RESOLUTION_TOLERANCE else volume
     return (phase, resolution, 0 if e.series.axial else 1)
 
 
@@ -350,8 +372,9 @@ def _why(e: SeriesEvidence, others: list[SeriesEvidence], sequence: str) -> str:
     if e.contrast is not None:
         reasons.append(next((n for n in reversed(e.notes) if "contrast" in n), "post-contrast"))
     if others:
-        best = _rank(e, sequence)
-        worse = [_rank(o, sequence) for o in others]
+        finest = _finest([e, *others], sequence)
+        best = _rank(e, sequence, finest)
+        worse = [_rank(o, sequence, finest) for o in others]
         if any(w[0] > best[0] for w in worse):
             reasons.append("acquired before contrast")
         if any(w[0] == best[0] and w[1] > best[1] for w in worse):
@@ -402,10 +425,14 @@ def select_series(series: list[Series], where: str, *, overrides: Mapping[str, s
         if key not in SEQUENCES:
             raise ConfigError(f"--series {key}=…: unknown sequence; expected one of {', '.join(SEQUENCES)}")
     evidence = [weigh_series(s) for s in series]
+    forced = {key: _override(evidence, key, value, where) for key, value in overrides.items()}
+    for key, e in forced.items():
+        if key == "t1c" and not e.contrast:
+            e.contrast = True  # the user's word is contrast evidence: what came after it is post-contrast too
+            e.notes.append(f"post-contrast: named by --series t1c={overrides[key]}")
     apply_order_rules(evidence, enhancement)
     chosen: dict[str, Series] = {}
     reasons: dict[str, str] = {}
-    forced = {key: _override(evidence, key, value, where) for key, value in overrides.items()}
     taken = {id(e) for e in forced.values()}
     for sequence in ("t1c", "t1n", "t2f", "t2w"):
         if sequence in forced:
@@ -436,9 +463,10 @@ def _pick(usable: list[SeriesEvidence], sequence: str, where: str,
             found = "; ".join(f"{e.series.label}: {e.series.problem}" for e in broken)
         raise InputError(f"{where}: no usable post-contrast T1 (T1ce) series ({found}); name it with "
                          "--series t1c=<series number or SeriesInstanceUID>")
-    usable.sort(key=lambda e: (_rank(e, sequence), _time(e)))
-    best = _rank(usable[0], sequence)
-    tied = [e for e in usable if _rank(e, sequence) == best]
+    finest = _finest(usable, sequence)
+    usable.sort(key=lambda e: (_rank(e, sequence, finest), _time(e)))
+    best = _rank(usable[0], sequence, finest)
+    tied = [e for e in usable if _rank(e, sequence, finest) == best]
     if len(tied) > 1:
         raise InputError(f"{where}: cannot choose the {sequence} series: {len(tied)} candidates are equal on the "
                          f"evidence ({_listing(tied)}); choose one with --series {sequence}=<series number or "
