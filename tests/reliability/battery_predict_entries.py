@@ -190,7 +190,38 @@ def _predict_unicode(ws: Workspace) -> Invocation:
     return Invocation(args, "", out, ("CASE-000-000.json", "CASE-000-000_seg.nii.gz", "predict_summary.json"))
 
 
+def _predict_tiny_volume(ws: Workspace) -> Invocation:
+    cohort, case = one_case(ws)
+    for s in SEQUENCES:
+        write_nifti(seq_file(case, s), np.ones((6, 6, 6), np.float32))
+    return predict_with(ws, cohort, "CASE-000-000-t1n.nii.gz")
+
+
+def _predict_complex_voxels(ws: Workspace) -> Invocation:
+    cohort, case = one_case(ws)
+    replace_volume(case, "t2w", lambda a: a.astype(np.complex64) * (1 + 1j))
+    return predict_with(ws, cohort, "CASE-000-000-t2w.nii.gz")
+
+
+def _predict_folder_named_like_image(ws: Workspace) -> Invocation:
+    cohort, case = one_case(ws)
+    seq_file(case, "t1c").unlink()
+    seq_file(case, "t1c").mkdir()
+    return predict_with(ws, cohort, "CASE-000-000-t1c.nii.gz")
+
+
+def _predict_empty_case_through_parent(ws: Workspace) -> Invocation:
+    ws.path("cohort", "CASE-000-000").mkdir(parents=True)
+    return predict_with(ws, ws.path("cohort"), "CASE-000-000")
+
+
 PREDICT_ENTRIES: list[BadInput] = [
+    BadInput("predict-tiny-volume", "predict", "a 6×6×6 volume", _predict_tiny_volume, needs_run=True),
+    BadInput("predict-complex-voxels", "predict", "complex-valued voxels", _predict_complex_voxels, needs_run=True),
+    BadInput("predict-folder-named-like-image", "predict", "a folder named t1c.nii.gz",
+             _predict_folder_named_like_image, needs_run=True),
+    BadInput("predict-empty-case-through-parent", "predict", "an empty case folder reached through its parent",
+             _predict_empty_case_through_parent, needs_run=True),
     BadInput("predict-input-missing", "predict", "missing input folder", _predict_input_missing, needs_run=True),
     BadInput("predict-input-empty", "predict", "empty input folder", _predict_input_empty, needs_run=True),
     BadInput("predict-model-missing", "predict", "missing run folder", _predict_model_missing),

@@ -59,3 +59,16 @@ def test_one_all_zero_sequence_is_treated_as_missing(tiny_run, tmp_path):
     record = json.loads((out / "CASE-000-000.json").read_text())
     assert record["sequences_missing"] == ["t2w"]
     assert "t2w" not in record["sequences_present"]
+
+
+def test_a_missing_sequence_file_is_said_on_the_console(tiny_run, tmp_path, caplog):
+    ws = Workspace(tmp_path, tiny_run)
+    cohort = ws.cohort("cases", n=1, markers=False)
+    (cohort / "CASE-000-000" / "CASE-000-000-t2f.nii.gz").unlink()
+    out = tmp_path / "pred"
+    with caplog.at_level("WARNING", logger="gliomics.inference.predictor"):
+        result = CliRunner().invoke(app, ["predict", "-i", str(cohort), "-o", str(out), "-m", str(tiny_run),
+                                          *PREDICT])
+    assert result.exit_code == 0, result.output
+    assert any("CASE-000-000: t2f missing" in r.getMessage() for r in caplog.records)
+    assert json.loads((out / "CASE-000-000.json").read_text())["sequences_missing"] == ["t2f"]

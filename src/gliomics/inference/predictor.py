@@ -371,6 +371,9 @@ class Predictor:
             if not overwrite and (out_dir / f"{case.case_id}{RECORD_SUFFIX}").is_file():
                 skipped.append(case.case_id)
                 continue
+            if case.missing:
+                logger.warning("%s: %s missing; predicted from %s only", case.case_id, ", ".join(case.missing),
+                               ", ".join(case.images))
             try:
                 prediction = self.predict_case(case, out_dir)
                 seconds.append(prediction.record["timings"]["total_s"])

@@ -79,10 +79,12 @@ def _brats_case(folder: Path) -> tuple[Case, str] | None:
     seg: Path | None = None
     wt_mask: Path | None = None
     legacy = False
-    for path in sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")):
+    for path in sorted(p for p in folder.iterdir() if not p.name.startswith(".")):
         match = _BRATS_FILE.match(path.name)
         if not match:
             continue
+        if not path.is_file():
+            raise InputError(f"{path}: named like an image but is {'a folder' if path.is_dir() else 'not a file'}")
         tag = match["tag"].lower()
         key = tag if tag in ("seg", WT_MASK_TAG) else canonical_sequence(tag)
         if key is None:
@@ -111,6 +113,10 @@ def _discover_brats(source: Path) -> list[tuple[Case, str]]:
     if found:
         return found
     single = _brats_case(source)  # the folder is itself one case
+    if single is None and folders:
+        shown = ", ".join(str(f) for f in folders[:5]) + (f", … ({len(folders)} folders)" if len(folders) > 5 else "")
+        raise InputError(f"{source}: no cases found: its folders hold no image files named <case>-<sequence>.nii.gz "
+                         f"({shown})")
     return [single] if single is not None else []
 
 

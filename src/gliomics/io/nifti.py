@@ -29,6 +29,8 @@ _READ_ERRORS = (OSError, EOFError, zlib.error, ImageFileError, HeaderDataError, 
 _NIFTI_SUFFIXES = (".nii.gz", ".nii")
 #: At most this many offending values are listed in an error message.
 _MAX_LISTED = 8
+#: Fewer voxels than this along any axis is not a brain scan (a 2D image, a thumbnail, a crop gone wrong).
+MIN_AXIS_VOXELS = 8
 
 
 def voxel_spacing(affine: np.ndarray) -> tuple[float, float, float]:
@@ -93,6 +95,11 @@ def _read(path: Path | str) -> tuple[nib.Nifti1Image, np.ndarray, Path]:
         shape = shape[:3]
     if len(shape) != 3:
         raise ImageError(f"{path}: expected a 3D image, got shape {tuple(img.shape)}")
+    if min(shape) < MIN_AXIS_VOXELS:
+        raise ImageError(f"{path}: {'×'.join(map(str, shape))} voxels is far too small for a brain scan "
+                         f"(at least {MIN_AXIS_VOXELS} voxels per axis)")
+    if np.issubdtype(img.get_data_dtype(), np.complexfloating):
+        raise ImageError(f"{path}: complex-valued voxels ({img.get_data_dtype()}); give the magnitude image")
     try:
         # nibabel is lazy: a truncated gzip stream often fails only here.
         data = np.asanyarray(img.dataobj)
