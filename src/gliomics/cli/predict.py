@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import typer
@@ -67,6 +68,7 @@ def predict(
     check_precision(precision)
     from gliomics.inference.cohort_prediction import predict_cohort, summary_name
     from gliomics.inference.predictor import Predictor
+    from gliomics.io.folder_lock import writer_lock
     from gliomics.io.partition import check_part
     from gliomics.runtime.distributed import cleanup, init_distributed, rank_threads
     from gliomics.runtime.hardware import resolve_device
@@ -94,10 +96,13 @@ def predict(
                               band=who_band, readout=predictor.readouts[0] if predictor.marker_readout else None,
                               prediction=prediction)
 
+    lock = writer_lock(out, f"predict-part{part_id}-of{num_parts}") if info.is_main else contextlib.nullcontext()
     try:
-        summary = predict_cohort(predictor, input, out, num_parts=num_parts, part_id=part_id, info=info,
-                                 overwrite=overwrite, keep_going=keep_going, progress=not no_progress and info.is_main,
-                                 on_case=_with_native_outputs(on_case, out, native, dicom_seg))
+        with lock:
+            summary = predict_cohort(predictor, input, out, num_parts=num_parts, part_id=part_id, info=info,
+                                     overwrite=overwrite, keep_going=keep_going,
+                                     progress=not no_progress and info.is_main,
+                                     on_case=_with_native_outputs(on_case, out, native, dicom_seg))
     finally:
         cleanup(info)
     if not info.is_main:

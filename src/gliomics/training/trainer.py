@@ -4,9 +4,11 @@ bf16 autocast where the hardware has it (``--precision``), gradient clipping, va
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
+import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,6 +20,7 @@ import torch
 from gliomics.config import RunConfig, to_yaml, validate_config
 from gliomics.errors import CheckpointError, ConfigError, InputError
 from gliomics.io.atomic import write_text_atomic
+from gliomics.io.folder_lock import writer_lock
 from gliomics.provenance import config_digest, versions
 from gliomics.runtime.checkpoint import (
     BEST,
@@ -315,7 +318,13 @@ class Trainer:
 
     # -- the run -------------------------------------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
-        """Set up, resume if asked, train epoch by epoch and return the summary."""
+        """Set up, resume if asked, train epoch by epoch and return the summary, holding the run folder's lock (a
+        second writer of the same run fails at once)."""
+        main = int(os.environ.get("RANK", "0")) == 0  # known before the process group: only the main rank writes
+        with writer_lock(self.out, "train") if main else contextlib.nullcontext():
+            return self._train()
+
+    def _train(self) -> dict[str, Any]:
         from tqdm import tqdm
 
         self.setup()
