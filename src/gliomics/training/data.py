@@ -128,3 +128,56 @@ def make_loader(cfg: RunConfig, train, info: DistInfo, seed: int):
         sampler = RandomSampler(ds, generator=torch.Generator().manual_seed(seed))
     return DataLoader(ds, batch_size=cfg.train.batch_size, sampler=sampler, num_workers=cfg.train.num_workers,
                       drop_last=len(ds) > cfg.train.batch_size, persistent_workers=cfg.train.num_workers > 0)
+
+
+def _random_states(transform) -> list[np.random.RandomState]:
+    """Every RandomState a transform chain draws from, each once: those of nested chains, of wrappers and of the
+    array transforms and grids inside MONAI's dictionary transforms (``RandAffined.rand_affine.rand_affine_grid``)."""
+    from monai.transforms import Randomizable, Transform
+
+    found: dict[int, np.random.RandomState] = {}
+    seen: set[int] = set()
+    stack = [transform]
+    while stack:
+        t = stack.pop()
+        if id(t) in seen:
+            continue
+        seen.add(id(t))
+        if isinstance(getattr(t, "R", None), np.random.RandomState):
+            found.setdefault(id(t.R), t.R)
+        for value in vars(t).values():
+            items = value if isinstance(value, (list, tuple)) else [value]
+            stack.extend(v for v in items if isinstance(v, (Randomizable, Transform)))
+    return list(found.values())  # the walk's order: the same for the same config
+
+
+def loader_random_state(loader) -> dict:
+    """The training loader's random state (its sampler's generator and each augmentation's RandomState), as
+    weights_only-safe tensors for a checkpoint."""
+    states = []
+    for r in _random_states(loader.dataset.transform):
+        name, keys, pos, has_gauss, cached = r.get_state()
+        states.append({"keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos), "has_gauss": int(has_gauss),
+                       "cached": float(cached)})
+    generator = getattr(loader.sampler, "generator", None)
+    return {"sampler": generator.get_state() if generator is not None else None, "transforms": states}
+
+
+def set_loader_random_state(loader, state: dict) -> None:
+    """Restore what :func:`loader_random_state` captured (a checkpoint of the same run's config).
+
+    Raises:
+        CheckpointError: The saved state does not fit this loader.
+    """
+    from gliomics.errors import CheckpointError
+
+    randoms = _random_states(loader.dataset.transform)
+    saved = state.get("transforms", [])
+    if len(saved) != len(randoms):
+        raise CheckpointError(f"the checkpoint holds {len(saved)} augmentation random states, the run has "
+                              f"{len(randoms)}: it was written by another version")
+    for r, s in zip(randoms, saved):
+        r.set_state(("MT19937", s["keys"].numpy().astype(np.uint32), s["pos"], s["has_gauss"], s["cached"]))
+    generator = getattr(loader.sampler, "generator", None)
+    if generator is not None and state.get("sampler") is not None:
+        generator.set_state(state["sampler"])

@@ -40,7 +40,15 @@ from gliomics.runtime.hardware import (
     resolve_precision,
     usable_cores,
 )
-from gliomics.training.data import data_sources, make_dataset, make_loader, marker_pos_weight, prepare_data
+from gliomics.training.data import (
+    data_sources,
+    loader_random_state,
+    make_dataset,
+    make_loader,
+    marker_pos_weight,
+    prepare_data,
+    set_loader_random_state,
+)
 from gliomics.training.metrics_log import MetricsLog
 from gliomics.training.state import TrainState, budget
 
@@ -192,6 +200,8 @@ class Trainer:
         self.scheduler.load_state_dict(saved["scheduler"])
         self.scaler.load_state_dict(saved["scaler"])
         set_rng_state(saved["rng"])
+        if "loader_rng" in saved:  # runs written before the loader's state was kept resume as they always did
+            set_loader_random_state(self.loader, saved["loader_rng"])
         st.epoch = int(saved["epoch"])
         st.best_score, st.best_epoch = float(saved["best_score"]), int(saved["best_epoch"])
         st.stale, st.elapsed_before = int(saved["stale"]), float(saved["elapsed"])
@@ -290,6 +300,7 @@ class Trainer:
                 "total_epochs": st.total_epochs, "total_steps": st.total_steps, "global_step": st.global_step,
                 "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(), "rng": rng_state(),
+                "loader_rng": loader_random_state(self.loader),
                 "best_score": st.best_score, "best_epoch": st.best_epoch, "stale": st.stale, "elapsed": elapsed,
                 "thresholds": st.thresholds, "min_label_mm3": st.min_label_mm3,
                 "min_component_mm3": st.min_component_mm3, "val_metrics": _scalars(st.val_metrics),
