@@ -87,3 +87,19 @@ def test_torchrun_two_ranks_predict_the_union_of_one_run(tiny_run, tiny_phantom,
         assert got[cid]["markers"]["tert"]["probability"] == pytest.approx(ref[cid]["markers"]["tert"]["probability"],
                                                                           abs=2e-4)
     assert result.stdout.count("predicted 8 cases") == 1  # rank 0 reports once
+
+
+def test_threads_option_fixes_the_cpu_threads(tiny_run, tiny_phantom, tmp_path, monkeypatch):
+    import torch
+
+    import gliomics.runtime.hardware as hardware
+
+    monkeypatch.setattr(hardware, "free_cores", lambda: 2.0)  # without --threads: 2 threads where 2 cores are usable
+    before = torch.get_num_threads()
+    try:
+        case = next(p for p in sorted(tiny_phantom.iterdir()) if p.is_dir())
+        result = _predict(tiny_run, case, tmp_path / "one", "--threads", "1")
+        assert result.exit_code == 0, result.output
+        assert [r["hardware"]["threads"] for r in _records(tmp_path / "one").values()] == [1]
+    finally:
+        torch.set_num_threads(before)

@@ -84,3 +84,28 @@ def test_configure_cpu_sets_the_threads():
         assert configure_cpu(1) == 1 and torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(before)
+
+
+def test_threads_follow_the_free_cores(monkeypatch):
+    import gliomics.runtime.hardware as hardware
+
+    monkeypatch.setattr(hardware, "usable_cores", lambda: 4)
+    for free, expected in ((4.0, 4), (2.6, 3), (1.2, 1), (0.1, 1)):
+        monkeypatch.setattr(hardware, "free_cores", lambda free=free: free)
+        assert hardware.default_threads() == expected
+
+
+def test_free_cores_reads_the_idle_share_of_the_usable_cores(tmp_path, monkeypatch):
+    import gliomics.runtime.hardware as hardware
+
+    samples = iter([
+        "cpu  1 1 1 1 1 1 1 1\ncpu0 100 0 0 100 0 0 0 0\ncpu1 100 0 0 100 0 0 0 0\n",
+        # cpu0 busy for the whole sample, cpu1 idle for three quarters of it
+        "cpu  1 1 1 1 1 1 1 1\ncpu0 200 0 0 100 0 0 0 0\ncpu1 125 0 0 175 0 0 0 0\n",
+    ])
+    stat = tmp_path / "stat"
+    monkeypatch.setattr(hardware, "_PROC_STAT", stat)
+    monkeypatch.setattr(hardware.os, "sched_getaffinity", lambda pid: {0, 1})
+    monkeypatch.setattr("time.sleep", lambda s: stat.write_text(next(samples)))
+    stat.write_text(next(samples))
+    assert hardware.free_cores() == 0.75

@@ -23,7 +23,8 @@ AUGMENT = ["train.affine_prob=0.5", "train.contrast_prob=0.5", "train.blur_noise
 def _command(cohort: Path, run: Path, *extra: str) -> list[str]:
     sets = [a for item in [*TINY_OVERRIDES, *AUGMENT] for a in ("--set", item)]
     return [sys.executable, "-m", "gliomics.cli.main", "train", "-d", str(cohort), "-k", str(cohort / "markers.csv"),
-            "-o", str(run), "--epochs", str(EPOCHS), "--device", "cpu", "--no-progress", "--seed", "7", *sets, *extra]
+            "-o", str(run), "--epochs", str(EPOCHS), "--device", "cpu", "--no-progress", "--seed", "7",
+            "--threads", "1", *sets, *extra]
 
 
 def _env() -> dict[str, str]:

@@ -42,6 +42,8 @@ def predict(
                                            "the network's heads even where the run has a marker readout (fitted on "
                                            "its training split's tumour features)."),
     sequences: str | None = typer.Option(None, "--sequences", help="Use only these, e.g. t1c,t2f or T1ce,FLAIR."),
+    threads: int | None = typer.Option(None, "--threads", min=1, help="CPU threads (default: the usable cores that "
+                                       "are free when the run starts)."),
     overlap: float = typer.Option(0.25, "--overlap", min=0.0, max=0.9, help="Sliding-window overlap."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Redo cases that already have outputs."),
     keep_going: bool = typer.Option(False, "--keep-going", help="Report bad cases and finish the others."),
@@ -83,7 +85,7 @@ def predict(
                           detached_cavities=not keep_detached_cavities, resample_probabilities=not nearest_labels,
                           marker_readout=not no_marker_readout,
                           who_band=who_band, precision=precision,
-                          threads=rank_threads(info), engine=engine)
+                          threads=threads or rank_threads(info), engine=engine)
     predictor.load(model)
     if no_calibration:
         predictor.calibration = {}

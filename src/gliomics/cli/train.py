@@ -71,6 +71,8 @@ def train(
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda."),
     precision: str = precision_option(),
     seed: int | None = typer.Option(None, "--seed", help="Seed (default: the preset's train.seed)."),
+    threads: int | None = typer.Option(None, "--threads", min=1, help="CPU threads (default: the usable cores that "
+                                       "are free when the run starts)."),
     no_progress: bool = typer.Option(False, "--no-progress", help="Hide the progress bar."),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
@@ -97,7 +99,7 @@ def train(
             run_out = out / f"{FOLD_PREFIX}{k}"
             typer.echo(f"fold {k} of {folds}: {run_out}")
         summary = run_training(run_cfg, data=data, markers=markers or None, out=run_out, epochs=epochs, steps=steps,
-                               minutes=minutes, resume=resume, device=device, precision=precision,
+                               minutes=minutes, resume=resume, device=device, precision=precision, threads=threads,
                                progress=not no_progress)
         _report(summary, run_out)
     if fold == "all":

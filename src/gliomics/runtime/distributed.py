@@ -56,14 +56,14 @@ def all_gather_objects(obj: Any, info: DistInfo) -> list[Any]:
 
 
 def rank_threads(info: DistInfo) -> int | None:
-    """CPU threads of one rank: the usable cores shared among the ranks of this machine (None in a single process:
-    every core)."""
+    """CPU threads of one rank: the free usable cores shared among the ranks of this machine (None in a single
+    process: the free cores, :func:`~gliomics.runtime.hardware.default_threads`)."""
     if not info.enabled:
         return None
-    from gliomics.runtime.hardware import usable_cores
+    from gliomics.runtime.hardware import default_threads
 
     local = int(os.environ.get("LOCAL_WORLD_SIZE", info.world_size))
-    return max(1, usable_cores() // max(1, local))
+    return max(1, default_threads() // max(1, local))
 
 
 def cleanup(info: DistInfo) -> None:

@@ -49,6 +49,50 @@ def usable_cores() -> int:
     return max(1, os.cpu_count() or 1)
 
 
+_PROC_STAT = Path("/proc/stat")
+
+
+def _cpu_times() -> dict[int, tuple[int, int]]:
+    """Per core of ``/proc/stat``: (idle + iowait, total) jiffies."""
+    times = {}
+    for line in _PROC_STAT.read_text().splitlines():
+        name, *values = line.split()
+        if name.startswith("cpu") and name[3:].isdigit():
+            numbers = [int(v) for v in values[:8]]
+            times[int(name[3:])] = (numbers[3] + numbers[4], sum(numbers))
+    return times
+
+
+def free_cores(sample_s: float = 0.25) -> float:
+    """How many of the usable cores sat idle over the next ``sample_s`` seconds (from ``/proc/stat``); all usable
+    cores where that cannot be read."""
+    import time
+
+    allowed = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
+    try:
+        before = _cpu_times()
+        time.sleep(sample_s)
+        after = _cpu_times()
+    except (OSError, ValueError, IndexError):
+        return float(usable_cores())
+    idle = 0.0
+    for cpu, (idle_after, total_after) in after.items():
+        if (allowed is None or cpu in allowed) and cpu in before:
+            total = total_after - before[cpu][1]
+            idle += (idle_after - before[cpu][0]) / total if total > 0 else 1.0
+    return min(float(usable_cores()), idle)
+
+
+def default_threads() -> int:
+    """Intra-op threads for CPU work: the usable cores that are free now (at least 1). On a machine where other
+    processes keep cores busy, threads beyond the free cores only wait for each other."""
+    threads = max(1, min(usable_cores(), int(free_cores() + 0.5)))
+    if threads < usable_cores():
+        logger.info("%d of %d usable cores are busy with other work: %d thread(s) (--threads overrides)",
+                    usable_cores() - threads, usable_cores(), threads)
+    return threads
+
+
 @functools.lru_cache(maxsize=4)
 def _read_cpuinfo(path: Path) -> str:
     try:
@@ -151,11 +195,11 @@ def tune_allocator() -> bool:
 
 
 def configure_cpu(threads: int | None = None) -> int:
-    """Set up this process for CPU work: ``threads`` intra-op threads (default: every usable core) and the allocator
-    settings of :func:`tune_allocator`. Returns the thread count."""
+    """Set up this process for CPU work: ``threads`` intra-op threads (default: the free usable cores,
+    :func:`default_threads`) and the allocator settings of :func:`tune_allocator`. Returns the thread count."""
     import torch
 
-    n = max(1, threads or usable_cores())
+    n = max(1, threads or default_threads())
     torch.set_num_threads(n)
     tune_allocator()
     return n

@@ -35,10 +35,10 @@ from gliomics.runtime.distributed import barrier, cleanup, init_distributed
 from gliomics.runtime.hardware import (
     autocast,
     configure_cpu,
+    default_threads,
     describe,
     resolve_device,
     resolve_precision,
-    usable_cores,
 )
 from gliomics.training.data import (
     data_sources,
@@ -73,8 +73,10 @@ class Trainer:
     def __init__(self, cfg: RunConfig, *, data: Path | str | Sequence[Path | str],
                  markers: Path | str | Sequence[Path | str] | None, out: Path | str,
                  epochs: int | None = None, steps: int | None = None, minutes: float | None = None,
-                 resume: bool = False, device: str = "auto", precision: str = "auto", progress: bool = True) -> None:
+                 resume: bool = False, device: str = "auto", precision: str = "auto", progress: bool = True,
+                 threads: int | None = None) -> None:
         self.cfg, self.out = cfg, Path(out)
+        self.threads = threads
         self.sources = data_sources(data, markers)
         self.budget_args = (epochs, steps, minutes)
         self.resume, self.progress = resume, progress
@@ -94,7 +96,7 @@ class Trainer:
         """Distributed rank, threads, precision; on resume the config of ``last.pt``; the seed."""
         self.info = init_distributed(self.dev)
         if self.dev.type == "cpu":
-            configure_cpu(max(1, usable_cores() // self.info.world_size))
+            configure_cpu(self.threads or max(1, default_threads() // self.info.world_size))
         self.precision = resolve_precision(self.precision_arg, self.dev)
         if self.resume:
             if not (self.out / LAST).is_file():
@@ -403,7 +405,7 @@ def run_training(cfg: RunConfig, *, data: Path | str | Sequence[Path | str],
                  markers: Path | str | Sequence[Path | str] | None, out: Path | str,
                  epochs: int | None = None, steps: int | None = None, minutes: float | None = None,
                  resume: bool = False, device: str = "auto", precision: str = "auto",
-                 progress: bool = True) -> dict[str, Any]:
+                 progress: bool = True, threads: int | None = None) -> dict[str, Any]:
     """Train ``cfg`` on the cases in ``data`` and write the run folder ``out`` (:class:`Trainer`).
 
     ``data`` and ``markers`` may be lists, one markers table per cohort (or none): the cohorts are trained on as
@@ -412,10 +414,11 @@ def run_training(cfg: RunConfig, *, data: Path | str | Sequence[Path | str],
 
     The budget is ``steps`` optimizer steps, else ``epochs``, else the config's (``train.steps``, ``train.epochs``);
     ``minutes`` adds a wall-clock limit. ``precision`` is ``auto``, ``fp32`` or ``bf16``
-    (:func:`~gliomics.runtime.hardware.resolve_precision`).
+    (:func:`~gliomics.runtime.hardware.resolve_precision`). ``threads`` fixes the CPU threads (default: the free
+    usable cores, shared among the ranks).
 
     Returns a summary: best score and epoch, epochs and steps run, elapsed seconds, seconds per epoch and per step,
     the CPU model and precision, and the last validation metrics.
     """
     return Trainer(cfg, data=data, markers=markers, out=out, epochs=epochs, steps=steps, minutes=minutes,
-                   resume=resume, device=device, precision=precision, progress=progress).run()
+                   resume=resume, device=device, precision=precision, progress=progress, threads=threads).run()
