@@ -1,0 +1,95 @@
+"""Training on a machine that something else keeps busy: seconds per optimizer step, quiet and beside one CPU-bound
+process, with the thread settings of before (OpenMP threads spinning, one thread per usable core) and of now
+(threads waiting passively, as many threads as cores are free when the run starts).
+
+Usage::
+
+    .venv/bin/python benchmarks/bench_busy_machine.py [--steps 12] [--rounds 2] [--write benchmarks/RESULTS.md]
+
+Each measurement is one ``gliomics train`` process of the demo's preset (``mgmtnet_cpu``) on a phantom cohort at
+3 mm (generated once, seed 5), for ``--steps`` optimizer steps; its seconds per step (validation excluded) come from
+the run's own summary. The competitor is ``python -c "while True: pass"``, started before the run and killed after
+it. The four conditions alternate, ``--rounds`` times; the table gives the median per condition and the ratio of
+busy to quiet. Run it with nothing else on the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_dicom_to_report import _cpu_model  # noqa: E402
+from results_md import write_section  # noqa: E402
+
+SECTION = "## Training on a busy machine"
+SETTINGS = {
+    "spinning, all cores": {"OMP_WAIT_POLICY": "ACTIVE", "threads": "all"},
+    "passive, free cores (default)": {"OMP_WAIT_POLICY": "PASSIVE", "threads": None},
+}
+
+
+def _cohort(root: Path) -> Path:
+    cohort = root / "cohort"
+    if not (cohort / "markers.csv").is_file():
+        subprocess.run([sys.executable, "-m", "gliomics.cli.main", "phantom", "-o", str(cohort), "-n", "12",
+                        "--spacing", "3", "--sites", "2", "--seed", "5"], check=True, capture_output=True)
+    return cohort
+
+
+def seconds_per_step(cohort: Path, out: Path, setting: dict, steps: int, busy: bool) -> float:
+    env = {**os.environ, "OMP_WAIT_POLICY": setting["OMP_WAIT_POLICY"]}
+    env.pop("OMP_NUM_THREADS", None)
+    cmd = [sys.executable, "-m", "gliomics.cli.main", "train", "-d", str(cohort), "-k", str(cohort / "markers.csv"),
+           "-o", str(out), "--steps", str(steps), "--device", "cpu", "--no-progress", "--set", "train.val_every=1000"]
+    if setting["threads"] == "all":
+        cmd += ["--threads", str(len(os.sched_getaffinity(0)))]
+    competitor = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if busy else None
+    try:
+        subprocess.run(cmd, check=True, env=env, capture_output=True)
+    finally:
+        if competitor is not None:
+            competitor.kill()
+            competitor.wait()
+    summary = json.loads((out / "train_summary.json").read_text())
+    return float(summary["seconds_per_step"])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=12)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--write", type=Path)
+    args = parser.parse_args(argv)
+    results: dict[tuple[str, bool], list[float]] = {}
+    with tempfile.TemporaryDirectory(prefix="busy-") as tmp:
+        cohort = _cohort(Path(tmp))
+        for r in range(args.rounds):
+            for name, setting in SETTINGS.items():
+                for busy in (False, True):
+                    out = Path(tmp) / f"run-{r}-{len(results)}-{busy}"
+                    value = seconds_per_step(cohort, out, setting, args.steps, busy)
+                    results.setdefault((name, busy), []).append(value)
+                    print(f"round {r}: {name}, {'busy' if busy else 'quiet'}: {value:.2f} s/step", flush=True)
+    rows = []
+    for name in SETTINGS:
+        quiet, busy = (statistics.median(results[(name, b)]) for b in (False, True))
+        rows.append(f"| {name} | {quiet:.2f} | {busy:.2f} | {busy / quiet:.2f}× |")
+    text = (f"{SECTION}\n\n`python benchmarks/bench_busy_machine.py --steps {args.steps} --rounds {args.rounds}`; "
+            f"CPU {_cpu_model()}, {len(os.sched_getaffinity(0))} usable cores; `mgmtnet_cpu`, 12 phantom cases at "
+            f"3 mm; competitor `python -c \"while True: pass\"`; medians of {args.rounds} alternating rounds.\n\n"
+            "| threads | quiet s/step | busy s/step | busy / quiet |\n|---|---|---|---|\n" + "\n".join(rows) + "\n")
+    print(text)
+    if args.write:
+        write_section(args.write, SECTION, text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
