@@ -97,3 +97,37 @@ def write_raw_case(root: Path, case_id: str = "RAW-001") -> RawCase:
     sitk.WriteImage(sitk.Cast(seg, sitk.sitkUInt8), str(folder / f"{case_id}-seg.nii.gz"))
     return RawCase(folder, paths, folder / f"{case_id}-seg.nii.gz", atlas_path, mask_path, to_subject, flair_offset,
                    lesion)
+
+
+QUIRK_SHAPE = (40, 40, 32)
+QUIRK_SPACING = 2.0
+
+
+def write_quirky_case(root: Path, case_id: str = "QRK-001") -> Path:
+    """Write a co-registered, skull-stripped case whose files carry real scans' quirks; returns the case folder.
+
+    T1 is stored as float64; T1ce as int16 with a few voxels at 32767; T2 has a few small negative values; FLAIR
+    covers only the upper half of the brain (0 below).
+    """
+    import nibabel as nib
+
+    centre = np.array(QUIRK_SHAPE) / 2.0 - 0.5
+    brain = _ellipsoid(QUIRK_SHAPE, centre, (14, 16, 12))
+    texture = ndimage.gaussian_filter(np.random.default_rng(3).normal(size=QUIRK_SHAPE), 1.0)
+    base = np.where(brain, 300.0 + 40.0 * texture / texture.std(), 0.0)
+    affine = np.diag([QUIRK_SPACING] * 3 + [1.0])
+    affine[:3, 3] = -QUIRK_SPACING * centre
+    t1c = np.round(base * 1.5).astype(np.int16)
+    t1c[18:20, 18:20, 14:16] = 32767
+    t2w = base.astype(np.float32) * 2.0
+    edge = brain & ~ndimage.binary_erosion(brain)
+    t2w[tuple(np.argwhere(edge)[::40].T)] = -4.0
+    t2f = base.astype(np.float32)
+    t2f[:, :, : QUIRK_SHAPE[2] // 2] = 0.0
+    folder = root / "quirky" / case_id
+    folder.mkdir(parents=True)
+    for name, array in {"t1n": base.astype(np.float64), "t1c": t1c, "t2w": t2w, "t2f": t2f}.items():
+        image = nib.Nifti1Image(array, affine)
+        image.set_data_dtype(array.dtype)
+        nib.save(image, folder / f"{case_id}-{name}.nii.gz")
+    return folder

@@ -65,7 +65,8 @@ def test_dicom_seg_of_a_preprocessed_case_goes_back_through_the_transforms(impor
     nifti, uids = imported
     pre = tmp_path / "pre"
     preprocess_cohort(nifti / "study01", pre, PreprocessSettings(skip_registration=True, n4=False, shape=(24, 28, 20),
-                                                                 spacing=1.0), progress=False)
+                                                                 spacing=1.0, skull_strip="atlas"),
+                      progress=False)
     assert (pre / "study01" / "dicom_sources.json").is_file()
     case = discover_cases(pre)[0]
     grid = nib.load(case.images["t1c"])

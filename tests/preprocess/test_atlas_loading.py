@@ -34,7 +34,7 @@ def test_template_file_without_mask_gets_its_foreground(tmp_path):
 
 def test_phantom_case_registers_to_mni(tiny_phantom, tmp_path):
     case = discover_cases(tiny_phantom)[0]
-    record = preprocess_case(case, tmp_path / case.case_id, PreprocessSettings(n4_shrink=2))
+    record = preprocess_case(case, tmp_path / case.case_id, PreprocessSettings(n4_shrink=2, skull_strip="atlas"))
     mask = nib.load(tmp_path / case.case_id / "preprocess" / "brain_mask.nii.gz").get_fdata() > 0
     t1c = nib.load(tmp_path / case.case_id / f"{case.case_id}-t1c.nii.gz")
     assert t1c.shape == (240, 240, 155)

@@ -11,7 +11,7 @@ from gliomics.cli.main import app
 from preprocess_testing import write_raw_case
 
 runner = CliRunner()
-TINY_GRID = ["--grid", "40,44,36", "--spacing", "2", "--n4-shrink", "2", "--no-progress"]
+TINY_GRID = ["--grid", "40,44,36", "--spacing", "2", "--n4-shrink", "2", "--skull-strip", "atlas", "--no-progress"]
 
 
 def test_preprocess_writes_cases_and_skips_finished_ones(tmp_path):

@@ -14,7 +14,15 @@ from gliomics.io.sitk_images import image_from_array, read_image
 from gliomics.preprocess import PreprocessSettings, RegistrationSettings, preprocess_case, seg_to_native
 from gliomics.preprocess.geometry import Grid, resample
 from gliomics.preprocess.registration import affine_from_matrix, affine_matrix, transform_error_mm
-from preprocess_testing import ATLAS_AFFINE, ATLAS_SHAPE, ATLAS_SPACING, write_raw_case
+from preprocess_testing import (
+    ATLAS_AFFINE,
+    ATLAS_SHAPE,
+    ATLAS_SPACING,
+    QUIRK_SHAPE,
+    QUIRK_SPACING,
+    write_quirky_case,
+    write_raw_case,
+)
 
 FAST = RegistrationSettings(working_spacing=0.0, sampling=0.5, shrink=(2, 1), smoothing=(1.0, 0.0), iterations=100)
 
@@ -25,6 +33,7 @@ def _dice(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def _settings(raw_case, **kwargs) -> PreprocessSettings:
+    kwargs.setdefault("skull_strip", "atlas")
     return PreprocessSettings(atlas=raw_case.atlas, mask=raw_case.atlas_mask, shape=ATLAS_SHAPE,
                               spacing=ATLAS_SPACING, registration=FAST, **kwargs)
 
@@ -39,14 +48,8 @@ def raw_case(tmp_path):
 def preprocessed(raw_case, tmp_path):
     case = discover_cases(raw_case.folder.parent, allow_missing=True)[0]
     out = tmp_path / "out" / case.case_id
-    # one ITK thread, so that the registration of this tiny case cannot depend on how its work is split between
-    # threads: one run of the full suite (not reproduced alone) saw the round trip below reach label Dice 0.85
-    threads = sitk.ProcessObject.GetGlobalDefaultNumberOfThreads()
-    sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(1)
-    try:
-        record = preprocess_case(case, out, _settings(raw_case, n4_shrink=2))
-    finally:
-        sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(threads)
+    # repeatable: preprocess_case fixes ITK's thread counts (registrations on one thread) and the sampling seed
+    record = preprocess_case(case, out, _settings(raw_case, n4_shrink=2))
     return case, out, record
 
 
@@ -68,7 +71,7 @@ def test_outputs_lie_on_the_output_grid_and_the_lesion_lands_on_the_atlas(raw_ca
     names = sorted(p.name for p in out.iterdir())
     assert names == ["RAW-001-seg.nii.gz", "RAW-001-t1c.nii.gz", "RAW-001-t2f.nii.gz", "preprocess"]
     assert sorted(p.name for p in (out / "preprocess").iterdir()) == [
-        "brain_mask.nii.gz", "geometry.json", "t1c.tfm", "t2f.tfm"]
+        "brain_mask.nii.gz", "geometry.json", "qc.json", "qc.png", "t1c.tfm", "t2f.tfm"]
     t1c = nib.load(out / "RAW-001-t1c.nii.gz")
     assert t1c.shape == ATLAS_SHAPE and nib.aff2axcodes(t1c.affine) == ("R", "A", "S")
     assert np.allclose(np.abs(np.diag(t1c.affine))[:3], ATLAS_SPACING)
@@ -106,3 +109,67 @@ def test_zscore_standardises_inside_the_brain(raw_case, tmp_path):
         data = nib.load(out / f"{case.case_id}-{s}.nii.gz").get_fdata()
         assert abs(data[mask].mean()) < 1e-3 and abs(data[mask].std() - 1.0) < 1e-3
         assert np.all(data[~mask] == 0)
+
+
+def _files(folder) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("skull_strip", ["atlas", "deepbet"])
+def test_the_same_case_preprocessed_twice_gives_the_same_bytes(raw_case, tmp_path, skull_strip):
+    """Fixed seed, fixed thread counts, deterministic torch and NIfTI files without a time stamp: whatever ITK's
+    default thread count."""
+    case = discover_cases(raw_case.folder.parent, allow_missing=True)[0]
+    threads = sitk.ProcessObject.GetGlobalDefaultNumberOfThreads()
+    runs = []
+    try:
+        for k, count in enumerate((1, 3)):
+            sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(count)
+            out = tmp_path / f"run{k}" / case.case_id
+            preprocess_case(case, out, _settings(raw_case, n4_shrink=2, skull_strip=skull_strip))
+            runs.append(_files(out))
+    finally:
+        sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(threads)
+    first, second = runs
+    assert set(first) == set(second) and len(first) == 9
+    geometry = "preprocess/geometry.json"
+    assert [name for name in first if first[name] != second[name]] in ([], [geometry])
+    records = [json.loads(run[geometry]) for run in runs]
+    for record in records:
+        record.pop("timings_s")
+    assert records[0] == records[1]  # everything but the timings
+    assert records[0]["steps"]["registration"]["seed"] != 0  # 0 would seed ITK from the wall clock
+
+
+def test_quirks_of_real_scans_are_recorded_not_refused(tmp_path):
+    folder = write_quirky_case(tmp_path)
+    case = discover_cases(folder.parent)[0]
+    out = tmp_path / "pp" / case.case_id
+    settings = PreprocessSettings(skip_registration=True, n4=False, skull_strip="atlas", zscore=True,
+                                  shape=QUIRK_SHAPE, spacing=QUIRK_SPACING)
+    record = preprocess_case(case, out, settings)
+    qc = json.loads((out / "preprocess" / "qc.json").read_text())
+    assert set(qc) >= {"brain_mask", "registration_similarity", "coverage", "intensity", "stored_dtype", "warnings"}
+    assert (out / "preprocess" / "qc.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert qc["stored_dtype"] == {"t1n": "float64", "t1c": "int16", "t2w": "float32", "t2f": "float32"}
+    assert record["native"]["t1n"]["stored_dtype"] == "float64"
+    flags = qc["intensity"]
+    assert flags["t1c"]["saturated"] and flags["t1c"]["int16_max_voxels"] == 8
+    assert not any(flags[s]["saturated"] for s in ("t1n", "t2w", "t2f"))
+    assert flags["t2w"]["negative_voxels"] > 0 and flags["t2w"]["clipped_negatives"]
+    assert record["steps"]["negatives_clipped"] == ["t2w"]
+    assert qc["coverage"]["t2f"] < 0.6 and min(qc["coverage"][s] for s in ("t1n", "t1c", "t2w")) > 0.99
+    assert any(w.startswith("t2f: covers") for w in qc["warnings"])
+    assert any(w.startswith("t1c:") and "int16 maximum" in w for w in qc["warnings"])
+    assert set(qc["registration_similarity"]["to_reference"]) == {"t1n", "t1c", "t2w", "t2f"}
+    assert qc["registration_similarity"]["to_reference"]["t1n"] > 1.2  # the same tissue, co-registered
+    assert qc["registration_similarity"]["to_atlas"] is None  # no atlas registration
+    mask = nib.load(out / "preprocess" / "brain_mask.nii.gz").get_fdata() > 0
+    for s in ("t1n", "t1c", "t2w", "t2f"):
+        data = nib.load(out / f"{case.case_id}-{s}.nii.gz")
+        assert data.get_data_dtype() == np.float32
+        values = data.get_fdata()
+        assert abs(values[mask].mean()) < 1e-3 and abs(values[mask].std() - 1.0) < 1e-3
+    # the saturated voxels cannot set T1ce's scale: the robust z-score clips them first
+    t1c = nib.load(out / f"{case.case_id}-t1c.nii.gz").get_fdata()
+    assert t1c.max() < 5.0

@@ -188,7 +188,8 @@ def _weights_pickled(ws: Workspace, path: Path) -> None:
 def _preprocess(ws: Workspace, source: Path, culprit: str, *extra: str) -> Invocation:
     out = ws.path("pp")
     return Invocation(["preprocess", "-i", str(source), "-o", str(out), "--skip-registration", "--no-n4",
-                       "--spacing", "2", "--grid", "8,8,8", "--no-progress", *extra], culprit, out)
+                       "--spacing", "2", "--grid", "8,8,8", "--skull-strip", "atlas", "--no-progress", *extra],
+                      culprit, out)
 
 
 def _preprocess_empty(ws: Workspace) -> Invocation:

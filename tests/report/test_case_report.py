@@ -20,7 +20,8 @@ from gliomics.inference.explanation_maps import compute_case_maps
 from gliomics.inference.predictor import Predictor
 from gliomics.inference.who import CATEGORIES, INDETERMINATE
 from gliomics.io import discover_cases
-from gliomics.report.case_report import CAVEAT, build_case_html
+from gliomics.io.cases import Case
+from gliomics.report.case_report import CAVEAT, build_case_html, preprocess_qc_png
 from gliomics.runtime.checkpoint import load_checkpoint, save_checkpoint
 
 runner = CliRunner()
@@ -70,6 +71,22 @@ def test_report_escapes_text():
     html = build_case_html(record)
     assert "<script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert "Research tool, not a diagnosis" in html
+
+
+def test_the_preprocessing_qc_picture_is_embedded_when_the_case_has_one(tmp_path):
+    folder = tmp_path / "C1"
+    (folder / "preprocess").mkdir(parents=True)
+    case = Case("C1", {"t1c": folder / "C1-t1c.nii.gz", "t2f": folder / "C1-t2f.nii.gz"})
+    assert preprocess_qc_png(case) is None
+    qc = folder / "preprocess" / "qc.png"
+    Image.new("RGB", (30, 20), "green").save(qc)
+    assert preprocess_qc_png(case) == qc
+    record = {"case_id": "C1", "markers": {m: {"probability": 0.7, "threshold": 0.5} for m in MARKERS}}
+    html = build_case_html(record, qc_png=qc)
+    images = _images(html)
+    assert len(images) == 1 and base64.b64decode(images[0].split(",", 1)[1]) == qc.read_bytes()
+    assert "Preprocessing quality control" in html and str(folder) not in html
+    assert _images(build_case_html(record)) == []
 
 
 def test_case_maps_live_in_the_image_grid(tiny_run, predicted_with_report, report_case):

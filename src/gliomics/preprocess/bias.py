@@ -16,6 +16,9 @@ logger = logging.getLogger(__name__)
 #: Fitting iterations per B-spline level (coarse to fine).
 N4_ITERATIONS: tuple[int, ...] = (50, 40, 30)
 N4_CONVERGENCE = 1e-3
+#: ITK threads of the field fit: the fit is repeatable for a given thread count but differs in its last bits between
+#: counts, so the count is fixed rather than taken from the machine (outputs do not depend on the cores).
+N4_THREADS = 4
 
 
 def head_mask(image: sitk.Image) -> sitk.Image:
@@ -52,6 +55,7 @@ def n4_correct(image: sitk.Image, *, shrink: int = 4, mask: sitk.Image | None = 
     small = sitk.Shrink(work, factors) if shrink > 1 else work
     small_mask = sitk.Shrink(mask, factors) if shrink > 1 else mask
     n4 = sitk.N4BiasFieldCorrectionImageFilter()
+    n4.SetNumberOfThreads(N4_THREADS)
     n4.SetMaximumNumberOfIterations([int(i) for i in iterations])
     n4.SetConvergenceThreshold(N4_CONVERGENCE)
     n4.Execute(small, small_mask)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import shutil
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,9 @@ from gliomics.io.atomic import atomic_path
 from gliomics.io.cases import Case
 from gliomics.io.layouts import discover_cases
 from gliomics.io.partition import select_part
-from gliomics.preprocess.pipeline import PreprocessSettings, load_registration_atlas, preprocess_case
+from gliomics.preprocess.alignment import load_registration_atlas
+from gliomics.preprocess.brain_extraction import check_method
+from gliomics.preprocess.pipeline import PreprocessSettings, preprocess_case
 from gliomics.runtime.hardware import usable_cores
 
 logger = logging.getLogger(__name__)
@@ -68,7 +71,8 @@ def preprocess_cohort(source: Path | str, out: Path | str, settings: PreprocessS
         source: Raw cases in any layout of :func:`~gliomics.io.discover_cases` (sequences may differ in grid).
         out: Output folder.
         settings: Pipeline options.
-        workers: Worker processes; the cores are shared between them (SimpleITK threads per worker).
+        workers: Worker processes (a case runs SimpleITK on a fixed number of threads, see
+            :data:`~gliomics.preprocess.pipeline.ITK_THREADS`, so that its outputs do not depend on the machine).
         overwrite: Redo finished cases.
         keep_going: Record failing cases and finish the others (otherwise the first bad case stops the run).
         progress: Show a progress bar on stderr.
@@ -89,6 +93,7 @@ def preprocess_cohort(source: Path | str, out: Path | str, settings: PreprocessS
     if out.exists() and not out.is_dir():
         raise OutputError(f"{out}: output path exists and is not a folder")
     cases = select_part(discover_cases(source, layout=layout, allow_missing=True), num_parts, part_id)
+    check_method(settings.skull_strip)  # a network that cannot run here fails before any case runs
     if not settings.skip_registration:
         load_registration_atlas(settings.atlas, settings.mask)  # a bad atlas or mask fails before any case runs
     out.mkdir(parents=True, exist_ok=True)
@@ -121,7 +126,9 @@ def preprocess_cohort(source: Path | str, out: Path | str, settings: PreprocessS
                 else:
                     finish(case.case_id, None)
         else:
-            with ProcessPoolExecutor(max_workers=workers) as pool:
+            # spawned, not forked: a worker forked from a process whose torch has started its OpenMP threads (deepbet
+            # ran there) hangs at its first parallel region
+            with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
                 futures = {pool.submit(_worker, c, out, settings, overwrite, threads): c.case_id for c in todo}
                 pending = set(futures)
                 while pending:

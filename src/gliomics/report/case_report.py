@@ -7,6 +7,7 @@ numbers only: no file paths and no image-header fields, so nothing identifying b
 
 from __future__ import annotations
 
+import base64
 import datetime as _dt
 import logging
 import time
@@ -121,6 +122,11 @@ def _cmaf_table(record: Mapping[str, Any]) -> dict[str, Any] | None:
                      for region, row in weights.items()}}
 
 
+QC_CAPTION = ("From `gliomics preprocess` (preprocess/qc.png beside the input case): each sequence on the preprocessed "
+              "grid before skull stripping, in three planes through the centre of the brain mask, radiological "
+              "convention. Green: the brain mask; magenta: the atlas's brain after registration. The numbers behind "
+              "it (brain volume, similarity after registration, coverage, intensity flags, warnings) are in "
+              "preprocess/qc.json.")
 _CAPTIONS = {
     "overlay": ("Segmentation overlay", "Axial, coronal and sagittal planes through the centroid of the predicted "
                 "tumour in the network's grid (RAS{spacing}, cropped to the brain), radiological convention (the "
@@ -136,8 +142,31 @@ _CAPTIONS = {
 }
 
 
+def preprocess_qc_png(case: Case) -> Path | None:
+    """The QC picture ``preprocess/qc.png`` that ``gliomics preprocess`` left in the case's input folder, if any."""
+    from gliomics.preprocess.pipeline import TRANSFORM_DIR
+    from gliomics.preprocess.quality import QC_PNG
+
+    folders = {p.parent for p in case.images.values()}
+    found = [folder / TRANSFORM_DIR / QC_PNG for folder in sorted(folders)]
+    return next((p for p in found if p.is_file()), None)
+
+
+def _qc_figures(path: Path | None) -> list[dict[str, str]]:
+    """The QC picture as the report's last figure (none without one, or where it cannot be read)."""
+    if path is None:
+        return []
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        logger.warning("%s: cannot read the preprocessing QC picture (%s)", path, exc.strerror)
+        return []
+    return [{"title": "Preprocessing quality control", "caption": QC_CAPTION,
+             "src": "data:image/png;base64," + base64.b64encode(data).decode("ascii")}]
+
+
 def build_case_html(record: Mapping[str, Any], maps=None, *, band: float = DEFAULT_BAND,
-                    extra_timings: Mapping[str, float] | None = None) -> str:
+                    extra_timings: Mapping[str, float] | None = None, qc_png: Path | None = None) -> str:
     """The report of one case as a self-contained HTML page.
 
     Args:
@@ -145,6 +174,7 @@ def build_case_html(record: Mapping[str, Any], maps=None, *, band: float = DEFAU
         maps: A :class:`~gliomics.inference.explanation_maps.CaseMaps`, or None to show the numbers only.
         band: Indeterminate band of the WHO CNS5 suggestion.
         extra_timings: Seconds of the report's own steps, shown after the prediction's timings.
+        qc_png: The case's preprocessing QC picture (:func:`preprocess_qc_png`), embedded after the other figures.
     """
     figures: list[dict[str, str]] = []
     maps_note = None
@@ -171,6 +201,7 @@ def build_case_html(record: Mapping[str, Any], maps=None, *, band: float = DEFAU
                          "`--tta` was used).")
         if maps.gradcam_layer is None and (maps.window_markers or maps.from_prediction):
             maps_note += " Grad-CAM is not available for this model: it has no fused encoder output F_ENC."
+    figures.extend(_qc_figures(qc_png))
     timings = {k: float(v) for k, v in (record.get("timings") or {}).items() if is_number(v)}
     timings.update(extra_timings or {})
     present = record.get("sequences_present") or []
@@ -233,7 +264,8 @@ def write_case_report(case: Case, pred_dir: Path | str, *, model, config, device
                              readout=readout, prediction=prediction,
                              device=device, precision=record.get("hardware", {}).get("precision", "fp32"))
     start = time.perf_counter()
-    html = build_case_html(record, maps, band=band, extra_timings={"report_maps_s": maps.seconds})
+    html = build_case_html(record, maps, band=band, extra_timings={"report_maps_s": maps.seconds},
+                           qc_png=preprocess_qc_png(case))
     logger.debug("%s: report figures in %.1f s", case.case_id, time.perf_counter() - start)
     path = Path(out) if out is not None else Path(pred_dir) / f"{case.case_id}{REPORT_SUFFIX}"
     return write_html(html, path)
