@@ -1,6 +1,6 @@
 """Training on a machine that something else keeps busy: seconds per optimizer step, quiet and beside one CPU-bound
 process, with the thread settings of before (OpenMP threads spinning, one thread per usable core) and of now
-(threads waiting passively, as many threads as cores are free when the run starts).
+(as many threads as cores are free when the run starts, and OpenMP threads that wait passively).
 
 Usage::
 
@@ -30,9 +30,14 @@ from results_md import write_section  # noqa: E402
 
 SECTION = "## Training on a busy machine"
 SETTINGS = {
-    "spinning, all cores": {"OMP_WAIT_POLICY": "ACTIVE", "threads": "all"},
-    "passive, free cores (default)": {"OMP_WAIT_POLICY": "PASSIVE", "threads": None},
+    "OpenMP's default wait, all cores (before)": {"OMP_WAIT_POLICY": None, "threads": "all"},
+    "OpenMP's default wait, free cores": {"OMP_WAIT_POLICY": None, "threads": None},
+    "passive wait, free cores": {"OMP_WAIT_POLICY": "PASSIVE", "threads": None},
 }
+#: quiet; a competitor running before the run starts; one that starts LATE_S seconds after it (after the threads
+#: were chosen)
+CONDITIONS = ("quiet", "busy", "busy later")
+LATE_S = 12.0
 
 
 def _cohort(root: Path) -> Path:
@@ -43,16 +48,27 @@ def _cohort(root: Path) -> Path:
     return cohort
 
 
-def seconds_per_step(cohort: Path, out: Path, setting: dict, steps: int, busy: bool) -> float:
-    env = {**os.environ, "OMP_WAIT_POLICY": setting["OMP_WAIT_POLICY"]}
-    env.pop("OMP_NUM_THREADS", None)
+def seconds_per_step(cohort: Path, out: Path, setting: dict, steps: int, condition: str) -> float:
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY")}
+    # gliomics sets PASSIVE unless the variable is set: "default" is asked for with an empty value, which libgomp
+    # reads as unset
+    env["OMP_WAIT_POLICY"] = setting["OMP_WAIT_POLICY"] or ""
     cmd = [sys.executable, "-m", "gliomics.cli.main", "train", "-d", str(cohort), "-k", str(cohort / "markers.csv"),
            "-o", str(out), "--steps", str(steps), "--device", "cpu", "--no-progress", "--set", "train.val_every=1000"]
     if setting["threads"] == "all":
         cmd += ["--threads", str(len(os.sched_getaffinity(0)))]
-    competitor = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if busy else None
+    spin = [sys.executable, "-c", "while True: pass"]
+    competitor = subprocess.Popen(spin) if condition == "busy" else None
     try:
-        subprocess.run(cmd, check=True, env=env, capture_output=True)
+        run = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        if condition == "busy later":
+            try:
+                run.wait(timeout=LATE_S)
+            except subprocess.TimeoutExpired:
+                competitor = subprocess.Popen(spin)
+        _, err = run.communicate()
+        if run.returncode != 0:
+            raise SystemExit(f"train failed: {err[-2000:]}")
     finally:
         if competitor is not None:
             competitor.kill()
@@ -72,19 +88,22 @@ def main(argv: list[str] | None = None) -> int:
         cohort = _cohort(Path(tmp))
         for r in range(args.rounds):
             for name, setting in SETTINGS.items():
-                for busy in (False, True):
-                    out = Path(tmp) / f"run-{r}-{len(results)}-{busy}"
-                    value = seconds_per_step(cohort, out, setting, args.steps, busy)
-                    results.setdefault((name, busy), []).append(value)
-                    print(f"round {r}: {name}, {'busy' if busy else 'quiet'}: {value:.2f} s/step", flush=True)
+                for condition in CONDITIONS:
+                    out = Path(tmp) / f"run-{r}-{len(results)}-{condition.replace(' ', '-')}"
+                    value = seconds_per_step(cohort, out, setting, args.steps, condition)
+                    results.setdefault((name, condition), []).append(value)
+                    print(f"round {r}: {name}, {condition}: {value:.2f} s/step", flush=True)
     rows = []
     for name in SETTINGS:
-        quiet, busy = (statistics.median(results[(name, b)]) for b in (False, True))
-        rows.append(f"| {name} | {quiet:.2f} | {busy:.2f} | {busy / quiet:.2f}× |")
+        quiet, busy, late = (statistics.median(results[(name, c)]) for c in CONDITIONS)
+        rows.append(f"| {name} | {quiet:.2f} | {busy:.2f} ({busy / quiet:.2f}×) | {late:.2f} ({late / quiet:.2f}×) |")
     text = (f"{SECTION}\n\n`python benchmarks/bench_busy_machine.py --steps {args.steps} --rounds {args.rounds}`; "
             f"CPU {_cpu_model()}, {len(os.sched_getaffinity(0))} usable cores; `mgmtnet_cpu`, 12 phantom cases at "
-            f"3 mm; competitor `python -c \"while True: pass\"`; medians of {args.rounds} alternating rounds.\n\n"
-            "| threads | quiet s/step | busy s/step | busy / quiet |\n|---|---|---|---|\n" + "\n".join(rows) + "\n")
+            f"3 mm; competitor `python -c \"while True: pass\"`, running before the run starts (busy) or started "
+            f"{LATE_S:.0f} s after it, once the threads are chosen (busy later); medians of {args.rounds} "
+            "alternating rounds; in brackets, against the same setting's quiet figure.\n\n"
+            "| threads | quiet s/step | busy s/step | busy later s/step |\n|---|---|---|---|\n"
+            + "\n".join(rows) + "\n")
     print(text)
     if args.write:
         write_section(args.write, SECTION, text)
