@@ -8,7 +8,7 @@ vendor builders (:func:`ge_study`, :func:`siemens_study`, :func:`philips_study`,
 
 :func:`head_volume` is a head (brain in a scalp, in air) of 32×32 pixels; with ``vessels=2.5`` a few vessel-like
 spots are 2.5 times as bright as the brain (the same noise elsewhere for the same seed), which is what
-:func:`gliomics.io.dicom_sequences.enhancement_index` sees as enhancement after contrast.
+:func:`gliomics.io.dicom_evidence.enhancement_index` sees as enhancement after contrast.
 """
 
 from __future__ import annotations

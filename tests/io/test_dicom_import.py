@@ -196,7 +196,7 @@ def test_contrast_by_a_private_element_naming_the_agent(tmp_path):
 
 def test_contrast_by_the_acquisition_order_checked_against_the_images(tmp_path, caplog):
     philips_study(tmp_path / "p")
-    with caplog.at_level(logging.INFO, logger="gliomics.io.dicom_sequences"):
+    with caplog.at_level(logging.INFO, logger="gliomics.io.dicom_evidence"):
         result = _import(tmp_path / "p", tmp_path / "out")
     assert result.exit_code == 0, result.output
     sources = _sources(tmp_path / "out", "p")
@@ -218,7 +218,7 @@ def test_contrast_by_the_acquisition_order_checked_against_the_images(tmp_path, 
 def test_images_contradicting_the_order_stop_the_import(tmp_path, caplog):
     philips_study(tmp_path / "p", later_first=True)  # the later T1 is the dimmer one
     out = tmp_path / "out"
-    with caplog.at_level(logging.WARNING, logger="gliomics.io.dicom_sequences"):
+    with caplog.at_level(logging.WARNING, logger="gliomics.io.dicom_evidence"):
         result = _import(tmp_path / "p", out)
     line = _error_line(result)
     assert "no usable post-contrast T1 (T1ce) series" in line and "--series t1c=" in line

@@ -23,16 +23,8 @@ from dicom_testing import (
 )
 from gliomics.errors import ConfigError, InputError
 from gliomics.io.dicom import Series, SeriesHeader, read_series, scan_series
-from gliomics.io.dicom_sequences import (
-    RESOLUTION_TOLERANCE,
-    apply_order_rules,
-    decision_lines,
-    enhancement_index,
-    name_kind,
-    parameter_kind,
-    select_series,
-    weigh_series,
-)
+from gliomics.io.dicom_evidence import apply_order_rules, enhancement_index, name_kind, parameter_kind, weigh_series
+from gliomics.io.dicom_sequences import RESOLUTION_TOLERANCE, decision_lines, select_series
 
 
 def _series(number: int, description: str, *, tr: float | None = None, te: float | None = None,
@@ -255,7 +247,7 @@ def test_the_later_of_two_same_protocol_t1_series_is_post_contrast(index, words,
         calls.append((earlier.number, later.number))
         return index
 
-    with caplog.at_level(logging.INFO, logger="gliomics.io.dicom_sequences"):
+    with caplog.at_level(logging.INFO, logger="gliomics.io.dicom_evidence"):
         apply_order_rules(evidence, enhancement)
     pre, post, flair_after, flair_before = evidence
     assert calls == [(901, 1201)]
@@ -270,7 +262,7 @@ def test_the_later_of_two_same_protocol_t1_series_is_post_contrast(index, words,
 
 def test_images_that_contradict_the_order_leave_the_pair_undecided(caplog):
     evidence = [weigh_series(s) for s in _same_protocol_pair()]
-    with caplog.at_level(logging.WARNING, logger="gliomics.io.dicom_sequences"):
+    with caplog.at_level(logging.WARNING, logger="gliomics.io.dicom_evidence"):
         apply_order_rules(evidence, lambda earlier, later: -0.4)
     pre, post, flair_after, _ = evidence
     assert pre.contrast is None and post.contrast is None and flair_after.contrast is None

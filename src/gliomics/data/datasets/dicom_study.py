@@ -23,7 +23,8 @@ from gliomics.data.datasets.common import ManifestRow, write_outputs
 from gliomics.errors import InputError
 from gliomics.io.atomic import atomic_path
 from gliomics.io.dicom import SOURCES_JSON, Series, read_series, scan_series
-from gliomics.io.dicom_sequences import Selection, decision_lines, enhancement_index, select_series
+from gliomics.io.dicom_evidence import enhancement_index
+from gliomics.io.dicom_sequences import Selection, decision_lines, select_series
 from gliomics.io.nifti import save_image
 
 logger = logging.getLogger(__name__)
