@@ -59,12 +59,15 @@ class Invocation:
         out: The output location: no file may appear under it, apart from ``allowed``.
         allowed: Patterns (``fnmatch``, relative to ``out``) of the files that must appear under ``out``: the outputs
             of an input that must work, or of the good cases of a ``--keep-going`` run. Each must match a new file.
+        verify: For an input that must work: a further check of what was written under ``out``; returns the ways
+            the outputs fall short (empty when they are right).
     """
 
     args: list[str]
     culprit: str
     out: Path
     allowed: tuple[str, ...] = ()
+    verify: Callable[[Path], list[str]] | None = None
 
 
 @dataclass(frozen=True)
@@ -109,6 +112,16 @@ def write_markers(path: Path, rows: list[tuple], header: tuple[str, ...] = ("cas
 
 def write_nifti(path: Path, array: np.ndarray, affine: np.ndarray = DEFAULT_AFFINE) -> Path:
     nib.save(nib.Nifti1Image(array, affine), path)
+    return path
+
+
+def zero_affine(path: Path) -> Path:
+    """Rewrite an image as a broken converter exports it: the sform all zeros and no qform (no voxel size, no
+    orientation)."""
+    img = nib.Nifti1Image(np.asarray(nib.load(path).dataobj), None)
+    img.set_sform(np.zeros((4, 4)), code=1)
+    img.set_qform(None, code=0)
+    nib.save(img, path)
     return path
 
 
@@ -241,6 +254,8 @@ def check(entry: BadInput, inv: Invocation, ws: Workspace, outcome: Outcome) -> 
             problems.append(f"the message does not name {inv.culprit!r}: {outcome.message!r}")
     elif outcome.error_lines:
         problems.append(f"unexpected errors: {outcome.error_lines}")
+    elif inv.verify is not None and outcome.exit_code == 0:
+        problems += inv.verify(inv.out)
     missing = [p for p in inv.allowed if not any(fnmatch.fnmatchcase(f, p) for f in outcome.new_files)]
     if missing:
         problems.append(f"good outputs missing: {missing}")

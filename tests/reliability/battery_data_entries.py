@@ -1,10 +1,9 @@
-"""Battery entries of ``gliomics evaluate``, ``slices``, ``slice-benchmark``, ``preprocess`` and ``import``."""
+"""Battery entries of ``gliomics slices``, ``slice-benchmark`` and ``preprocess``."""
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -24,91 +23,11 @@ from battery_core import (
     write_checkpoint,
     write_markers,
     write_nifti,
+    zero_affine,
 )
 
 from gliomics.constants import SEQUENCES
-
-# --------------------------------------------------------------------------------------------------------- evaluate
-
-
-def _fake_prediction(ws: Workspace, cohort: Path, name: str = "pred") -> Path:
-    pred = ws.path(name)
-    pred.mkdir()
-    for case in sorted(p for p in cohort.iterdir() if p.is_dir()):
-        shutil.copy(seq_file(case, "seg"), pred / f"{case.name}_seg.nii.gz")
-        markers = {"idh": {"probability": 0.7, "threshold": 0.5}}
-        (pred / f"{case.name}.json").write_text(json.dumps({"case_id": case.name, "markers": markers}))
-    return pred
-
-
-def _evaluate(ws: Workspace, pred: Path, ref: Path, culprit: str, *extra: str) -> Invocation:
-    out = ws.path("eval")
-    return Invocation(["evaluate", "--pred", str(pred), "--ref", str(ref), "-o", str(out), "--n-boot", "100", *extra],
-                      culprit, out)
-
-
-def _evaluate_pred_missing(ws: Workspace) -> Invocation:
-    return _evaluate(ws, ws.path("no-such-pred"), ws.cohort(), "no-such-pred")
-
-
-def _evaluate_edit_pred(edit: Callable[[Path], Path]) -> Callable[[Workspace], Invocation]:
-    def build(ws: Workspace) -> Invocation:
-        cohort = ws.cohort()
-        pred = _fake_prediction(ws, cohort)
-        return _evaluate(ws, pred, cohort, edit(pred).name)
-
-    return build
-
-
-def _pred_fractional(pred: Path) -> Path:
-    return write_nifti(pred / "CASE-001-000_seg.nii.gz", np.full((16, 16, 12), 1.5, np.float32))
-
-
-def _pred_shape(pred: Path) -> Path:
-    return write_nifti(pred / "CASE-000-000_seg.nii.gz", np.zeros((16, 16, 8), np.uint8))
-
-
-def _pred_json(pred: Path) -> Path:
-    path = pred / "CASE-001-000.json"
-    path.write_text('{"case_id": "CASE-001-000", "markers": {')
-    return path
-
-
-def _evaluate_ref_label(ws: Workspace) -> Invocation:
-    cohort = ws.cohort()
-    pred = _fake_prediction(ws, cohort)
-    bad = replace_volume(cohort / "CASE-000-000", "seg", lambda d: np.where(d == 4, 7, d).astype(np.uint8))
-    return _evaluate(ws, pred, cohort, bad.name)
-
-
-def _evaluate_markers(rows: list[tuple]) -> Callable[[Workspace], Invocation]:
-    def build(ws: Workspace) -> Invocation:
-        cohort = ws.cohort(markers=False)
-        pred = _fake_prediction(ws, cohort)
-        table = write_markers(ws.path("labels.csv"), rows)
-        return _evaluate(ws, pred, cohort, "labels.csv", "--markers", str(table))
-
-    return build
-
-
-def _evaluate_out_file(ws: Workspace) -> Invocation:
-    cohort = ws.cohort()
-    out = ws.file("eval.txt")
-    inv = _evaluate(ws, _fake_prediction(ws, cohort), cohort, out.name)
-    inv.args[inv.args.index("-o") + 1] = str(out)
-    inv.out = out
-    return inv
-
-
-def _evaluate_unicode(ws: Workspace) -> Invocation:
-    cohort = ws.cohort("référence ß", markers=True)
-    pred = _fake_prediction(ws, cohort, "prédit 2")
-    inv = _evaluate(ws, pred, cohort, "", "--markers", str(cohort / "markers.csv"))
-    inv.out = ws.path("évaluation 3")
-    inv.args[inv.args.index("-o") + 1] = str(inv.out)
-    inv.allowed = ("per_case.csv", "summary.json", "tables.md")
-    return inv
-
+from gliomics_testing import DEFAULT_AFFINE
 
 # ----------------------------------------------------------------------------------------------------------- slices
 
@@ -242,85 +161,76 @@ def _preprocess_out_file(ws: Workspace) -> Invocation:
     return inv
 
 
-# ----------------------------------------------------------------------------------------------------------- import
+def _preprocess_edit(edit: Callable[[Path], Path]) -> Callable[[Workspace], Invocation]:
+    def build(ws: Workspace) -> Invocation:
+        cohort = ws.cohort(n=1, markers=False)
+        return _preprocess(ws, cohort, edit(cohort / "CASE-000-000").name)
+
+    return build
 
 
-def _import(ws: Workspace, fmt: str, source: Path, culprit: str, *extra: str) -> Invocation:
-    out = ws.path("imported")
-    return Invocation(["import", "--format", fmt, "-i", str(source), "-o", str(out), *extra], culprit, out)
+def _zero_bytes(case: Path) -> Path:
+    path = seq_file(case, "t2w")
+    path.write_bytes(b"")
+    return path
 
 
-def _import_unknown_format(ws: Workspace) -> Invocation:
-    return _import(ws, "adni", ws.cohort(n=1), "adni")
-
-
-def _import_missing(ws: Workspace) -> Invocation:
-    return _import(ws, "brats2024", ws.path("BraTS missing"), "BraTS missing")
-
-
-def _import_brats2021_label(ws: Workspace) -> Invocation:
-    folder = ws.path("BraTS2021")
-    case = folder / "BraTS2021_00001"
-    case.mkdir(parents=True)
-    rng = np.random.default_rng(0)
-    for tag in ("t1", "t1ce", "t2", "flair"):
-        write_nifti(case / f"BraTS2021_00001_{tag}.nii.gz", rng.normal(100, 5, (16, 16, 12)).astype(np.float32))
-    seg = np.zeros((16, 16, 12), np.uint8)
-    seg[4:8, 4:8, 4:8] = 3  # BraTS 2021 has no label 3
-    write_nifti(case / "BraTS2021_00001_seg.nii.gz", seg)
-    return _import(ws, "brats2021", folder, "BraTS2021_00001_seg.nii.gz")
-
-
-def _import_out_file(ws: Workspace) -> Invocation:
-    out = ws.file("imported.csv")
-    inv = _import(ws, "brats2024", ws.cohort(n=1, markers=False), out.name)
-    inv.args[inv.args.index("-o") + 1] = str(out)
-    inv.out = out
+def _preprocess_grid_letters(ws: Workspace) -> Invocation:
+    inv = _preprocess(ws, ws.cohort(n=1), "--grid")
+    inv.args[inv.args.index("--grid") + 1] = "8x8x8"
     return inv
 
 
-def _import_unicode(ws: Workspace) -> Invocation:
-    inv = _import(ws, "brats2024", ws.cohort("BraTS jeu ç", n=2, markers=False), "")
-    inv.out = ws.path("importé 4")
-    inv.args[inv.args.index("-o") + 1] = str(inv.out)
-    inv.allowed = ("manifest.csv", "markers.csv")
+def _preprocess_with_atlas(make: Callable[[Path], None]) -> Callable[[Workspace], Invocation]:
+    def build(ws: Workspace) -> Invocation:
+        atlas = ws.path("atlases", "sri24_t1.nii.gz")
+        atlas.parent.mkdir()
+        make(atlas)
+        inv = _preprocess(ws, ws.cohort(n=1), atlas.name, "--atlas", str(atlas))
+        inv.args.remove("--skip-registration")
+        return inv
+
+    return build
+
+
+def _atlas_2d(path: Path) -> None:
+    write_nifti(path, np.ones((64, 64), np.float32))  # one slice of a template
+
+
+def _preprocess_geometry(reference: str) -> Callable[[Path], list[str]]:
+    def verify(out: Path) -> list[str]:
+        record = json.loads((out / "CASE-000-000" / "preprocess" / "geometry.json").read_text())
+        found = record.get("reference")
+        return [] if found == reference else [f"geometry.json reference {found!r}, expected {reference!r}"]
+
+    return verify
+
+
+def _preprocess_no_t1(ws: Workspace) -> Invocation:
+    """A case of T2 and FLAIR only: no T1 or T1ce to register to."""
+    inv = _preprocess(ws, ws.cohort("raw", n=1, markers=False, missing=("t1n", "t1c")), "")
+    inv.allowed = ("CASE-000-000/CASE-000-000-t2w.nii.gz", "CASE-000-000/CASE-000-000-t2f.nii.gz",
+                   "CASE-000-000/preprocess/geometry.json", "CASE-000-000/*")
+    inv.verify = _preprocess_geometry("t2f")
     return inv
 
 
-def _import_dicom_garbage(ws: Workspace) -> Invocation:
-    study = ws.path("study P001")
-    study.mkdir()
-    (study / "IM0001.dcm").write_bytes(b"DICM" + os.urandom(600))
-    (study / "IM0002.dcm").write_bytes(os.urandom(2000))
-    return _import(ws, "dicom", study, "study P001", "--case-id", "P001")
-
-
-def _import_tcga_columns(ws: Workspace) -> Invocation:
-    table = ws.file("pan_glioma.tsv", "Case\tIDH\nTCGA-02-0001\tMutant\n")
-    return _import(ws, "tcga", table, "pan_glioma.tsv")
-
-
-def _import_tcga_value(ws: Workspace) -> Invocation:
-    table = ws.file("tcga.csv", "Case,IDH.status,X1p.19q.codeletion\nTCGA-02-0001,Mutant,codel\n"
-                                "TCGA-02-0002,maybe,non-codel\n")
-    return _import(ws, "tcga", table, "maybe")
+def _preprocess_other_grids(ws: Workspace) -> Invocation:
+    """The FLAIR on its own grid (finer voxels, shifted origin), as scanners write it: usable."""
+    cohort = ws.cohort("raw", n=1, markers=False)
+    affine = DEFAULT_AFFINE.copy()
+    affine[:3, :3] *= 0.8
+    affine[:3, 3] += (1.0, -2.0, 1.5)
+    write_nifti(seq_file(cohort / "CASE-000-000", "t2f"),
+                np.random.default_rng(1).normal(150, 5, (20, 20, 15)).astype(np.float32), affine)
+    inv = _preprocess(ws, cohort, "")
+    inv.allowed = (*(f"CASE-000-000/CASE-000-000-{s}.nii.gz" for s in SEQUENCES),
+                   "CASE-000-000/preprocess/geometry.json", "CASE-000-000/*")
+    inv.verify = _preprocess_geometry("t1c")
+    return inv
 
 
 DATA_ENTRIES: list[BadInput] = [
-    BadInput("evaluate-pred-missing", "evaluate", "missing prediction folder", _evaluate_pred_missing),
-    BadInput("evaluate-fractional-labels", "evaluate", "prediction with non-integer labels",
-             _evaluate_edit_pred(_pred_fractional)),
-    BadInput("evaluate-label-out-of-range", "evaluate", "reference with label 7", _evaluate_ref_label),
-    BadInput("evaluate-shape-mismatch", "evaluate", "prediction of another shape than the reference",
-             _evaluate_edit_pred(_pred_shape)),
-    BadInput("evaluate-invalid-json", "evaluate", "truncated <case>.json", _evaluate_edit_pred(_pred_json)),
-    BadInput("evaluate-markers-unknown-value", "evaluate", "markers CSV with an unknown value",
-             _evaluate_markers([("CASE-000-000", 1, "deleted-ish", 1), ("CASE-001-000", 0, 1, 0)])),
-    BadInput("evaluate-markers-no-matching-ids", "evaluate", "markers CSV whose ids match no case",
-             _evaluate_markers([("P-1", 1, 0, 1), ("P-2", 0, 1, 0)])),
-    BadInput("evaluate-out-is-file", "evaluate", "output path is a file", _evaluate_out_file),
-    BadInput("evaluate-unicode-path", "evaluate", "paths with spaces and non-ASCII characters (must work)",
-             _evaluate_unicode, exit_code=0),
     BadInput("slices-unknown-marker", "slices", "unknown marker name", _slices_unknown_marker),
     BadInput("slices-no-t1c", "slices", "case without T1ce", _slices_no_t1c),
     BadInput("slices-truncated-t1c", "slices", "truncated T1ce", _slices_corrupt_t1c),
@@ -343,13 +253,18 @@ DATA_ENTRIES: list[BadInput] = [
     BadInput("preprocess-unicode-path", "preprocess", "paths with spaces and non-ASCII characters (must work)",
              _preprocess_unicode, exit_code=0),
     BadInput("preprocess-out-is-file", "preprocess", "output path is a file", _preprocess_out_file),
-    BadInput("import-unknown-format", "import", "unknown --format", _import_unknown_format),
-    BadInput("import-missing-input", "import", "missing dataset folder", _import_missing),
-    BadInput("import-brats2021-label", "import", "BraTS 2021 segmentation with label 3", _import_brats2021_label),
-    BadInput("import-out-is-file", "import", "output path is a file", _import_out_file),
-    BadInput("import-unicode-path", "import", "paths with spaces and non-ASCII characters (must work)",
-             _import_unicode, exit_code=0),
-    BadInput("import-dicom-garbage", "import", "DICOM study folder of unreadable files", _import_dicom_garbage),
-    BadInput("import-tcga-missing-column", "import", "TCGA table without the 1p/19q column", _import_tcga_columns),
-    BadInput("import-tcga-unknown-value", "import", "TCGA table with an unknown IDH value", _import_tcga_value),
+    BadInput("preprocess-no-t1", "preprocess", "case of T2 and FLAIR only (must work)", _preprocess_no_t1,
+             exit_code=0),
+    BadInput("preprocess-sequences-other-grids", "preprocess", "FLAIR on its own grid (must work)",
+             _preprocess_other_grids, exit_code=0),
+    BadInput("preprocess-grid-letters", "preprocess", "--grid 8x8x8", _preprocess_grid_letters),
+    BadInput("preprocess-atlas-missing", "preprocess", "--atlas file that does not exist",
+             _preprocess_with_atlas(lambda path: None)),
+    BadInput("preprocess-atlas-2d", "preprocess", "2D --atlas image",
+             _preprocess_with_atlas(_atlas_2d)),
+    BadInput("preprocess-inf-voxels", "preprocess", "infinite voxels",
+             _preprocess_edit(lambda c: replace_volume(c, "t1c", with_value(np.inf)))),
+    BadInput("preprocess-zero-byte-file", "preprocess", "zero-byte image file", _preprocess_edit(_zero_bytes)),
+    BadInput("preprocess-zero-affine", "preprocess", "image whose affine is all zeros",
+             _preprocess_edit(lambda c: zero_affine(seq_file(c, "t1c")))),
 ]

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import csv
 import gzip
+import json
 import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
 
+import nibabel as nib
 import numpy as np
 from battery_core import (
     PREDICT,
@@ -27,6 +29,7 @@ from battery_core import (
     with_value,
     write_checkpoint,
     write_nifti,
+    zero_affine,
 )
 
 from gliomics.constants import SEQUENCES
@@ -215,6 +218,125 @@ def _predict_empty_case_through_parent(ws: Workspace) -> Invocation:
     return predict_with(ws, ws.path("cohort"), "CASE-000-000")
 
 
+def _four_d(case: Path) -> Path:
+    return write_nifti(seq_file(case, "t1n"), np.ones((16, 16, 12, 2), np.float32))  # two volumes (e.g. a DWI)
+
+
+def _zero_bytes(case: Path) -> Path:
+    path = seq_file(case, "t2f")
+    path.write_bytes(b"")  # a copy that failed on a full disk
+    return path
+
+
+def _zero_affine(case: Path) -> Path:
+    """Every sequence exported by a broken converter (:func:`zero_affine`)."""
+    for sequence in SEQUENCES:
+        zero_affine(seq_file(case, sequence))
+    return seq_file(case, SEQUENCES[0])
+
+
+def _dangling_link(case: Path) -> Path:
+    path = seq_file(case, "t2w")
+    path.unlink()
+    path.symlink_to(Path("..", "..", "archive", path.name))  # the archive is not mounted
+    return path
+
+
+def _link_loop(case: Path) -> Path:
+    path = seq_file(case, "t1n")
+    path.unlink()
+    path.symlink_to(path.name)  # points at itself
+    return path
+
+
+def _sequence_record(out: Path) -> list[str]:
+    """The case was predicted from its four sequences, in its own grid."""
+    record = json.loads((out / "CASE-000-000.json").read_text())
+    problems = [] if record.get("sequences_present") == list(SEQUENCES) else [
+        f"sequences_present {record.get('sequences_present')}, expected {list(SEQUENCES)}"]
+    shape = nib.load(out / "CASE-000-000_seg.nii.gz").shape
+    return problems + ([] if shape == (16, 16, 12) else [f"segmentation of shape {shape}, expected (16, 16, 12)"])
+
+
+def _predict_usable(edit: Callable[[np.ndarray], np.ndarray]) -> Callable[[Workspace], Invocation]:
+    """A one-case cohort whose four images are rewritten by ``edit``, which must be predicted as any other."""
+
+    def build(ws: Workspace) -> Invocation:
+        cohort, case = one_case(ws)
+        for s in SEQUENCES:
+            replace_volume(case, s, edit)
+        inv = predict_with(ws, cohort, "")
+        inv.allowed = ("CASE-000-000.json", "CASE-000-000_seg.nii.gz", "predict_summary.json")
+        inv.verify = _sequence_record
+        return inv
+
+    return build
+
+
+def _int16_full_range(data: np.ndarray) -> np.ndarray:
+    return np.round(data / data.max() * np.iinfo(np.int16).max).astype(np.int16)
+
+
+def _predict_other_case_file(ws: Workspace) -> Invocation:
+    """A case folder holding another case's T2 in place of its own (a copy gone wrong)."""
+    cohort = ws.cohort("cases", n=2, markers=False)
+    seq_file(cohort / "CASE-000-000", "t2w").unlink()
+    shutil.copy(seq_file(cohort / "CASE-001-000", "t2w"), cohort / "CASE-000-000" / "CASE-001-000-t2w.nii.gz")
+    return predict_with(ws, cohort, "CASE-001-000-t2w.nii.gz")
+
+
+def _predict_manifest_duplicate(ws: Workspace) -> Invocation:
+    cohort = ws.cohort("cases", n=2, markers=False)
+    rows = [{"case_id": "P1", **{s: str(seq_file(cohort / c, s)) for s in SEQUENCES}}
+            for c in ("CASE-000-000", "CASE-001-000")]
+    return predict_with(ws, _manifest(ws, rows), "duplicate case id 'P1'")
+
+
+def _predict_run(make: Callable[[Workspace, Path], None], culprit: str) -> Callable[[Workspace], Invocation]:
+    """``-m`` a run folder that ``make`` fills."""
+
+    def build(ws: Workspace) -> Invocation:
+        cohort, _ = one_case(ws)
+        run = ws.path("old run")
+        run.mkdir()
+        make(ws, run)
+        inv = predict_with(ws, cohort, culprit)
+        inv.args[inv.args.index("-m") + 1] = str(run)
+        return inv
+
+    return build
+
+
+def _run_foreign_config(ws: Workspace, run: Path) -> None:
+    state = checkpoint_state(ws)
+    state["config"]["train"]["warmup_steps"] = 100  # a key of another version's config
+    write_checkpoint(run / "best.pt", state)
+
+
+def _ckpt_no_model_section(ws: Workspace, path: Path) -> None:
+    state = checkpoint_state(ws)
+    del state["config"]["model"]
+    write_checkpoint(path, state)
+
+
+def _ckpt_unknown_model_name(ws: Workspace, path: Path) -> None:
+    state = checkpoint_state(ws)
+    state["config"]["model"]["name"] = "unetr_v9"
+    write_checkpoint(path, state)
+
+
+def _predict_last_only(ws: Workspace) -> Invocation:
+    """A run stopped before its first validation: last.pt and no best.pt."""
+    cohort, _ = one_case(ws)
+    run = ws.path("interrupted run")
+    shutil.copytree(ws.run, run, ignore=shutil.ignore_patterns("best.pt"))
+    inv = predict_with(ws, cohort, "")
+    inv.args[inv.args.index("-m") + 1] = str(run)
+    inv.allowed = ("CASE-000-000.json", "CASE-000-000_seg.nii.gz", "predict_summary.json")
+    inv.verify = _sequence_record
+    return inv
+
+
 PREDICT_ENTRIES: list[BadInput] = [
     BadInput("predict-tiny-volume", "predict", "a 6×6×6 volume", _predict_tiny_volume, needs_run=True),
     BadInput("predict-complex-voxels", "predict", "complex-valued voxels", _predict_complex_voxels, needs_run=True),
@@ -264,4 +386,30 @@ PREDICT_ENTRIES: list[BadInput] = [
              needs_run=True),
     BadInput("predict-unicode-path", "predict", "paths with spaces and non-ASCII characters (must work)",
              _predict_unicode, exit_code=0, needs_run=True),
+    BadInput("predict-float64-images", "predict", "float64 images (must work)",
+             _predict_usable(lambda d: d.astype(np.float64)), exit_code=0, needs_run=True),
+    BadInput("predict-int16-full-range", "predict", "int16 images up to 32767 (must work)",
+             _predict_usable(_int16_full_range), exit_code=0, needs_run=True),
+    BadInput("predict-4d-two-volumes", "predict", "4D image of two volumes", _predict_image(_four_d), needs_run=True),
+    BadInput("predict-zero-byte-file", "predict", "zero-byte image file", _predict_image(_zero_bytes), needs_run=True),
+    BadInput("predict-zero-affine", "predict", "images whose affine is all zeros", _predict_image(_zero_affine),
+             needs_run=True),
+    BadInput("predict-dangling-symlink", "predict", "sequence file that is a dangling symbolic link",
+             _predict_image(_dangling_link), needs_run=True),
+    BadInput("predict-symlink-loop", "predict", "sequence file that is a symbolic link to itself",
+             _predict_image(_link_loop), needs_run=True),
+    BadInput("predict-file-of-other-case", "predict", "a case folder holding another case's sequence file",
+             _predict_other_case_file, needs_run=True),
+    BadInput("predict-manifest-duplicate-id", "predict", "manifest with one case id on two rows (two folders)",
+             _predict_manifest_duplicate, needs_run=True),
+    BadInput("predict-run-empty", "predict", "empty run folder", _predict_run(lambda ws, run: None, "old run"),
+             needs_run=True),
+    BadInput("predict-run-other-version", "predict", "run folder whose best.pt config has another version's key",
+             _predict_run(_run_foreign_config, "warmup_steps"), needs_run=True),
+    BadInput("predict-checkpoint-config-no-model", "predict", "checkpoint whose config lacks the model section",
+             _predict_checkpoint(_ckpt_no_model_section, "old-version.pt"), needs_run=True),
+    BadInput("predict-checkpoint-unknown-model-name", "predict", "checkpoint naming a model this version lacks",
+             _predict_checkpoint(_ckpt_unknown_model_name), needs_run=True),
+    BadInput("predict-run-last-only", "predict", "run folder with last.pt and no best.pt (must work)",
+             _predict_last_only, exit_code=0, needs_run=True),
 ]

@@ -17,6 +17,7 @@ from battery_core import (
     with_value,
     write_checkpoint,
     write_markers,
+    write_nifti,
 )
 
 from gliomics_testing import TINY_OVERRIDES
@@ -158,6 +159,51 @@ def _train_unicode(ws: Workspace) -> Invocation:
     return inv
 
 
+def _train_seg(edit: Callable[[Path], Path]) -> Callable[[Workspace], Invocation]:
+    """Four cases (as the NaN entry) whose third case's segmentation is rewritten by ``edit``."""
+
+    def build(ws: Workspace) -> Invocation:
+        cohort = ws.cohort(n=4)
+        bad = edit(cohort / "CASE-002-000")
+        tiny = [arg for override in TINY_OVERRIDES for arg in ("--set", override)]
+        return _train(ws, cohort, bad.name, *tiny, markers=cohort / "markers.csv")
+
+    return build
+
+
+def _seg_label_5(case: Path) -> Path:
+    return replace_volume(case, "seg", lambda d: np.where(d == 4, 5, d).astype(np.uint8))
+
+
+def _seg_fractional(case: Path) -> Path:
+    return replace_volume(case, "seg", lambda d: d.astype(np.float32) * 0.75)  # resampled with linear interpolation
+
+
+def _seg_other_shape(case: Path) -> Path:
+    path = seq_file(case, "seg")
+    write_nifti(path, np.zeros((16, 16, 10), np.uint8))  # cropped by another tool
+    return path
+
+
+def _train_same_case_two_cohorts(ws: Workspace) -> Invocation:
+    first, second = ws.cohort("site A", n=2), ws.cohort("site B", n=2)  # both number their cases from CASE-000-000
+    inv = _train(ws, first, "'CASE-000-000' is also in", markers=first / "markers.csv")
+    inv.args += ["--data", str(second), "--markers", str(second / "markers.csv")]
+    return inv
+
+
+def _train_preset_not_yaml(ws: Workspace) -> Invocation:
+    cohort = ws.cohort()
+    preset = ws.file("broken.yaml", "inherits_from: mgmtnet_cpu\ntrain:\n  lr: [0.001\n  epochs: 3\n")
+    return _train(ws, cohort, "broken.yaml", "--preset", str(preset))
+
+
+def _train_markers_empty(ws: Workspace) -> Invocation:
+    cohort = ws.cohort(markers=False)
+    table = ws.file("table.csv", "")
+    return _train(ws, cohort, "table.csv", markers=table)
+
+
 MARKER_ROWS_OK = [("CASE-000-000", 1, 0, 1), ("CASE-001-000", 0, 1, 0)]
 
 TRAIN_ENTRIES: list[BadInput] = [
@@ -191,4 +237,14 @@ TRAIN_ENTRIES: list[BadInput] = [
              exit_code=0),
     BadInput("train-resume-foreign-config", "train", "--resume from a last.pt whose config has an unknown key",
              _train_resume_foreign, needs_run=True),
+    BadInput("train-seg-label-5", "train", "segmentation with label 5", _train_seg(_seg_label_5)),
+    BadInput("train-seg-fractional", "train", "segmentation with fractional labels", _train_seg(_seg_fractional)),
+    BadInput("train-seg-other-shape", "train", "segmentation of another shape than its images",
+             _train_seg(_seg_other_shape)),
+    BadInput("train-same-case-two-cohorts", "train", "two --data folders holding the same case id",
+             _train_same_case_two_cohorts),
+    BadInput("train-preset-not-yaml", "train", "preset file that is not valid YAML", _train_preset_not_yaml),
+    BadInput("train-markers-empty", "train", "empty markers CSV", _train_markers_empty),
+    BadInput("train-markers-no-id-column", "train", "markers CSV without case_id",
+             _markers_case([("CASE-000-000", 1, 0, 1)], ("patient", "idh", "codel_1p19q", "tert"))),
 ]

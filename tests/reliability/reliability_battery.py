@@ -23,10 +23,12 @@ from battery_core import (
     write_markers,
 )
 from battery_data_entries import DATA_ENTRIES
+from battery_evaluate_entries import EVALUATE_ENTRIES
+from battery_import_entries import IMPORT_ENTRIES
 from battery_predict_entries import PREDICT_ENTRIES
 from battery_train_entries import TRAIN_ENTRIES
 
-BATTERY: list[BadInput] = [*TRAIN_ENTRIES, *PREDICT_ENTRIES, *DATA_ENTRIES]
+BATTERY: list[BadInput] = [*TRAIN_ENTRIES, *PREDICT_ENTRIES, *EVALUATE_ENTRIES, *DATA_ENTRIES, *IMPORT_ENTRIES]
 
 __all__ = ["BATTERY", "PREDICT", "TEMP_NAME", "BadInput", "Exploit", "Invocation", "Outcome", "Workspace", "check",
            "permissions_ignored", "replace_volume", "run_entry", "write_markers"]

@@ -84,7 +84,9 @@ def _brats_case(folder: Path) -> tuple[Case, str] | None:
         if not match:
             continue
         if not path.is_file():
-            raise InputError(f"{path}: named like an image but is {'a folder' if path.is_dir() else 'not a file'}")
+            what = ("a folder" if path.is_dir() else f"a symbolic link to {os.readlink(path)!r} that leads to no file"
+                    if path.is_symlink() else "not a file")
+            raise InputError(f"{path}: named like an image but is {what}")
         tag = match["tag"].lower()
         key = tag if tag in ("seg", WT_MASK_TAG) else canonical_sequence(tag)
         if key is None:
@@ -107,10 +109,22 @@ def _brats_case(folder: Path) -> tuple[Case, str] | None:
     return Case(_check_case_id(folder.name, str(folder)), images, seg, label_map, wt_mask), str(folder)
 
 
+def _check_own_files(found: list[tuple[Case, str]]) -> None:
+    """A case folder must not hold a file named after another case of the cohort (a copy gone wrong would otherwise
+    be read silently as this case's scan)."""
+    ids = {case.case_id for case, _ in found}
+    for case, _ in found:
+        for path in (*case.images.values(), case.seg, case.wt_mask):
+            match = _BRATS_FILE.match(path.name) if path is not None else None
+            if match and match["prefix"] != case.case_id and match["prefix"] in ids:
+                raise InputError(f"{path}: a file of case {match['prefix']!r} in the folder of case {case.case_id!r}")
+
+
 def _discover_brats(source: Path) -> list[tuple[Case, str]]:
     folders = sorted(p for p in source.iterdir() if p.is_dir() and not p.name.startswith("."))
     found = [case for case in map(_brats_case, folders) if case is not None]
     if found:
+        _check_own_files(found)
         return found
     single = _brats_case(source)  # the folder is itself one case
     if single is None and folders:

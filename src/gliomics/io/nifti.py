@@ -98,6 +98,10 @@ def _read(path: Path | str) -> tuple[nib.Nifti1Image, np.ndarray, Path]:
     if min(shape) < MIN_AXIS_VOXELS:
         raise ImageError(f"{path}: {'×'.join(map(str, shape))} voxels is far too small for a brain scan "
                          f"(at least {MIN_AXIS_VOXELS} voxels per axis)")
+    linear = np.asarray(img.affine, dtype=np.float64)[:3, :3]
+    if not np.all(np.isfinite(linear)) or abs(float(np.linalg.det(linear))) < 1e-12:
+        raise ImageError(f"{path}: unusable voxel-to-world matrix (affine {linear.tolist()}): no voxel size or "
+                         "orientation; the header's sform/qform is broken (re-export the scan)")
     if np.issubdtype(img.get_data_dtype(), np.complexfloating):
         raise ImageError(f"{path}: complex-valued voxels ({img.get_data_dtype()}); give the magnitude image")
     try:
@@ -137,7 +141,7 @@ def load_image(path: Path | str, *, dtype: np.dtype | type = np.float32) -> Imag
 
     Raises:
         InputError: The file does not exist.
-        ImageError: The file is corrupt or truncated, not 3D, or has NaN/infinite voxels.
+        ImageError: The file is corrupt or truncated, not 3D, has a singular affine, or has NaN/infinite voxels.
     """
     img, data, path = _read(path)
     _check_finite(data, path)
