@@ -1,6 +1,7 @@
 """Training on a machine that something else keeps busy: seconds per optimizer step, quiet and beside one CPU-bound
 process, with the thread settings of before (OpenMP threads spinning, one thread per usable core) and of now
-(as many threads as cores are free when the run starts, and OpenMP threads that wait passively).
+(as many threads as cores are free when the run starts, and OpenMP threads that wait passively), and with a short
+OpenMP spin (``GOMP_SPINCOUNT=10000``) instead.
 
 Usage::
 
@@ -30,9 +31,10 @@ from results_md import write_section  # noqa: E402
 
 SECTION = "## Training on a busy machine"
 SETTINGS = {
-    "OpenMP's default wait, all cores (before)": {"OMP_WAIT_POLICY": None, "threads": "all"},
-    "OpenMP's default wait, free cores": {"OMP_WAIT_POLICY": None, "threads": None},
-    "passive wait, free cores": {"OMP_WAIT_POLICY": "PASSIVE", "threads": None},
+    "OpenMP's default wait, all cores (before)": {"OMP_WAIT_POLICY": None, "GOMP_SPINCOUNT": None, "threads": "all"},
+    "OpenMP's default wait, free cores": {"OMP_WAIT_POLICY": None, "GOMP_SPINCOUNT": None, "threads": None},
+    "passive wait, free cores (default)": {"OMP_WAIT_POLICY": "PASSIVE", "GOMP_SPINCOUNT": None, "threads": None},
+    "short spin, free cores": {"OMP_WAIT_POLICY": None, "GOMP_SPINCOUNT": "10000", "threads": None},
 }
 #: quiet; a competitor running before the run starts; one that starts LATE_S seconds after it (after the threads
 #: were chosen)
@@ -49,10 +51,14 @@ def _cohort(root: Path) -> Path:
 
 
 def seconds_per_step(cohort: Path, out: Path, setting: dict, steps: int, condition: str) -> float:
-    env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY")}
-    # gliomics sets PASSIVE unless the variable is set: "default" is asked for with an empty value, which libgomp
-    # reads as unset
-    env["OMP_WAIT_POLICY"] = setting["OMP_WAIT_POLICY"] or ""
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+    if setting["OMP_WAIT_POLICY"]:
+        env["OMP_WAIT_POLICY"] = setting["OMP_WAIT_POLICY"]
+    if setting["GOMP_SPINCOUNT"]:
+        env["GOMP_SPINCOUNT"] = setting["GOMP_SPINCOUNT"]
+    # gliomics sets OMP_WAIT_POLICY=PASSIVE unless it is set: libgomp's default wait is asked for with an empty
+    # value, which libgomp reads as unset (and warns about)
+    env.setdefault("OMP_WAIT_POLICY", "")
     cmd = [sys.executable, "-m", "gliomics.cli.main", "train", "-d", str(cohort), "-k", str(cohort / "markers.csv"),
            "-o", str(out), "--steps", str(steps), "--device", "cpu", "--no-progress", "--set", "train.val_every=1000"]
     if setting["threads"] == "all":
@@ -82,12 +88,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=12)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--write", type=Path)
+    parser.add_argument("--only", nargs="*", help="Measure only the settings whose names start with these words.")
     args = parser.parse_args(argv)
     results: dict[tuple[str, bool], list[float]] = {}
     with tempfile.TemporaryDirectory(prefix="busy-") as tmp:
         cohort = _cohort(Path(tmp))
         for r in range(args.rounds):
             for name, setting in SETTINGS.items():
+                if args.only and not any(name.startswith(w) for w in args.only):
+                    continue
                 for condition in CONDITIONS:
                     out = Path(tmp) / f"run-{r}-{len(results)}-{condition.replace(' ', '-')}"
                     value = seconds_per_step(cohort, out, setting, args.steps, condition)
@@ -95,6 +104,8 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"round {r}: {name}, {condition}: {value:.2f} s/step", flush=True)
     rows = []
     for name in SETTINGS:
+        if (name, CONDITIONS[0]) not in results:
+            continue
         quiet, busy, late = (statistics.median(results[(name, c)]) for c in CONDITIONS)
         rows.append(f"| {name} | {quiet:.2f} | {busy:.2f} ({busy / quiet:.2f}×) | {late:.2f} ({late / quiet:.2f}×) |")
     text = (f"{SECTION}\n\n`python benchmarks/bench_busy_machine.py --steps {args.steps} --rounds {args.rounds}`; "
