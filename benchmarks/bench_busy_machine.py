@@ -26,8 +26,9 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_dicom_to_report import _cpu_model  # noqa: E402
 from results_md import write_section  # noqa: E402
+
+from gliomics.runtime.hardware import cpu_model_name, usable_cores  # noqa: E402
 
 SECTION = "## Training on a busy machine"
 SETTINGS = {
@@ -62,7 +63,7 @@ def seconds_per_step(cohort: Path, out: Path, setting: dict, steps: int, conditi
     cmd = [sys.executable, "-m", "gliomics.cli.main", "train", "-d", str(cohort), "-k", str(cohort / "markers.csv"),
            "-o", str(out), "--steps", str(steps), "--device", "cpu", "--no-progress", "--set", "train.val_every=1000"]
     if setting["threads"] == "all":
-        cmd += ["--threads", str(len(os.sched_getaffinity(0)))]
+        cmd += ["--threads", str(usable_cores())]
     spin = [sys.executable, "-c", "while True: pass"]
     competitor = subprocess.Popen(spin) if condition == "busy" else None
     try:
@@ -109,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
         quiet, busy, late = (statistics.median(results[(name, c)]) for c in CONDITIONS)
         rows.append(f"| {name} | {quiet:.2f} | {busy:.2f} ({busy / quiet:.2f}×) | {late:.2f} ({late / quiet:.2f}×) |")
     text = (f"{SECTION}\n\n`python benchmarks/bench_busy_machine.py --steps {args.steps} --rounds {args.rounds}`; "
-            f"CPU {_cpu_model()}, {len(os.sched_getaffinity(0))} usable cores; `mgmtnet_cpu`, 12 phantom cases at "
+            f"CPU {cpu_model_name()}, {usable_cores()} usable cores; `mgmtnet_cpu`, 12 phantom cases at "
             f"3 mm; competitor `python -c \"while True: pass\"`, running before the run starts (busy) or started "
             f"{LATE_S:.0f} s after it, once the threads are chosen (busy later); medians of {args.rounds} "
             "alternating rounds; in brackets, against the same setting's quiet figure.\n\n"

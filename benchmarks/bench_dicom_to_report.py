@@ -14,8 +14,6 @@ its architecture and working grid, not on its weights. Run it with nothing else 
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import shlex
 import statistics
 import subprocess
@@ -27,17 +25,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from results_md import write_section  # noqa: E402
 
+from gliomics.runtime.hardware import cpu_model_name, usable_cores  # noqa: E402
+
 SECTION = "## A raw DICOM study to a report"
 ROOT = Path(__file__).resolve().parents[1]
 STAGES = ("import", "preprocess", "predict --report")
-
-
-def _cpu_model() -> str:
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-        return next(line.split(":", 1)[1].strip() for line in out.splitlines() if line.startswith("Model name"))
-    except (OSError, subprocess.CalledProcessError, StopIteration):
-        return platform.processor() or "unknown"
 
 
 def _commands(study: Path, model: Path, work: Path, skull_strip: str) -> list[list[str]]:
@@ -77,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     totals = [sum(r) for r in runs]
     rows = "\n".join(f"| `{name}` | {m:.1f} |" for name, m in zip(STAGES, medians))
     text = (f"{SECTION}\n\n`{shlex.join(['python', 'benchmarks/bench_dicom_to_report.py', *(argv or sys.argv[1:])])}`"
-            f"; study `{args.study.name}`; {args.runs} runs; CPU {_cpu_model()}, {os.cpu_count()} cores; "
+            f"; study `{args.study.name}`; {args.runs} runs; CPU {cpu_model_name()}, {usable_cores()} usable cores; "
             f"skull stripping {args.skull_strip}.\n\n| stage | median seconds |\n|---|---|\n{rows}\n"
             f"| **total** | **{statistics.median(totals):.1f}** (runs: {', '.join(f'{t:.1f}' for t in totals)}) |\n")
     print(text)

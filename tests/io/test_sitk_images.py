@@ -10,7 +10,7 @@ import pytest
 import SimpleITK as sitk
 
 from gliomics.errors import ImageError, InputError
-from gliomics.io.sitk_images import array_of, image_from_array, nifti_affine, read_image
+from gliomics.io.sitk_images import array_of, image_from_array, image_like, nifti_affine, read_image
 
 
 def test_affine_conversion_round_trips_with_nibabel(tmp_path):
@@ -43,3 +43,15 @@ def test_read_image_checks_the_file_the_dimension_and_the_voxels(tmp_path):
     nib.save(nib.Nifti1Image(data, np.diag([2.0, 3.0, 4.0, 1.0])), tmp_path / "ok.nii.gz")
     image = read_image(tmp_path / "ok.nii.gz")
     assert image.GetSpacing() == (2.0, 3.0, 4.0) and array_of(image)[1, 2, 3] == 2.0
+
+
+def test_image_like_puts_an_array_on_another_images_grid():
+    like = sitk.Image([5, 4, 3], sitk.sitkFloat32)
+    like.SetSpacing((1.5, 2.0, 3.0))
+    like.SetOrigin((10.0, -4.0, 7.0))
+    like.SetDirection((-1.0, 0.0, 0.0, 0.0, -1.0, 0.0, 0.0, 0.0, 1.0))
+    array = np.arange(60, dtype=np.uint8).reshape(5, 4, 3)
+    image = image_like(array, like)
+    np.testing.assert_array_equal(array_of(image), array)
+    assert image.GetSpacing() == like.GetSpacing() and image.GetOrigin() == like.GetOrigin()
+    assert image.GetDirection() == like.GetDirection()

@@ -41,6 +41,13 @@ def image_from_array(array: np.ndarray, affine: np.ndarray) -> sitk.Image:
     return image
 
 
+def image_like(array: np.ndarray, like: sitk.Image) -> sitk.Image:
+    """A SimpleITK image on ``like``'s grid from a nibabel-style array (i, j, k) of that grid's shape."""
+    image = sitk.GetImageFromArray(np.ascontiguousarray(np.transpose(array, (2, 1, 0))))
+    image.CopyInformation(like)
+    return image
+
+
 def array_of(image: sitk.Image) -> np.ndarray:
     """Voxels of a SimpleITK image in nibabel order (i, j, k), matching :func:`nifti_affine`."""
     return np.transpose(sitk.GetArrayFromImage(image), (2, 1, 0))

@@ -14,10 +14,9 @@ import numpy as np
 import SimpleITK as sitk
 
 from gliomics.io.cases import Case
-from gliomics.io.sitk_images import array_of, read_image
+from gliomics.io.sitk_images import array_of, image_like, read_image
 from gliomics.preprocess.atlas import Atlas, load_atlas
 from gliomics.preprocess.bias import head_mask
-from gliomics.preprocess.brain_extraction import mask_image
 from gliomics.preprocess.geometry import Grid, centred_grid, foreground_centre, resample
 from gliomics.preprocess.quality import similarity
 from gliomics.preprocess.registration import (
@@ -146,7 +145,7 @@ def refine_on_brain(images: dict[str, sitk.Image], ref: str, space: TargetSpace,
     """
     template, metric_mask = load_registration_atlas(atlas, mask)
     before = resample(images[ref], space.grid, space.to_native_ref)
-    stripped = before * sitk.Cast(mask_image(brain, before), sitk.sitkFloat32)
+    stripped = before * image_like(brain.astype(np.float32), before)
     try:
         correction, metric = affine_register(template.image, stripped, registration, fixed_mask=metric_mask)
     except RegistrationError as exc:

@@ -74,8 +74,8 @@ def extraction_sequence(available: list[str] | tuple[str, ...]) -> str:
     return next((s for s in EXTRACTION_ORDER if s in available), available[0])
 
 
-def network_mask(method: str, image: sitk.Image) -> sitk.Image:
-    """The brain mask that ``method`` (``deepbet`` or ``hd-bet``) finds on ``image`` (uint8 0/1, same grid).
+def network_mask(method: str, image: sitk.Image) -> np.ndarray:
+    """The brain mask that ``method`` (``deepbet`` or ``hd-bet``) finds on ``image`` (boolean, nibabel order x, y, z).
 
     Raises:
         ConfigError: The network cannot run (see :func:`check_method`).
@@ -89,19 +89,12 @@ def network_mask(method: str, image: sitk.Image) -> sitk.Image:
         raise ValueError(f"not a network extractor: {method!r}")
     if not array.any():
         raise ImageError(f"{method} found no brain in the image (try --skull-strip atlas)")
-    return mask_image(array, image)
+    return array
 
 
 def head_foreground(image: sitk.Image) -> sitk.Image:
     """The ``none`` method's mask: the head (Otsu foreground, dilated by 2 voxels, holes filled)."""
     return sitk.Cast(head_mask(image), sitk.sitkUInt8)
-
-
-def mask_image(array: np.ndarray, like: sitk.Image) -> sitk.Image:
-    """A uint8 0/1 image on ``like``'s grid from a boolean array in nibabel voxel order (x, y, z)."""
-    image = sitk.GetImageFromArray(np.ascontiguousarray(np.transpose(array.astype(np.uint8), (2, 1, 0))))
-    image.CopyInformation(like)
-    return image
 
 
 # ---- deepbet ----------------------------------------------------------------------------------------------------
@@ -247,8 +240,7 @@ def brain_mask(method: str, moved: dict[str, sitk.Image], atlas_mask: np.ndarray
     available = [s for s in SEQUENCES if s in moved]
     if method in NETWORK_METHODS:
         sequence = extraction_sequence(available)
-        found = network_mask(method, moved[sequence])
-        return BrainMask(method, method, sequence, array_of(found) > 0)
+        return BrainMask(method, method, sequence, network_mask(method, moved[sequence]))
     if method == "none":
         sequence = extraction_sequence(available)
         return BrainMask(method, "head foreground", sequence, array_of(head_foreground(moved[sequence])) > 0)

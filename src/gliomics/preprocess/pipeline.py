@@ -37,7 +37,7 @@ from gliomics.constants import REFERENCE_ORDER, SEQUENCES
 from gliomics.errors import ConfigError, OutputError
 from gliomics.io.cases import Case
 from gliomics.io.nifti import load_label, save_image
-from gliomics.io.sitk_images import array_of, image_from_array, nifti_affine, read_image
+from gliomics.io.sitk_images import array_of, image_from_array, image_like, nifti_affine, read_image
 from gliomics.preprocess.alignment import TargetSpace, coregister, refine_on_brain, target_space
 from gliomics.preprocess.bias import N4_THREADS, n4_correct
 from gliomics.preprocess.brain_extraction import (
@@ -45,7 +45,6 @@ from gliomics.preprocess.brain_extraction import (
     SKULL_STRIP_METHODS,
     BrainMask,
     brain_mask,
-    mask_image,
 )
 from gliomics.preprocess.geometry import Grid, reorient_to_ras, resample
 from gliomics.preprocess.intensity import (
@@ -209,8 +208,8 @@ def _preprocess_case(case: Case, out_dir: Path, settings: PreprocessSettings) ->
             space, correction = refine_on_brain(images, ref, space, mask.array, atlas=settings.atlas,
                                                 mask=settings.mask, registration=settings.registration)
             if correction is not None:
-                carried = resample(mask_image(mask.array, space.grid.reference()), space.grid, correction,
-                                   nearest=True)
+                before = image_like(mask.array.astype(np.uint8), space.grid.reference())
+                carried = resample(before, space.grid, correction, nearest=True)
                 mask = replace(mask, array=array_of(carried) > 0)
                 transforms, moved, data = _onto_grid(scans, images, to_ref, space)
     arrays = {s: array_of(img) for s, img in moved.items()}
