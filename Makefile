@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_DIR ?= demo_output
 
-.PHONY: install browser test test-all lint demo bench clean
+.PHONY: install browser test test-all lint demo bench mutation clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,5 +39,13 @@ demo: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_phantom.py
 
+# Mutation testing (not in the default suite): every mutant by default, which takes hours on 2 cores;
+# MUTATION_FRACTION=0.15 draws that share of each file's mutants (seed MUTATION_SEED). Report: benchmarks/results/mutation.md
+MUTATION_FRACTION ?= 1
+MUTATION_SEED ?= 0
+mutation: $(STAMP)
+	$(BIN)/python benchmarks/mutation.py run --fraction $(MUTATION_FRACTION) --seed $(MUTATION_SEED)
+	$(BIN)/python benchmarks/mutation.py report
+
 clean:
-	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache
+	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache mutants

@@ -5,7 +5,7 @@ OpenMP spin (``GOMP_SPINCOUNT=10000``) instead.
 
 Usage::
 
-    .venv/bin/python benchmarks/bench_busy_machine.py [--steps 12] [--rounds 2] [--write benchmarks/RESULTS.md]
+    .venv/bin/python benchmarks/bench_busy_machine.py [--steps 12] [--rounds 2] [--write benchmarks/results/speed.md]
 
 Each measurement is one ``gliomics train`` process of the demo's preset (``mgmtnet_cpu``) on a phantom cohort at
 3 mm (generated once, seed 5), for ``--steps`` optimizer steps; its seconds per step (validation excluded) come from

@@ -4,7 +4,7 @@ Usage::
 
     .venv/bin/python benchmarks/bench_compare.py --train demo_output/cohort_train \
         --external demo_output/cohort_external --work /tmp/compare [--minutes 10] [--parallel 2] [--seed 1] \
-        [--write benchmarks/RESULTS.md]
+        [--write benchmarks/results/recipe.md]
 
 Trains, with ``gliomics train --preset mgmtnet_cpu --minutes M --seed S`` on the same cases and split:
 
@@ -121,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--minutes", type=float, default=10.0, help="Training budget of every run.")
     parser.add_argument("--parallel", type=int, default=2, help="Runs at a time, one core each.")
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--write", type=Path, help="RESULTS.md to update.")
+    parser.add_argument("--write", type=Path, help="Results file to update (benchmarks/results/recipe.md).")
     args = parser.parse_args(argv)
     args.work.mkdir(parents=True, exist_ok=True)
     runs = {**ABLATION, **BASELINES}

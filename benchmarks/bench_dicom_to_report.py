@@ -3,7 +3,7 @@
 Usage::
 
     .venv/bin/python benchmarks/bench_dicom_to_report.py --model RUN [--study ../shared/real/dicom/study1]
-        [--runs 2] [--skull-strip deepbet] [--write benchmarks/RESULTS.md]
+        [--runs 2] [--skull-strip deepbet] [--write benchmarks/results/preprocessing.md]
 
 Each stage is one ``gliomics`` process, timed from its start to its end (process start, imports and writing
 included), as a user runs it; the stages of one run go one after the other into a fresh folder, and the total is

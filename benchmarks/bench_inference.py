@@ -3,7 +3,7 @@
 Usage::
 
     .venv/bin/python benchmarks/bench_inference.py --run demo_output/run [--runs 3] [--dice-cohort DIR]
-        [--skip swinunetr] [--nearest-too] [--write benchmarks/RESULTS.md]
+        [--skip swinunetr] [--nearest-too] [--write benchmarks/results/speed.md]
 
 On one 1 mm phantom case (240x240x155, four sequences; generated with ``--seed 11`` unless ``--case`` is given):
 

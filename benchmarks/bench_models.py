@@ -3,7 +3,7 @@
 Usage::
 
     .venv/bin/python benchmarks/bench_models.py [--models mgmtnet_cpu segresnet] [--runs 5] [--threads 2]
-        [--backward-large] [--write benchmarks/RESULTS.md]
+        [--backward-large] [--write benchmarks/results/speed.md]
 
 Each model runs in its own subprocess (a 128^3 model leaves the allocator in a state that slows the next one down).
 Batch 1, ``torch.set_num_threads(threads)``, one warm-up run, then the median of ``runs`` runs (3 for presets

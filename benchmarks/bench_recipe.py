@@ -4,7 +4,7 @@ Usage::
 
     .venv/bin/python benchmarks/bench_recipe.py --work /tmp/recipe [--epochs 50] [--seeds 1 3 5] \
         [--baseline-seeds 1 3] [--recipes mgmtnet_cpu segresnet dynunet] [--parallel 2] \
-        [--write benchmarks/RESULTS.md]
+        [--write benchmarks/results/segmentation.md]   # with --readout: benchmarks/results/markers.md
 
 For each training seed S it draws the demo's training cohort (``gliomics phantom --cases 96 --spacing 3 --sites 6
 --seed S``, sites A-F of seed S) and trains each recipe with ``gliomics train --preset mgmtnet_cpu --epochs E
@@ -252,7 +252,8 @@ def main(argv: list[str] | None = None) -> int:
                              "(pred_readout/, eval_readout/; implies --components).")
     parser.add_argument("--tables-only", action="store_true",
                         help="Run nothing: tabulate the runs and sites that have finished.")
-    parser.add_argument("--write", type=Path, help="RESULTS.md to update.")
+    parser.add_argument("--write", type=Path,
+                        help="Results file to update (benchmarks/results/segmentation.md; with --readout, markers.md).")
     args = parser.parse_args(argv)
     recipes = {name: RECIPES[name] for name in args.recipes}
     recipes.update(parse_recipe(e) for e in args.extra)

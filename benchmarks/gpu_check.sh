@@ -16,7 +16,7 @@
 # 4. `gliomics predict` of the 10 test cases on the GPU in bf16 (seconds per case from each <case>.json), and of the
 #    first 2 of them on the CPU in fp32 with the same weights: Dice between the two label maps and the largest
 #    marker probability difference.
-# 5. OUT/gpu_check.json (every figure), OUT/gpu_check.md (a markdown table for benchmarks/RESULTS.md, also printed),
+# 5. OUT/gpu_check.json (every figure), OUT/gpu_check.md (a markdown table for benchmarks/results/gpu.md, also printed),
 #    OUT/machine/ (lscpu, nvidia-smi), OUT/logs/ (each step's output).
 #
 # Sizes can be changed through the environment: TRAIN_CASES, TEST_CASES, CPU_CASES, STEPS, LOADER_WORKERS (per

@@ -10,7 +10,8 @@ Usage (the shell script calls these; each also runs alone)::
 only those. ``model-step`` times forward + backward + AdamW steps of a run's own network, patch size and batch on
 random tensors (no data loading), with the peak GPU memory: set against the trainer's seconds per step it tells
 whether training waited for the CPU's data pipeline. ``report`` reads the folder that ``gpu_check.sh`` wrote and
-writes ``gpu_check.json`` and ``gpu_check.md`` (a markdown table for ``benchmarks/RESULTS.md``), and prints the table.
+writes ``gpu_check.json`` and ``gpu_check.md`` (a markdown table for ``benchmarks/results/gpu.md``), and prints the
+table.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Usage::
 
-    .venv/bin/python benchmarks/marker_sources.py --work W [--seeds 1 3 5] [--write benchmarks/RESULTS.md]
+    .venv/bin/python benchmarks/marker_sources.py --work W [--seeds 1 3 5] [--write benchmarks/results/markers.md]
 
 Reads the prediction folders that ``bench_recipe.py`` writes for ``mgmtnet_cpu``: ``W/pred_components`` (markers
 from the heads, ``--components``) and ``W/pred_readout`` (from the readout, ``--readout``), the same checkpoints,
@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work", type=Path, required=True)
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 3, 5])
     parser.add_argument("--title", default="", help="Added to the section's title (e.g. the cohort size).")
-    parser.add_argument("--write", type=Path, help="RESULTS.md to update.")
+    parser.add_argument("--write", type=Path, help="Results file to update (benchmarks/results/markers.md).")
     args = parser.parse_args(argv)
     section = SECTION + (f", {args.title}" if args.title else "")
     body = "\n".join([section, "", "```bash", ".venv/bin/python benchmarks/marker_sources.py "

@@ -1,8 +1,9 @@
 """The bad-input battery of issue #10, run for real: every entry of ``tests/reliability/reliability_battery.py``
 through the CLI (in-process), checked as the tests check it, and written as the "## Reliability" table of
-``benchmarks/RESULTS.md`` (input, command, exit status, message excerpt).
+``benchmarks/results/reliability.md`` (input, command, exit status, message excerpt).
 
-Usage: python benchmarks/reliability_table.py [--write benchmarks/RESULTS.md] [--run RUN_DIR] [--only ID ...]
+Usage: python benchmarks/reliability_table.py [--write benchmarks/results/reliability.md] [--run RUN_DIR]
+       [--only ID ...]
 
 Without ``--run`` a tiny run is trained first, as the tests' ``tiny_run`` fixture does (8 phantom cases at 4 mm,
 one epoch). The exit status is 1 if any entry is not handled.
@@ -79,7 +80,8 @@ def section(results: list[dict], seconds: float) -> str:
 
     lines = [
         HEADING, "",
-        "Command: `.venv/bin/python benchmarks/reliability_table.py --write benchmarks/RESULTS.md` (the entries of "
+        "Command: `.venv/bin/python benchmarks/reliability_table.py --write benchmarks/results/reliability.md` "
+        "(the entries of "
         "`tests/reliability/reliability_battery.py`, which `tests/reliability/test_bad_input_battery.py` runs as "
         "tests).", "",
         f"Machine: {platform.machine()}, nproc {os.cpu_count()}, Python {platform.python_version()}, torch "
@@ -112,7 +114,8 @@ def section(results: list[dict], seconds: float) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--write", type=Path, default=None, help="RESULTS.md to update (else print the section)")
+    parser.add_argument("--write", type=Path, default=None,
+                        help="Results file to update, benchmarks/results/reliability.md (else print the section)")
     parser.add_argument("--run", type=Path, default=None, help="a trained run folder (else a tiny one is trained)")
     parser.add_argument("--only", nargs="*", default=[], help="run only entries whose id contains one of these")
     args = parser.parse_args()

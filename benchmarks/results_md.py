@@ -1,14 +1,32 @@
-"""Replace one ``## Section`` of ``benchmarks/RESULTS.md`` and keep the others."""
+"""Replace one ``## Section`` of a results file (``benchmarks/results/<topic>.md``) and keep the others.
+
+``benchmarks/RESULTS.md`` is the index of the topic files; each benchmark's ``--write`` names the topic file its
+section belongs to (its usage line says which).
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 
+def _find_heading(text: str, heading: str) -> int:
+    """Where the line that is exactly ``heading`` starts in ``text``, or -1 (a heading that merely starts with it,
+    such as the same title with ", 288 training cases", is another section)."""
+    start = 0
+    while True:
+        at = text.find(heading, start)
+        if at == -1:
+            return -1
+        end = at + len(heading)
+        if (at == 0 or text[at - 1] == "\n") and (end == len(text) or text[end] == "\n"):
+            return at
+        start = end
+
+
 def write_section(path: Path, heading: str, body: str) -> None:
     """Put ``body`` (which starts with ``heading``) in place of the section ``heading`` of ``path``, or append it."""
     text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmark results\n"
-    start = text.find(heading)
+    start = _find_heading(text, heading)
     if start == -1:
         text = text.rstrip("\n") + "\n\n" + body
     else:

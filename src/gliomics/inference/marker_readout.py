@@ -3,7 +3,7 @@ segmentation (:mod:`gliomics.inference.tumour_features`), fitted on a run's trai
 
 The network's own marker heads learn from ~100 cases through features pooled by a network that is still learning
 to segment, and they under-fit. A linear readout of a few dozen standardised, physically meaningful features of
-the final segmentation generalises to unseen scanners far better (``benchmarks/RESULTS.md``, "markers"). It is
+the final segmentation generalises to unseen scanners far better (``benchmarks/results/markers.md``). It is
 stored with the checkpoint (``marker_readout``) and, where a run has one, replaces the heads' marker logits in
 every prediction; ``gliomics predict --no-marker-readout`` restores the heads.
 """

@@ -50,7 +50,8 @@ class RegistrationSettings:
     Both images are first averaged down to about ``working_spacing`` mm (block averaging, which also removes
     aliasing); the pyramid then runs on these small copies. The transforms live in physical space, so they apply to the
     full-resolution images unchanged. On 1 mm scans this is several times faster than a pyramid built by the
-    registration itself from the full images, at a fraction of a voxel of accuracy (see ``benchmarks/RESULTS.md``).
+    registration itself from the full images, at a fraction of a voxel of accuracy (see
+    ``benchmarks/results/preprocessing.md``).
 
     Attributes:
         working_spacing: Voxel size (mm) of the copies registered; 0 registers the images as they are.

@@ -1,0 +1,58 @@
+"""mkdocs hooks of the gliomics documentation (``hooks:`` in ``mkdocs.yml``); nothing here touches the network.
+
+- The results pages: every ``benchmarks/results/<topic>.md`` of the repository becomes the page
+  ``benchmarks/<topic>.md`` of the site, so that the results are written once, next to the benchmarks that make them.
+- The command-line reference: ``<!-- gliomics-cli -->`` in a page is replaced by the help of every command of the
+  typer app (``gliomics.cli.main.app``), rendered by typer's own Markdown writer at build time, so that the reference
+  cannot drift from the code.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from mkdocs.structure.files import File
+
+ROOT = Path(__file__).resolve().parents[2]
+RESULTS = ROOT / "benchmarks" / "results"
+CLI_MARKER = "<!-- gliomics-cli -->"
+#: Result pages the site links whether or not their file has been written yet, with what writes them.
+EXPECTED = {"mutation": "`make mutation` (`benchmarks/mutation.py report`)"}
+
+
+def on_files(files, config):
+    written = set()
+    for path in sorted(RESULTS.glob("*.md")):
+        files.append(File.generated(config, f"benchmarks/{path.name}", content=path.read_text(encoding="utf-8")))
+        written.add(path.stem)
+    for stem, writer in EXPECTED.items():
+        if stem not in written:
+            text = (f"# {stem.capitalize()}\n\nNot measured yet: {writer} writes `benchmarks/results/{stem}.md`, "
+                    "which this page then shows.\n")
+            files.append(File.generated(config, f"benchmarks/{stem}.md", content=text))
+    return files
+
+
+def cli_markdown() -> str:
+    """The help of ``gliomics`` and of every registered command, as Markdown (typer's ``utils docs`` writer)."""
+    try:
+        import gliomics  # noqa: F401
+    except ImportError:  # building from a checkout without the package installed
+        sys.path.insert(0, str(ROOT / "src"))
+    import click
+    import typer.main
+    from typer.cli import get_docs_for_click
+
+    from gliomics.cli.main import app
+
+    command = typer.main.get_command(app)
+    text = get_docs_for_click(obj=command, ctx=click.Context(command, info_name="gliomics"), name="gliomics")
+    # one level down: the page has its own title
+    return "\n".join("#" + line if line.startswith("#") else line for line in text.splitlines())
+
+
+def on_page_markdown(markdown, page, config, files):
+    if CLI_MARKER in markdown:
+        markdown = markdown.replace(CLI_MARKER, cli_markdown())
+    return markdown
