@@ -90,3 +90,9 @@ CLINICAL_COLUMNS: tuple[str, ...] = ("age", "sex", "site")
 
 #: Tolerance when checking that the sequences of a case share an affine (mm / direction cosines).
 AFFINE_ATOL: float = 1e-3
+
+#: A phantom cohort's table of exact Bayes posteriors, one row per case (``gliomics phantom`` writes it at the root).
+PHANTOM_TRUTH_FILE: str = "phantom_truth.csv"
+
+#: A run folder's model card: what the run was trained on and what its marker heads were validated on.
+MODEL_CARD_FILE: str = "model_card.json"

@@ -38,7 +38,8 @@ def test_training_writes_run_folder_and_loss_decreases(tiny_phantom, tmp_path):
     assert set(params) == set(model_defaults("mgmtnet_cpu"))
     assert params["feature_size"] == 4 and params["window_size"] == model_defaults("mgmtnet_cpu")["window_size"]
     assert state["config"]["data"]["working_spacing"] == [4.0, 4.0, 4.0]  # unset: the cohort's median voxel size
-    assert set(state["thresholds"]) <= {"idh", "codel_1p19q", "tert"}
+    assert set(state["thresholds"]) == {"idh", "codel_1p19q", "tert"}
+    assert all(0.0 < t < 1.0 for t in state["thresholds"].values()), state["thresholds"]
     assert set(state["min_label_mm3"]) <= {"NETC", "SNFH", "ET", "RC"}
     assert set(state["min_component_mm3"]) <= {"NETC", "SNFH", "ET", "RC"} and "min_component_mm3" in summary
     assert summary["epochs_run"] == 4

@@ -118,10 +118,25 @@ def predict(
             typer.echo(f"{r['seconds_per_case']:.1f} s per case on {hw['gpu'] or hw['cpu']} "
                        f"({hw['threads']} threads, {hw['precision']})" + (f", rank part {r['part']}"
                                                                           if info.enabled else ""))
+    _echo_marker_flag(out)
     for cid, msg in summary["failed"].items():
         typer.echo(f"  failed {cid}: {msg}", err=True)
     if summary["failed"]:
         raise typer.Exit(2)
+
+
+def _echo_marker_flag(out: Path) -> None:
+    """One console line when case records in ``out`` carry the flag of unvalidated marker probabilities."""
+    import json
+
+    from gliomics.inference.marker_validation import FLAG, flagged
+    from gliomics.io.predictions import record_paths
+
+    records = [json.loads(p.read_text()) for p in record_paths(out)]
+    n = sum(flagged(r) for r in records)
+    if n:
+        typer.echo(f"marker probabilities of {n} of the {len(records)} cases in {out} are flagged: {FLAG} (the "
+                   "model card shows no such validation); their WHO CNS5 suggestion is withheld")
 
 
 def _with_native_outputs(on_case, out: Path, native: bool, dicom_seg: bool):

@@ -33,6 +33,12 @@ from gliomics.inference.engine import (
     single_pass,
 )
 from gliomics.inference.marker_readout import MarkerReadout, replace_head_markers
+from gliomics.inference.marker_validation import (
+    apply_marker_flag,
+    ensemble_marker_validation,
+    is_phantom_case,
+    read_marker_validation,
+)
 from gliomics.inference.postprocess import class_argmax, postprocess_labels, remove_small_components
 from gliomics.inference.prediction import Prediction, export_prediction
 from gliomics.inference.uncertainty import case_uncertainty, entropy_map, review_reason
@@ -123,6 +129,8 @@ class Predictor:
         self.min_label_mm3: dict[str, float] = {}
         self.min_label_component_mm3: dict[str, float] = {}
         self.checkpoint: Path | None = None
+        #: the run's model card on its marker heads (:mod:`~gliomics.inference.marker_validation`)
+        self.marker_validation: dict[str, Any] = {"validated_on_real_patients": False, "evidence": None}
         self.transform = None
 
     def load(self, run_dir: Path | str, checkpoint: str = "best") -> Predictor:
@@ -161,6 +169,7 @@ class Predictor:
         self.min_label_component_mm3 = _median_minimums(component_minimums)
         path = folder / CALIBRATION_FILE
         self.calibration = json.loads(path.read_text()) if path.is_file() else {}
+        self.marker_validation = ensemble_marker_validation(folds)
         self.checkpoint = folder
         return self
 
@@ -184,6 +193,7 @@ class Predictor:
                 self.readout = MarkerReadout.from_dict(state["marker_readout"])
             except (KeyError, TypeError, ValueError) as exc:
                 raise CheckpointError(f"{path}: {exc}") from exc
+        self.marker_validation = read_marker_validation(path.parent)
         self.checkpoint = path
         from gliomics.data.transforms import inference_transforms
 
@@ -306,6 +316,7 @@ class Predictor:
         record.update(self.marker_record(marker_probabilities(res["markers"]), res.get("uncertainty")))
         if res["markers"]:
             record["markers_from"] = self.markers_from()
+        apply_marker_flag(record, self.marker_validation, is_phantom_case(case))
         timings["postprocess_write_s"] = time.perf_counter() - t
         timings["total_s"] = sum(timings.values())
         record["timings"] = {k: round(v, 3) for k, v in timings.items()}

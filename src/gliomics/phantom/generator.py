@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gliomics.constants import LABEL_NAMES, MARKERS, SEQUENCES, TUMOUR_LABELS
+from gliomics.constants import LABEL_NAMES, MARKERS, PHANTOM_TRUTH_FILE, SEQUENCES, TUMOUR_LABELS
 from gliomics.errors import OutputError
 from gliomics.io.atomic import atomic_path, write_text_atomic
 from gliomics.phantom.anatomy import grid_affine, grid_shape, load_template, random_anatomy_transform, sample_anatomy
@@ -25,7 +25,7 @@ from gliomics.provenance import versions
 logger = logging.getLogger(__name__)
 
 MARKERS_FILE = "markers.csv"
-TRUTH_FILE = "phantom_truth.csv"
+TRUTH_FILE = PHANTOM_TRUTH_FILE
 SUMMARY_FILE = "phantom_summary.json"
 
 

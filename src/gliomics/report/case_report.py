@@ -17,6 +17,7 @@ from typing import Any
 
 from gliomics.constants import MARKER_NAMES, MARKERS, SEQUENCE_NAMES, SEQUENCES
 from gliomics.errors import InputError, OutputError
+from gliomics.inference.marker_validation import FLAG, flagged
 from gliomics.inference.who import DEFAULT_BAND, who_cns5_suggestion
 from gliomics.io import Case
 from gliomics.io.atomic import write_text_atomic
@@ -103,13 +104,22 @@ def _calibration_context(record: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def who_for_record(record: Mapping[str, Any], band: float = DEFAULT_BAND) -> dict[str, Any] | None:
-    """The WHO CNS5 suggestion from a record's marker probabilities and thresholds; None without all three."""
+    """The WHO CNS5 suggestion from a record's marker probabilities and thresholds; None without all three, or where
+    the record flags them as not validated on real patients (:mod:`~gliomics.inference.marker_validation`)."""
     markers = record.get("markers") or {}
-    if not all(m in markers for m in MARKERS):
+    if not all(m in markers for m in MARKERS) or flagged(record):
         return None
     undetermined = [m for m in MARKERS if markers[m].get("set_status") == "undetermined"]
     return who_cns5_suggestion({m: markers[m]["probability"] for m in MARKERS},
                                {m: markers[m]["threshold"] for m in MARKERS}, band=band, undetermined=undetermined)
+
+
+def _marker_flag_note(record: Mapping[str, Any]) -> str | None:
+    """The report's warning above the marker table of a record whose marker probabilities are flagged."""
+    if not flagged(record):
+        return None
+    return (f"These marker probabilities are {FLAG}: the model card shows no validation of this model's marker heads "
+            "on real patients, so what they mean on this scan is unknown. The WHO CNS5 suggestion is withheld.")
 
 
 def _cmaf_table(record: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -213,6 +223,7 @@ def build_case_html(record: Mapping[str, Any], maps=None, *, band: float = DEFAU
         model=record.get("model") or {"name": "unknown", "checkpoint": None},
         caveat=CAVEAT,
         markers=_marker_rows(record),
+        marker_flag=_marker_flag_note(record),
         **_calibration_context(record),
         who=who_for_record(record, band),
         volumes=record.get("volumes_ml"),

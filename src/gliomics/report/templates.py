@@ -41,6 +41,7 @@ model {{ model.get("name", "unknown") }}{% if model.get("checkpoint") %} ({{ mod
 <div class="caveat" id="caveat">{{ caveat }}</div>
 
 <h2>Molecular markers</h2>
+{% if marker_flag %}<div class="caveat" id="marker-flag">{{ marker_flag }}</div>{% endif %}
 <table id="markers"><tr><th>marker</th><th>probability</th><th>threshold</th><th>call</th>
 {% if calibrated %}<th>raw probability</th><th>conformal set</th><th>rule-out call (sens. &ge; 0.95)</th>
 <th>rule-in call (spec. &ge; 0.95)</th>{% endif %}</tr>

@@ -19,6 +19,7 @@ import torch
 
 from gliomics.config import RunConfig, to_yaml, validate_config
 from gliomics.errors import CheckpointError, ConfigError, InputError
+from gliomics.inference.marker_validation import write_model_card
 from gliomics.io.atomic import write_text_atomic
 from gliomics.io.folder_lock import writer_lock
 from gliomics.provenance import config_digest, versions
@@ -398,6 +399,7 @@ class Trainer:
                 summary["calibration"] = readout.get("calibration", summary["calibration"])
         if self.info.is_main:
             write_text_atomic(self.out / "train_summary.json", json.dumps(summary, indent=2))
+            write_model_card(self.out, [c.case for c in self.train + self.val], preset=self.cfg.model.name)
         return summary
 
 
