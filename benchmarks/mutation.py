@@ -69,23 +69,33 @@ def draw(names_by_file: dict[Path, list[str]], fraction: float, seed: int) -> li
     return chosen
 
 
-def run(fraction: float, seed: int, max_children: int | None) -> int:
+def run(fraction: float, seed: int, max_children: int | None, only: str | None = None) -> int:
+    """Test the drawn mutants; with ``only`` (a glob), test again those of the last run's mutants that match it (e.g.
+    after new tests), keeping that run's draw."""
     import os
 
     os.chdir(ROOT)
-    names_by_file = {path: mutant_names(path) for path in mutated_files()}
-    chosen = draw(names_by_file, fraction, seed)
-    total = sum(len(v) for v in names_by_file.values())
-    LAST_RUN.parent.mkdir(exist_ok=True)
-    LAST_RUN.write_text(json.dumps({"fraction": fraction, "seed": seed, "total": total, "names": chosen}))
-    print(f"{len(chosen)} of {total} mutants ({fraction:.0%} of each file, seed {seed})", flush=True)
+    if only:
+        record = json.loads(LAST_RUN.read_text())
+        chosen = [n for n in record["names"] if fnmatch.fnmatch(n, only)]
+        print(f"{len(chosen)} of the last run's {len(record['names'])} mutants match {only}", flush=True)
+    else:
+        names_by_file = {path: mutant_names(path) for path in mutated_files()}
+        chosen = draw(names_by_file, fraction, seed)
+        total = sum(len(v) for v in names_by_file.values())
+        LAST_RUN.parent.mkdir(exist_ok=True)
+        LAST_RUN.write_text(json.dumps({"fraction": fraction, "seed": seed, "total": total, "names": chosen}))
+        print(f"{len(chosen)} of {total} mutants ({fraction:.0%} of each file, seed {seed})", flush=True)
+    if not chosen:
+        return 0
     cmd = [str(Path(sys.executable).with_name("mutmut")), "run", *chosen]
     if max_children:
         cmd[2:2] = ["--max-children", str(max_children)]
     started = time.monotonic()
     rc = subprocess.call(cmd, cwd=ROOT)
     record = json.loads(LAST_RUN.read_text())
-    record["wall_s"] = round(time.monotonic() - started)
+    key = "rerun_wall_s" if only else "wall_s"
+    record[key] = record.get(key, 0) + round(time.monotonic() - started) if only else round(time.monotonic() - started)
     LAST_RUN.write_text(json.dumps(record))
     return rc
 
@@ -181,11 +191,12 @@ def main() -> int:
     p_run.add_argument("--fraction", type=float, default=1.0)
     p_run.add_argument("--seed", type=int, default=0)
     p_run.add_argument("--max-children", type=int, default=None)
+    p_run.add_argument("--only", default=None, help="test again the last run's mutants whose names match this glob")
     p_rep = sub.add_parser("report")
     p_rep.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = parser.parse_args()
     if args.command == "run":
-        return run(args.fraction, args.seed, args.max_children)
+        return run(args.fraction, args.seed, args.max_children, args.only)
     report(args.out)
     return 0
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import logging
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -341,3 +343,367 @@ def test_bad_input_raises_value_error() -> None:
         auc_delong([0, 1, 1], [0.1, 0.2])
     with pytest.raises(ValueError, match="probabilities"):
         binary_metrics([0, 1], [0.1, 1.2], threshold=0.5)
+
+
+# ---------------------------------------------------------------- McNemar: every field, boundaries, checks
+
+
+def test_mcnemar_exact_returns_every_field():
+    """Exact test: b, c, statistic min(b, c), the two-sided binomial p-value and the method name."""
+    y, a, b = _mcnemar_table(10, 2)
+    y[-3:] = 0  # labels of both classes; the concordant cases still do not count
+    a[-3:], b[-3:] = 1, 1
+    assert mcnemar_test(y, a, b) == {"b": 10, "c": 2, "statistic": 2.0, "p_value": pytest.approx(158 / 4096),
+                                     "method": "exact"}
+    even = mcnemar_test(*_mcnemar_table(3, 3))
+    assert even == {"b": 3, "c": 3, "statistic": 3.0, "p_value": 1.0, "method": "exact"}
+
+
+def test_mcnemar_switches_to_chi_square_at_25_discordant_pairs():
+    """24 discordant pairs use the exact test, 25 the corrected chi-square; exact=True/False override."""
+    res24 = mcnemar_test(*_mcnemar_table(17, 7))
+    assert res24["method"] == "exact" and res24["statistic"] == 7.0
+    assert res24["p_value"] == pytest.approx(stats.binomtest(17, 24, 0.5).pvalue, rel=1e-12)
+    res25 = mcnemar_test(*_mcnemar_table(18, 7))
+    assert res25 == {"b": 18, "c": 7, "statistic": 4.0, "p_value": pytest.approx(stats.chi2.sf(4.0, 1), rel=1e-12),
+                     "method": "chi2_cc"}
+    forced = mcnemar_test(*_mcnemar_table(18, 7), exact=True)
+    assert forced["method"] == "exact" and forced["statistic"] == 7.0
+    assert forced["p_value"] == pytest.approx(stats.binomtest(18, 25, 0.5).pvalue, rel=1e-12)
+    chi = mcnemar_test(*_mcnemar_table(4, 1), exact=False)
+    assert chi["method"] == "chi2_cc" and chi["statistic"] == pytest.approx(0.8)
+    assert chi["p_value"] == pytest.approx(stats.chi2.sf(0.8, df=1), rel=1e-12)
+
+
+def test_mcnemar_without_discordant_pairs_reports_the_method_chosen():
+    """No discordant pairs: statistic 0 and p 1, with the method the caller's choice would have used."""
+    y, a, _ = _mcnemar_table(0, 0)
+    assert mcnemar_test(y, a, a) == {"b": 0, "c": 0, "statistic": 0.0, "p_value": 1.0, "method": "exact"}
+    assert mcnemar_test(y, a, a, exact=False) == {"b": 0, "c": 0, "statistic": 0.0, "p_value": 1.0,
+                                                  "method": "chi2_cc"}
+    one = mcnemar_test(*_mcnemar_table(1, 0))
+    assert one == {"b": 1, "c": 0, "statistic": 0.0, "p_value": 1.0, "method": "exact"}
+
+
+def test_mcnemar_checks_lengths_and_names_the_bad_argument():
+    """Calls of another length, or not 0/1, raise ValueError naming the argument."""
+    with pytest.raises(ValueError, match="same length, got 3, 2, 3"):
+        mcnemar_test([0, 1, 1], [0, 1], [0, 1, 1])
+    with pytest.raises(ValueError, match="same length, got 3, 3, 2"):
+        mcnemar_test([0, 1, 1], [0, 1, 1], [0, 1])
+    with pytest.raises(ValueError, match="same length, got 2, 3, 3"):
+        mcnemar_test([0, 1], [0, 1, 1], [0, 1, 1])
+    with pytest.raises(ValueError, match="^pred_a must hold 0/1"):
+        mcnemar_test([0, 1], [0, 2], [0, 1])
+    with pytest.raises(ValueError, match="^pred_b must hold 0/1"):
+        mcnemar_test([0, 1], [0, 1], [3, 1])
+    with pytest.raises(ValueError, match="^y must hold 0/1"):
+        mcnemar_test([0, 5], [0, 1], [0, 1])
+
+
+# ---------------------------------------------------------------- Wilson interval
+
+
+@pytest.mark.parametrize(("k", "n", "alpha"), [(8, 10, 0.05), (0, 7, 0.05), (13, 13, 0.1), (5, 20, 0.2), (1, 1, 0.05)])
+def test_wilson_ci_matches_the_score_interval_formula(k: int, n: int, alpha: float):
+    """Wilson's interval with z = Φ⁻¹(1 − α/2), at the level given."""
+    from gliomics.evaluation.classification import wilson_ci
+
+    lo, hi = wilson_ci(k, n, alpha)
+    assert (lo, hi) == pytest.approx(_wilson(k, n, stats.norm.ppf(1 - alpha / 2)), abs=1e-12)
+    assert isinstance(lo, float) and isinstance(hi, float)
+
+
+def test_wilson_ci_default_level_and_empty_total():
+    """Default 95 %; no trials gives NaNs; alpha outside (0, 1) is refused."""
+    from gliomics.evaluation.classification import wilson_ci
+
+    assert wilson_ci(3, 9) == pytest.approx(_wilson(3, 9), abs=1e-12)
+    assert all(math.isnan(v) for v in wilson_ci(0, 0))
+    with pytest.raises(ValueError, match="alpha"):
+        wilson_ci(1, 2, alpha=1.0)
+
+
+def test_ratio_is_nan_for_a_zero_denominator():
+    """The plain ratio, NaN for 0/0 and x/0."""
+    from gliomics.evaluation.classification import _ratio
+
+    assert _ratio(3, 4) == 0.75
+    assert math.isnan(_ratio(0, 0)) and math.isnan(_ratio(2, 0))
+
+
+# ---------------------------------------------------------------- binary_metrics: every field
+
+
+def test_binary_metrics_every_field_at_another_level():
+    """All keys, counts, ratios and the Wilson CIs at the alpha given (here 80 % intervals)."""
+    y = np.array([1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0])
+    p = np.array([0.9, 0.6, 0.6, 0.3, 0.1, 0.6, 0.7, 0.2, 0.1, 0.0, 0.4, 0.59])
+    m = binary_metrics(y, p, threshold=0.6, alpha=0.2)
+    z = stats.norm.ppf(0.9)
+    expected = {
+        "threshold": 0.6, "n": 12, "n_pos": 5, "n_neg": 7, "tp": 3, "fp": 2, "tn": 5, "fn": 2,
+        "accuracy": pytest.approx(8 / 12), "balanced_accuracy": pytest.approx((3 / 5 + 5 / 7) / 2),
+        "precision": pytest.approx(3 / 5), "npv": pytest.approx(5 / 7), "recall": pytest.approx(3 / 5),
+        "sensitivity": pytest.approx(3 / 5), "specificity": pytest.approx(5 / 7), "f1": pytest.approx(6 / 10),
+        "brier": pytest.approx(np.mean((p - y) ** 2)),
+        "accuracy_ci": pytest.approx(_wilson(8, 12, z)), "sensitivity_ci": pytest.approx(_wilson(3, 5, z)),
+        "specificity_ci": pytest.approx(_wilson(5, 7, z)),
+    }
+    assert m == expected
+    assert binary_metrics(y, p, threshold=0.6)["accuracy_ci"] == pytest.approx(_wilson(8, 12))
+
+
+def test_binary_metrics_threshold_range_and_ends():
+    """Thresholds 0 and 1 are allowed (p >= t), values outside are refused; probabilities 0 and 1 are valid."""
+    y, p = [0, 1, 1], [0.0, 1.0, 0.5]
+    assert binary_metrics(y, p, threshold=0.0)["tp"] == 2 and binary_metrics(y, p, threshold=0.0)["fp"] == 1
+    assert binary_metrics(y, p, threshold=1.0)["tp"] == 1 and binary_metrics(y, p, threshold=1.0)["fp"] == 0
+    for bad in (-0.01, 1.01):
+        with pytest.raises(ValueError, match="threshold must be in"):
+            binary_metrics(y, p, threshold=bad)
+
+
+def test_binary_metrics_empty_input():
+    """No cases: zero counts, NaN ratios and NaN intervals under every key."""
+    m = binary_metrics([], [], threshold=0.3)
+    nan_keys = {"accuracy", "balanced_accuracy", "precision", "npv", "recall", "sensitivity", "specificity", "f1",
+                "brier"}
+    ci_keys = {"accuracy_ci", "sensitivity_ci", "specificity_ci"}
+    assert set(m) == {"threshold", "n", "n_pos", "n_neg", "tp", "fp", "tn", "fn"} | nan_keys | ci_keys
+    assert (m["threshold"], m["n"], m["n_pos"], m["n_neg"]) == (0.3, 0, 0, 0)
+    assert (m["tp"], m["fp"], m["tn"], m["fn"]) == (0, 0, 0, 0)
+    assert all(math.isnan(m[k]) for k in nan_keys)
+    assert all(len(m[k]) == 2 and all(math.isnan(v) for v in m[k]) for k in ci_keys)
+
+
+def test_binary_metrics_one_class_calls_and_labels():
+    """All positive labels and calls: a 2 × 2 confusion matrix still; undefined ratios NaN, not 0."""
+    m = binary_metrics([1, 1, 1], [0.9, 0.8, 0.7], threshold=0.5)
+    assert (m["tp"], m["fp"], m["tn"], m["fn"]) == (3, 0, 0, 0)
+    assert m["sensitivity"] == 1.0 and m["precision"] == 1.0 and m["f1"] == 1.0
+    assert math.isnan(m["specificity"]) and math.isnan(m["npv"]) and math.isnan(m["balanced_accuracy"])
+    neg = binary_metrics([0, 0], [0.1, 0.2], threshold=0.5)
+    assert (neg["tn"], neg["n_neg"], neg["specificity"], neg["npv"]) == (2, 2, 1.0, 1.0)
+    assert math.isnan(neg["sensitivity"]) and math.isnan(neg["precision"]) and math.isnan(neg["f1"])
+    assert neg["brier"] == pytest.approx((0.01 + 0.04) / 2)
+
+
+# ---------------------------------------------------------------- calibration: every field
+
+
+def _hand_logistic(y: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Newton-Raphson fit of logit P(y=1) = a + b·x."""
+    design = np.column_stack([np.ones_like(x), x])
+    beta = np.zeros(2)
+    for _ in range(60):
+        mu = expit(design @ beta)
+        beta = beta + np.linalg.solve(design.T @ (design * (mu * (1 - mu))[:, None]), design.T @ (y - mu))
+    return beta
+
+
+def _hand_intercept(y: np.ndarray, p: np.ndarray) -> float:
+    lp = logit(np.clip(p, 1e-6, 1 - 1e-6))
+    return optimize.brentq(lambda a: np.sum(y - expit(a + lp)), -30, 30, xtol=1e-14)
+
+
+Y_CAL = np.array([0, 1, 0, 1, 0, 1, 0])
+P_CAL = np.array([0.05, 0.3, 0.2, 0.7, 0.45, 0.9, 0.62])
+
+
+def test_calibration_quantile_bins_of_unequal_size():
+    """Seven cases in three quantile bins (2, 2, 3): curve, counts, ECE, summaries, slope and intercept by hand."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        cal = calibration(Y_CAL, P_CAL, n_bins=3)
+    assert set(cal) == {"n", "n_bins", "strategy", "note", "prob_pred", "prob_true", "bin_counts", "ece", "slope",
+                        "intercept", "mean_predicted", "observed_rate", "brier"}
+    assert (cal["n"], cal["n_bins"], cal["strategy"], cal["note"]) == (7, 3, "quantile", None)
+    assert cal["bin_counts"] == [2, 2, 3]
+    assert cal["prob_pred"] == pytest.approx([0.125, 0.375, (0.7 + 0.9 + 0.62) / 3])
+    assert cal["prob_true"] == pytest.approx([0.0, 0.5, 2 / 3])
+    ece = (2 * 0.125 + 2 * 0.125 + 3 * abs(2 / 3 - 2.22 / 3)) / 7
+    assert cal["ece"] == pytest.approx(ece, abs=1e-12)
+    assert cal["mean_predicted"] == pytest.approx(P_CAL.mean()) and cal["observed_rate"] == pytest.approx(3 / 7)
+    assert cal["brier"] == pytest.approx(np.mean((P_CAL - Y_CAL) ** 2))
+    assert cal["slope"] == pytest.approx(_hand_logistic(Y_CAL, logit(P_CAL))[1], abs=1e-7)
+    assert cal["intercept"] == pytest.approx(_hand_intercept(Y_CAL, P_CAL), abs=1e-7)
+
+
+def test_calibration_uniform_bins_skip_empty_bins_and_keep_single_cases():
+    """Uniform bins of width 1/4: (3, 0, 2, 1) cases, the empty bin left out of curve, counts and ECE."""
+    y = np.array([0, 1, 0, 1, 1, 1])
+    p = np.array([0.05, 0.12, 0.18, 0.55, 0.61, 0.93])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        cal = calibration(y, p, n_bins=4, strategy="uniform")
+    assert cal["strategy"] == "uniform" and cal["n_bins"] == 4
+    assert cal["bin_counts"] == [3, 2, 1]
+    assert cal["prob_pred"] == pytest.approx([0.35 / 3, 0.58, 0.93])
+    assert cal["prob_true"] == pytest.approx([1 / 3, 1.0, 1.0])
+    assert cal["ece"] == pytest.approx((3 * abs(1 / 3 - 0.35 / 3) + 2 * 0.42 + 0.07) / 6, abs=1e-12)
+    quant = calibration(y, p, n_bins=4)
+    assert quant["bin_counts"] == [2, 1, 1, 2]
+    assert quant["ece"] == pytest.approx((2 * abs(0.5 - 0.085) + 0.18 + 0.45 + 2 * abs(1 - 0.77)) / 6, abs=1e-12)
+    assert quant["slope"] == cal["slope"] and quant["intercept"] == cal["intercept"]
+
+
+def test_calibration_default_has_ten_quantile_bins():
+    """Twenty distinct probabilities fall two to a bin in the ten default bins; one bin holds everything."""
+    p = np.linspace(0.02, 0.97, 20)
+    y = (np.arange(20) % 3 == 0).astype(int)
+    cal = calibration(y, p)
+    assert cal["n_bins"] == 10 and cal["strategy"] == "quantile" and cal["bin_counts"] == [2] * 10
+    assert cal == calibration(y, p, n_bins=10, strategy="quantile")
+    one = calibration(y, p, n_bins=1)
+    assert one["bin_counts"] == [20] and one["prob_pred"] == pytest.approx([p.mean()])
+    assert one["ece"] == pytest.approx(abs(y.mean() - p.mean()))
+
+
+def test_calibration_clips_probabilities_of_zero_and_one():
+    """p = 0 and p = 1 enter the logistic fits as 1e-6 and 1 − 1e-6."""
+    y = np.array([0, 1, 1, 0, 1, 0, 1, 0])
+    p = np.array([0.0, 1.0, 0.4, 0.6, 0.7, 0.3, 0.2, 0.5])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        cal = calibration(y, p, n_bins=2)
+    lp = logit(np.clip(p, 1e-6, 1 - 1e-6))
+    assert cal["intercept"] == pytest.approx(_hand_intercept(y, p), abs=1e-7)
+    assert cal["slope"] == pytest.approx(_hand_logistic(y, lp)[1], abs=1e-7)
+    assert cal["note"] is None
+
+
+def test_calibration_notes_name_the_reason():
+    """Separation either way, and a single class, leave the slope NaN with the exact reason."""
+    sep_text = "logit(p) separates the classes: calibration slope undefined"
+    reversed_quasi = calibration([1, 1, 0, 0, 0], [0.1, 0.5, 0.5, 0.9, 0.8])
+    assert reversed_quasi["note"] == sep_text and math.isnan(reversed_quasi["slope"])
+    assert reversed_quasi["intercept"] == pytest.approx(
+        _hand_intercept(np.array([1, 1, 0, 0, 0]), np.array([0.1, 0.5, 0.5, 0.9, 0.8])), abs=1e-7)
+    assert calibration([0, 0, 1, 1], [0.1, 0.2, 0.7, 0.8])["note"] == sep_text
+    one = calibration([0, 0, 0], [0.2, 0.5, 0.9], n_bins=2)
+    assert one["note"] == "only one class present: calibration slope and intercept undefined"
+    assert one["bin_counts"] == [2, 1] and one["observed_rate"] == 0.0
+    assert one["ece"] == pytest.approx((0.7 + 0.9) / 3)  # the median case joins the lower bin
+
+
+def test_calibration_empty_and_bad_arguments():
+    """No cases give NaN summaries and a note; n_bins < 1 and unknown strategies are refused."""
+    empty = calibration([], [], n_bins=4, strategy="uniform")
+    assert {k: empty[k] for k in ("n", "n_bins", "strategy", "prob_pred", "prob_true", "bin_counts", "note")} == {
+        "n": 0, "n_bins": 4, "strategy": "uniform", "prob_pred": [], "prob_true": [], "bin_counts": [],
+        "note": "no cases"}
+    assert all(math.isnan(empty[k]) for k in ("ece", "slope", "intercept", "mean_predicted", "observed_rate",
+                                              "brier"))
+    assert len(empty) == 13
+    with pytest.raises(ValueError, match="n_bins must be >= 1, got 0"):
+        calibration([0, 1], [0.2, 0.8], n_bins=0)
+    with pytest.raises(ValueError, match="strategy must be"):
+        calibration([0, 1], [0.2, 0.8], strategy="kmeans")
+
+
+def test_logistic_fit_with_an_offset_solves_the_score_equations():
+    """Intercept-only fit with an offset, and intercept plus slope, reach the hand Newton solutions."""
+    from gliomics.evaluation.classification import _logistic_fit
+
+    y = Y_CAL.astype(float)
+    lp = logit(P_CAL)
+    assert _logistic_fit(y, lp, None) == pytest.approx([_hand_intercept(Y_CAL, P_CAL)], abs=1e-8)
+    offset = np.linspace(-1, 1, 7)
+    both = _logistic_fit(y, offset, lp)
+    design = np.column_stack([np.ones(7), lp])
+    assert design.T @ (y - expit(design @ both + offset)) == pytest.approx([0.0, 0.0], abs=1e-8)
+    assert _logistic_fit(y, np.zeros(7), lp) == pytest.approx(_hand_logistic(y, lp), abs=1e-7)
+
+
+def test_logistic_fit_that_cannot_converge_returns_none(caplog: pytest.LogCaptureFixture):
+    """An offset so large that the likelihood is flat to machine precision: None, with a warning."""
+    from gliomics.evaluation.classification import _logistic_fit
+
+    with caplog.at_level(logging.WARNING, logger="gliomics.evaluation.classification"):
+        assert _logistic_fit(np.array([0.0, 1, 0, 1, 1]), np.full(5, 1e6), None) is None
+    assert "logistic recalibration did not converge" in caplog.text
+
+
+# ---------------------------------------------------------------- evaluate_marker: every field
+
+
+def test_evaluate_marker_defaults_and_every_field():
+    """Defaults: 2000 stratified resamples at seed 0, 95 % intervals, Youden threshold of the same data."""
+    from gliomics.inference.calibration import youden_threshold
+
+    y, p = _random_case(8, n=30)[:2]
+    res = evaluate_marker(y.tolist(), p.tolist())
+    auc, var = auc_delong(y, p)
+    threshold = youden_threshold(y, p)
+    assert set(res) == {"n", "n_pos", "n_neg", "n_unknown", "auc", "auc_se", "auc_ci_delong", "auc_ci_bootstrap",
+                        "n_boot", "seed", "alpha", "threshold", "threshold_source", "metrics", "calibration", "note"}
+    assert (res["n"], res["n_pos"], res["n_neg"], res["n_unknown"]) == (30, int(y.sum()), 30 - int(y.sum()), 0)
+    assert res["auc"] == auc and res["auc_se"] == pytest.approx(math.sqrt(var))
+    assert res["auc_ci_delong"] == list(auc_ci_delong(y, p, 0.05)[1:])
+    assert res["auc_ci_bootstrap"] == list(auc_ci_bootstrap(y, p, n_boot=2000, alpha=0.05, seed=0)[1:])
+    assert (res["n_boot"], res["seed"], res["alpha"]) == (2000, 0, 0.05)
+    assert res["threshold"] == threshold and res["threshold_source"] == "youden_same_data"
+    metrics = binary_metrics(y, p, threshold, 0.05)
+    assert res["metrics"] == {k: list(v) if isinstance(v, tuple) else v for k, v in metrics.items()}
+    assert res["calibration"] == calibration(y, p)
+    assert res["note"] == "threshold chosen by Youden's J on the evaluated data: threshold metrics are optimistic"
+
+
+def test_evaluate_marker_passes_level_seed_and_resamples_through():
+    """A given threshold, alpha, seed and n_boot reach the CIs and the metrics."""
+    y, p = _random_case(9, n=30)[:2]
+    res = evaluate_marker(y, p, threshold=0.45, n_boot=300, seed=4, alpha=0.2)
+    assert res["auc_ci_delong"] == list(auc_ci_delong(y, p, 0.2)[1:])
+    assert res["auc_ci_bootstrap"] == list(auc_ci_bootstrap(y, p, n_boot=300, alpha=0.2, seed=4, stratified=True)[1:])
+    assert res["auc_ci_bootstrap"] != list(auc_ci_bootstrap(y, p, n_boot=300, alpha=0.2, seed=4, stratified=False)[1:])
+    assert (res["n_boot"], res["seed"], res["alpha"], res["threshold"]) == (300, 4, 0.2, 0.45)
+    assert res["threshold_source"] == "given" and res["note"] is None
+    assert res["metrics"]["sensitivity_ci"] == list(binary_metrics(y, p, 0.45, 0.2)["sensitivity_ci"])
+    assert isinstance(res["n_boot"], int) and isinstance(res["alpha"], float)
+
+
+def test_evaluate_marker_single_positive_and_perfect_separation():
+    """One positive: DeLong variance undefined (noted, NaN SE); perfect separation: SE exactly 0."""
+    res = evaluate_marker([0, 1, 0, 0, np.nan], [0.2, 0.5, 0.7, 0.1, 0.3], threshold=0.5, n_boot=20)
+    assert res["note"] == "DeLong variance undefined: a class has a single case"
+    assert math.isnan(res["auc_se"]) and all(math.isnan(v) for v in res["auc_ci_delong"])
+    assert res["auc"] == pytest.approx(2 / 3) and res["n_unknown"] == 1 and res["n_neg"] == 3
+    both = evaluate_marker([0, 1, 0, 0], [0.2, 0.5, 0.7, 0.1], n_boot=20)
+    assert both["note"] == ("DeLong variance undefined: a class has a single case; threshold chosen by Youden's J on "
+                            "the evaluated data: threshold metrics are optimistic")
+    perfect = evaluate_marker([0, 0, 1, 1], [0.1, 0.2, 0.8, 0.9], threshold=0.5, n_boot=20)
+    assert perfect["auc"] == 1.0 and perfect["auc_se"] == 0.0 and perfect["auc_ci_delong"] == [1.0, 1.0]
+
+
+def test_evaluate_marker_one_class_uses_the_default_threshold():
+    """One class only: the AUC is undefined, the threshold falls back to 0.5 and says so."""
+    res = evaluate_marker([1, 1, None], [0.2, 0.7, 0.4], n_boot=20)
+    assert res["threshold"] == 0.5 and res["threshold_source"] == "default_0.5"
+    assert res["note"] == "AUC undefined: 2 altered and 0 not among 2 cases with known labels"
+    assert res["metrics"]["tp"] == 1 and res["metrics"]["fn"] == 1
+    assert res["calibration"]["note"] == "only one class present: calibration slope and intercept undefined"
+
+
+def test_evaluate_marker_refuses_malformed_input():
+    """2-D labels, text labels, labels other than 0/1 and scores of another shape raise ValueError."""
+    with pytest.raises(ValueError, match="y must be 1-D"):
+        evaluate_marker([[0, 1]], [[0.2, 0.8]])
+    with pytest.raises(ValueError, match="NaN/None for unknown"):
+        evaluate_marker(["a", "b"], [0.2, 0.8])
+    with pytest.raises(ValueError, match="p must have the shape of y"):
+        evaluate_marker([0, 1], [0.2, 0.8, 0.5])
+    with pytest.raises(ValueError, match="0/1"):
+        evaluate_marker([0, 2], [0.2, 0.8])
+    with pytest.raises(ValueError, match="alpha"):
+        evaluate_marker([0, 1], [0.2, 0.8], alpha=0.0)
+
+
+def test_plain_converts_numpy_and_tuples():
+    """NumPy scalars become Python numbers, tuples and arrays lists, dicts recursively."""
+    from gliomics.evaluation.classification import _plain
+
+    out = _plain({"a": (np.int64(3), np.float32(0.5)), "b": np.array([1, 2]), "c": {"d": np.float64(2.5)}, "e": "x"})
+    assert out == {"a": [3, 0.5], "b": [1, 2], "c": {"d": 2.5}, "e": "x"}
+    assert type(out["a"][0]) is int and type(out["a"][1]) is float and type(out["b"][0]) is int
+    assert type(out["c"]["d"]) is float

@@ -105,3 +105,153 @@ def test_bad_input_is_refused():
         brats2025_metrics(np.full((4, 4, 4), 7), np.zeros((4, 4, 4)), (1, 1, 1))
     with pytest.raises(ValueError, match="unknown regions"):
         brats2025_metrics(np.zeros((4, 4, 4)), np.zeros((4, 4, 4)), (1, 1, 1), regions=("XX",))
+
+
+NETC, ET, RC = 1, 3, 4
+COUNTS = ("lesion_tp", "lesion_fp", "lesion_fn")
+
+
+def _counts(m: dict) -> tuple[int, int, int]:
+    assert all(type(m[k]) is int for k in COUNTS)
+    return m["lesion_tp"], m["lesion_fp"], m["lesion_fn"]
+
+
+def test_touching_netc_and_et_are_one_tumour_core_lesion():
+    """TC and WT merge their labels before the components are found: touching NETC and ET form one TC lesion."""
+    ref = _volume(np.s_[4:10, 4:10, 4:10], label=ET)
+    ref[6:8, 6:8, 6:8] = NETC  # a necrotic core inside the enhancing rim
+    ref[4:10, 4:10, 10:12] = SNFH  # oedema on one side
+    pred = _volume(np.s_[4:10, 4:10, 4:10], label=ET)  # the whole core called enhancing
+    m = brats2025_metrics(pred, ref, (1, 1, 1), regions=("TC", "WT", "ET", "NETC"))
+    assert _counts(m["TC"]) == (1, 0, 0) and m["TC"]["lesion_dice"] == pytest.approx(1.0)
+    assert _counts(m["WT"]) == (1, 0, 0) and m["WT"]["lesion_dice"] == pytest.approx(2 * 216 / (216 + 288))
+    assert m["ET"]["lesion_dice"] == pytest.approx(2 * 208 / (208 + 216))
+    assert _counts(m["NETC"]) == (0, 0, 1) and m["NETC"]["lesion_dice"] == 0.0
+    assert m["NETC"]["global_dice"] == 0.0 and m["TC"]["global_dice"] == pytest.approx(1.0)
+    assert list(m) == ["TC", "WT", "ET", "NETC"]
+
+
+def test_touching_only_at_a_corner_is_one_component():
+    """Components are 26-connected: two cubes meeting at a corner are one lesion, matched by one prediction."""
+    ref = _volume(np.s_[4:7, 4:7, 4:7], np.s_[7:10, 7:10, 7:10])
+    pred = _volume(np.s_[4:7, 4:7, 4:7])
+    m = brats2025_metrics(pred, ref, (1, 1, 1), regions=("SNFH",))["SNFH"]
+    assert _counts(m) == (1, 0, 0) and m["lesion_dice"] == pytest.approx(2 * 27 / (27 + 54))
+
+
+def test_any_overlap_matches_and_adjacency_does_not():
+    """A single shared voxel is enough to match (threshold 1e-6 on Dice); components side by side do not match."""
+    ref = _volume(np.s_[2:12, 2:12, 2:12])  # 1000 voxels
+    pred = _volume(np.s_[11:21, 11:21, 11:21])  # 1000 voxels, one voxel in common: Dice 0.001
+    m = brats2025_metrics(pred, ref, (1, 1, 1), regions=("SNFH",))["SNFH"]
+    assert _counts(m) == (1, 0, 0)
+    assert m["lesion_dice"] == pytest.approx(2 / 2000) and m["lesion_f1"] == 1.0
+    assert m["panoptic_quality"] == pytest.approx(2 / 2000)
+    beside = _volume(np.s_[12:22, 2:12, 2:12])  # shares a face, no voxel
+    m = brats2025_metrics(beside, ref, (1, 1, 1), regions=("SNFH",))["SNFH"]
+    assert _counts(m) == (0, 1, 1)
+    assert (m["lesion_dice"], m["lesion_nsd"], m["lesion_f1"], m["panoptic_quality"]) == (0.0, 0.0, 0.0, 0.0)
+    assert m["lesion_hd95"] == HD95_PENALTY_MM == 373.0
+    assert m["global_dice"] == 0.0
+
+
+def test_the_best_overlap_wins_a_contested_lesion():
+    """Two predictions on one lesion: the one with the higher Dice is matched, the other is a false positive."""
+    ref = _volume(np.s_[4:14, 4:10, 4:10])  # 360 voxels
+    pred = _volume(np.s_[4:11, 4:10, 4:10], np.s_[12:14, 4:10, 4:10])  # 252 and 72 voxels inside it
+    m = brats2025_metrics(pred, ref, (1, 1, 1), regions=("SNFH",))["SNFH"]
+    assert _counts(m) == (1, 1, 0)
+    assert m["lesion_dice"] == pytest.approx(2 * 252 / (252 + 360))
+    assert m["lesion_f1"] == pytest.approx(2 / 3)
+    assert m["global_dice"] == pytest.approx(2 * 324 / (324 + 360))
+
+
+def test_only_false_positives_score_zero_and_the_penalty():
+    """Lesions predicted in an empty reference: every lesion-wise metric is 0 and the HD95 the penalty."""
+    pred = _volume(A, np.s_[20:24, 20:24, 20:24])
+    m = brats2025_metrics(pred, np.zeros_like(pred), (1, 1, 1), regions=("SNFH",))["SNFH"]
+    assert _counts(m) == (0, 2, 0)
+    assert (m["lesion_dice"], m["lesion_nsd"], m["lesion_f1"], m["panoptic_quality"]) == (0.0, 0.0, 0.0, 0.0)
+    assert m["lesion_hd95"] == 373.0 and m["global_hd95_vox"] == 373.0
+    assert m["global_dice"] == 0.0 and m["global_nsd"] == 0.0
+
+
+def test_an_empty_case_is_undefined_not_zero():
+    """Neither side has a lesion: the lesion-wise metrics are NaN, the counts 0 and the global Dice 1."""
+    empty = np.zeros((8, 8, 8), np.uint8)
+    m = brats2025_metrics(empty, empty, (1, 1, 1), regions=("RC",))["RC"]
+    assert _counts(m) == (0, 0, 0)
+    for key in ("lesion_dice", "lesion_nsd", "lesion_hd95", "lesion_f1", "panoptic_quality"):
+        assert math.isnan(m[key]), key
+    assert set(m) == {"global_dice", "global_nsd", "global_hd95_vox", "lesion_dice", "lesion_nsd", "lesion_hd95",
+                      "lesion_f1", "panoptic_quality", "lesion_tp", "lesion_fp", "lesion_fn"}
+
+
+def test_lesion_distances_are_in_mm_and_global_ones_in_voxels():
+    """A 3-voxel shift along an axis of 2.5 mm: lesion HD95 7.5 mm, global HD95 3 voxels."""
+    ref = _volume(np.s_[4:10, 4:10, 4:10], label=RC)
+    pred = _volume(np.s_[4:10, 4:10, 7:13], label=RC)
+    m = brats2025_metrics(pred, ref, (1.0, 1.0, 2.5), regions=("RC",))["RC"]
+    assert m["lesion_hd95"] == pytest.approx(7.5) and m["global_hd95_vox"] == pytest.approx(3.0)
+    assert m["lesion_dice"] == pytest.approx(0.5) and m["global_dice"] == pytest.approx(0.5)
+    assert _counts(m) == (1, 0, 0) and m["lesion_f1"] == 1.0
+
+
+def test_rc_label_is_accepted_and_nothing_is_printed_or_warned(capsys):
+    """Label 4 (RC) is a BraTS 2024 label; a fresh evaluator prints nothing and the scoring issues no warning."""
+    import warnings
+
+    from gliomics.evaluation.segmentation_brats2025 import brats2025_evaluator
+
+    brats2025_evaluator.cache_clear()
+    ref = _volume(A, label=RC)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        m = brats2025_metrics(ref, ref, (1, 1, 1))
+    assert capsys.readouterr().out == ""
+    assert m["RC"]["lesion_dice"] == 1.0 and m["RC"]["global_nsd"] == 1.0 and m["RC"]["lesion_hd95"] == 0.0
+    assert list(m) == ["ET", "NETC", "SNFH", "RC", "TC", "WT"]
+
+
+def test_only_the_requested_regions_are_evaluated(monkeypatch):
+    """The regions not asked for are skipped by name (lower case), in the call to panoptica."""
+    from gliomics.evaluation.segmentation_brats2025 import brats2025_evaluator
+
+    evaluator = brats2025_evaluator()
+    calls = []
+    original = evaluator.evaluate
+
+    def spy(pred, ref, **kwargs):
+        calls.append((pred.dtype, ref.dtype, kwargs))
+        return original(pred, ref, **kwargs)
+
+    monkeypatch.setattr(evaluator, "evaluate", spy)
+    ref = _volume(A).astype(np.int64)
+    brats2025_metrics(ref, ref, [2, 1, 1], regions=("WT", "ET"))
+    (pred_dtype, ref_dtype, kwargs), = calls
+    assert pred_dtype == ref_dtype == np.uint8
+    assert kwargs["voxelspacing"] == (2.0, 1.0, 1.0)
+    assert sorted(kwargs["skip_groups"]) == ["netc", "rc", "snfh", "tc"]
+
+
+def test_bad_labels_and_spacing_are_named_in_the_error():
+    """The message lists the labels outside 0-4 and the spacing given."""
+    bad = np.arange(64, dtype=np.uint8).reshape(4, 4, 4) % 5  # every label 0-4 ...
+    bad[0, 0, 0], bad[1, 1, 1] = 5, 9  # ... and two others
+    with pytest.raises(ValueError, match=r"^label values \[5, 9\] are not BraTS 2024 labels \(0-4\)\.$"):
+        brats2025_metrics(np.zeros((4, 4, 4)), bad, (1, 1, 1))
+    for spacing in ((1, 1), (1, 0, 1), (1, -1, 1), (1, math.inf, 1)):
+        with pytest.raises(ValueError, match=r"^spacing must be one positive value per axis \(3\)"):
+            brats2025_metrics(bad, bad, spacing)
+    with pytest.raises(ValueError, match=r"^unknown regions \['XX'\]"):
+        brats2025_metrics(np.zeros((4, 4, 4)), np.zeros((4, 4, 4)), (1, 1, 1), regions=("ET", "XX"))
+
+
+def test_a_case_with_every_label_is_accepted():
+    """Labels 0-4 all present at once are all BraTS 2024 labels."""
+    ref = _volume(A, label=RC)
+    ref[5:7, 5:7, 5:7] = NETC
+    ref[7:9, 7:9, 7:9] = ET
+    ref[20:24, 20:24, 20:24] = SNFH
+    m = brats2025_metrics(ref, ref, (1, 1, 1), regions=("RC", "TC", "WT"))
+    assert m["RC"]["lesion_dice"] == 1.0 and _counts(m["TC"]) == (1, 0, 0) and _counts(m["WT"]) == (2, 0, 0)
