@@ -43,3 +43,14 @@ def tiny_run(tiny_phantom, tmp_path_factory) -> Path:
     run_training(tiny_config(), data=tiny_phantom, markers=tiny_phantom / "markers.csv", out=out, epochs=1,
                  device="cpu", progress=False)
     return out
+
+
+#: Session fixtures that build a cohort or train a run: built once per session, but once per mutant by mutmut.
+COHORT_FIXTURES = frozenset({"tiny_phantom", "tiny_run"})
+
+
+def pytest_collection_modifyitems(items) -> None:
+    """Mark the tests that use a cohort fixture ``cohort_fixture``: ``make mutation`` leaves them out."""
+    for item in items:
+        if COHORT_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.cohort_fixture)

@@ -362,3 +362,11 @@ def test_conformal_membership_is_inclusive_up_to_a_tolerance() -> None:
     assert one["prediction_set"] == ["codeleted"] and one["set_status"] == "codeleted"
     other = apply_calibration("codel_1p19q", 0.2, {**base, "conformal_q": [0.2, 0.5]})
     assert other["prediction_set"] == ["intact"] and other["set_status"] == "intact"
+
+
+def test_unknown_labels_given_as_none_are_left_out_of_the_fit() -> None:
+    y = [0, 1, 0, 1, 0, 1, 1, 0]
+    p = [0.2, 0.7, 0.4, 0.9, 0.1, 0.6, 0.8, 0.3]
+    with_unknown = fit_marker_calibration([*y, None, None], [*p, 0.99, 0.01])
+    assert with_unknown == fit_marker_calibration(y, p)
+    assert with_unknown["n"] == 8 and with_unknown["n_pos"] == 4

@@ -455,3 +455,23 @@ def test_marker_target_and_output_checks() -> None:
     # a segmentation without labels gives an exact zero for both segmentation terms
     res = MultiTaskLoss()({"seg": torch.ones(1, NUM_CLASSES, 2, 2, 2), "markers": None}, {})
     assert float(res["seg"]) == 0.0 and float(res["wt"]) == 0.0 and float(res["total"]) == 0.0
+
+
+def test_integer_marker_targets_give_the_same_loss_as_float_ones() -> None:
+    loss = MultiTaskLoss()
+    out = {"markers": {TERT: torch.tensor([0.3, -1.2, 2.0])}}
+    as_float = loss(out, {"markers": {TERT: torch.tensor([1.0, 0.0, 1.0])}})[f"marker_{TERT}"]
+    as_int = loss(out, {"markers": {TERT: torch.tensor([1, 0, 1])}})[f"marker_{TERT}"]
+    torch.testing.assert_close(as_int, as_float)
+
+
+def test_unknown_markers_in_the_weights_are_named_in_the_error() -> None:
+    with pytest.raises(ValueError, match=r"^marker_weights has unknown marker\(s\) \['mgmt'\]"):
+        MultiTaskLoss(marker_weights={"mgmt": 1.0})
+    with pytest.raises(ValueError, match=r"^pos_weight has unknown marker\(s\) \['mgmt'\]"):
+        MultiTaskLoss(pos_weight={"mgmt": 1.0})
+
+
+def test_pos_weight_of_a_table_with_missing_cells() -> None:
+    table = [[1, None, 0], [0, 1, None], [0, 0, 1], [None, 1, 1]]
+    assert pos_weight_from_labels(table) == {"idh": 2.0, "codel_1p19q": 0.5, "tert": 0.5}
