@@ -30,8 +30,55 @@ ROOT = Path(__file__).resolve().parents[1]
 LAST_RUN = ROOT / "mutants" / "gliomics-last-run.json"
 DEFAULT_OUT = ROOT / "benchmarks" / "results" / "mutation.md"
 
+_DTYPE = "the values are numbers already converted (or converted again) to that type downstream"
+_IMPORT = ("FEATURE_NAMES = _names() runs once when the module is imported, before mutmut switches a mutant on: "
+           "no test can reach it (a changed name list fails every readout test when it is made by hand)")
 #: Mutants that behave exactly as the original on every input the code can receive, with the reason.
-EQUIVALENT: dict[str, str] = {}
+EQUIVALENT: dict[str, str] = {
+    "gliomics.evaluation.auc.x_auc_ci_bootstrap__mutmut_33": "the chunk is 1 only with over a million cases",
+    "gliomics.evaluation.bootstrap.x__finite__mutmut_4": f"the mean of ints equals the mean of floats; {_DTYPE}",
+    "gliomics.evaluation.bootstrap.x_paired_auc_difference_ci__mutmut_11": _DTYPE,
+    "gliomics.evaluation.bootstrap.x_paired_auc_difference_ci__mutmut_15": _DTYPE,
+    "gliomics.evaluation.classification.x_binary_metrics__mutmut_104": "sklearn ignores labels= with average='binary'",
+    "gliomics.evaluation.classification.x_binary_metrics__mutmut_105": "sklearn ignores labels= with average='binary'",
+    "gliomics.evaluation.classification.x_calibration__mutmut_122": (
+        "the message of a consistency check against sklearn's calibration_curve that cannot fail"),
+    "gliomics.evaluation.compare.x_compare_runs__mutmut_165": "the folder exists by then (each run's predictions)",
+    "gliomics.evaluation.decisions.x__spearman__mutmut_39": "SciPy lower-cases the method name",
+    "gliomics.evaluation.evaluate.x__bayes_auc__mutmut_33": _DTYPE,
+    "gliomics.evaluation.evaluate.x__decisions__mutmut_27": _DTYPE,
+    "gliomics.evaluation.interpretability.x_explain_cohort__mutmut_101": (
+        "tables.md is written by evaluate without trailing blanks: rstrip() and rstrip('\\n') agree"),
+    "gliomics.evaluation.robustness.x__heat_map__mutmut_105": "the colour bar takes its space from the only axes",
+    "gliomics.evaluation.robustness.x__heat_map__mutmut_3": "matplotlib accepts backend names in any case",
+    "gliomics.evaluation.robustness.x_robustness_table__mutmut_48": "None and {} are both falsy: the row says 'ref.'",
+    "gliomics.evaluation.segmentation.x_lesion_wise__mutmut_114": "minlength only pads zeros that flatnonzero drops",
+    "gliomics.evaluation.segmentation.x_lesion_wise__mutmut_116": "minlength only pads zeros that flatnonzero drops",
+    "gliomics.evaluation.tables.x_comparison_table__mutmut_108": "3 is fmt's default number of decimals",
+    "gliomics.inference.calibration.x_operating_thresholds__mutmut_48": (
+        "keep always holds index 0 (the ROC curve starts at fpr 0): the else branch cannot run"),
+    "gliomics.inference.calibration.x_operating_thresholds__mutmut_52": (
+        "keep always holds index 0 (the ROC curve starts at fpr 0): the else branch cannot run"),
+    "gliomics.inference.postprocess.x_relabel_detached_cavities__mutmut_46": "a CPU tensor stays on the CPU",
+    "gliomics.inference.postprocess.x_relabel_small_components__mutmut_7": "a limit of 0 removes nothing either way",
+    "gliomics.inference.predictor.xǁPredictorǁpredict__mutmut_94": "the affine is float64 already",
+    "gliomics.inference.tumour_features.x__names__mutmut_1": _IMPORT,
+    "gliomics.inference.tumour_features.x__names__mutmut_3": _IMPORT,
+    "gliomics.inference.tumour_features.x__names__mutmut_8": _IMPORT,
+    "gliomics.inference.tumour_features.x__names__mutmut_19": _IMPORT,
+    "gliomics.inference.tumour_features.x__names__mutmut_32": _IMPORT,
+    "gliomics.losses.x_pos_weight_from_labels__mutmut_4": "None becomes NaN in the float conversion of each column",
+    "gliomics.losses.x_pos_weight_from_labels__mutmut_22": "np.asarray(..., dtype=float) turns None into NaN itself",
+    "gliomics.losses.xǁMultiTaskLossǁ_marker_targets__mutmut_24": (
+        "the targets are smoothed and masked in float arithmetic right after: integer targets give the same loss"),
+    "gliomics.losses.xǁMultiTaskLossǁsegmentation__mutmut_19": "the weights are sliced to the number of heads",
+    "gliomics.losses.xǁMultiTaskLossǁwhole_tumour__mutmut_28": "nearest is F.interpolate's default mode",
+    "gliomics.models.blocks.cmaf.xǁCMAFǁforward__mutmut_29": "float('-INF') is float('-inf')",
+    "gliomics.models.blocks.cmaf.xǁSequenceEmbeddingǁ__init____mutmut_41": "MONAI upper-cases adn_ordering",
+    "gliomics.models.blocks.decoder.xǁUpBlockǁ__init____mutmut_22": "3 is MONAI Convolution's default kernel size",
+    "gliomics.models.blocks.swin_branch.xǁSwinBranchǁ__init____mutmut_36": "i is at most 2 there",
+    "gliomics.preprocess.native.x_seg_to_native__mutmut_42": "save_image writes uint8 (dtype=np.uint8) either way",
+}
 
 
 def _config() -> dict:
@@ -70,14 +117,16 @@ def draw(names_by_file: dict[Path, list[str]], fraction: float, seed: int) -> li
 
 
 def run(fraction: float, seed: int, max_children: int | None, only: str | None = None) -> int:
-    """Test the drawn mutants; with ``only`` (a glob), test again those of the last run's mutants that match it (e.g.
-    after new tests), keeping that run's draw."""
+    """Test the drawn mutants; with ``only`` (a glob, or ``survivors``), test again those of the last run's mutants
+    that match it (e.g. after new tests), keeping that run's draw."""
     import os
 
     os.chdir(ROOT)
     if only:
         record = json.loads(LAST_RUN.read_text())
-        chosen = [n for n in record["names"] if fnmatch.fnmatch(n, only)]
+        alive = statuses(record["names"]) if only == "survivors" else {}
+        chosen = [n for n in record["names"]
+                  if (alive.get(n) in ("survived", "no tests") if only == "survivors" else fnmatch.fnmatch(n, only))]
         print(f"{len(chosen)} of the last run's {len(record['names'])} mutants match {only}", flush=True)
     else:
         names_by_file = {path: mutant_names(path) for path in mutated_files()}
@@ -191,7 +240,8 @@ def main() -> int:
     p_run.add_argument("--fraction", type=float, default=1.0)
     p_run.add_argument("--seed", type=int, default=0)
     p_run.add_argument("--max-children", type=int, default=None)
-    p_run.add_argument("--only", default=None, help="test again the last run's mutants whose names match this glob")
+    p_run.add_argument("--only", default=None, help="test again the last run's mutants whose names match this glob, "
+                       "or its survivors with 'survivors'")
     p_rep = sub.add_parser("report")
     p_rep.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = parser.parse_args()

@@ -460,3 +460,53 @@ def test_headline():
     assert "mean Dice over" not in ev._headline(summary)
     summary["mean_lesion_dice"] = None
     assert "BraTS 2024 rule" not in ev._headline(summary)
+
+
+def test_score_cases_makes_nested_output_folders_writes_indented_json_and_reruns(tmp_path):
+    ref, pred, out = _cohort(tmp_path), _predictions(tmp_path), tmp_path / "deep" / "er" / "eval"
+    ev.evaluate_predictions(pred, ref, markers=ref / "markers.csv", out=out, n_boot=30)
+    assert (out / "summary.json").read_text().startswith('{\n  "cases": 2,\n')
+    again = ev.evaluate_predictions(pred, ref, markers=ref / "markers.csv", out=out, n_boot=30)
+    assert again["cases"] == 2  # an existing output folder is written again
+
+
+def test_score_cases_uses_n_boot_for_every_ci_and_keeps_each_distinct_model(tmp_path):
+    ref, pred, out = _cohort(tmp_path), _predictions(tmp_path), tmp_path / "eval"
+    record = json.loads((pred / "r2.json").read_text())
+    record["model"] = {"name": "b", "config_sha256": "2"}
+    (pred / "r2.json").write_text(json.dumps(record))
+    third = _pred_seg()
+    third[1:3, 1:5, 1:4] = 0  # a third case, with part of the oedema missed
+    _save(pred / "r3_seg.nii.gz", third)
+    summary = ev.evaluate_predictions(pred, ref, markers=ref / "markers.csv", out=out, n_boot=30)
+    assert summary["provenance"]["models"] == [{"name": "a", "config_sha256": "1"}, {"name": "b", "config_sha256": "2"}]
+    rows = list(csv.DictReader(open(out / "per_case.csv", newline="")))
+    lesion_means = [float(np.mean([float(r[f"{lab}_lesion_dice"]) for lab in TUMOUR_LABELS])) for r in rows]
+    assert summary["mean_lesion_dice"] == mean_ci(lesion_means, 30)
+    assert summary["mean_lesion_dice"] != mean_ci(lesion_means)  # the default 2000 resamples give another CI
+
+
+def test_score_cases_gives_the_bayes_optimal_auc_of_a_phantom_cohort(tmp_path):
+    ref, pred, out = _cohort(tmp_path), _predictions(tmp_path), tmp_path / "eval"
+    (ref / "phantom_truth.csv").write_text("case_id,posterior_idh,posterior_codel_1p19q,posterior_tert\n"
+                                           "r1,0.9,0.2,0.1\nr2,0.3,0.1,0.8\nr3,0.6,0.5,0.2\n")
+    summary = ev.evaluate_predictions(pred, ref, markers=ref / "markers.csv", out=out, n_boot=30)
+    assert summary["bayes_optimal_auc"]["idh"] == 1.0  # r1 mutant above r2 wildtype
+    assert math.isnan(summary["bayes_optimal_auc"]["codel_1p19q"])  # one class among the predicted cases
+
+
+def test_reference_labels_are_mapped_with_the_cases_label_map(tmp_path):
+    old_style = _ref_seg()
+    old_style[old_style == 3] = 5  # a reference whose ET value the case's label map turns into 3
+    seg = _save(tmp_path / "ref-seg.nii.gz", old_style)
+    pred = _save(tmp_path / "pred_seg.nii.gz", _ref_seg())
+    row = ev._score_case(Case("r", {}, seg=seg, label_map={0: 0, 1: 1, 2: 2, 5: 3, 4: 4}), pred, None, "brats2024")
+    assert row["ET_dice"] == 1.0 and row["mean_dice"] == 1.0
+
+
+def test_brats2025_case_means_of_a_case_without_lesions_is_nan_without_a_warning():
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert math.isnan(ev._brats2025_case_means([{"case_id": "empty"}])[0])

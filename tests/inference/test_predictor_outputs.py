@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from gliomics.constants import MARKERS, SEQUENCES
-from gliomics.errors import CheckpointError, OutputError
+from gliomics.errors import CheckpointError, InputError, OutputError
 from gliomics.inference.calibration import OPERATING_POINTS, apply_calibration
 from gliomics.inference.marker_readout import FEATURE_NAMES
 from gliomics.inference.marker_validation import FLAG, WHO_WITHHELD
@@ -177,9 +177,9 @@ def test_defaults_of_a_new_predictor():
 
 def test_predict_and_forward_need_a_loaded_run():
     """Before ``load`` both refuse with one clear message."""
-    with pytest.raises(RuntimeError, match=r"call load\(\) before predict\(\)"):
+    with pytest.raises(RuntimeError, match=r"^call load\(\) before predict\(\)$"):
         Predictor("cpu").predict(Case("x", {}))
-    with pytest.raises(RuntimeError, match=r"call load\(\) before forward\(\)"):
+    with pytest.raises(RuntimeError, match=r"^call load\(\) before forward\(\)$"):
         Predictor("cpu").forward(Case("x", {}))
 
 
@@ -723,3 +723,34 @@ def test_threads_option_sets_the_torch_threads(runs):
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+def _stub_without_cmaf(x, present=None):
+    """A network without CMAF weights or pooling maps (a baseline): the stub's segmentation and markers only."""
+    out = _stub(x, present)
+    return {"seg": out["seg"], "markers": out["markers"]}
+
+
+def test_a_network_without_cmaf_weights_predicts_without_them(runs, tmp_path):
+    predictor = _predictor(runs["plain"])
+    for member in predictor.members:
+        member.forward = _stub_without_cmaf
+    pred = predictor.predict(_write_case(tmp_path, "b1", _tumour()))
+    assert pred.alpha is None and pred.pool_weights is None
+    assert pred.record["mean_cmaf_weight"] is None
+    np.testing.assert_array_equal(pred.seg, _tumour())
+
+
+def test_timings_are_durations_of_this_prediction(plain, tmp_path):
+    timings = plain.predict(_write_case(tmp_path, "t1", _tumour())).record["timings"]
+    assert list(timings) == ["load_preprocess_s", "network_s", "postprocess_write_s", "total_s"]
+    assert all(0.0 <= v < 300.0 for v in timings.values()), timings
+    assert timings["total_s"] == pytest.approx(sum(v for k, v in timings.items() if k != "total_s"), abs=2e-3)
+
+
+def test_predict_folder_makes_the_output_folder_and_its_parents_and_follows_the_layout(plain, tmp_path):
+    cohort, out = _cohort(tmp_path), tmp_path / "new" / "nested" / "pred"
+    assert plain.predict_folder(cohort, out, progress=False, layout="brats")["predicted"] == ["a1", "a2", "a3"]
+    assert (out / "a1_seg.nii.gz").is_file()
+    with pytest.raises(InputError, match="cohort: no cases found$"):
+        plain.predict_folder(cohort, tmp_path / "other", progress=False, layout="nnunet")

@@ -481,3 +481,10 @@ def test_concat_fusion_defaults() -> None:
     flat = ConcatFusion(spatial_dims=2, num_sequences=2, embed_channels=3)
     assert flat.fuse.conv.weight.shape == (3, 6, 1, 1)
     assert flat(torch.randn(1, 2, 4, 4))[0].shape == (1, 3, 4, 4)
+
+
+@pytest.mark.parametrize("sequence_affine", [True, False])
+@pytest.mark.parametrize("kernel_size", [1, 5])
+def test_sequence_embedding_takes_its_kernel_size(kernel_size, sequence_affine):
+    emb = SequenceEmbedding(3, 4, kernel_size=kernel_size, sequence_affine=sequence_affine)
+    assert tuple(emb.conv.conv.weight.shape) == (4, 1, kernel_size, kernel_size, kernel_size)
