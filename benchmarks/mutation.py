@@ -182,11 +182,13 @@ def report(out: Path) -> None:
     for name, st in status.items():
         module = name.split(".x_")[0].split(".xǁ")[0]
         by_file[module]["equivalent" if name in EQUIVALENT and st == "survived" else st] += 1
-    selection = " ".join(_config()["pytest_add_cli_args_test_selection"])
+    selection = " ".join(_config()["pytest_add_cli_args_test_selection"] + _config()["pytest_add_cli_args"])
+    rerun = f", then {last['rerun_wall_s']} s testing survivors again" if last.get("rerun_wall_s") else ""
     lines = ["# Mutation testing", "",
              f"`make mutation MUTATION_FRACTION={last['fraction']}` (seed {last['seed']}): mutmut {_mutmut_version()}, "
              f"{len(names)} of the {last['total']} mutants of the files that `[tool.mutmut] only_mutate` names in "
-             f"`pyproject.toml`, tested by `{selection}`. Machine: {_cpu()}; {last.get('wall_s', '?')} s.", "",
+             f"`pyproject.toml`, tested by `pytest {selection}`. Machine: {_cpu()}; {last.get('wall_s', '?')} s"
+             f"{rerun}.", "",
              "| module | mutants | killed | survived | equivalent | timeout | no tests | other "
              "| surviving share (95 % CI) |",
              "|---|---|---|---|---|---|---|---|---|"]

@@ -62,7 +62,7 @@ def test_the_report_counts_each_module_and_lists_the_survivors(mutation, tmp_pat
     out = tmp_path / "mutation.md"
     mutation.report(out)
     text = out.read_text()
-    assert "5 of the 50 mutants" in text and "12 s" in text
+    assert "5 of the 50 mutants" in text and "; 12 s." in text
     assert "| gliomics.losses | 3 | 1 | 1 | 0 | 1 | 0 | 0 | 33.3% (" in text
     assert "| gliomics.evaluation.auc | 2 | 1 | 0 | 1 | 0 | 0 | 0 | 0.0% (" in text
     assert "| **all** | 5 | 2 | 1 | 1 | 1 | 0 | 0 | 25.0% (" in text

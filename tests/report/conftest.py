@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from gliomics.cli.main import app
-from gliomics.constants import MARKERS
+from gliomics.constants import MARKERS, PHANTOM_TRUTH_FILE
 from gliomics.io import read_markers
 
 #: Put into a NIfTI header of the input; it must never reach a report.
@@ -27,10 +27,12 @@ def identifying_text() -> str:
 
 @pytest.fixture(scope="session")
 def report_case(tiny_phantom, tmp_path_factory) -> Path:
-    """A copy of one phantom case whose T1ce header carries a (fake) patient name in its description field."""
+    """A copy of one phantom case whose T1ce header carries a (fake) patient name in its description field; its
+    cohort's truth table comes along, so that it stays a phantom (whose markers are not flagged)."""
     src = sorted(p for p in tiny_phantom.iterdir() if p.is_dir())[0]
     dst = tmp_path_factory.mktemp("report_cases") / src.name
     shutil.copytree(src, dst)
+    shutil.copy(tiny_phantom / PHANTOM_TRUTH_FILE, dst.parent / PHANTOM_TRUTH_FILE)
     path = dst / f"{src.name}-t1c.nii.gz"
     img = nib.load(path)
     header = img.header.copy()

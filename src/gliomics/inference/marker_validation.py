@@ -19,6 +19,7 @@ from typing import Any
 from gliomics.constants import MODEL_CARD_FILE, PHANTOM_TRUTH_FILE
 from gliomics.errors import CheckpointError
 from gliomics.io import Case
+from gliomics.io.atomic import write_text_atomic
 
 CARD_FORMAT = 1
 FLAG = "not validated on real patients"
@@ -52,7 +53,7 @@ def write_model_card(run_dir: Path | str, train_cases: Iterable[Case], *, preset
             "training_data": {"cases": len(cases), "phantom_cases": phantoms, "other_cases": len(cases) - phantoms},
             "markers": {"validated_on_real_patients": False, "evidence": None}}
     path = Path(run_dir) / MODEL_CARD_FILE
-    path.write_text(json.dumps(card, indent=2))
+    write_text_atomic(path, json.dumps(card, indent=2))
     return path
 
 
