@@ -143,8 +143,11 @@ def run(fraction: float, seed: int, max_children: int | None, only: str | None =
     started = time.monotonic()
     rc = subprocess.call(cmd, cwd=ROOT)
     record = json.loads(LAST_RUN.read_text())
-    key = "rerun_wall_s" if only else "wall_s"
-    record[key] = record.get(key, 0) + round(time.monotonic() - started) if only else round(time.monotonic() - started)
+    seconds = round(time.monotonic() - started)
+    if only:
+        record["rerun_wall_s"] = record.get("rerun_wall_s", 0) + seconds
+    else:
+        record["wall_s"] = seconds
     LAST_RUN.write_text(json.dumps(record))
     return rc
 
@@ -229,7 +232,6 @@ def _mutmut_version() -> str:
 
 
 def _cpu() -> str:
-    sys.path.insert(0, str(ROOT / "src"))
     from gliomics.runtime.hardware import cpu_model_name
 
     return f"{cpu_model_name()}, {platform.python_version()}"

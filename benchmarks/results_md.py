@@ -6,21 +6,15 @@ section belongs to (its usage line says which).
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 
 def _find_heading(text: str, heading: str) -> int:
     """Where the line that is exactly ``heading`` starts in ``text``, or -1 (a heading that merely starts with it,
     such as the same title with ", 288 training cases", is another section)."""
-    start = 0
-    while True:
-        at = text.find(heading, start)
-        if at == -1:
-            return -1
-        end = at + len(heading)
-        if (at == 0 or text[at - 1] == "\n") and (end == len(text) or text[end] == "\n"):
-            return at
-        start = end
+    found = re.search(rf"^{re.escape(heading)}$", text, flags=re.MULTILINE)
+    return found.start() if found else -1
 
 
 def write_section(path: Path, heading: str, body: str) -> None:

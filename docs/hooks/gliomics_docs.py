@@ -17,20 +17,9 @@ from mkdocs.structure.files import File
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "benchmarks" / "results"
 CLI_MARKER = "<!-- gliomics-cli -->"
-#: Result pages the site links whether or not their file has been written yet, with what writes them.
-EXPECTED = {"mutation": "`make mutation` (`benchmarks/mutation.py report`)"}
-
-
 def on_files(files, config):
-    written = set()
     for path in sorted(RESULTS.glob("*.md")):
         files.append(File.generated(config, f"benchmarks/{path.name}", content=path.read_text(encoding="utf-8")))
-        written.add(path.stem)
-    for stem, writer in EXPECTED.items():
-        if stem not in written:
-            text = (f"# {stem.capitalize()}\n\nNot measured yet: {writer} writes `benchmarks/results/{stem}.md`, "
-                    "which this page then shows.\n")
-            files.append(File.generated(config, f"benchmarks/{stem}.md", content=text))
     return files
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import csv
 import json
 from collections.abc import Iterable
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -29,19 +28,15 @@ WHO_WITHHELD = ("withheld: the marker probabilities it would rest on were not va
 
 def is_phantom_case(case: Case) -> bool:
     """True for a case of a cohort made by ``gliomics phantom`` (its id is in the cohort's ``phantom_truth.csv``)."""
-    for image in case.images.values():
-        cohort = Path(image).resolve().parent.parent
-        if case.case_id in _phantom_ids(cohort / PHANTOM_TRUTH_FILE):
-            return True
-    return False
+    cohorts = {Path(image).resolve().parent.parent for image in case.images.values()}
+    return any(case.case_id in _phantom_ids(cohort / PHANTOM_TRUTH_FILE) for cohort in cohorts)
 
 
-@lru_cache(maxsize=64)
-def _phantom_ids(truth: Path) -> frozenset[str]:
+def _phantom_ids(truth: Path) -> set[str]:
     if not truth.is_file():
-        return frozenset()
+        return set()
     with truth.open(newline="") as f:
-        return frozenset(row.get("case_id", "") for row in csv.DictReader(f))
+        return {row.get("case_id", "") for row in csv.DictReader(f)}
 
 
 def write_model_card(run_dir: Path | str, train_cases: Iterable[Case], *, preset: str) -> Path:
