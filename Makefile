@@ -37,15 +37,15 @@ demo: $(STAMP)
 	$(BIN)/python -m gliomics.cli.demo --out $(DEMO_DIR)
 
 bench: $(STAMP)
-	$(BIN)/python benchmarks/bench_phantom.py
+	$(BIN)/python benchmarks/speed/bench_phantom.py
 
 # Mutation testing (not in the default suite): every mutant by default, which takes hours on 2 cores;
 # MUTATION_FRACTION=0.15 draws that share of each file's mutants (seed MUTATION_SEED). Report: benchmarks/results/mutation.md
 MUTATION_FRACTION ?= 1
 MUTATION_SEED ?= 0
 mutation: $(STAMP)
-	$(BIN)/python benchmarks/mutation.py run --fraction $(MUTATION_FRACTION) --seed $(MUTATION_SEED)
-	$(BIN)/python benchmarks/mutation.py report
+	$(BIN)/python benchmarks/tools/mutation.py run --fraction $(MUTATION_FRACTION) --seed $(MUTATION_SEED)
+	$(BIN)/python benchmarks/tools/mutation.py report
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache mutants

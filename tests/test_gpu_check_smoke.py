@@ -1,4 +1,4 @@
-"""``benchmarks/gpu_check.sh --cpu-smoke``: the GPU check's every step, tiny, on the CPU."""
+"""``benchmarks/gpu/gpu_check.sh --cpu-smoke``: the GPU check's every step, tiny, on the CPU."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
 def test_gpu_check_cpu_smoke_runs_every_step_and_reports(tmp_path):
     out = tmp_path / "check"
-    result = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu_check.sh"), "--cpu-smoke", str(out)],
+    result = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu" / "gpu_check.sh"), "--cpu-smoke", str(out)],
                             cwd=ROOT, capture_output=True, text=True, timeout=1200)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     res = json.loads((out / "gpu_check.json").read_text())
@@ -35,6 +35,6 @@ def test_gpu_check_cpu_smoke_runs_every_step_and_reports(tmp_path):
     table = (out / "gpu_check.md").read_text()
     assert "| step | figure |" in table and table in result.stdout
 
-    again = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu_check.sh"), "--cpu-smoke", str(out)],
+    again = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu" / "gpu_check.sh"), "--cpu-smoke", str(out)],
                            cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert again.returncode == 2 and "not empty" in again.stderr

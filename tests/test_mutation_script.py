@@ -1,4 +1,4 @@
-"""``benchmarks/mutation.py`` (``make mutation``): which files are mutated, the stratified draw and the report."""
+"""``benchmarks/tools/mutation.py`` (``make mutation``): which files are mutated, the stratified draw and the report."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def mutation():
-    spec = importlib.util.spec_from_file_location("mutation_script", ROOT / "benchmarks" / "mutation.py")
+    spec = importlib.util.spec_from_file_location("mutation_script", ROOT / "benchmarks" / "tools" / "mutation.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

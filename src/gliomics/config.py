@@ -17,21 +17,24 @@ section is checked against the registry (which does) only when a config is loade
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from gliomics.constants import MARKERS
+from gliomics.constants import MARKERS, RANDOMISATION_INGREDIENTS, SEQUENCES
 from gliomics.errors import ConfigError
 
 __all__ = [
     "PRESET_DIR",
     "DataConfig",
     "LossConfig",
+    "DegradeOptions",
+    "InferenceConfig",
     "ModelConfig",
+    "PredictOptions",
     "RunConfig",
     "TrainConfig",
     "apply_overrides",
@@ -127,6 +130,9 @@ class DataConfig(BaseModel):
     folds: int | None = Field(None, ge=2)
     fold: int | None = Field(None, ge=0)
     cache: bool = True
+    # how raw intensities become the network's input: "robust" (negatives to zero, bright outliers above the 99.5th
+    # percentile clipped, then the z-score over the head) or "zscore" (the z-score alone, as the paper)
+    normalisation: Literal["robust", "zscore"] = "robust"
 
     @model_validator(mode="after")
     def _fold_in_range(self) -> DataConfig:
@@ -169,6 +175,10 @@ class TrainConfig(BaseModel):
     # per-sequence gamma and bias field: probability of each, and the largest bias-field coefficient
     contrast_prob: float = Field(0.3, ge=0, le=1)
     bias_field_max: float = Field(0.15, ge=0, le=1)
+    # domain randomisation (gliomics.data.randomisation): the probability of each ingredient per case and sequence
+    # (0: off), and which ingredients (all by default)
+    randomisation: float = Field(0.0, ge=0, le=1)
+    randomisation_ingredients: list[str] | None = None
     val_every: int = Field(1, ge=1)
     patience: int = Field(20, ge=1)
     selection_auc_weight: float = Field(0.5, ge=0, le=1)
@@ -178,6 +188,15 @@ class TrainConfig(BaseModel):
     num_workers: int = Field(1, ge=0)
     seed: int = 0
 
+    @field_validator("randomisation_ingredients")
+    @classmethod
+    def _known_ingredients(cls, value: list[str] | None) -> list[str] | None:
+        unknown = [v for v in value or () if v not in RANDOMISATION_INGREDIENTS]
+        if unknown:
+            raise ValueError(f"unknown ingredient {unknown[0]!r}; expected some of "
+                             f"{', '.join(RANDOMISATION_INGREDIENTS)}")
+        return value
+
     @field_validator("patch_size")
     @classmethod
     def _divisible(cls, value: list[int]) -> list[int]:
@@ -186,8 +205,81 @@ class TrainConfig(BaseModel):
         return value
 
 
+class DegradeOptions(BaseModel):
+    """One sequence degraded before the z-score (:mod:`gliomics.data.degradations`), to measure robustness."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    sequence: str
+    # a name of gliomics.data.degradations.DEGRADATIONS, checked where the degradation is built
+    name: str
+    seed: int = 0
+
+    @field_validator("sequence")
+    @classmethod
+    def _known_sequence(cls, value: str) -> str:
+        if value not in SEQUENCES:
+            raise ValueError(f"unknown sequence {value!r}; expected one of {', '.join(SEQUENCES)}")
+        return value
+
+
+class PredictOptions(BaseModel):
+    """What a prediction does after the network's weights are chosen: the same for validation, ``predict``,
+    ``calibrate``, ``compare``, ``split-evaluation``, ``robustness`` and the report. A run keeps its own under
+    ``inference.predict``; a caller overrides fields per call."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # average over a left-right flip
+    tta: bool = False
+    # whole-tumour and cavity components smaller than this are removed
+    min_component_mm3: float = Field(50.0, ge=0)
+    # relabel a tumour label whose whole volume is below the run's fitted minimum for it
+    label_minimums: bool = True
+    # give each component below the run's fitted minimum component volume for its label to the next label
+    component_minimums: bool = True
+    # a resection-cavity component that touches no tumour label becomes background
+    detached_cavities: bool = True
+    # where the input's voxels differ from the working grid's, resample the class probabilities to the input grid
+    # (linear) before the argmax; False maps them by nearest neighbour
+    resample_probabilities: bool = True
+    # marker probabilities from the run's marker readout where it has one (else the network heads')
+    marker_readout: bool = True
+    # the run's fitted marker calibration (temperature, operating points, conformal sets); False reports the raw
+    # probabilities with the validation Youden thresholds
+    calibration: bool = True
+    # use only these sequences (the others are treated as missing); None: every sequence the case has
+    sequences: list[str] | None = None
+    # one sequence degraded before the z-score; None: the case as it is
+    degrade: DegradeOptions | None = None
+
+    @field_validator("sequences")
+    @classmethod
+    def _known_sequences(cls, value: list[str] | None) -> list[str] | None:
+        if value is None:
+            return None
+        unknown = [s for s in value if s not in SEQUENCES]
+        if unknown or not value:
+            raise ValueError(f"sequences must be a non-empty subset of {', '.join(SEQUENCES)}"
+                             + (f"; unknown: {', '.join(unknown)}" if unknown else ""))
+        return [s for s in SEQUENCES if s in value]
+
+    def updated(self, overrides: Mapping[str, Any] | PredictOptions | None) -> PredictOptions:
+        """These options with ``overrides`` (a mapping of fields, or options whose explicitly set fields win),
+        validated."""
+        if overrides is None:
+            return self
+        if isinstance(overrides, PredictOptions):
+            overrides = {k: getattr(overrides, k) for k in overrides.model_fields_set}
+        try:
+            return PredictOptions.model_validate({**self.model_dump(), **dict(overrides)})
+        except ValidationError as exc:
+            raise config_error(exc, "prediction options") from None
+
+
 class InferenceConfig(BaseModel):
-    """How validation, prediction and the case report run the network over a preprocessed volume."""
+    """How validation, prediction and the case report run the network over a preprocessed volume, and what a
+    prediction does with its output (``predict``)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -196,6 +288,7 @@ class InferenceConfig(BaseModel):
     whole_volume_factor: float = Field(1.5, gt=0)
     # overlap of the sliding windows of validation (`gliomics predict --overlap` sets its own)
     overlap: float = Field(0.25, ge=0, lt=1)
+    predict: PredictOptions = Field(default_factory=PredictOptions)
 
 
 #: Keys that older configs named otherwise: (section, old key) -> (section, new key).

@@ -96,3 +96,7 @@ PHANTOM_TRUTH_FILE: str = "phantom_truth.csv"
 
 #: A run folder's model card: what the run was trained on and what its marker heads were validated on.
 MODEL_CARD_FILE: str = "model_card.json"
+
+#: The ingredients of the domain randomisation of training cases (:mod:`gliomics.data.randomisation`), in the order
+#: they act.
+RANDOMISATION_INGREDIENTS: tuple[str, ...] = ("contrast", "bias", "gamma", "slices", "ringing", "noise", "stripping")

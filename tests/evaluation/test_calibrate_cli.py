@@ -76,10 +76,11 @@ def _calibrated(run, source: str, temperature: float, rule_out: float, rule_in: 
     predictor = Predictor("cpu").load(run)
     base = {"temperature": temperature, "alpha": 0.1,
             "thresholds": {"youden": 0.5, "rule_out": rule_out, "rule_in": rule_in}}
-    predictor.calibration = {"source": source, "alpha": 0.1,
-                             "markers": {"idh": {**base, "conformal_q": [1.0, 1.0]},
-                                         "codel_1p19q": {**base, "conformal_q": [0.0, 1.0]},
-                                         "tert": {**base, "conformal_q": [0.0, 1.0]}}}
+    calibration = {"source": source, "alpha": 0.1,
+                   "markers": {"idh": {**base, "conformal_q": [1.0, 1.0]},
+                               "codel_1p19q": {**base, "conformal_q": [0.0, 1.0]},
+                               "tert": {**base, "conformal_q": [0.0, 1.0]}}}
+    predictor.fitted = predictor.fitted.model_copy(update={"calibration": calibration})
     return predictor
 
 
@@ -89,7 +90,7 @@ def test_an_undetermined_set_raises_the_review_flag(tiny_run):
     assert out["markers"]["idh"]["set_status"] == "undetermined" and out["needs_review"]
     assert out["review_reasons"] == ["idh: the conformal prediction set holds both classes"]
     assert out["who_cns5"]["key"] == "indeterminate"
-    predictor.calibration["markers"]["idh"]["conformal_q"] = [0.0, 1.0]
+    predictor.fitted.calibration["markers"]["idh"]["conformal_q"] = [0.0, 1.0]
     assert not predictor.marker_record({"idh": 0.9, "codel_1p19q": 0.2, "tert": 0.2})["needs_review"]
 
 
@@ -127,7 +128,8 @@ def test_case_report_shows_calibrated_probability_set_and_calls(tiny_run):
     assert "conformal set" in html and "wildtype or mutant" in html and "out-of-fold (5 folds)" in html
     assert "rule-out call" in html and f"{record['markers']['idh']['probability_raw']:.4f}" in html
     assert "Indeterminate" in html  # IDH's set holds both classes
-    predictor.calibration = {}  # a run without a fitted calibration
+    # a run without a fitted calibration
+    predictor.fitted = predictor.fitted.model_copy(update={"calibration": {}})
     plain = build_case_html({"case_id": "C1", **predictor.marker_record({"idh": 0.7, "codel_1p19q": 0.3, "tert": 0.6})})
     assert "conformal set" not in plain and "0.7000" in plain
 

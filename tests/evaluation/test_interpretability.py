@@ -101,12 +101,13 @@ def fake_explain(monkeypatch, tmp_path):
 
         def load(self, run):
             calls["predictor"].append(run)
-            self.model, self.config = "model", "config"
             return self
 
-    def compute_case_maps(model, config, case, *, seg_path, sequences, device, precision):
-        calls["maps"].append({"model": model, "config": config, "case": case.case_id, "seg_path": seg_path,
-                              "sequences": sequences, "device": device, "precision": precision})
+        def predict(self, case, *, options):
+            return {"case": case.case_id, "options": options}
+
+    def compute_case_maps(predictor, case, prediction):
+        calls["maps"].append({"predictor": predictor.device, "case": case.case_id, **prediction["options"]})
         return SimpleNamespace(gradcam=CAMS[case.case_id], seg=SEG)
 
     def discover_cases(ref, allow_missing):
@@ -144,22 +145,19 @@ def _expected(cases, marker, n_boot):
 
 
 def test_explain_cohort_averages_the_shares_of_the_predicted_cases(fake_explain, tmp_path):
-    """Cases with a record and a segmentation are explained with the record's sequences and precision; maps
+    """Cases with a record and a segmentation are explained with the record's sequences; maps
     without energy are left out; markers without any map are absent; the shares are the cohort means with CIs."""
     calls, pred, out = fake_explain
     result = explain_cohort(tmp_path / "run", str(pred), tmp_path / "ref", str(out), device="cuda", n_boot=101)
     assert calls["predictor"] == ["cuda", tmp_path / "run"]
     assert calls["discover"] == [(tmp_path / "ref", True)]
     assert calls["records"] == [(pred / f"{c}.json", c) for c in "ABEFGH"]
+    # each case predicted again with the sequences its record used
     assert calls["maps"] == [
-        {"model": "model", "config": "config", "case": "A", "seg_path": pred / "A_seg.nii.gz",
-         "sequences": ["t1c", "t2f"], "device": "device:cuda", "precision": "bf16"},
-        {"model": "model", "config": "config", "case": "B", "seg_path": pred / "B_seg.nii.gz",
-         "sequences": None, "device": "device:cuda", "precision": "fp32"},
-        {"model": "model", "config": "config", "case": "E", "seg_path": pred / "E_seg.nii.gz",
-         "sequences": ["t1n"], "device": "device:cuda", "precision": "fp32"}] + [
-        {"model": "model", "config": "config", "case": c, "seg_path": pred / f"{c}_seg.nii.gz",
-         "sequences": None, "device": "device:cuda", "precision": "fp32"} for c in "FGH"]
+        {"predictor": "device:cuda", "case": "A", "sequences": ["t1c", "t2f"]},
+        {"predictor": "device:cuda", "case": "B", "sequences": None},
+        {"predictor": "device:cuda", "case": "E", "sequences": ["t1n"]}] + [
+        {"predictor": "device:cuda", "case": c, "sequences": None} for c in "FGH"]
     assert list(result) == ["idh", "tert"]
     assert list(result["idh"]) == list(SHARE_REGIONS)
     assert result["idh"] == _expected("ABEFGH", "idh", 101)

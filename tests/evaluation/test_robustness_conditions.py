@@ -14,7 +14,7 @@ import gliomics.evaluation.evaluate as evaluate_module
 import gliomics.inference.predictor as predictor_module
 import gliomics.io as io_module
 from gliomics.constants import TUMOUR_LABELS
-from gliomics.data.degradations import DEGRADATIONS, Degradation, DegradeSequenced
+from gliomics.data.degradations import DEGRADATIONS, Degradation
 from gliomics.errors import InputError
 from gliomics.evaluation import robustness as rb
 from gliomics.evaluation.bootstrap import mean_ci, paired_auc_difference_ci
@@ -142,9 +142,10 @@ def test_drops_leave_out_markers_nobody_knows(tmp_path):
 
 
 class _FakePredictor:
-    """Stands in for the Predictor: records how it was made and what it was asked."""
+    """Stands in for the Predictor: records how it was made, what it loaded and each folder it was asked for."""
 
     made: list[dict] = []
+    calls: list[dict] = []
 
     def __init__(self, device, **kwargs):
         self.made.append({"device": device, **kwargs})
@@ -153,8 +154,8 @@ class _FakePredictor:
         self.made[-1]["run"] = run
         return self
 
-    def predict_folder(self, data, out, *, progress):
-        self.made[-1].update(data=data, out=out, progress=progress)
+    def predict_folder(self, data, out, *, progress, options):
+        self.calls.append({"data": data, "out": out, "progress": progress, **options})
         Path(out).mkdir(parents=True)
         return {}
 
@@ -163,7 +164,7 @@ class _FakePredictor:
 def fakes(monkeypatch):
     """Stand-ins for the Predictor, the evaluation (which writes the intact rows to every condition, with one
     probability lowered beyond the intact condition) and the case discovery."""
-    _FakePredictor.made = []
+    _FakePredictor.made, _FakePredictor.calls = [], []
     evaluated = []
 
     def fake_evaluate(pred_dir, ref, *, markers, out, n_boot, rule):
@@ -179,7 +180,7 @@ def fakes(monkeypatch):
     monkeypatch.setattr(predictor_module, "Predictor", _FakePredictor)
     monkeypatch.setattr(evaluate_module, "evaluate_predictions", fake_evaluate)
     monkeypatch.setattr(io_module, "discover_cases", lambda data: fake_evaluate.discovered.append(data) or [data])
-    return _FakePredictor.made, evaluated, fake_evaluate
+    return _FakePredictor, evaluated, fake_evaluate
 
 
 def test_run_robustness_folders_predictors_and_evaluations(tmp_path, fakes, caplog):
@@ -199,17 +200,16 @@ def test_run_robustness_folders_predictors_and_evaluations(tmp_path, fakes, capl
     assert names == ["intact", "FLAIR Rician noise 15%", "only T1 + T2"]
     folders = ["00_intact", "01_FLAIR_Rician_noise_15pct", "02_only_T1__T2"]
     assert sorted(p.name for p in (out / "conditions").iterdir()) == folders
-    # the check before anything is written, then one predictor per condition
-    assert made[0] == {"device": "cpu", "precision": "fp32", "run": "RUN"}
-    for spec, folder in zip(made[1:], folders, strict=True):
-        assert (spec["device"], spec["tta"], spec["precision"], spec["run"]) == ("cpu", True, "fp32", "RUN")
-        assert spec["data"] == "DATA" and spec["progress"] is False
-        assert spec["out"].name == "predictions" and spec["out"].parent.name == folder
-    assert made[1]["sequences"] is None and made[1]["degrade"] is None
-    degrade = made[2]["degrade"]
-    assert isinstance(degrade, DegradeSequenced) and degrade.seed == 5
-    assert degrade.degradation == Degradation("t2f", "Rician noise 15%") and made[2]["sequences"] is None
-    assert made[3]["sequences"] == ["t1n", "t2w"] and made[3]["degrade"] is None
+    # one predictor, loaded once before anything is written; each condition is a call's options
+    assert made.made == [{"device": "cpu", "options": {"tta": True}, "precision": "fp32", "run": "RUN"}]
+    calls = made.calls
+    for call, folder in zip(calls, folders, strict=True):
+        assert call["data"] == "DATA" and call["progress"] is False
+        assert call["out"].name == "predictions" and call["out"].parent.name == folder
+    assert calls[0]["sequences"] is None and calls[0]["degrade"] is None
+    assert calls[1]["degrade"] == {"sequence": "t2f", "name": "Rician noise 15%", "seed": 5}
+    assert calls[1]["sequences"] is None
+    assert calls[2]["sequences"] == ["t1n", "t2w"] and calls[2]["degrade"] is None
     assert [e["rule"] for e in evaluated] == ["brats2024"] * 3
     assert all(e["n_boot"] == 30 and e["ref"] == "DATA" and e["markers"] is None for e in evaluated)
     assert [e["out"].parent.name for e in evaluated] == folders
@@ -248,9 +248,8 @@ def test_run_robustness_defaults_every_condition_and_reads_the_markers(tmp_path,
     assert "intact: mean Dice nan" in caplog.text
     assert [c["condition"] for c in result["conditions"]] == ["intact", "only T1 + T1ce + T2"]
     assert result["tta"] is False and result["seed"] == 0
-    assert made[0] == {"device": "auto", "precision": "auto", "run": "RUN"}
-    assert made[1]["tta"] is False and made[1]["device"] == "auto" and made[1]["precision"] == "auto"
-    assert made[1]["progress"] is True and made[1]["sequences"] is None
+    assert made.made == [{"device": "auto", "options": {}, "precision": "auto", "run": "RUN"}]
+    assert made.calls[1]["progress"] is True and made.calls[1]["sequences"] is None
     assert all(e["n_boot"] == 1000 and e["markers"] == "M.csv" for e in evaluated)
 
 
@@ -259,7 +258,7 @@ def test_unknown_condition_is_refused_before_anything_runs(tmp_path, fakes):
     made, _, _ = fakes
     with pytest.raises(InputError, match=r"^unknown condition 'FLAIR motion'; choose among: intact, only T1 \+ T1ce "):
         rb.run_robustness("RUN", "DATA", markers=None, out=tmp_path / "r", names=["intact", "FLAIR motion"])
-    assert made == [] and not (tmp_path / "r").exists()
+    assert made.made == [] and not (tmp_path / "r").exists()
 
 
 def _result() -> dict:

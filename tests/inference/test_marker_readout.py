@@ -83,7 +83,7 @@ def test_predictor_takes_markers_from_the_readout_unless_told_not_to(tiny_phanto
     case = discover_cases(tiny_phantom)[0]
 
     p = Predictor("cpu", tta=True).load(run)
-    p.calibration = {}
+    p.fitted = p.fitted.model_copy(update={"calibration": {}})
     record = p.predict_case(case, tmp_path / "readout").record
     assert record["markers_from"] == "readout"
     raw = {m: record["markers"][m]["probability_raw"] for m in MARKERS}

@@ -157,14 +157,15 @@ def test_whole_volume_factor_of_the_run_decides_one_pass_or_windows(tiny_phantom
 def test_labels_below_the_runs_minimum_volume_are_suppressed(tiny_phantom, tiny_run, tmp_path):
     case = discover_cases(tiny_phantom)[0]
     kept = _voxelwise_segmentation(Predictor("cpu", label_minimums=False, component_minimums=False).load(tiny_run))
-    kept.min_label_mm3 = {"ET": 1e12}
+    kept.fitted = kept.fitted.model_copy(update={"min_label_mm3": {"ET": 1e12}})
     record = kept.predict_case(case, tmp_path / "kept").record
     assert "postprocessing" not in record
     seg = np.asarray(nib.load(tmp_path / "kept" / f"{case.case_id}_seg.nii.gz").dataobj)
     assert (seg == 3).any()
 
     suppressed = _voxelwise_segmentation(Predictor("cpu", component_minimums=False).load(tiny_run))
-    suppressed.min_label_mm3 = {"ET": 1e12}  # as if fitted on validation: any ET is too small
+    # as if fitted on validation: any ET is too small
+    suppressed.fitted = suppressed.fitted.model_copy(update={"min_label_mm3": {"ET": 1e12}})
     record = suppressed.predict_case(case, tmp_path / "suppressed").record
     assert record["postprocessing"] == {"min_label_volume_ml": {"ET": 1e9}, "suppressed": ["ET"]}
     assert record["volumes_ml"]["ET"] == 0.0
@@ -178,14 +179,15 @@ def test_labels_below_the_runs_minimum_volume_are_suppressed(tiny_phantom, tiny_
 def test_components_below_the_runs_minimum_are_relabelled(tiny_phantom, tiny_run, tmp_path):
     case = discover_cases(tiny_phantom)[0]
     kept = _voxelwise_segmentation(Predictor("cpu", component_minimums=False).load(tiny_run))
-    kept.min_label_component_mm3 = {"ET": 1e12}
+    kept.fitted = kept.fitted.model_copy(update={"min_component_mm3": {"ET": 1e12}})
     record = kept.predict_case(case, tmp_path / "kept").record
     assert "components_relabelled" not in record.get("postprocessing", {})
     seg = np.asarray(nib.load(tmp_path / "kept" / f"{case.case_id}_seg.nii.gz").dataobj)
     assert (seg == 3).any()
 
     relabelled = _voxelwise_segmentation(Predictor("cpu", label_minimums=False).load(tiny_run))
-    relabelled.min_label_component_mm3 = {"ET": 1e12}  # as if fitted on validation: every ET component is too small
+    # as if fitted on validation: every ET component is too small
+    relabelled.fitted = relabelled.fitted.model_copy(update={"min_component_mm3": {"ET": 1e12}})
     record = relabelled.predict_case(case, tmp_path / "relabelled").record
     assert record["postprocessing"]["min_component_volume_ml"] == {"ET": 1e9}
     assert record["postprocessing"]["components_relabelled"]["ET"] >= 1
@@ -251,8 +253,9 @@ def test_the_component_minimums_hold_after_a_label_is_suppressed(tiny_phantom, t
 
     case = discover_cases(tiny_phantom)[0]
     predictor = _drawn_segmentation(Predictor("cpu").load(tiny_run), blob_apart)
-    predictor.min_label_mm3 = {"ET": 1e12}
-    predictor.min_label_component_mm3 = {"NETC": 4 * float(np.prod(predictor.config.data.working_spacing)) * 5}
+    predictor.fitted = predictor.fitted.model_copy(update={"min_label_mm3": {"ET": 1e12}})
+    netc = 4 * float(np.prod(predictor.config.data.working_spacing)) * 5
+    predictor.fitted = predictor.fitted.model_copy(update={"min_component_mm3": {"NETC": netc}})
     record = predictor.predict_case(case, tmp_path).record
     assert record["postprocessing"]["suppressed"] == ["ET"]
     assert record["postprocessing"]["components_relabelled"] == {"NETC": 1}

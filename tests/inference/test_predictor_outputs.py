@@ -19,12 +19,13 @@ from gliomics.errors import CheckpointError, InputError, OutputError
 from gliomics.inference.calibration import OPERATING_POINTS, apply_calibration
 from gliomics.inference.marker_readout import FEATURE_NAMES
 from gliomics.inference.marker_validation import FLAG, WHO_WITHHELD
-from gliomics.inference.predictor import CAVEAT, Predictor, _mean_alpha, _median_minimums
+from gliomics.inference.predictor import CAVEAT, Predictor, _mean_alpha
 from gliomics.inference.uncertainty import entropy_map
 from gliomics.inference.who import who_cns5_suggestion
 from gliomics.io import Case
 from gliomics.provenance import config_digest, versions
 from gliomics.runtime.checkpoint import save_checkpoint
+from gliomics.runtime.fitted import FittedArtefacts, ensemble_fitted
 from gliomics.runtime.hardware import describe, resolve_device
 from gliomics_testing import tiny_config
 
@@ -168,7 +169,7 @@ def test_defaults_of_a_new_predictor():
     assert (p.threads, p.engine, p.degrade) == (None, "torch", None)
     assert p.model is None and p.config is None and p.checkpoint is None and p.transform is None
     assert p.members == [] and p.readouts == []
-    assert p.thresholds == {} and p.calibration == {} and p.min_label_mm3 == {} and p.min_label_component_mm3 == {}
+    assert p.thresholds == {} and p.calibration == {} and p.min_label_mm3 == {} and p.fitted.min_component_mm3 == {}
     assert p.marker_validation == {"validated_on_real_patients": False, "evidence": None}
     assert p.device.type == "cpu" and p.precision in ("fp32", "bf16")
     assert Predictor("cpu", precision="fp32").precision == "fp32"
@@ -187,7 +188,7 @@ def test_load_reads_a_run_without_stored_thresholds(runs):
     """Thresholds default to 0.5, nothing else is stored; one member, no readout, the network in eval mode."""
     p = Predictor("cpu", precision="fp32").load(runs["plain"])
     assert p.thresholds == {"idh": 0.5, "codel_1p19q": 0.5, "tert": 0.5}
-    assert p.calibration == {} and p.min_label_mm3 == {} and p.min_label_component_mm3 == {}
+    assert p.calibration == {} and p.min_label_mm3 == {} and p.fitted.min_component_mm3 == {}
     assert p.marker_validation == {"validated_on_real_patients": False, "evidence": None}
     assert p.checkpoint == runs["plain"] / "best.pt"
     assert p.members == [p.model] and p.network is p.model and p.readouts == [None] and p.readout is None
@@ -201,8 +202,8 @@ def test_load_reads_the_stored_thresholds_calibration_and_minimums(runs):
     p = Predictor("cpu", precision="fp32").load(runs["stored"])
     assert p.thresholds == {"idh": 0.3, "codel_1p19q": 0.5, "tert": 0.5}
     assert p.calibration == {"source": "val"}
-    assert p.min_label_mm3 == {"ET": 20.0} and isinstance(p.min_label_mm3["ET"], float)
-    assert p.min_label_component_mm3 == {"NETC": 5.0} and isinstance(p.min_label_component_mm3["NETC"], float)
+    assert p.min_label_mm3 == {"ET": 20.0} and isinstance(p.fitted.min_label_mm3["ET"], float)
+    assert p.fitted.min_component_mm3 == {"NETC": 5.0} and isinstance(p.fitted.min_component_mm3["NETC"], float)
     assert p.checkpoint.name == "best.pt"
     assert p.marker_validation == {"validated_on_real_patients": True, "evidence": "cohort X, AUC 0.8"}
     last = Predictor("cpu", precision="fp32").load(runs["stored"], checkpoint="last")
@@ -224,7 +225,7 @@ def test_ensemble_averages_thresholds_and_takes_median_minimums(runs, ensemble):
     assert p.model is p.members[0]
     assert p.thresholds == pytest.approx({"idh": 0.5, "codel_1p19q": 0.6, "tert": 0.3})
     assert p.min_label_mm3 == {"ET": 10.0, "NETC": 0.0}
-    assert p.min_label_component_mm3 == {"NETC": 3.0}
+    assert p.fitted.min_component_mm3 == {"NETC": 3.0}
     assert p.calibration == {"source": "out of fold", "alpha": 0.1}
     assert p.marker_validation == {"validated_on_real_patients": False, "evidence": None}
     assert p.checkpoint == runs["ensemble"]
@@ -239,9 +240,12 @@ def test_ensemble_of_folds_with_other_spacings_is_refused(runs):
 
 def test_median_minimums_of_the_folds():
     """Per label the median over the folds, a missing label counting 0; an even count averages the middle two."""
-    assert _median_minimums([{"ET": 10.0}, {"ET": 30.0, "NETC": 4.0}, {}]) == {"ET": 10.0, "NETC": 0.0}
-    assert _median_minimums([{"RC": 1.0}, {"RC": 4.0}]) == {"RC": 2.5}
-    assert _median_minimums([{}, {}]) == {}
+    def minimums(*per_fold):
+        return ensemble_fitted([FittedArtefacts(min_label_mm3=m) for m in per_fold], FittedArtefacts()).min_label_mm3
+
+    assert minimums({"ET": 10.0}, {"ET": 30.0, "NETC": 4.0}, {}) == {"ET": 10.0, "NETC": 0.0}
+    assert minimums({"RC": 1.0}, {"RC": 4.0}) == {"RC": 2.5}
+    assert minimums({}, {}) == {}
 
 
 def test_mean_cmaf_weight_per_region_over_present_sequences():
@@ -437,7 +441,8 @@ def test_component_minimum_on_the_input_grid(plain, tmp_path):
     kept = p.predict(case)
     netc = int((kept.seg == 1).sum())
     assert netc == 2
-    p.min_label_component_mm3 = {"NETC": 6.5}  # two voxels are 6.4 mm³
+    # two voxels are 6.4 mm³
+    p.fitted = p.fitted.model_copy(update={"min_component_mm3": {"NETC": 6.5}})
     record = p.predict(case).record
     assert record["postprocessing"] == {"min_component_volume_ml": {"NETC": 0.0065}, "components_relabelled":
                                         {"NETC": 1}}
@@ -463,8 +468,9 @@ def test_label_and_component_minimums_follow_their_switches(plain, tmp_path):
     one-voxel NETC (6.25 mm³) only with ``component_minimums``."""
     case = _write_case(tmp_path, "c6", _tumour())
     p = _with(plain, min_component_mm3=0.0, component_minimums=False)
-    p.min_label_mm3 = {"ET": 30.0}  # ET is 25 mm³
-    p.min_label_component_mm3 = {"NETC": 6.5}
+    # ET is 25 mm³
+    p.fitted = p.fitted.model_copy(update={"min_label_mm3": {"ET": 30.0}})
+    p.fitted = p.fitted.model_copy(update={"min_component_mm3": {"NETC": 6.5}})
     record = p.predict(case).record
     assert record["postprocessing"] == {"min_label_volume_ml": {"ET": 0.03}, "suppressed": ["ET"]}
     assert record["volumes_ml"]["ET"] == 0.0 and record["volumes_ml"]["NETC"] == 0.006
@@ -580,9 +586,10 @@ def test_marker_record_with_calibration_and_review():
     """A set holding both classes and an uncertainty above the review threshold both ask for review."""
     p = Predictor("cpu")
     p.thresholds = dict.fromkeys(MARKERS, 0.5)
-    p.calibration = {"source": "validation", "alpha": 0.1,
-                     "markers": {"idh": _calibrated(0.9, 0.9), "tert": _calibrated(0.9, 0.1)},
-                     "review": {"passes": 2, "threshold": 0.2, "rule": "q95", "quantile": 0.95}}
+    calibration = {"source": "validation", "alpha": 0.1,
+                   "markers": {"idh": _calibrated(0.9, 0.9), "tert": _calibrated(0.9, 0.1)},
+                   "review": {"passes": 2, "threshold": 0.2, "rule": "q95", "quantile": 0.95}}
+    p.fitted = p.fitted.model_copy(update={"calibration": calibration})
     raw = {"idh": 0.5, "codel_1p19q": 0.3, "tert": 0.8}
     unc = {"passes": 2, "score": 0.25, "source": "flip TTA"}
     out = p.marker_record(raw, unc)

@@ -91,7 +91,8 @@ def test_review_reason_applies_the_threshold_only_to_predictions_made_the_same_w
 
 def test_marker_record_raises_needs_review_from_the_score(tiny_run):
     predictor = Predictor("cpu").load(tiny_run)
-    predictor.calibration = {"review": fit_review_threshold([0.0, 0.01, 0.02], passes=2)}
+    review = fit_review_threshold([0.0, 0.01, 0.02], passes=2)
+    predictor.fitted = predictor.fitted.model_copy(update={"calibration": {"review": review}})
     raw = {"idh": 0.6, "codel_1p19q": 0.2, "tert": 0.4}
     flagged = predictor.marker_record(raw, {"passes": 2, "score": 0.5})
     assert flagged["needs_review"] and flagged["review_reasons"][0].startswith("uncertainty:")

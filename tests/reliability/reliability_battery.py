@@ -1,7 +1,7 @@
 """The bad-input battery of issue #10 as one table: each entry builds its inputs in a fresh folder and names the
 command line to run, the culprit its one-line message must name, and where nothing may appear.
 
-Shared by ``test_bad_input_battery.py`` and ``benchmarks/reliability_table.py`` (which writes the table of results
+Shared by ``test_bad_input_battery.py`` and ``benchmarks/tools/reliability_table.py`` (which writes the table of results
 into ``benchmarks/RESULTS.md``). The entries live in ``battery_*_entries.py``, one module per group of commands;
 the machinery in ``battery_core.py``.
 """

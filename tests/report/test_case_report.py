@@ -89,19 +89,18 @@ def test_the_preprocessing_qc_picture_is_embedded_when_the_case_has_one(tmp_path
     assert _images(build_case_html(record)) == []
 
 
-def test_case_maps_live_in_the_image_grid(tiny_run, predicted_with_report, report_case):
+def test_case_maps_live_in_the_image_grid(tiny_run, report_case):
     predictor = Predictor("cpu").load(tiny_run)
-    case_id = report_case.name
+    inference = predictor.config.inference.model_copy(update={"whole_volume_factor": 0.5})  # a window, not whole
+    predictor.config = predictor.config.model_copy(update={"inference": inference})
     case = discover_cases(report_case)[0]
-    record = json.loads((predicted_with_report / f"{case_id}.json").read_text())
-    maps = compute_case_maps(predictor.model, predictor.config, case,
-                             seg_path=predicted_with_report / f"{case_id}_seg.nii.gz", sequences=None, device="cpu",
-                             precision=record["hardware"]["precision"])
+    maps = compute_case_maps(predictor, case)
     spatial = maps.image.shape[1:]
     assert maps.seg is not None and maps.seg.shape == spatial
     assert set(maps.gradcam) == set(MARKERS) and maps.gradcam_layer == "encoder_fusion"
     inside = np.zeros(spatial, dtype=bool)
     inside[maps.window] = True
+    assert not inside.all()
     for cam in maps.gradcam.values():
         assert cam.shape == spatial
         assert np.isfinite(cam[inside]).all() and np.isnan(cam[~inside]).all()
@@ -113,20 +112,18 @@ def test_case_maps_live_in_the_image_grid(tiny_run, predicted_with_report, repor
     assert all(0.0 <= p <= 1.0 for p in maps.window_markers.values())
 
 
-def test_a_head_explained_whole_gives_the_predictions_marker_probabilities(tiny_run, report_case, tmp_path):
+def test_a_head_explained_whole_takes_the_predictions_own_pass(tiny_run, report_case):
     # the run's whole-volume factor decides, as in prediction: a head that the predictor segments in one pass is
-    # explained by that same pass (no TTA, same precision), so the report shows the prediction's probabilities
+    # explained by that same pass, so the report's CMAF weights are the prediction's
     predictor = Predictor("cpu", precision="fp32").load(tiny_run)
     inference = predictor.config.inference.model_copy(update={"whole_volume_factor": 100.0})
     predictor.config = predictor.config.model_copy(update={"inference": inference})
     case = discover_cases(report_case)[0]
-    record = predictor.predict_case(case, tmp_path).record
-    maps = compute_case_maps(predictor.model, predictor.config, case,
-                             seg_path=tmp_path / f"{case.case_id}_seg.nii.gz", sequences=None, device="cpu",
-                             precision=record["hardware"]["precision"])
+    prediction = predictor.predict(case)
+    maps = compute_case_maps(predictor, case, prediction)
     assert maps.window == tuple(slice(0, s) for s in maps.image.shape[1:])
-    for m in MARKERS:  # the JSON rounds to 4 decimals
-        assert maps.window_markers[m] == pytest.approx(record["markers"][m]["probability"], abs=6e-5)
+    assert maps.from_prediction and maps.window_markers == {}
+    np.testing.assert_array_equal(maps.alpha, prediction.alpha.numpy())
 
 
 def test_report_command_writes_one_case(predicted_with_report, report_case, tiny_run, tmp_path):
@@ -184,31 +181,51 @@ def test_report_on_missing_or_incomplete_predictions_is_one_line(predicted_with_
 def test_with_a_marker_readout_the_explained_pass_gives_the_readouts_probabilities(tiny_run, report_case, tmp_path):
     from gliomics.inference.marker_readout import fit_marker_readout
     from gliomics.inference.tumour_features import FEATURE_NAMES
+    from gliomics.runtime.fitted import update_fitted
 
     rng = np.random.default_rng(0)
     x = rng.normal(size=(60, len(FEATURE_NAMES)))
     y = np.stack([x[:, 0] > 0, x[:, 1] > 0, x[:, 2] > 0], 1).astype(float)
     run = tmp_path / "run"
     shutil.copytree(tiny_run, run)
-    state = load_checkpoint(run / "best.pt")
-    state["marker_readout"] = fit_marker_readout(x, y).to_dict()
-    save_checkpoint(state, run / "best.pt")
-    predictor = Predictor("cpu", precision="fp32").load(run)
-    predictor.calibration = {}
-    inference = predictor.config.inference.model_copy(update={"whole_volume_factor": 100.0})
-    predictor.config = predictor.config.model_copy(update={"inference": inference})
+    update_fitted(run, marker_readout=fit_marker_readout(x, y).to_dict())
     case = discover_cases(report_case)[0]
-    record = predictor.predict_case(case, tmp_path / "pred").record
-    assert record["markers_from"] == "readout"
-    maps = compute_case_maps(predictor.model, predictor.config, case,
-                             seg_path=tmp_path / "pred" / f"{case.case_id}_seg.nii.gz", sequences=None, device="cpu",
-                             precision="fp32", readout=predictor.readouts[0])
-    heads = compute_case_maps(predictor.model, predictor.config, case,
-                              seg_path=tmp_path / "pred" / f"{case.case_id}_seg.nii.gz", sequences=None, device="cpu",
-                              precision="fp32")
+    maps = {}
+    for readout in (True, False):
+        predictor = Predictor("cpu", precision="fp32", marker_readout=readout).load(run)
+        inference = predictor.config.inference.model_copy(update={"whole_volume_factor": 0.5})  # a window pass
+        predictor.config = predictor.config.model_copy(update={"inference": inference})
+        prediction = predictor.predict(case)
+        assert prediction.record["markers_from"] == ("readout" if readout else "network heads")
+        maps[readout] = compute_case_maps(predictor, case, prediction)
+        assert not maps[readout].from_prediction
+    assert any(abs(maps[True].window_markers[m] - maps[False].window_markers[m]) > 1e-3 for m in MARKERS)
+
+
+def test_an_ensembles_maps_are_its_members_mean(tiny_run, report_case, tmp_path):
+    """Two fold runs: the report's Grad-CAM is the mean of the members' maps (scaled to [0, 1]), not fold 0's."""
+    import torch
+
+    from gliomics.inference.explanation_maps import grad_cam
+
+    folder = tmp_path / "ensemble"
+    for k in range(2):
+        shutil.copytree(tiny_run, folder / f"fold_{k}")
+    state = load_checkpoint(folder / "fold_1" / "best.pt")
+    generator = torch.Generator().manual_seed(0)
+    state["model"] = {k: v + 0.05 * torch.randn(v.shape, generator=generator) if v.is_floating_point() else v
+                      for k, v in state["model"].items()}
+    save_checkpoint(state, folder / "fold_1" / "best.pt")
+    ensemble = Predictor("cpu", precision="fp32").load(folder)
+    case = discover_cases(report_case)[0]
+    maps = compute_case_maps(ensemble, case)
+    x = maps.image[(None, slice(None), *maps.window)]
+    x, flags = torch.from_numpy(x), torch.tensor([maps.present])
     for m in MARKERS:
-        assert maps.window_markers[m] == pytest.approx(record["markers"][m]["probability_raw"], abs=6e-5)
-    assert any(abs(heads.window_markers[m] - maps.window_markers[m]) > 1e-3 for m in MARKERS)
+        cams = [grad_cam(module, x, flags, m, module.encoder_fusion)[0, 0].numpy() for module in ensemble.modules]
+        mean = (cams[0] + cams[1]) / 2
+        np.testing.assert_allclose(maps.gradcam[m][maps.window], mean / mean.max(), atol=1e-5)
+        assert not np.allclose(cams[0], cams[1], atol=1e-3)
 
 
 def test_a_report_from_the_prediction_in_memory_reads_nothing_and_runs_only_grad_cam(tiny_run, report_case, tmp_path,
@@ -226,10 +243,8 @@ def test_a_report_from_the_prediction_in_memory_reads_nothing_and_runs_only_grad
     handle = predictor.model.register_forward_hook(lambda *_: calls.append(1))
     monkeypatch.setattr(transforms, "inference_transforms", lambda **_: pytest.fail("the case was read again"))
     try:
-        path = write_case_report(case, tmp_path, model=predictor.model, config=predictor.config, device="cpu",
-                                 prediction=prediction)
-        maps = compute_case_maps(predictor.model, predictor.config, case, seg_path=None, sequences=None,
-                                 device="cpu", prediction=prediction)
+        path = write_case_report(case, tmp_path, predictor, prediction)
+        maps = compute_case_maps(predictor, case, prediction)
     finally:
         handle.remove()
     assert len(calls) == 2 * len(MARKERS)  # one Grad-CAM pass per marker, per call; no other forward pass

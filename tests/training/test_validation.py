@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -67,8 +68,8 @@ def test_a_rank_without_validation_cases_validates_nothing() -> None:
     from gliomics.training.validation import validate_cases
 
     empty = CacheDataset([], transform=None, progress=False)  # more ranks than validation cases
-    assert validate_cases(torch.nn.Identity(), empty, roi_size=(16, 16, 16), device=torch.device("cpu"),
-                          info=DistInfo()) == []
+    predictor = SimpleNamespace(model=torch.nn.Identity())
+    assert validate_cases(predictor, empty, [], info=DistInfo()) == []
 
 
 def test_component_scores_rise_when_a_stray_component_is_dropped() -> None:
@@ -90,3 +91,45 @@ def test_component_minimums_are_fitted_from_the_rows() -> None:
     assert summarise(rows)["min_component_mm3"] == {"NETC": COMPONENT_CANDIDATES_MM3[1]}
     assert summarise(rows, volume_caps={"NETC": 10.0})["min_component_mm3"] == {}
     assert summarise(ROWS)["min_component_mm3"] == {}
+
+
+@pytest.mark.parametrize("working_mm", [None, 6.0])
+def test_validation_fits_on_the_label_map_that_predict_writes(tiny_phantom, tiny_run, tmp_path, working_mm) -> None:
+    """Validation scores (and so fits the minimums on) exactly the label map ``gliomics predict`` writes with the
+    minimums off, on the input grid, whether or not the working grid differs from it; the fitted minimums are then
+    applied to that map."""
+    from gliomics.data.cohort import build_cohort
+    from gliomics.inference.predictor import Predictor
+    from gliomics.io import load_label
+    from gliomics.labels import dice_per_region, label_volumes_mm3
+    from gliomics.runtime.distributed import DistInfo
+    from gliomics.training.validation import VALIDATION_OPTIONS, validate_cases
+
+    loaded = Predictor("cpu").load(tiny_run)
+    cfg = loaded.config
+    if working_mm is not None:
+        cfg = cfg.model_copy(update={"data": cfg.data.model_copy(update={"working_spacing": [working_mm] * 3})})
+    checker = Predictor.from_network(loaded.model, cfg, options=VALIDATION_OPTIONS)
+    cohort = build_cohort(tiny_phantom, tiny_phantom / "markers.csv")
+    sample = checker.transform(checker.options)({"case": cohort[0].case})
+    [row] = validate_cases(checker, [sample], [cohort[0]], info=DistInfo())
+
+    # the same network through `gliomics predict`'s path, the fitted minimums switched off
+    plain = Predictor.from_network(loaded.model, cfg, loaded.fitted,
+                                   {"label_minimums": False, "component_minimums": False})
+    written = plain.predict_case(cohort[0].case, tmp_path / "plain").seg
+    ref = load_label(cohort[0].case.seg, label_map=cohort[0].case.label_map)
+    assert written.shape == ref.array.shape
+    assert row["dice"] == dice_per_region(written, ref.array)
+    volumes = label_volumes_mm3(written, float(np.prod(ref.spacing)))
+    assert {k: v[0] for k, v in row["volumes_mm3"].items()} == {k: volumes[k] for k in TUMOUR_LABELS}
+
+    # a minimum fitted from such rows removes, in the written map, the label whose volume it exceeds
+    present = [k for k in TUMOUR_LABELS if volumes[k] > 0]
+    if present:
+        label = present[0]
+        fitted = loaded.fitted.model_copy(update={"min_label_mm3": {label: volumes[label] + 1.0},
+                                                  "min_component_mm3": {}})
+        applied = Predictor.from_network(loaded.model, cfg, fitted).predict(cohort[0].case)
+        assert not (applied.seg == LABELS[label]).any()
+        assert applied.record["postprocessing"]["suppressed"] == [label]

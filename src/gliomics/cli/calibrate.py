@@ -31,7 +31,7 @@ def calibrate(
     applies them."""
     setup_logging(verbose)
     from gliomics.evaluation.calibrate import calibrate_run
-    from gliomics.runtime.checkpoint import CALIBRATION_FILE
+    from gliomics.runtime.fitted import FITTED_FILE
     from gliomics.runtime.hardware import check_precision
 
     check_precision(precision)
@@ -44,4 +44,4 @@ def calibrate(
     review = fitted.get("review")
     typer.echo(f"review: {review['rule']} ({review['threshold']:.4f}, {review['passes']} passes per case)" if review
                else "review: no threshold (the fitting set was predicted in one pass per case)")
-    typer.echo(f"fitted on {fitted['source']}; stored in {model} (checkpoints and {CALIBRATION_FILE})")
+    typer.echo(f"fitted on {fitted['source']}; stored in {model / FITTED_FILE}")

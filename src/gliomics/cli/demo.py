@@ -43,8 +43,8 @@ def run_demo(out: Path, *, train_cases: int, external_cases: int, spacing: float
     from gliomics.evaluation.calibrate import calibrate_run
     from gliomics.evaluation.evaluate import evaluate_predictions
     from gliomics.inference.predictor import Predictor
-    from gliomics.phantom import PhantomSettings, generate_cohort
-    from gliomics.runtime.checkpoint import BEST, CALIBRATION_FILE
+    from gliomics.runtime.checkpoint import BEST
+    from gliomics.runtime.fitted import read_fitted
     from gliomics.training.trainer import run_training
 
     out.mkdir(parents=True, exist_ok=True)
@@ -53,12 +53,8 @@ def run_demo(out: Path, *, train_cases: int, external_cases: int, spacing: float
     pred_dir, eval_dir = out / "predictions_external", out / "evaluation_external"
 
     t = time.perf_counter()
-    if not (train_dir / "markers.csv").is_file():
-        generate_cohort(train_dir, PhantomSettings(cases=train_cases, spacing=spacing, sites=TRAIN_SITES, seed=seed),
-                        workers=2, progress=progress)
-    if not (ext_dir / "markers.csv").is_file():
-        generate_cohort(ext_dir, PhantomSettings(cases=external_cases, spacing=spacing, sites=1, seed=seed + 1,
-                                                 site_start=TRAIN_SITES), workers=2, progress=progress)
+    _generate_cohorts(train_dir, ext_dir, train_cases=train_cases, external_cases=external_cases, spacing=spacing,
+                      seed=seed, progress=progress)
     timings["phantom_s"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -76,7 +72,8 @@ def run_demo(out: Path, *, train_cases: int, external_cases: int, spacing: float
     timings["readout_s"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    if not (run_dir / CALIBRATION_FILE).is_file():  # refit on the validation split predicted as below (flip TTA)
+    # refit on the validation split predicted as below (flip TTA), once
+    if not read_fitted(run_dir).calibration.get("source", "").endswith("(flip TTA)"):
         calibrate_run(run_dir, tta=True, precision=precision)
     timings["calibrate_s"] = time.perf_counter() - t
 
@@ -89,14 +86,33 @@ def run_demo(out: Path, *, train_cases: int, external_cases: int, spacing: float
     summary = evaluate_predictions(pred_dir, ext_dir, markers=ext_dir / "markers.csv", out=eval_dir, by="site",
                                    n_boot=1000)
     timings["evaluate_s"] = time.perf_counter() - t
-    summary["demo_timings"] = {k: round(v, 1) for k, v in timings.items()}
-    summary["demo_training"] = {k: train_summary.get(k) for k in ("epochs_run", "steps_run", "stop_reason",
-                                                                  "best_epoch", "seconds_per_epoch",
-                                                                  "seconds_per_step", "hardware")}
-    summary["demo_prediction"] = {"seconds_per_case": predicted["seconds_per_case"],
-                                  "hardware": predicted["hardware"]}
+    summary.update(_demo_details(timings, train_summary, predicted))
     (out / "demo_summary.json").write_text(json.dumps(summary, indent=2, default=float))
     return summary
+
+
+def _generate_cohorts(train_dir: Path, ext_dir: Path, *, train_cases: int, external_cases: int, spacing: float,
+                      seed: int, progress: bool) -> None:
+    """Generate the training cohort (sites A-F, ``seed``) and the external one (the next site, ``seed + 1``), each
+    unless its ``markers.csv`` already exists."""
+    from gliomics.phantom import PhantomSettings, generate_cohort
+
+    if not (train_dir / "markers.csv").is_file():
+        generate_cohort(train_dir, PhantomSettings(cases=train_cases, spacing=spacing, sites=TRAIN_SITES, seed=seed),
+                        workers=2, progress=progress)
+    if not (ext_dir / "markers.csv").is_file():
+        generate_cohort(ext_dir, PhantomSettings(cases=external_cases, spacing=spacing, sites=1, seed=seed + 1,
+                                                 site_start=TRAIN_SITES), workers=2, progress=progress)
+
+
+def _demo_details(timings: dict[str, float], train_summary: dict, predicted: dict) -> dict[str, dict]:
+    """The demo's additions to the evaluation summary: step timings, training and prediction figures."""
+    return {
+        "demo_timings": {k: round(v, 1) for k, v in timings.items()},
+        "demo_training": {k: train_summary.get(k) for k in ("epochs_run", "steps_run", "stop_reason", "best_epoch",
+                                                            "seconds_per_epoch", "seconds_per_step", "hardware")},
+        "demo_prediction": {"seconds_per_case": predicted["seconds_per_case"], "hardware": predicted["hardware"]},
+    }
 
 
 def _refit_readout(cohort: Path, run: Path, *, first: int, cases: int, spacing: float, seed: int, precision: str,

@@ -46,23 +46,7 @@ def evaluate(
     from gliomics.evaluation.evaluate import check_rule, evaluate_predictions
 
     check_rule(rule)
-    if run is not None and (pred is not None or ref is not None or markers is not None):
-        raise InputError(f"{run}: --run predicts its own split; leave out --pred, --ref and --markers")
-    if run is None and (pred is None or ref is None):
-        raise InputError(f"{out}: give --pred and --ref, or --run (a run's held-out split)")
-    if report:
-        from gliomics.report.cohort_report import resolve_tables, write_cohort_report
-
-        resolve_tables(tables or ())  # a missing table fails before the evaluation, not after
-    if explain is not None:
-        from gliomics.runtime.checkpoint import checkpoint_file
-
-        if not checkpoint_file(explain).is_file():  # not a run: fail before scoring
-            raise InputError(f"{explain}: no checkpoint (best.pt or last.pt) to explain the predictions with")
-    if against is not None:
-        from gliomics.evaluation.side_by_side import load_evaluation
-
-        load_evaluation(against)  # not an evaluation folder: fail before predicting or scoring
+    _check_inputs(pred, ref, markers, out, run, against, report, tables, explain)
     if run is not None:
         from gliomics.evaluation.split_evaluation import evaluate_split
 
@@ -74,13 +58,7 @@ def evaluate(
     typer.echo(summary["text"])
     typer.echo(f"per-case CSV, summary.json and tables.md in {out}")
     if against is not None:
-        from gliomics.evaluation.side_by_side import SIDE_BY_SIDE, compare_evaluations, side_by_side_table
-        from gliomics.io.atomic import write_text_atomic
-
-        name = f"{split} split" if run is not None else out.name
-        table = side_by_side_table(compare_evaluations(out, against, n_boot), name, against.name)
-        write_text_atomic(out / SIDE_BY_SIDE, f"# {name} against {against.name}\n\n{table}")
-        typer.echo(table)
+        _side_by_side(out, against, f"{split} split" if run is not None else out.name, n_boot)
     if explain is not None:
         from gliomics.evaluation.interpretability import explain_cohort, gradcam_share_table
         from gliomics.evaluation.split_evaluation import PREDICTIONS
@@ -89,4 +67,40 @@ def evaluate(
         shares = explain_cohort(explain, pred_dir, ref, out, device=device, n_boot=n_boot)
         typer.echo(gradcam_share_table(shares))
     if report:
+        from gliomics.report.cohort_report import write_cohort_report
+
         typer.echo(f"cohort report: {write_cohort_report(out, ref=ref, tables=tables or ())}")
+
+
+def _check_inputs(pred: Path | None, ref: Path | None, markers: Path | None, out: Path, run: Path | None,
+                  against: Path | None, report: bool, tables: list[Path] | None, explain: Path | None) -> None:
+    """Refuse conflicting or missing options, and missing report tables, explanation run or comparison folder,
+    before anything is predicted or scored."""
+    if run is not None and (pred is not None or ref is not None or markers is not None):
+        raise InputError(f"{run}: --run predicts its own split; leave out --pred, --ref and --markers")
+    if run is None and (pred is None or ref is None):
+        raise InputError(f"{out}: give --pred and --ref, or --run (a run's held-out split)")
+    if report:
+        from gliomics.report.cohort_report import resolve_tables
+
+        resolve_tables(tables or ())  # a missing table fails before the evaluation, not after
+    if explain is not None:
+        from gliomics.runtime.checkpoint import checkpoint_file
+
+        if not checkpoint_file(explain).is_file():  # not a run: fail before scoring
+            raise InputError(f"{explain}: no checkpoint (best.pt or last.pt) to explain the predictions with")
+    if against is not None:
+        from gliomics.evaluation.side_by_side import load_evaluation
+
+        load_evaluation(against)  # not an evaluation folder: fail before predicting or scoring
+
+
+def _side_by_side(out: Path, against: Path, name: str, n_boot: int) -> None:
+    """Write ``OUT/side_by_side.md``, this evaluation (called ``name``) against the evaluation folder ``against``,
+    and echo its table."""
+    from gliomics.evaluation.side_by_side import SIDE_BY_SIDE, compare_evaluations, side_by_side_table
+    from gliomics.io.atomic import write_text_atomic
+
+    table = side_by_side_table(compare_evaluations(out, against, n_boot), name, against.name)
+    write_text_atomic(out / SIDE_BY_SIDE, f"# {name} against {against.name}\n\n{table}")
+    typer.echo(table)

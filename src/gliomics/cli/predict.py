@@ -44,7 +44,8 @@ def predict(
     sequences: str | None = typer.Option(None, "--sequences", help="Use only these, e.g. t1c,t2f or T1ce,FLAIR."),
     threads: int | None = typer.Option(None, "--threads", min=1, help="CPU threads (default: the usable cores that "
                                        "are free when the run starts)."),
-    overlap: float = typer.Option(0.25, "--overlap", min=0.0, max=0.9, help="Sliding-window overlap."),
+    overlap: float | None = typer.Option(None, "--overlap", min=0.0, max=0.9, help="Sliding-window overlap "
+                                         "(default: the run's inference.overlap)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Redo cases that already have outputs."),
     keep_going: bool = typer.Option(False, "--keep-going", help="Report bad cases and finish the others."),
     num_parts: int = typer.Option(1, "--num-parts", min=1, help="Split the cases into this many parts of about equal "
@@ -68,47 +69,73 @@ def predict(
     Under `torchrun --nproc_per_node=N -m gliomics.predict …` each rank predicts its own part of the cases."""
     setup_logging(verbose)
     check_precision(precision)
-    from gliomics.inference.cohort_prediction import predict_cohort, summary_name
     from gliomics.inference.predictor import Predictor
-    from gliomics.io.folder_lock import writer_lock
     from gliomics.io.partition import check_part
-    from gliomics.runtime.distributed import cleanup, init_distributed, rank_threads
+    from gliomics.runtime.distributed import init_distributed, rank_threads
     from gliomics.runtime.hardware import resolve_device
 
     check_part(num_parts, part_id)
     info = init_distributed(resolve_device(device))
+    options = flag_options(tta=tta, no_label_minimums=no_label_minimums, no_component_minimums=no_component_minimums,
+                           keep_detached_cavities=keep_detached_cavities, nearest_labels=nearest_labels,
+                           no_marker_readout=no_marker_readout, no_calibration=no_calibration,
+                           sequences=parse_sequences(sequences))
+    predictor = Predictor(device, options=options, overlap=overlap, save_probabilities=save_probabilities,
+                          save_uncertainty=save_uncertainty, who_band=who_band, precision=precision,
+                          threads=threads or rank_threads(info), engine=engine).load(model)
+    on_case = _with_native_outputs(_report_writer(predictor, out) if report else None, out, native, dicom_seg)
+    summary = _predict_locked(predictor, info, input, out, num_parts=num_parts, part_id=part_id, overwrite=overwrite,
+                              keep_going=keep_going, progress=not no_progress and info.is_main, on_case=on_case)
+    if not info.is_main:
+        return
+    _echo_summary(summary, out, num_parts, part_id, distributed=info.enabled)
+    if summary["failed"]:
+        raise typer.Exit(2)
 
-    seqs = parse_sequences(sequences)
-    predictor = Predictor(device, tta=tta, overlap=overlap, save_probabilities=save_probabilities,
-                          save_uncertainty=save_uncertainty, sequences=seqs,
-                          label_minimums=not no_label_minimums, component_minimums=not no_component_minimums,
-                          detached_cavities=not keep_detached_cavities, resample_probabilities=not nearest_labels,
-                          marker_readout=not no_marker_readout,
-                          who_band=who_band, precision=precision,
-                          threads=threads or rank_threads(info), engine=engine)
-    predictor.load(model)
-    if no_calibration:
-        predictor.calibration = {}
-    on_case = None
-    if report:
-        from gliomics.report.case_report import write_case_report
 
-        def on_case(case, prediction) -> None:  # the report renders from the prediction in memory
-            write_case_report(case, out, model=predictor.model, config=predictor.config, device=predictor.device,
-                              band=who_band, readout=predictor.readouts[0] if predictor.marker_readout else None,
-                              prediction=prediction)
+def _predict_locked(predictor, info, source: Path, out: Path, *, num_parts: int, part_id: int, **kwargs) -> dict:
+    """Predict this rank's part of ``source`` holding the output folder's lock (the main rank), then leave the
+    process group."""
+    from gliomics.inference.cohort_prediction import predict_cohort
+    from gliomics.io.folder_lock import writer_lock
+    from gliomics.runtime.distributed import cleanup
 
     lock = writer_lock(out, f"predict-part{part_id}-of{num_parts}") if info.is_main else contextlib.nullcontext()
     try:
         with lock:
-            summary = predict_cohort(predictor, input, out, num_parts=num_parts, part_id=part_id, info=info,
-                                     overwrite=overwrite, keep_going=keep_going,
-                                     progress=not no_progress and info.is_main,
-                                     on_case=_with_native_outputs(on_case, out, native, dicom_seg))
+            return predict_cohort(predictor, source, out, num_parts=num_parts, part_id=part_id, info=info, **kwargs)
     finally:
         cleanup(info)
-    if not info.is_main:
-        return
+
+
+def flag_options(*, tta: bool = False, no_label_minimums: bool = False, no_component_minimums: bool = False,
+                 keep_detached_cavities: bool = False, nearest_labels: bool = False, no_marker_readout: bool = False,
+                 no_calibration: bool = False, sequences: list[str] | None = None) -> dict:
+    """The prediction options the flags ask for: only those given, so that the run's own (its config's
+    ``inference.predict``) hold for the rest."""
+    asked = {"tta": True if tta else None, "label_minimums": False if no_label_minimums else None,
+             "component_minimums": False if no_component_minimums else None,
+             "detached_cavities": False if keep_detached_cavities else None,
+             "resample_probabilities": False if nearest_labels else None,
+             "marker_readout": False if no_marker_readout else None,
+             "calibration": False if no_calibration else None, "sequences": sequences}
+    return {k: v for k, v in asked.items() if v is not None}
+
+
+def _report_writer(predictor, out: Path):
+    """``on_case`` writing each case's report from its prediction in memory."""
+    from gliomics.report.case_report import write_case_report
+
+    def on_case(case, prediction) -> None:
+        write_case_report(case, out, predictor, prediction)
+
+    return on_case
+
+
+def _echo_summary(summary: dict, out: Path, num_parts: int, part_id: int, *, distributed: bool) -> None:
+    """What was predicted, skipped and failed, the time per case, and the marker flag."""
+    from gliomics.inference.cohort_prediction import summary_name
+
     part = "" if num_parts == 1 else f" (part {part_id} of {num_parts})"
     typer.echo(f"predicted {summary['predicted']} cases{part}, skipped {summary['skipped']} already done, "
                f"{len(summary['failed'])} failed; outputs in {out}, summary {summary_name(num_parts, part_id)}")
@@ -117,12 +144,10 @@ def predict(
             hw = r["hardware"]
             typer.echo(f"{r['seconds_per_case']:.1f} s per case on {hw['gpu'] or hw['cpu']} "
                        f"({hw['threads']} threads, {hw['precision']})" + (f", rank part {r['part']}"
-                                                                          if info.enabled else ""))
+                                                                          if distributed else ""))
     _echo_marker_flag(out)
     for cid, msg in summary["failed"].items():
         typer.echo(f"  failed {cid}: {msg}", err=True)
-    if summary["failed"]:
-        raise typer.Exit(2)
 
 
 def _echo_marker_flag(out: Path) -> None:
@@ -148,6 +173,6 @@ def _with_native_outputs(on_case, out: Path, native: bool, dicom_seg: bool):
     def chained(case, prediction) -> None:
         if on_case is not None:
             on_case(case, prediction)
-        native_outputs(case, out, native=native, dicom_seg=dicom_seg)
+        native_outputs(case, prediction, out, native=native, dicom_seg=dicom_seg)
 
     return chained

@@ -65,6 +65,5 @@ def report(
         raise InputError(f"{input}: no input case {', '.join(missing)}")
     predictor = Predictor(device).load(model)
     for cid in ids:
-        path = write_case_report(cases[cid], pred_dir, model=predictor.model, config=predictor.config,
-                                 device=predictor.device, out=out, band=who_band, readout=predictor.readouts[0])
+        path = write_case_report(cases[cid], pred_dir, predictor, out=out, band=who_band)
         typer.echo(f"report: {path}")

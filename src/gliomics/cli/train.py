@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from gliomics.cli.common import handle_errors, precision_option, setup_logging
 from gliomics.runtime.hardware import check_precision
+
+if TYPE_CHECKING:
+    from gliomics.config import RunConfig
 
 
 def _spacing(text: str) -> list[float]:
@@ -82,16 +86,11 @@ def train(
     known marker; each loss term is masked on the cases that lack its label."""
     setup_logging(verbose)
     check_precision(precision)
-    from gliomics.config import apply_overrides, load_preset
+    from gliomics.config import apply_overrides
     from gliomics.runtime.checkpoint import FOLD_PREFIX
     from gliomics.training.trainer import run_training
 
-    cfg = load_preset(preset)
-    sets = list(overrides) + ([f"train.seed={seed}"] if seed is not None else [])
-    if working_spacing is not None:
-        sets.append(f"data.working_spacing={_spacing(working_spacing)}")
-    if sets:
-        cfg = apply_overrides(cfg, sets)
+    cfg = _config(preset, overrides, seed, working_spacing)
     for k in _folds_to_train(folds, fold):
         run_cfg, run_out = cfg, out
         if k is not None:
@@ -103,11 +102,29 @@ def train(
                                progress=not no_progress)
         _report(summary, run_out)
     if fold == "all":
-        from gliomics.evaluation.calibrate import calibrate_run
+        _calibrate_ensemble(out, folds)
 
-        fitted = calibrate_run(out)
-        typer.echo(f"ensemble of {folds} folds in {out}; marker calibration fitted on {fitted['source']}: "
-                   + ", ".join(f"{m} temperature {f['temperature']:.2f}" for m, f in fitted["markers"].items()))
+
+def _config(preset: str, overrides: list[str], seed: int | None, working_spacing: str | None) -> RunConfig:
+    """The preset with the ``--set`` overrides, then the seed and the working spacing when given."""
+    from gliomics.config import apply_overrides, load_preset
+
+    cfg = load_preset(preset)
+    sets = list(overrides) + ([f"train.seed={seed}"] if seed is not None else [])
+    if working_spacing is not None:
+        sets.append(f"data.working_spacing={_spacing(working_spacing)}")
+    if sets:
+        cfg = apply_overrides(cfg, sets)
+    return cfg
+
+
+def _calibrate_ensemble(out: Path, folds: int | None) -> None:
+    """Fit the marker calibration of the fold ensemble in ``out`` on its out-of-fold predictions and echo it."""
+    from gliomics.evaluation.calibrate import calibrate_run
+
+    fitted = calibrate_run(out)
+    typer.echo(f"ensemble of {folds} folds in {out}; marker calibration fitted on {fitted['source']}: "
+               + ", ".join(f"{m} temperature {f['temperature']:.2f}" for m, f in fitted["markers"].items()))
 
 
 def _folds_to_train(folds: int | None, fold: str | None) -> list[int | None]:

@@ -191,6 +191,40 @@ def _export_case(case: Case, tmp: Path, out: Path, images_dir: str, labels_dir: 
             save_image(label.array, label.affine, tmp / name, header=label.header, dtype=np.uint8)
 
 
+def _check_split_cases(cases: dict[str, Case], training: Sequence[str], test: Sequence[str], splits: Path,
+                       sources: Sequence[Path]) -> None:
+    """Refuse a split naming cases that are not in ``data``, or whose cases lack a sequence (or, for training
+    cases, the segmentation)."""
+    unknown = [c for c in (*training, *test) if c not in cases]
+    if unknown:
+        shown = ", ".join(unknown[:5]) + (f" and {len(unknown) - 5} more" if len(unknown) > 5 else "")
+        raise InputError(f"{splits}: {len(unknown)} case(s) of the split are not in "
+                         f"{', '.join(map(str, sources))}: {shown}")
+    for case_id in training:
+        _check_complete(cases[case_id], labelled=True)
+    for case_id in test:
+        _check_complete(cases[case_id], labelled=False)
+
+
+def _dataset_json(out: Path, splits: Path, sources: Sequence[Path], regions: bool, n_training: int,
+                  n_test: int) -> dict[str, Any]:
+    """The content of nnU-Net's ``dataset.json``, with a ``gliomics`` entry recording what was exported."""
+    labels, order = nnunet_labels(regions)
+    return {
+        "name": out.name,
+        "description": f"exported by gliomics {__version__} with the split of {splits.absolute()}",
+        "channel_names": channel_names(),
+        "labels": labels,
+        **({"regions_class_order": order} if order is not None else {}),
+        "numTraining": n_training,
+        "file_ending": FILE_ENDING,
+        # not read by nnU-Net: what gliomics exported
+        "gliomics": {"version": __version__, "sequences": dict(zip(channel_names(), SEQUENCES, strict=True)),
+                     "brats2024_labels": dict(LABELS), "splits": str(splits.absolute()),
+                     "data": [str(s.absolute()) for s in sources], "numTest": n_test},
+    }
+
+
 def export_nnunet(data: Sequence[Path | str] | Path | str, splits: Path | str, out: Path | str, *,
                   layout: str = "auto", regions: bool = True, overwrite: bool = False) -> dict[str, Any]:
     """Write the cases of a run's split as an nnU-Net v2 raw dataset.
@@ -218,34 +252,13 @@ def export_nnunet(data: Sequence[Path | str] | Path | str, splits: Path | str, o
     folds, test = nnunet_folds(splits)
     cases = _discover(sources, layout)
     training = sorted({c for fold in folds for part in fold.values() for c in part})
-    unknown = [c for c in (*training, *test) if c not in cases]
-    if unknown:
-        shown = ", ".join(unknown[:5]) + (f" and {len(unknown) - 5} more" if len(unknown) > 5 else "")
-        raise InputError(f"{splits}: {len(unknown)} case(s) of the split are not in "
-                         f"{', '.join(map(str, sources))}: {shown}")
-    for case_id in training:
-        _check_complete(cases[case_id], labelled=True)
-    for case_id in test:
-        _check_complete(cases[case_id], labelled=False)
+    _check_split_cases(cases, training, test, splits, sources)
     unused = len(cases) - len(training) - len(test)
     if unused:
         logger.info("%d case(s) of %s are in no part of %s; not exported", unused,
                     ", ".join(map(str, sources)), splits)
 
-    labels, order = nnunet_labels(regions)
-    dataset: dict[str, Any] = {
-        "name": out.name,
-        "description": f"exported by gliomics {__version__} with the split of {splits.absolute()}",
-        "channel_names": channel_names(),
-        "labels": labels,
-        **({"regions_class_order": order} if order is not None else {}),
-        "numTraining": len(training),
-        "file_ending": FILE_ENDING,
-        # not read by nnU-Net: what gliomics exported
-        "gliomics": {"version": __version__, "sequences": dict(zip(channel_names(), SEQUENCES, strict=True)),
-                     "brats2024_labels": dict(LABELS), "splits": str(splits.absolute()),
-                     "data": [str(s.absolute()) for s in sources], "numTest": len(test)},
-    }
+    dataset = _dataset_json(out, splits, sources, regions, len(training), len(test))
     try:
         with staged_folder(out, overwrite) as tmp:
             for folder in ("imagesTr", "labelsTr", *(("imagesTs",) if test else ())):

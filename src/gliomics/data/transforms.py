@@ -17,6 +17,7 @@ from monai.transforms import (
     DivisiblePadd,
     EnsureTyped,
     MapTransform,
+    NormalizeIntensity,
     NormalizeIntensityd,
     Orientationd,
     RandAdjustContrast,
@@ -135,7 +136,7 @@ class PerSequenced(RandomizableTransform, MapTransform):
     MONAI's ``RandAdjustContrast`` and ``RandBiasField`` draw one gamma and one field for all channels. A scanner's
     sequences differ in gamma and bias independently, and a network that only ever sees them change together can
     learn ratios between sequences that a new site does not keep (e.g. grey matter on FLAIR against T2).
-    Zero channels (missing sequences) stay zero.
+    Zero channels (missing sequences) stay zero, and so does the background (exact zeros) of the others.
 
     Args:
         transform: a randomizable MONAI array transform (``prob`` is its own, per channel).
@@ -158,9 +159,62 @@ class PerSequenced(RandomizableTransform, MapTransform):
         parts = []
         for c in range(image.shape[0]):
             channel = image[c : c + 1]
-            parts.append(channel if bool((channel == 0).all()) else self.transform(channel).to(channel.dtype))
+            if bool((channel == 0).all()):
+                parts.append(channel)
+                continue
+            # the background (exact zeros, as in skull-stripped volumes) stays zero whatever the transform spreads
+            background = torch.as_tensor(channel) == 0
+            changed = torch.as_tensor(self.transform(channel.clone())).to(channel.dtype)
+            parts.append(changed.masked_fill(background, 0))
         d[self.key] = torch.cat(parts)
         return d
+
+
+class RobustNormalized(MapTransform):
+    """Raw intensities to z-scores, robust to what real scans store: per channel, negative values (interpolation
+    ringing of magnitude images) set to zero, values above the ``upper`` percentile of the channel's non-zero voxels
+    clipped to it (a few voxels at an int16 maximum; nnU-Net clips CT at the same percentile), then MONAI's z-score over the non-zero voxels
+    (``NormalizeIntensity(nonzero=True, channel_wise=True)``). A channel that covers part of the head (a partial
+    FLAIR) is normalised over what it covers; a missing (all-zero) channel stays zero.
+
+    Args:
+        keys: the image key.
+        upper: the percentile that clips bright outliers; None clips nothing (the plain z-score, after the negatives).
+    """
+
+    def __init__(self, keys: str = "image", upper: float | None = 99.5) -> None:
+        MapTransform.__init__(self, keys=[keys])
+        self.upper = upper
+        self.zscore = NormalizeIntensity(nonzero=True, channel_wise=True)
+
+    def __call__(self, data: Mapping[Hashable, object]) -> dict:
+        d = dict(data)
+        for key in self.key_iterator(d):
+            image = d[key]
+            x = torch.as_tensor(image).float().clamp(min=0)
+            if self.upper is not None:
+                for c in range(x.shape[0]):
+                    values = x[c][x[c] > 0]
+                    if values.numel():
+                        x[c].clamp_(max=float(np.percentile(values.numpy(), self.upper)))
+            if isinstance(image, MetaTensor):
+                x = MetaTensor(x, meta=image.meta, applied_operations=image.applied_operations)
+            d[key] = self.zscore(x)
+        return d
+
+
+#: How raw intensities become the network's input (``data.normalisation``).
+NORMALISATIONS = ("robust", "zscore")
+
+
+def normaliser(normalisation: str = "robust") -> MapTransform:
+    """The intensity normalisation of a run: ``robust`` (:class:`RobustNormalized`) or ``zscore`` (MONAI's z-score
+    over the non-zero voxels alone, as the MGMT-Net paper and nnU-Net's MRI scheme do)."""
+    if normalisation == "robust":
+        return RobustNormalized("image")
+    if normalisation == "zscore":
+        return NormalizeIntensityd(keys="image", nonzero=True, channel_wise=True)
+    raise ValueError(f"unknown normalisation {normalisation!r}; expected one of {', '.join(NORMALISATIONS)}")
 
 
 class ScannerBlurNoised(RandomizableTransform, MapTransform):
@@ -213,12 +267,19 @@ def _spatial(keys: list[str], spacing: Sequence[float] | None, allow_missing: bo
 
 def train_transforms(patch_size: Sequence[int], *, spacing: Sequence[float] | None = None,
                      modality_dropout: float = 0.2, elastic_prob: float = 0.0, affine_prob: float = 0.2,
-                     blur_noise_prob: float = 0.3, contrast_prob: float = 0.3, bias_field_max: float = 0.15) -> Compose:
+                     blur_noise_prob: float = 0.3, contrast_prob: float = 0.3, bias_field_max: float = 0.15,
+                     normalisation: str = "robust", randomisation: float = 0.0,
+                     randomisation_ingredients: Sequence[str] | None = None) -> Compose:
     """Training chain; everything up to the crop to the brain is deterministic and cached.
 
     Patches centre on the tumour (2 in 3) or anywhere else in the head's bounding box (1 in 3); a marker-only
     case has no tumour label, so its patches centre anywhere in the head's bounding box (see :class:`LoadCased`).
+    ``randomisation`` > 0 adds the domain randomisation of :mod:`gliomics.data.randomisation` (its
+    ``randomisation_ingredients``, all by default), each ingredient with that probability, before the
+    normalisation.
     """
+    from gliomics.data.randomisation import INGREDIENTS, randomisation_transforms
+
     keys = ["image", "label"]
     chain = [
         LoadCased(targets=True),
@@ -228,7 +289,9 @@ def train_transforms(patch_size: Sequence[int], *, spacing: Sequence[float] | No
         RandScaleIntensityd(keys="image", factors=0.15, prob=0.5, channel_wise=True),
         PerSequenced(RandAdjustContrast(gamma=(0.75, 1.35), prob=contrast_prob)),
         PerSequenced(RandBiasField(coeff_range=(0.0, bias_field_max), prob=contrast_prob)),
-        NormalizeIntensityd(keys="image", nonzero=True, channel_wise=True),
+        *randomisation_transforms(randomisation, spacing or (1.0, 1.0, 1.0),
+                                  INGREDIENTS if randomisation_ingredients is None else randomisation_ingredients),
+        normaliser(normalisation),
         RandShiftIntensityd(keys="image", offsets=0.1, prob=0.3, channel_wise=True),
         ModalityDropoutd(prob=modality_dropout),
         SpatialPadd(keys=keys, spatial_size=tuple(patch_size)),
@@ -252,10 +315,11 @@ def train_transforms(patch_size: Sequence[int], *, spacing: Sequence[float] | No
 
 def inference_transforms(*, spacing: Sequence[float] | None = None, divisible: int = 16,
                          sequences: Sequence[str] | None = None, load_seg: bool = False, crop: bool = True,
-                         degrade: Callable[[dict], dict] | None = None) -> Compose:
+                         degrade: Callable[[dict], dict] | None = None, normalisation: str = "robust") -> Compose:
     """Deterministic, invertible preprocessing: orientation, spacing, crop to the head (unless ``crop=False``),
-    z-score, pad to a multiple of ``divisible``. ``degrade`` (e.g. a
-    :class:`~gliomics.data.degradations.DegradeSequenced`) acts on the raw intensities just before the z-score."""
+    the run's intensity normalisation (:func:`normaliser`), pad to a multiple of ``divisible``. ``degrade`` (e.g. a
+    :class:`~gliomics.data.degradations.DegradeSequenced`) acts on the raw intensities just before the
+    normalisation."""
     keys = ["image", "label"] if load_seg else ["image"]
     # with load_seg, a case without a segmentation (e.g. a marker-only validation case) has no label
     chain = [LoadCased(sequences=sequences, load_seg=load_seg), *_spatial(keys, spacing, allow_missing=load_seg)]
@@ -264,7 +328,7 @@ def inference_transforms(*, spacing: Sequence[float] | None = None, divisible: i
                                      allow_missing_keys=load_seg))
     if degrade is not None:
         chain.append(degrade)
-    chain += [NormalizeIntensityd(keys="image", nonzero=True, channel_wise=True),
+    chain += [normaliser(normalisation),
               DivisiblePadd(keys=keys, k=divisible, allow_missing_keys=load_seg)]
     return Chain(chain)
 

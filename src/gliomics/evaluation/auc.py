@@ -153,6 +153,46 @@ def _rank_aucs(scores: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return ((ranks * labels).sum(axis=1) - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg)
 
 
+def _stratified_boot_aucs(y: np.ndarray, p: np.ndarray, n_boot: int, chunk: int,
+                          rng: np.random.Generator) -> list[np.ndarray]:
+    """AUCs of ``n_boot`` resamples that redraw positives and negatives separately, ``chunk`` resamples at a
+    time."""
+    boot: list[np.ndarray] = []
+    collected = 0
+    pos, neg = p[y == 1], p[y == 0]
+    labels = np.concatenate([np.ones(pos.size), np.zeros(neg.size)])
+    while collected < n_boot:
+        rows = min(chunk, n_boot - collected)
+        scores = np.hstack([rng.choice(pos, size=(rows, pos.size)), rng.choice(neg, size=(rows, neg.size))])
+        boot.append(_rank_aucs(scores, np.broadcast_to(labels, scores.shape)))
+        collected += rows
+    return boot
+
+
+def _pooled_boot_aucs(y: np.ndarray, p: np.ndarray, n_boot: int, chunk: int,
+                      rng: np.random.Generator) -> list[np.ndarray]:
+    """AUCs of up to ``n_boot`` resamples of all cases together, ``chunk`` at a time, leaving out the resamples that
+    hold one class (a warning when fewer than ``n_boot`` remain)."""
+    n = y.size
+    boot: list[np.ndarray] = []
+    collected = 0
+    # Redraw one-class resamples; bounded so that a near-one-class sample cannot loop for ever.
+    for _ in range(1000):
+        if collected >= n_boot:
+            break
+        rows = min(chunk, n_boot - collected)
+        idx = rng.integers(0, n, size=(rows, n))
+        labels = y[idx]
+        n_pos = labels.sum(axis=1)
+        keep = (n_pos > 0) & (n_pos < n)
+        if keep.any():
+            boot.append(_rank_aucs(p[idx[keep]], labels[keep]))
+            collected += int(keep.sum())
+    if collected < n_boot:
+        logger.warning("only %d of %d bootstrap resamples held both classes", collected, n_boot)
+    return boot
+
+
 def auc_ci_bootstrap(
     y: Any,
     p: Any,
@@ -187,33 +227,11 @@ def auc_ci_bootstrap(
         return math.nan, math.nan, math.nan
     auc = float(_rank_aucs(p[None, :], y[None, :])[0])
     rng = np.random.default_rng(seed)
-    n = y.size
-    chunk = max(1, _BOOT_CHUNK_ELEMENTS // n)
-    boot: list[np.ndarray] = []
-    collected = 0
+    chunk = max(1, _BOOT_CHUNK_ELEMENTS // y.size)
     if stratified:
-        pos, neg = p[y == 1], p[y == 0]
-        labels = np.concatenate([np.ones(pos.size), np.zeros(neg.size)])
-        while collected < n_boot:
-            rows = min(chunk, n_boot - collected)
-            scores = np.hstack([rng.choice(pos, size=(rows, pos.size)), rng.choice(neg, size=(rows, neg.size))])
-            boot.append(_rank_aucs(scores, np.broadcast_to(labels, scores.shape)))
-            collected += rows
+        boot = _stratified_boot_aucs(y, p, n_boot, chunk, rng)
     else:
-        # Redraw one-class resamples; bounded so that a near-one-class sample cannot loop for ever.
-        for _ in range(1000):
-            if collected >= n_boot:
-                break
-            rows = min(chunk, n_boot - collected)
-            idx = rng.integers(0, n, size=(rows, n))
-            labels = y[idx]
-            n_pos = labels.sum(axis=1)
-            keep = (n_pos > 0) & (n_pos < n)
-            if keep.any():
-                boot.append(_rank_aucs(p[idx[keep]], labels[keep]))
-                collected += int(keep.sum())
-        if collected < n_boot:
-            logger.warning("only %d of %d bootstrap resamples held both classes", collected, n_boot)
+        boot = _pooled_boot_aucs(y, p, n_boot, chunk, rng)
     values = np.concatenate(boot)[:n_boot]
     lo, hi = np.quantile(values, [alpha / 2.0, 1.0 - alpha / 2.0])
     return auc, float(lo), float(hi)

@@ -23,36 +23,27 @@ from gliomics.errors import InputError
 from gliomics.inference.calibration import DEFAULT_ALPHA, fit_run_calibration
 from gliomics.inference.uncertainty import REVIEW_QUANTILE, fit_review_threshold
 from gliomics.io import read_markers
-from gliomics.io.atomic import write_text_atomic
 from gliomics.io.predictions import RECORD_SUFFIX, read_prediction_record, record_paths
-from gliomics.runtime.checkpoint import (
-    BEST,
-    CALIBRATION_FILE,
-    LAST,
-    VAL_PREDICTIONS,
-    fold_runs,
-    load_checkpoint,
-    save_checkpoint,
-)
+from gliomics.runtime.checkpoint import BEST, VAL_PREDICTIONS, fold_runs
+from gliomics.runtime.fitted import update_fitted
 
 logger = logging.getLogger(__name__)
 
 
-def _validation_predictions(run: Path, *, tta: bool, precision: str, device: str) -> tuple[list, list, list]:
+def _validation_predictions(run: Path, *, tta: bool, precision: str, device: str,
+                            options: dict[str, Any] | None = None) -> tuple[list, list, list]:
     """Labels, raw marker probabilities and uncertainties of the run's validation split, predicted with its best
     checkpoint."""
     from gliomics.data.splits import run_cohort
-    from gliomics.inference.engine import marker_probabilities
     from gliomics.inference.predictor import Predictor
 
     cohort, splits, _ = run_cohort(run)
     val = [cohort[c] for c in splits["val"] if c in cohort]
     if not val:
         raise InputError(f"{run}: the run has no validation cases to calibrate on (give --pred and --markers)")
-    predictor = Predictor(device, tta=tta, precision=precision).load(run)
+    predictor = Predictor(device, options={**(options or {}), "tta": tta}, precision=precision).load(run)
     outs = [predictor.forward(c.case)[1] for c in val]
-    return ([c.marker_vector() for c in val], [marker_probabilities(o["markers"]) for o in outs],
-            [o["uncertainty"] for o in outs])
+    return [c.marker_vector() for c in val], [o.marker_probabilities for o in outs], [o.uncertainty for o in outs]
 
 
 def _out_of_fold_predictions(folds: list[Path]) -> tuple[list, list]:
@@ -97,11 +88,12 @@ def _folder_predictions(run: Path, pred: Path, markers: Path) -> tuple[list, lis
 
 def calibrate_run(run: Path | str, *, pred: Path | str | None = None, markers: Path | str | None = None,
                   alpha: float = DEFAULT_ALPHA, tta: bool = True, precision: str = "auto",
-                  device: str = "auto", review_quantile: float = REVIEW_QUANTILE) -> dict[str, Any]:
-    """Fit temperature, operating points and conformal sets of ``run`` and store them in its checkpoints (``best.pt``
-    and ``last.pt``, under ``calibration``) and in ``calibration.json``; returns the fitted calibration. For a
-    folder of fold runs (``fold_0``, …) the fit uses their out-of-fold predictions and goes to the folder's
-    ``calibration.json``, which ``gliomics predict`` applies to the ensemble.
+                  device: str = "auto", review_quantile: float = REVIEW_QUANTILE,
+                  options: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Fit temperature, operating points and conformal sets of ``run`` and store them in its fitted artefacts
+    (``fitted.json``, :mod:`~gliomics.runtime.fitted`); returns the fitted calibration. For a folder of fold runs
+    (``fold_0``, …) the fit uses their out-of-fold predictions and goes to the folder's own ``fitted.json``, which
+    ``gliomics predict`` applies to the ensemble.
 
     Args:
         run: A run folder, or a folder of fold runs.
@@ -111,6 +103,7 @@ def calibrate_run(run: Path | str, *, pred: Path | str | None = None, markers: P
         tta: Predict the validation split with flip TTA (as ``predict --tta``; use what you will predict with).
         precision: As ``gliomics predict --precision``.
         device: As ``gliomics predict --device``.
+        options: Prediction options overriding the run's (as ``gliomics predict`` would predict).
         review_quantile: Cases whose uncertainty score is above this quantile of the fitting set's are flagged for
             review (where the fitting set has scores: predicted in several passes).
     """
@@ -128,16 +121,12 @@ def calibrate_run(run: Path | str, *, pred: Path | str | None = None, markers: P
         uncertainties = []
         source = f"out-of-fold ({len(folds)} folds)"
     else:
-        labels, probs, uncertainties = _validation_predictions(run, tta=tta, precision=precision, device=device)
+        labels, probs, uncertainties = _validation_predictions(run, tta=tta, precision=precision, device=device,
+                                                               options=options)
         source = "validation" + (" (flip TTA)" if tta else "")
     fitted = fit_run_calibration(labels, probs, source=source, alpha=alpha)
     fitted["review"] = _review(uncertainties, review_quantile)
-    for name in () if folds else (BEST, LAST):  # an ensemble folder has no checkpoint of its own
-        if (run / name).is_file():
-            state = load_checkpoint(run / name)
-            state["calibration"] = fitted
-            save_checkpoint(state, run / name)
-    write_text_atomic(run / CALIBRATION_FILE, json.dumps(fitted, indent=2))
+    update_fitted(run, calibration=fitted)
     for m, f in fitted["markers"].items():
         logger.info("%s: temperature %.3f on %d cases (%d altered)", m, f["temperature"], f["n"], f["n_pos"])
     if fitted["review"] is None:

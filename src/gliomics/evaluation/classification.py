@@ -1,9 +1,9 @@
 """Classification statistics for marker predictions: paired tests, threshold metrics, calibration, and everything
 for one marker (:func:`evaluate_marker`); the AUCs and their CIs live in :mod:`gliomics.evaluation.auc`.
 
-Everything here works on one marker at a time: ``y`` holds the labels (1 = altered, 0 = not; see DESIGN.md,
-Markers) and ``p`` the predicted probabilities of the same cases. Scikit-learn and SciPy supply the metrics they
-provide; the DeLong variance has no library implementation and follows the fast algorithm of
+Everything here works on one marker at a time: ``y`` holds the labels (1 = altered, 0 = not) and ``p`` the
+predicted probabilities of the same cases. Scikit-learn and SciPy supply the metrics they provide; the DeLong
+variance has no library implementation and follows the fast algorithm of
 
 - E. R. DeLong, D. M. DeLong, D. L. Clarke-Pearson. "Comparing the areas under two or more correlated receiver
   operating characteristic curves: a nonparametric approach." Biometrics 44(3):837-845, 1988.
@@ -222,6 +222,37 @@ def _logistic_fit(y: np.ndarray, offset: np.ndarray, x: np.ndarray | None) -> np
     return None
 
 
+def _bin_counts(p: np.ndarray, n_bins: int, strategy: str, n_curve: int) -> np.ndarray:
+    """Cases per non-empty bin of ``sklearn.calibration.calibration_curve``, which does not return them, recounted
+    with its own binning rule; ``n_curve`` is the number of points of its curve."""
+    if strategy == "quantile":
+        edges = np.percentile(p, np.linspace(0, 1, n_bins + 1) * 100)
+    else:
+        edges = np.linspace(0.0, 1.0, n_bins + 1)
+    counts = np.bincount(np.searchsorted(edges[1:-1], p), minlength=n_bins)
+    counts = counts[counts > 0]
+    if counts.size != n_curve:  # guards against a change of sklearn's binning rule
+        raise RuntimeError("bin counts do not match sklearn.calibration.calibration_curve")
+    return counts
+
+
+def _recalibration(y: np.ndarray, p: np.ndarray) -> tuple[float, float, str | None]:
+    """Calibration intercept and slope by logistic recalibration of labels of both classes, NaN where undefined or
+    not converged, and a note why the slope is NaN (None if it is not)."""
+    intercept, slope = math.nan, math.nan
+    lp = logit(np.clip(p, LOGIT_EPS, 1.0 - LOGIT_EPS))
+    fit = _logistic_fit(y.astype(np.float64), lp, None)
+    if fit is not None:
+        intercept = float(fit[0])
+    # Complete or quasi-complete separation (ties only at the boundary): the slope's MLE does not exist.
+    if lp[y == 1].min() >= lp[y == 0].max() or lp[y == 1].max() <= lp[y == 0].min():
+        return intercept, slope, "logit(p) separates the classes: calibration slope undefined"
+    fit = _logistic_fit(y.astype(np.float64), np.zeros(y.size), lp)
+    if fit is not None:
+        return intercept, float(fit[1]), None
+    return intercept, slope, "the logistic recalibration fit did not converge"
+
+
 def calibration(y: Any, p: Any, n_bins: int = 10, strategy: str = "quantile") -> dict[str, Any]:
     """Reliability curve, expected calibration error and logistic recalibration (slope, intercept).
 
@@ -263,15 +294,7 @@ def calibration(y: Any, p: Any, n_bins: int = 10, strategy: str = "quantile") ->
             "note": "no cases",
         }
     prob_true, prob_pred = calibration_curve(y, p, n_bins=n_bins, strategy=strategy, pos_label=1)
-    # calibration_curve does not return the bin sizes; recount them with its own binning rule.
-    if strategy == "quantile":
-        edges = np.percentile(p, np.linspace(0, 1, n_bins + 1) * 100)
-    else:
-        edges = np.linspace(0.0, 1.0, n_bins + 1)
-    counts = np.bincount(np.searchsorted(edges[1:-1], p), minlength=n_bins)
-    counts = counts[counts > 0]
-    if counts.size != prob_true.size:  # guards against a change of sklearn's binning rule
-        raise RuntimeError("bin counts do not match sklearn.calibration.calibration_curve")
+    counts = _bin_counts(p, n_bins, strategy, prob_true.size)
     ece = float(np.sum(counts / y.size * np.abs(prob_true - prob_pred)))
     out.update(
         prob_pred=prob_pred.tolist(),
@@ -287,19 +310,7 @@ def calibration(y: Any, p: Any, n_bins: int = 10, strategy: str = "quantile") ->
     if not _both_classes(y):
         out["note"] = "only one class present: calibration slope and intercept undefined"
         return out
-    lp = logit(np.clip(p, LOGIT_EPS, 1.0 - LOGIT_EPS))
-    fit = _logistic_fit(y.astype(np.float64), lp, None)
-    if fit is not None:
-        out["intercept"] = float(fit[0])
-    # Complete or quasi-complete separation (ties only at the boundary): the slope's MLE does not exist.
-    if lp[y == 1].min() >= lp[y == 0].max() or lp[y == 1].max() <= lp[y == 0].min():
-        out["note"] = "logit(p) separates the classes: calibration slope undefined"
-        return out
-    fit = _logistic_fit(y.astype(np.float64), np.zeros(y.size), lp)
-    if fit is not None:
-        out["slope"] = float(fit[1])
-    else:
-        out["note"] = "the logistic recalibration fit did not converge"
+    out["intercept"], out["slope"], out["note"] = _recalibration(y, p)
     return out
 
 
@@ -317,6 +328,53 @@ def _plain(value: Any) -> Any:
     if isinstance(value, np.floating):
         return float(value)
     return value
+
+
+def _known_cases(y: Any, p: Any) -> tuple[np.ndarray, np.ndarray, int]:
+    """Check ``y`` and ``p`` and keep the cases with a known label: their labels, their probabilities and the number
+    of cases dropped."""
+    y_arr = np.asarray(y)
+    if y_arr.ndim != 1:
+        raise ValueError(f"y must be 1-D, got shape {y_arr.shape}")
+    try:
+        # None (an empty cell read as object) is an unknown label like NaN.
+        y_float = np.array([math.nan if v is None else v for v in y_arr.tolist()], dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"y must hold 0/1 labels or NaN/None for unknown, got dtype {y_arr.dtype}") from exc
+    p_all = np.asarray(p, dtype=np.float64)
+    if p_all.shape != y_arr.shape:
+        raise ValueError(f"p must have the shape of y {y_arr.shape}, got {p_all.shape}")
+    known = ~np.isnan(y_float)
+    y_known = _labels(y_float[known])
+    p_known = _scores(p_all[known], y_known.size, probability=True)
+    return y_known, p_known, int((~known).sum())
+
+
+def _auc_with_cis(y: np.ndarray, p: np.ndarray, n_boot: int, alpha: float, seed: int,
+                  notes: list[str]) -> tuple[float, float, tuple[float, float], tuple[float, float]]:
+    """The AUC, its DeLong variance and its DeLong and bootstrap CIs (NaN when undefined, with a line in ``notes``)."""
+    n, n_pos = int(y.size), int(y.sum())
+    auc, var = auc_delong(y, p)
+    if math.isnan(auc):
+        notes.append(f"AUC undefined: {n_pos} altered and {n - n_pos} not among {n} cases with known labels")
+        ci_delong, ci_boot = (math.nan, math.nan), (math.nan, math.nan)
+    else:
+        ci_delong = auc_ci_delong(y, p, alpha)[1:]
+        ci_boot = auc_ci_bootstrap(y, p, n_boot=n_boot, alpha=alpha, seed=seed, stratified=True)[1:]
+        if math.isnan(var):
+            notes.append("DeLong variance undefined: a class has a single case")
+    return auc, var, ci_delong, ci_boot
+
+
+def _choose_threshold(threshold: float | None, y: np.ndarray, p: np.ndarray,
+                      notes: list[str]) -> tuple[float, str]:
+    """The decision threshold and its source: the one given, else Youden's on these data (noted), else 0.5."""
+    if threshold is not None:
+        return threshold, "given"
+    if _both_classes(y):
+        notes.append("threshold chosen by Youden's J on the evaluated data: threshold metrics are optimistic")
+        return youden_threshold(y, p), "youden_same_data"
+    return 0.5, "default_0.5"
 
 
 def evaluate_marker(
@@ -349,47 +407,18 @@ def evaluate_marker(
         NaN and other caveats).
     """
     _check_alpha(alpha)
-    y_arr = np.asarray(y)
-    if y_arr.ndim != 1:
-        raise ValueError(f"y must be 1-D, got shape {y_arr.shape}")
-    try:
-        # None (an empty cell read as object) is an unknown label like NaN.
-        y_float = np.array([math.nan if v is None else v for v in y_arr.tolist()], dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"y must hold 0/1 labels or NaN/None for unknown, got dtype {y_arr.dtype}") from exc
-    p_all = np.asarray(p, dtype=np.float64)
-    if p_all.shape != y_arr.shape:
-        raise ValueError(f"p must have the shape of y {y_arr.shape}, got {p_all.shape}")
-    known = ~np.isnan(y_float)
-    y_known = _labels(y_float[known])
-    p_known = _scores(p_all[known], y_known.size, probability=True)
+    y_known, p_known, n_unknown = _known_cases(y, p)
     n, n_pos = int(y_known.size), int(y_known.sum())
     notes: list[str] = []
-
-    auc, var = auc_delong(y_known, p_known)
-    if math.isnan(auc):
-        notes.append(f"AUC undefined: {n_pos} altered and {n - n_pos} not among {n} cases with known labels")
-        ci_delong, ci_boot = (math.nan, math.nan), (math.nan, math.nan)
-    else:
-        ci_delong = auc_ci_delong(y_known, p_known, alpha)[1:]
-        ci_boot = auc_ci_bootstrap(y_known, p_known, n_boot=n_boot, alpha=alpha, seed=seed, stratified=True)[1:]
-        if math.isnan(var):
-            notes.append("DeLong variance undefined: a class has a single case")
-
-    if threshold is not None:
-        source = "given"
-    elif _both_classes(y_known):
-        threshold, source = youden_threshold(y_known, p_known), "youden_same_data"
-        notes.append("threshold chosen by Youden's J on the evaluated data: threshold metrics are optimistic")
-    else:
-        threshold, source = 0.5, "default_0.5"
+    auc, var, ci_delong, ci_boot = _auc_with_cis(y_known, p_known, n_boot, alpha, seed, notes)
+    threshold, source = _choose_threshold(threshold, y_known, p_known, notes)
     cal = calibration(y_known, p_known)
     return _plain(
         {
             "n": n,
             "n_pos": n_pos,
             "n_neg": n - n_pos,
-            "n_unknown": int((~known).sum()),
+            "n_unknown": n_unknown,
             "auc": auc,
             "auc_se": math.sqrt(var) if var >= 0 else math.nan,
             "auc_ci_delong": ci_delong,

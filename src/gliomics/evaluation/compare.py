@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -39,8 +40,10 @@ def _paired(ref: dict, other: dict, marker: str) -> tuple[np.ndarray, np.ndarray
 
 
 def compare_runs(runs: list[Path | str], data: Path | str, *, markers: Path | str | None, out: Path | str,
-                 device: str = "auto", n_boot: int = 1000, progress: bool = True) -> dict[str, Any]:
-    """Predict ``data`` with every run, evaluate each, and compare them with the first run as reference."""
+                 device: str = "auto", n_boot: int = 1000, progress: bool = True,
+                 options: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Predict ``data`` with every run (each with its own prediction options, ``options`` overriding them),
+    evaluate each, and compare them with the first run as reference."""
     from gliomics.inference.predictor import Predictor
 
     runs = [Path(r) for r in runs]
@@ -53,7 +56,7 @@ def compare_runs(runs: list[Path | str], data: Path | str, *, markers: Path | st
     rows, per_case, bayes = [], {}, None
     for run, name in zip(runs, names):
         pred_dir, eval_dir = out / name / "predictions", out / name / "evaluation"
-        Predictor(device).load(run).predict_folder(data, pred_dir, progress=progress)
+        Predictor(device, options=options).load(run).predict_folder(data, pred_dir, progress=progress)
         summary = evaluate_predictions(pred_dir, data, markers=markers, out=eval_dir, n_boot=n_boot)
         per_case[name] = _per_case(eval_dir)
         bayes = summary.get("bayes_optimal_auc", bayes)  # the same cases for every run

@@ -249,6 +249,33 @@ def evaluate_predictions(pred_dir: Path | str, ref: Path | str, *, markers: Path
                        title=f"{pred_dir} against {ref}", rule=rule)
 
 
+def _site_summary(rows: list[dict], n_boot: int, *, brats2025: bool) -> dict[str, dict]:
+    """Per site (``unknown`` where a case has none): its cases, mean Dice, mean lesion-wise Dice and markers."""
+    groups: dict[str, list[dict]] = {}
+    for r in rows:
+        groups.setdefault(str(r.get("site") or "unknown"), []).append(r)
+    return {site: {"cases": len(g), "mean_dice": mean_ci(_case_mean(g, "dice"), n_boot),
+                   "mean_lesion_dice": mean_ci(_case_mean(g, "lesion_dice"), n_boot),
+                   **({"mean_lesion_dice_brats2025": mean_ci(_brats2025_case_means(g), n_boot)} if brats2025 else {}),
+                   "markers": _marker_summary(g, n_boot)}
+            for site, g in sorted(groups.items())}
+
+
+def _tables(summary: dict[str, Any], title: str, rule: str) -> list[str]:
+    """The Markdown tables of an evaluation summary (``tables.md``), in page order."""
+    md = [f"# Evaluation of {title} ({summary['cases']} cases)", "",
+          segmentation_table(summary["segmentation"], lesion_wise=rule != "brats2025")]
+    if "segmentation_brats2025" in summary:
+        md.append(brats2025_table(summary["segmentation_brats2025"]))
+    md += [marker_table(summary["markers"], summary.get("bayes_optimal_auc")),
+           decision_table(summary["markers"]), review_table(summary["review"])]
+    if "cmaf" in summary:
+        md.append(cmaf_table(summary["cmaf"]))
+    if "by_site" in summary:
+        md.append(site_table(summary["by_site"]))
+    return md
+
+
 def score_cases(pred_dir: Path, cases: list, table: dict, *, out: Path, by: str | None = None, n_boot: int = 2000,
                 truth_files: list[Path] = (), title: str = "", rule: str = "both") -> dict[str, Any]:
     """Score the predictions in ``pred_dir`` of ``cases`` (with reference segmentations where they have them) and
@@ -297,27 +324,8 @@ def score_cases(pred_dir: Path, cases: list, table: dict, *, out: Path, by: str 
     if by:
         if by != "site":
             raise InputError(f"--by {by}: only 'site' is supported")
-        groups: dict[str, list[dict]] = {}
-        for r in rows:
-            groups.setdefault(str(r.get("site") or "unknown"), []).append(r)
-        summary["by_site"] = {
-            site: {"cases": len(g), "mean_dice": mean_ci(_case_mean(g, "dice"), n_boot),
-                   "mean_lesion_dice": mean_ci(_case_mean(g, "lesion_dice"), n_boot),
-                   **({"mean_lesion_dice_brats2025": mean_ci(_brats2025_case_means(g), n_boot)}
-                      if brats2025 else {}),
-                   "markers": _marker_summary(g, n_boot)}
-            for site, g in sorted(groups.items())}
-
-    md = [f"# Evaluation of {title} ({len(rows)} cases)", "",
-          segmentation_table(summary["segmentation"], lesion_wise=rule != "brats2025")]
-    if brats2025:
-        md.append(brats2025_table(brats2025))
-    md += [marker_table(summary["markers"], bayes),
-          decision_table(summary["markers"]), review_table(summary["review"])]
-    if cmaf:
-        md.append(cmaf_table(cmaf))
-    if "by_site" in summary:
-        md.append(site_table(summary["by_site"]))
+        summary["by_site"] = _site_summary(rows, n_boot, brats2025=bool(brats2025))
+    md = _tables(summary, title, rule)
     out.mkdir(parents=True, exist_ok=True)
     write_rows(out / "per_case.csv", rows)
     for name, text in (("summary.json", json.dumps(summary, indent=2, default=float)), ("tables.md", "\n".join(md))):

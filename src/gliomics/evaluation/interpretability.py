@@ -41,6 +41,7 @@ def explain_cohort(run: Path | str, pred_dir: Path | str, ref: Path | str, out: 
     """Grad-CAM shares of every predicted case of ``ref`` with ``run`` (the run that made ``pred_dir``), added to the
     evaluation folder ``out``: ``gradcam_share`` in ``summary.json`` and a table in ``tables.md``."""
     from gliomics.inference.explanation_maps import compute_case_maps
+    from gliomics.inference.prediction import record_options
     from gliomics.inference.predictor import Predictor
     from gliomics.io import discover_cases
     from gliomics.io.predictions import read_prediction_record
@@ -53,9 +54,7 @@ def explain_cohort(run: Path | str, pred_dir: Path | str, ref: Path | str, out: 
         if not (pred_dir / f"{case.case_id}.json").is_file() or not seg_path.is_file():
             continue
         record = read_prediction_record(pred_dir / f"{case.case_id}.json", case.case_id)
-        maps = compute_case_maps(predictor.model, predictor.config, case, seg_path=seg_path,
-                                 sequences=record.get("sequences_present"), device=predictor.device,
-                                 precision=(record.get("hardware") or {}).get("precision", "fp32"))
+        maps = compute_case_maps(predictor, case, predictor.predict(case, options=record_options(record)))
         for m, cam in maps.gradcam.items():
             shares = gradcam_shares(cam, maps.seg)
             if shares is not None:

@@ -101,7 +101,8 @@ def _summarise(name: str, eval_dir: Path, intact: dict[str, dict[str, str]] | No
 
 def run_robustness(run: Path | str, data: Path | str, *, markers: Path | str | None, out: Path | str,
                    names: Sequence[str] | None = None, tta: bool = False, n_boot: int = 1000, device: str = "auto",
-                   precision: str = "auto", seed: int = 0, progress: bool = True) -> dict[str, Any]:
+                   precision: str = "auto", seed: int = 0, progress: bool = True,
+                   options: dict[str, Any] | None = None) -> dict[str, Any]:
     """Predict and evaluate ``data`` under each condition (all of :func:`condition_names` unless ``names``; the
     intact condition is always first) and write into ``out``, as one folder (nothing is left of it on an error),
     ``robustness.json``, ``robustness.md`` and ``robustness_dice_drop.png``, with each condition's predictions and
@@ -116,31 +117,30 @@ def run_robustness(run: Path | str, data: Path | str, *, markers: Path | str | N
     unknown = [n for n in chosen if n not in every]
     if unknown:
         raise InputError(f"unknown condition {unknown[0]!r}; choose among: {', '.join(every)}")
-    # bad input fails here, before anything is written
-    Predictor(device, precision=precision).load(run)
+    # bad input fails here, before anything is written; the run is loaded once, the conditions are options
+    predictor = Predictor(device, options={**(options or {}), **({"tta": True} if tta else {})},
+                          precision=precision).load(run)
     discover_cases(data)
     if markers is not None:
         read_markers(markers)
     with staged_folder(out) as staged:
-        result = _run_conditions(run, data, markers, staged, every, chosen, tta=tta, n_boot=n_boot, device=device,
-                                 precision=precision, seed=seed, progress=progress)
+        result = _run_conditions(predictor, run, data, markers, staged, every, chosen, tta=tta, n_boot=n_boot,
+                                 seed=seed, progress=progress)
     return result
 
 
-def _run_conditions(run, data, markers, out: Path, every: dict, chosen: list[str], *, tta: bool, n_boot: int,
-                    device: str, precision: str, seed: int, progress: bool) -> dict[str, Any]:
-    from gliomics.data.degradations import DegradeSequenced
+def _run_conditions(predictor, run, data, markers, out: Path, every: dict, chosen: list[str], *, tta: bool,
+                    n_boot: int, seed: int, progress: bool) -> dict[str, Any]:
     from gliomics.evaluation.evaluate import evaluate_predictions
-    from gliomics.inference.predictor import Predictor
 
     results, intact_rows = [], None
     for i, name in enumerate(chosen):
         spec = every[name]
         folder = out / "conditions" / f"{i:02d}_{name.replace(' ', '_').replace('+', '').replace('%', 'pct')}"
-        degrade = DegradeSequenced(spec["degradation"], seed=seed) if spec["degradation"] else None
-        predictor = Predictor(device, tta=tta, precision=precision, sequences=spec["sequences"], degrade=degrade)
-        predictor.load(run)
-        predictor.predict_folder(data, folder / "predictions", progress=progress)
+        d = spec["degradation"]
+        degrade = {"sequence": d.sequence, "name": d.name, "seed": seed} if d else None
+        predictor.predict_folder(data, folder / "predictions", progress=progress,
+                                 options={"sequences": spec["sequences"], "degrade": degrade})
         evaluate_predictions(folder / "predictions", data, markers=markers, out=folder / "evaluation", n_boot=n_boot,
                              rule="brats2024")
         results.append(_summarise(name, folder / "evaluation", intact_rows, n_boot))

@@ -148,6 +148,73 @@ def hd95(pred_mask: np.ndarray, ref_mask: np.ndarray, spacing: Sequence[float]) 
     return _hd95_nonempty(pred, ref, spacing)
 
 
+def _label_lesions(pred: np.ndarray, ref: np.ndarray) -> tuple[np.ndarray, int, np.ndarray, int, np.ndarray]:
+    """Label the 26-connected predicted components and the reference lesions (components merged by dilation).
+
+    Returns the predicted labels and their count, the labels of the dilated reference and their count, and the
+    reference voxels labelled with their lesion.
+    """
+    structure = np.ones((3,) * pred.ndim, dtype=bool)
+    pred_labels, n_pred = ndimage.label(pred, structure=structure)
+    if ref.any():
+        dilated = ndimage.binary_dilation(ref, structure=structure, iterations=DILATION_ITERATIONS)
+        dilated_labels, n_lesions = ndimage.label(dilated, structure=structure)
+    else:
+        dilated_labels, n_lesions = np.zeros(ref.shape, dtype=np.int32), 0
+    lesion_labels = np.where(ref, dilated_labels, 0)
+    return pred_labels, n_pred, dilated_labels, n_lesions, lesion_labels
+
+
+def _touching_pairs(pred_labels: np.ndarray, n_pred: int, dilated_labels: np.ndarray, n_lesions: int) -> np.ndarray:
+    """The (predicted component, lesion) pairs that touch, i.e. overlap within the lesion's dilated mask, as a
+    ``2 x n`` array sorted by pair."""
+    touching = (pred_labels > 0) & (dilated_labels > 0)
+    keys = pred_labels[touching].astype(np.int64) * (n_lesions + 1) + dilated_labels[touching]
+    # A histogram of the pair keys is much faster than sorting them when the label counts are modest.
+    if (n_pred + 1) * (n_lesions + 1) <= 1 << 20:
+        keys = np.flatnonzero(np.bincount(keys, minlength=1))
+    else:
+        keys = np.unique(keys)
+    return np.stack([keys // (n_lesions + 1), keys % (n_lesions + 1)])
+
+
+def _score_lesions(
+    pred_labels: np.ndarray,
+    dilated_labels: np.ndarray,
+    lesion_labels: np.ndarray,
+    pairs: np.ndarray,
+    lesion_volumes: np.ndarray,
+    min_volume_mm3: float,
+    spacing: tuple[float, ...],
+    with_hd95: bool,
+) -> tuple[float, float, int, int]:
+    """Sum the Dice and HD95 of every reference lesion over ``min_volume_mm3`` against the predicted components
+    touching it.
+
+    Returns the Dice sum, the HD95 sum (penalty for missed lesions), and the counts of touched and missed lesions.
+    """
+    pred_boxes = ndimage.find_objects(pred_labels)
+    lesion_boxes = ndimage.find_objects(dilated_labels)
+    dice_sum, hd_sum, n_tp, n_fn = 0.0, 0.0, 0, 0
+    for lesion in range(1, len(lesion_volumes)):
+        if lesion_volumes[lesion] <= min_volume_mm3:
+            continue
+        components = pairs[0][pairs[1] == lesion]
+        if components.size == 0:
+            n_fn += 1
+            hd_sum += HD95_PENALTY_MM
+            continue
+        n_tp += 1
+        # The lesion lies in its dilated box and each touching component in its own box: their union holds both.
+        sub = _union_box(lesion_boxes[lesion - 1], *(pred_boxes[c - 1] for c in components))
+        lesion_mask = lesion_labels[sub] == lesion
+        pred_union = np.isin(pred_labels[sub], components)
+        dice_sum += dice(pred_union, lesion_mask)
+        if with_hd95:
+            hd_sum += _hd95_nonempty(pred_union, lesion_mask, spacing)
+    return dice_sum, hd_sum, n_tp, n_fn
+
+
 def lesion_wise(
     pred_mask: np.ndarray,
     ref_mask: np.ndarray,
@@ -184,46 +251,13 @@ def lesion_wise(
         return {"lesion_dice": 1.0, "lesion_hd95": 0.0, "lesion_tp": 0, "lesion_fn": 0, "lesion_fp": 0}
     pred, ref = pred[box], ref[box]
 
-    structure = np.ones((3,) * pred.ndim, dtype=bool)
-    pred_labels, n_pred = ndimage.label(pred, structure=structure)
-    if ref.any():
-        dilated = ndimage.binary_dilation(ref, structure=structure, iterations=DILATION_ITERATIONS)
-        dilated_labels, n_lesions = ndimage.label(dilated, structure=structure)
-    else:
-        dilated_labels, n_lesions = np.zeros(ref.shape, dtype=np.int32), 0
-    lesion_labels = np.where(ref, dilated_labels, 0)
+    pred_labels, n_pred, dilated_labels, n_lesions, lesion_labels = _label_lesions(pred, ref)
     lesion_volumes = np.bincount(lesion_labels.ravel(), minlength=n_lesions + 1) * voxel_mm3
-
-    # (predicted component, lesion) pairs that touch, i.e. overlap within the lesion's dilated mask.
-    touching = (pred_labels > 0) & (dilated_labels > 0)
-    keys = pred_labels[touching].astype(np.int64) * (n_lesions + 1) + dilated_labels[touching]
-    # A histogram of the pair keys is much faster than sorting them when the label counts are modest.
-    if (n_pred + 1) * (n_lesions + 1) <= 1 << 20:
-        keys = np.flatnonzero(np.bincount(keys, minlength=1))
-    else:
-        keys = np.unique(keys)
-    pairs = np.stack([keys // (n_lesions + 1), keys % (n_lesions + 1)])
+    pairs = _touching_pairs(pred_labels, n_pred, dilated_labels, n_lesions)
     n_fp = n_pred - np.unique(pairs[0]).size
-
-    pred_boxes = ndimage.find_objects(pred_labels)
-    lesion_boxes = ndimage.find_objects(dilated_labels)
-    dice_sum, hd_sum, n_tp, n_fn = 0.0, 0.0, 0, 0
-    for lesion in range(1, n_lesions + 1):
-        if lesion_volumes[lesion] <= min_volume_mm3:
-            continue
-        components = pairs[0][pairs[1] == lesion]
-        if components.size == 0:
-            n_fn += 1
-            hd_sum += HD95_PENALTY_MM
-            continue
-        n_tp += 1
-        # The lesion lies in its dilated box and each touching component in its own box: their union holds both.
-        sub = _union_box(lesion_boxes[lesion - 1], *(pred_boxes[c - 1] for c in components))
-        lesion_mask = lesion_labels[sub] == lesion
-        pred_union = np.isin(pred_labels[sub], components)
-        dice_sum += dice(pred_union, lesion_mask)
-        if with_hd95:
-            hd_sum += _hd95_nonempty(pred_union, lesion_mask, spacing)
+    dice_sum, hd_sum, n_tp, n_fn = _score_lesions(
+        pred_labels, dilated_labels, lesion_labels, pairs, lesion_volumes, min_volume_mm3, spacing, with_hd95
+    )
 
     hd_sum += n_fp * HD95_PENALTY_MM
     count = n_tp + n_fn + n_fp

@@ -8,6 +8,7 @@ the *internal* figures of a run (the paper's Table 3) come from one command, nex
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -46,9 +47,11 @@ def split_cases(run: Path, split: str) -> tuple[list, list[Path]]:
 
 def evaluate_split(run: Path | str, split: str, out: Path | str, *, tta: bool = False, device: str = "auto",
                    precision: str = "auto", by: str | None = None, n_boot: int = 2000,
-                   progress: bool = True, rule: str = "both") -> dict[str, Any]:
-    """Predict the ``split`` cases of ``run`` into ``out/predictions`` (as ``gliomics predict`` would, with flip TTA
-    if asked) and score them into ``out``; returns the summary of
+                   progress: bool = True, rule: str = "both",
+                   options: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Predict the ``split`` cases of ``run`` into ``out/predictions`` (as ``gliomics predict`` would: the run's
+    prediction options, with flip TTA if asked and ``options`` overriding them) and score them into ``out``; returns
+    the summary of
     :func:`~gliomics.evaluation.evaluate.score_cases`, with ``split`` and ``run`` added."""
     from tqdm import tqdm
 
@@ -60,7 +63,8 @@ def evaluate_split(run: Path | str, split: str, out: Path | str, *, tta: bool = 
     if out.exists() and not out.is_dir():
         raise OutputError(f"{out}: output path exists and is not a folder")
     cases, datas = split_cases(run, split)
-    predictor = Predictor(device, tta=tta, precision=precision).load(run)
+    predictor = Predictor(device, options={**({"tta": True} if tta else {}), **(options or {})},
+                          precision=precision).load(run)
     pred_dir = out / PREDICTIONS
     pred_dir.mkdir(parents=True, exist_ok=True)
     for c in tqdm(cases, desc=f"predict {split}", unit="case", disable=not progress):

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 from monai.inferers import sliding_window_inference
@@ -186,3 +188,30 @@ def marker_probabilities(markers: dict[str, torch.Tensor] | None) -> dict[str, f
     if not markers:
         return {}
     return {m: float(torch.sigmoid(markers[m].float().flatten()[0])) for m in MARKERS if m in markers}
+
+
+@dataclass
+class NetworkOutput:
+    """What the network said about one preprocessed volume, averaged over its passes (flips, ensemble members).
+
+    Attributes:
+        probs: Class probabilities ``1 × K × spatial`` in the network grid, or None for a marker-only model.
+        markers: Marker logits (one value each), or None.
+        alpha: CMAF weights ``1 × S × spatial``, or None.
+        pool_weights: Attention-pooling weights of the first pass at the encoder's grid, or None.
+        passes: What each pass said on its own (:func:`single_pass`, joined by :func:`join_passes`).
+        uncertainty: The passes' disagreement (:func:`~gliomics.inference.uncertainty.case_uncertainty`), None with
+            one pass.
+    """
+
+    probs: torch.Tensor | None
+    markers: dict[str, torch.Tensor] | None
+    alpha: torch.Tensor | None
+    pool_weights: torch.Tensor | None
+    passes: dict[str, Any]
+    uncertainty: dict[str, Any] | None = None
+
+    @property
+    def marker_probabilities(self) -> dict[str, float]:
+        """Sigmoid of the marker logits, in :data:`MARKERS` order."""
+        return marker_probabilities(self.markers)

@@ -7,29 +7,26 @@ backward pass per marker (Captum's :class:`~captum.attr.LayerGradCam`, Selvaraju
 Everything is returned in the preprocessed grid (RAS, resampled, cropped to the brain), where the image, the predicted
 segmentation and the maps share voxels; the maps are NaN outside the window.
 
-Given the :class:`~gliomics.inference.prediction.Prediction` in memory (``gliomics predict --report``), the case is not
-read or preprocessed again, and where the prediction ran over the whole volume its CMAF and pooling weights are the
-maps: the only passes left are Grad-CAM's.
+The maps come through the :class:`~gliomics.inference.predictor.Predictor` that predicts the case, so an ensemble's
+maps are its members' mean. Given the :class:`~gliomics.inference.prediction.Prediction` in memory (``gliomics predict
+--report``), the case is not read or preprocessed again, and where the prediction ran over the whole volume its CMAF
+and pooling weights are the maps: the only passes left are Grad-CAM's.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
 from gliomics.constants import MARKERS
-from gliomics.inference.engine import marker_probabilities
 from gliomics.io import Case, voxel_spacing
-from gliomics.runtime.hardware import autocast
 
 logger = logging.getLogger(__name__)
 
@@ -149,55 +146,37 @@ def _embed(values: np.ndarray, shape: tuple[int, ...], window: tuple[slice, ...]
     return out
 
 
-def compute_case_maps(model: nn.Module, config, case: Case, *, seg_path: Path | None,
-                      sequences: Sequence[str] | None, device: torch.device | str = "cpu",
-                      layer_names: Sequence[str] = GRADCAM_LAYERS, precision: str = "fp32",
-                      readout=None, prediction=None) -> CaseMaps:
-    """Preprocess ``case`` as the predictor does (or take it from ``prediction``) and compute its maps at the
-    tumour-centred window.
+def compute_case_maps(predictor, case: Case, prediction=None, *,
+                      layer_names: Sequence[str] = GRADCAM_LAYERS) -> CaseMaps:
+    """The maps of ``case`` at its tumour-centred window, from every member of ``predictor`` (one network, or an
+    ensemble's: their maps averaged).
 
     Args:
-        model: The trained network, in eval mode on ``device``.
-        config: The run's :class:`~gliomics.config.RunConfig` (spacing, patch size).
+        predictor: A loaded :class:`~gliomics.inference.predictor.Predictor`: its preprocessing, members, marker
+            readouts and options are the prediction's.
         case: The input case.
-        seg_path: The predicted segmentation (``<case>_seg.nii.gz``, in the input geometry), brought into the
-            network grid with the image; None for a marker-only model. Unused with ``prediction``.
-        sequences: The sequences the prediction used (the JSON's ``sequences_present``); None for all.
-        device: Where the model is.
+        prediction: The case's :class:`~gliomics.inference.prediction.Prediction`, in memory; None predicts it
+            here. Its preprocessed input and network-grid labels are used and, where the window is the whole
+            volume, its CMAF and pooling weights (already the members' mean).
         layer_names: Grad-CAM target layers to look for.
-        precision: The precision of the forward pass (the prediction's, ``hardware.precision`` of its JSON), so that
-            a volume explained whole gives the marker probabilities of a prediction without TTA.
-        readout: The run's marker readout where the prediction used it: the pass's marker probabilities are then the
-            readout's on the pass's label map (:func:`~gliomics.inference.marker_readout.replace_head_markers`).
-        prediction: The case's :class:`~gliomics.inference.prediction.Prediction`, in memory: its preprocessed
-            input and labels are used, and, where the window is the whole volume, its CMAF and pooling weights.
     """
     start = time.perf_counter()
-    divisor = int(getattr(model, "size_divisor", 16))
-    if prediction is not None:
-        image, present = prediction.image, prediction.present.bool()
-        seg = prediction.labels.numpy().astype(np.uint8) if prediction.labels is not None else None
-    else:
-        from gliomics.data.transforms import inference_transforms
-        from gliomics.inference.engine import pad_multiple
-
-        transform = inference_transforms(spacing=config.data.working_spacing, sequences=sequences,
-                                         divisible=pad_multiple(model), load_seg=seg_path is not None)
-        data = transform({"case": dataclasses.replace(case, seg=seg_path, label_map=None)})
-        image, present = data["image"], data["present"].bool()
-        seg = np.asarray(data["label"][0]).astype(np.uint8) if seg_path is not None else None
+    if prediction is None:
+        prediction = predictor.predict(case)
+    image, present = prediction.image, prediction.present.bool()
+    seg = prediction.labels.numpy().astype(np.uint8) if prediction.labels is not None else None
     spatial = tuple(int(s) for s in image.shape[1:])
     mask = seg > 0 if seg is not None else np.zeros(spatial, dtype=bool)
-    window = analysis_window(mask, config.train.patch_size, divisor, config.inference.whole_volume_factor)
-    affine = np.asarray(image.affine, dtype=np.float64)
-    spacing = voxel_spacing(affine)
-
-    x = image.as_tensor()[(None, slice(None), *window)].float().to(device)
-    flags = present[None].to(device)
+    config = predictor.config
+    window = analysis_window(mask, config.train.patch_size, int(getattr(predictor.model, "size_divisor", 16)),
+                             config.inference.whole_volume_factor)
+    spacing = voxel_spacing(np.asarray(image.affine, dtype=np.float64))
+    x = image.as_tensor()[(None, slice(None), *window)].float().to(predictor.device)
+    flags = present[None].to(predictor.device)
     maps = CaseMaps(image=np.asarray(image.as_tensor(), dtype=np.float32), present=tuple(present.tolist()),
                     spacing=spacing, seg=seg, window=window)
     whole = all(s.start == 0 and s.stop == n for s, n in zip(window, spatial))
-    if prediction is not None and whole and (prediction.alpha is not None or prediction.pool_weights is not None):
+    if whole and (prediction.alpha is not None or prediction.pool_weights is not None):
         maps.from_prediction = True
         if prediction.alpha is not None:
             maps.alpha = prediction.alpha.numpy().astype(np.float32)
@@ -205,32 +184,35 @@ def compute_case_maps(model: nn.Module, config, case: Case, *, seg_path: Path | 
             maps.pool_weights = _pool_map(prediction.pool_weights[None], spatial, window)
         explained = [m for m in MARKERS if m in prediction.markers]
     else:
-        with torch.no_grad(), autocast(torch.device(device), precision):
-            out = model(x, flags)
-        if readout is not None and out.get("seg") is not None and out.get("markers"):
-            from gliomics.inference.engine import single_pass
-            from gliomics.inference.marker_readout import replace_head_markers
-
-            pass_out = {"markers": out["markers"],
-                        "passes": single_pass(torch.softmax(out["seg"].float(), 1).cpu(), out["markers"])}
-            replace_head_markers(readout, pass_out, x[0].cpu(), float(np.prod(spacing)))
-            out = {**out, "markers": pass_out["markers"]}
-        maps.window_markers = marker_probabilities(out.get("markers"))
-        if out.get("alpha") is not None:
-            maps.alpha = _embed(out["alpha"][0].float().cpu().numpy(), spatial, window)
-        if out.get("pool_weights") is not None:
-            maps.pool_weights = _pool_map(out["pool_weights"].float(), spatial, window)
-        explained = [m for m in MARKERS if m in (out.get("markers") or {})]
-    found = find_gradcam_layer(model, layer_names)
-    if found is not None and explained:
-        maps.gradcam_layer, layer = found
-        for m in explained:
-            cam = grad_cam(model, x, flags, m, layer)[0, 0].cpu().numpy()
-            maps.gradcam[m] = _embed(cam, spatial, window)
-    elif found is None:
-        logger.info("%s has none of the Grad-CAM layers %s", type(model).__name__, list(layer_names))
+        # the window's pass through the members, with the readout where the prediction used it, as prediction does
+        out = predictor.network_output(x, flags, float(np.prod(spacing)), predictor.options.updated({"tta": False}))
+        maps.window_markers = out.marker_probabilities
+        if out.alpha is not None:
+            maps.alpha = _embed(out.alpha[0].float().cpu().numpy(), spatial, window)
+        if out.pool_weights is not None:
+            maps.pool_weights = _pool_map(out.pool_weights.float(), spatial, window)
+        explained = [m for m in MARKERS if m in (out.markers or {})]
+    _ensemble_gradcam(maps, predictor.modules, x, flags, explained, layer_names)
     maps.seconds = time.perf_counter() - start
     return maps
+
+
+def _ensemble_gradcam(maps: CaseMaps, modules: Sequence[nn.Module], x: torch.Tensor, flags: torch.Tensor,
+                      explained: Sequence[str], layer_names: Sequence[str]) -> None:
+    """Grad-CAM of each explained marker in ``maps``: the mean over ``modules`` of each one's map, scaled to
+    [0, 1] again."""
+    spatial = maps.image.shape[1:]
+    for module in modules:
+        found = find_gradcam_layer(module, layer_names)
+        if found is None:
+            logger.info("%s has none of the Grad-CAM layers %s", type(module).__name__, list(layer_names))
+            continue
+        maps.gradcam_layer, layer = found
+        for m in explained:
+            cam = grad_cam(module, x, flags, m, layer)[0, 0].cpu().numpy()
+            maps.gradcam[m] = maps.gradcam.get(m, 0) + cam / len(modules)
+    for m, cam in maps.gradcam.items():
+        maps.gradcam[m] = _embed(cam / max(float(cam.max()), 1e-12), spatial, maps.window)
 
 
 def randomised_copy(model: nn.Module, seed: int = 0) -> nn.Module:

@@ -42,11 +42,16 @@ def remove_small_components(seg: np.ndarray, spacing: tuple[float, ...], *, min_
     Whole-tumour components are removed with all their labels; a small stray cavity (often CSF mistaken for a
     resection cavity) is removed on its own, which decides the RC score of pre-operative cases.
     """
-    voxel_mm3 = float(np.prod(spacing))
+    return _remove_small(seg, float(np.prod(spacing)), min_volume_mm3,
+                         min_rc_volume_mm3 if min_rc_volume_mm3 is not None else min_volume_mm3)
+
+
+def _remove_small(seg: np.ndarray, voxel_mm3: float, min_volume_mm3: float, min_rc_volume_mm3: float) -> np.ndarray:
+    """:func:`remove_small_components` with the voxel volume given."""
     out = seg.copy()
     for mask, limit in (
         (np.isin(out, REGIONS["WT"]), min_volume_mm3),
-        (out == LABELS["RC"], min_rc_volume_mm3 if min_rc_volume_mm3 is not None else min_volume_mm3),
+        (out == LABELS["RC"], min_rc_volume_mm3),
     ):
         if not mask.any() or limit <= 0:
             continue
@@ -232,14 +237,16 @@ def relabel_detached_cavities(labels: torch.Tensor) -> tuple[torch.Tensor, int]:
 def postprocess_labels(probs: torch.Tensor, labels: torch.Tensor, voxel_mm3: float, *,
                        min_component_mm3: Mapping[str, float] | None = None,
                        min_label_mm3: Mapping[str, float] | None = None,
-                       detached_cavities: bool = True) -> tuple[torch.Tensor, dict[str, Any]]:
-    """A prediction's label map after post-processing, in the network grid, and what was done (the record's
-    ``postprocessing``; empty when nothing applied).
+                       detached_cavities: bool = True,
+                       min_volume_mm3: float = 0.0) -> tuple[torch.Tensor, dict[str, Any]]:
+    """A prediction's label map after post-processing, on the grid it is written on, and what was done (the
+    record's ``postprocessing``; empty when nothing applied). Prediction and validation alike call it once.
 
     In order: components below their label's minimum (:func:`relabel_small_components`), cavities apart from the
     tumour (:func:`relabel_detached_cavities`), labels below their minimum volume (:func:`suppress_small_labels`),
     and, where a label was suppressed, the component minimums again, so that they hold for the map written (never
-    giving a fragment back to a suppressed label).
+    giving a fragment back to a suppressed label); last, whole-tumour and cavity components below
+    ``min_volume_mm3`` (:func:`remove_small_components`).
 
     Args:
         probs: Class probabilities, K × spatial.
@@ -248,6 +255,7 @@ def postprocess_labels(probs: torch.Tensor, labels: torch.Tensor, voxel_mm3: flo
         min_component_mm3: The run's minimum component volume per label, or None (not applied).
         min_label_mm3: The run's minimum volume per label, or None (not applied).
         detached_cavities: Apply :func:`relabel_detached_cavities`.
+        min_volume_mm3: Whole-tumour and cavity components smaller than this are removed (0: none).
 
     Every rule only relabels labelled voxels, so the rules run on the bounding box of the labelled voxels, which
     makes them cheap on a fine grid (a 1 mm input whose probabilities were resampled to it).
@@ -257,8 +265,13 @@ def postprocess_labels(probs: torch.Tensor, labels: torch.Tensor, voxel_mm3: flo
         out = torch.zeros_like(labels)
         out[box[0]], post = _postprocess_labels(probs[(slice(None), *box[0])], labels[box[0]], voxel_mm3,
                                                 min_component_mm3, min_label_mm3, detached_cavities)
-        return out, post
-    return _postprocess_labels(probs, labels, voxel_mm3, min_component_mm3, min_label_mm3, detached_cavities)
+    else:
+        out, post = _postprocess_labels(probs, labels, voxel_mm3, min_component_mm3, min_label_mm3,
+                                        detached_cavities)
+    if min_volume_mm3 > 0:
+        kept = _remove_small(out.cpu().numpy(), voxel_mm3, min_volume_mm3, min_volume_mm3)
+        out = torch.from_numpy(kept).to(out.device)
+    return out, post
 
 
 def _postprocess_labels(probs: torch.Tensor, labels: torch.Tensor, voxel_mm3: float,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +20,9 @@ import torch
 
 from gliomics.io import save_image
 from gliomics.io.atomic import write_text_atomic
-from gliomics.io.predictions import PROB_SUFFIX, RECORD_SUFFIX, SEG_SUFFIX, UNCERTAINTY_SUFFIX
+from gliomics.io.predictions import PROB_SUFFIX, RECORD_SUFFIX, SEG_SUFFIX, UNCERTAINTY_SUFFIX, check_record
 
-__all__ = ["Prediction", "export_prediction"]
+__all__ = ["Prediction", "export_prediction", "record_options"]
 
 
 @dataclass
@@ -38,14 +38,15 @@ class Prediction:
         present: Which sequences were used (``S`` booleans in :data:`~gliomics.constants.SEQUENCES` order).
         probs: Class probabilities ``C × X × Y × Z`` in the network grid, averaged over the passes; None for a
             marker-only model.
-        labels: Labels in the network grid after the label and component minimums (uint8); None without ``probs``.
-        seg: Labels in the input geometry after the whole-tumour and cavity component rule; what
-            ``<case>_seg.nii.gz`` holds.
+        labels: The argmax of ``probs`` in the network grid, before post-processing (uint8); None without ``probs``.
+        seg: Labels in the input geometry after the post-processing
+            (:func:`~gliomics.inference.postprocess.postprocess_labels`); what ``<case>_seg.nii.gz`` holds.
         affine: The affine of the input geometry.
         alpha: CMAF weights ``S × X × Y × Z`` (the passes' mean), or None.
         pool_weights: Attention-pooling weights ``1 × x × y × z`` of the first pass at the encoder's grid, or None.
         probabilities: Class probabilities in the input geometry (``X × Y × Z × C``), when asked for.
         entropy: The voxel entropy in the input geometry, when asked for.
+        raw_markers: The network's (or readout's) marker probabilities before calibration.
     """
 
     case_id: str
@@ -60,6 +61,7 @@ class Prediction:
     pool_weights: torch.Tensor | None = None
     probabilities: np.ndarray | None = None
     entropy: np.ndarray | None = None
+    raw_markers: dict[str, float] = field(default_factory=dict)
 
     @property
     def markers(self) -> dict[str, dict[str, Any]]:
@@ -89,5 +91,18 @@ def export_prediction(prediction: Prediction, out_dir: Path | str) -> dict[str, 
     spent = time.perf_counter() - t
     timings["postprocess_write_s"] = round(timings.get("postprocess_write_s", 0.0) + spent, 3)
     timings["total_s"] = round(timings.get("total_s", 0.0) + spent, 3)
+    check_record(record, f"the record of {cid}")
     write_text_atomic(out_dir / f"{cid}{RECORD_SUFFIX}", json.dumps(record, indent=2))
     return record
+
+
+def record_options(record: dict[str, Any]) -> dict[str, Any]:
+    """The prediction options that reproduce a record's prediction where they show in it: the sequences it used and
+    where its marker probabilities came from."""
+    from gliomics.constants import SEQUENCES
+
+    used = record.get("sequences_present") or None
+    options: dict[str, Any] = {"sequences": used if used and list(used) != list(SEQUENCES) else None}
+    if record.get("markers_from"):
+        options["marker_readout"] = record["markers_from"] == "readout"
+    return options

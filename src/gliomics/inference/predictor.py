@@ -8,47 +8,45 @@ marker probabilities, calls, volumes, mean CMAF weights per region, timings and 
 
 from __future__ import annotations
 
-import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from gliomics.config import RunConfig
+from gliomics.config import DegradeOptions, PredictOptions, RunConfig
 from gliomics.constants import LABELS, MARKERS, REGIONS, SEQUENCES, TUMOUR_LABELS
 from gliomics.data.transforms import sequences_present
-from gliomics.errors import CheckpointError, GliomicsError, OutputError
-from gliomics.inference.calibration import apply_calibration
+from gliomics.errors import CheckpointError, ConfigError
 from gliomics.inference.engine import (
+    NetworkOutput,
     average_outputs,
     forward_volume,
     forward_with_tta,
     join_passes,
-    marker_probabilities,
     pad_multiple,
     single_pass,
 )
 from gliomics.inference.marker_readout import MarkerReadout, replace_head_markers
+from gliomics.inference.marker_record import marker_record
 from gliomics.inference.marker_validation import (
     apply_marker_flag,
     ensemble_marker_validation,
     is_phantom_case,
     read_marker_validation,
 )
-from gliomics.inference.postprocess import class_argmax, postprocess_labels, remove_small_components
+from gliomics.inference.postprocess import class_argmax, postprocess_labels
 from gliomics.inference.prediction import Prediction, export_prediction
-from gliomics.inference.uncertainty import case_uncertainty, entropy_map, review_reason
-from gliomics.inference.who import DEFAULT_BAND, who_cns5_suggestion
-from gliomics.io import Case, discover_cases, voxel_spacing
-from gliomics.io.partition import select_part
-from gliomics.io.predictions import RECORD_SUFFIX
+from gliomics.inference.uncertainty import case_uncertainty, entropy_map
+from gliomics.inference.who import DEFAULT_BAND
+from gliomics.io import Case, voxel_spacing
 from gliomics.labels import region_mask
 from gliomics.provenance import config_digest, versions
-from gliomics.runtime.checkpoint import CALIBRATION_FILE, checkpoint_file, fold_runs, load_network
+from gliomics.runtime.checkpoint import checkpoint_file, fold_runs, load_network
+from gliomics.runtime.fitted import FittedArtefacts, ensemble_fitted, read_fitted
 from gliomics.runtime.hardware import autocast, configure_cpu, describe, resolve_device, resolve_precision
 
 logger = logging.getLogger(__name__)
@@ -57,29 +55,23 @@ CAVEAT = ("Research tool, not a diagnosis: marker probabilities come from MRI al
 
 
 class Predictor:
-    """Segment a case and predict its markers with a trained run.
+    """Segment a case and predict its markers with a trained run, or with a network in memory
+    (:meth:`from_network`, as validation and the readout fit do): one path for every caller.
+
+    What a prediction does (TTA, minimums, cavity rule, resampling, readout, calibration, sequences, degradation)
+    is a :class:`~gliomics.config.PredictOptions`: the run's own (``inference.predict`` of its config), with the
+    fields given here (``options`` or keyword arguments such as ``tta=True``) overriding them, and the ``options``
+    of a call to :meth:`predict` / :meth:`forward` overriding those.
 
     Args:
         device: ``auto``, ``cpu`` or ``cuda``.
-        tta: Average over a left-right flip.
-        overlap: Sliding-window overlap when a volume does not fit one window.
+        options: Prediction options that override the run's (a :class:`~gliomics.config.PredictOptions`, whose
+            explicitly set fields count, or a mapping of fields).
+        overlap: Sliding-window overlap when a volume does not fit one window (None: the run's
+            ``inference.overlap``).
         save_probabilities: Also write the softmax as a 5-channel NIfTI.
         save_uncertainty: Also write the voxel-wise uncertainty (normalised entropy of the averaged softmax,
             :mod:`~gliomics.inference.uncertainty`).
-        sequences: Use only these sequences (the others are treated as missing).
-        min_component_mm3: Whole-tumour and RC components smaller than this are removed.
-        label_minimums: Relabel a tumour label whose whole volume is below the run's minimum for it (fitted on
-            its validation cases, :func:`~gliomics.inference.postprocess.fit_min_label_volumes`).
-        component_minimums: Give each component of a tumour label smaller than the run's minimum component volume
-            for it (fitted on its validation cases, :func:`~gliomics.inference.postprocess.fit_min_component_volumes`)
-            to the next most probable label.
-        detached_cavities: Make each resection-cavity component that touches no tumour label background, in a case
-            that has a tumour (:func:`~gliomics.inference.postprocess.relabel_detached_cavities`).
-        resample_probabilities: Where the input's voxels differ from the working grid's, resample the class
-            probabilities to the input grid (linear) and take the argmax and the post-processing there, as nnU-Net
-            does; ``False`` takes them in the working grid and maps the labels back by nearest neighbour.
-        marker_readout: Where the run has a marker readout (:mod:`~gliomics.inference.marker_readout`, fitted on
-            its training split), its marker probabilities replace the network heads'.
         who_band: Indeterminate band of the WHO CNS5 suggestion in the JSON (:mod:`gliomics.inference.who`).
         crop: Crop to the bounding box of the head before the network (the fast path); ``False`` runs the network
             on the whole padded volume, for comparison.
@@ -88,118 +80,107 @@ class Predictor:
         engine: ``torch``, or ``onnx``: the network exported by ``gliomics export-onnx`` (``model.onnx`` in the run
             folder) run by onnxruntime on the CPU in fp32 (:mod:`~gliomics.inference.onnx_engine`); the rest of the
             run (preprocessing, thresholds, calibration) is read from the run folder alike.
-        degrade: Applied to each loaded case just before the z-score (a
-            :class:`~gliomics.data.degradations.DegradeSequenced`), to measure robustness to a degraded sequence.
+        **overrides: Fields of :class:`~gliomics.config.PredictOptions` (``tta``, ``sequences``, …).
     """
 
-    def __init__(self, device: str = "auto", *, tta: bool = False, overlap: float = 0.25,
-                 save_probabilities: bool = False, save_uncertainty: bool = False,
-                 sequences: list[str] | None = None,
-                 min_component_mm3: float = 50.0, label_minimums: bool = True, component_minimums: bool = True,
-                 detached_cavities: bool = True, resample_probabilities: bool = True, marker_readout: bool = True,
-                 who_band: float = DEFAULT_BAND,
-                 crop: bool = True, precision: str = "auto", threads: int | None = None,
-                 engine: str = "torch", degrade: Callable[[dict], dict] | None = None) -> None:
+    def __init__(self, device: str = "auto", *, options: PredictOptions | Mapping[str, Any] | None = None,
+                 overlap: float | None = None, save_probabilities: bool = False, save_uncertainty: bool = False,
+                 who_band: float = DEFAULT_BAND, crop: bool = True, precision: str = "auto",
+                 threads: int | None = None, engine: str = "torch", **overrides: Any) -> None:
         from gliomics.inference.onnx_engine import engine_settings
 
         device, precision = engine_settings(engine, device, precision)
         self.engine = engine
         self.device = resolve_device(device)
         self.precision = resolve_precision(precision, self.device)
-        self.tta, self.overlap = tta, overlap
+        self._requested = {**_explicit(options), **overrides}
+        # unknown or invalid fields fail here, before a run is read
+        self.options = PredictOptions().updated(self._requested)
+        self.overlap = overlap
         self.save_probabilities, self.save_uncertainty = save_probabilities, save_uncertainty
-        self.sequences = sequences
-        self.min_component_mm3 = min_component_mm3
-        self.label_minimums = label_minimums
-        self.component_minimums = component_minimums
-        self.detached_cavities = detached_cavities
-        self.resample_probabilities = resample_probabilities
-        self.marker_readout = marker_readout
         self.who_band = who_band
         self.crop = crop
         self.threads = threads
-        self.degrade = degrade
         self.model: torch.nn.Module | None = None
         self.members: list[torch.nn.Module] = []
         #: each member's marker readout, or None
         self.readouts: list[MarkerReadout | None] = []
+        #: each member's torch module (what Grad-CAM differentiates), beside what the passes call (``members``)
+        self.modules: list[torch.nn.Module] = []
         self.config: RunConfig | None = None
+        self.fitted = FittedArtefacts()
         self.thresholds: dict[str, float] = {}
-        self.calibration: dict[str, Any] = {}
-        self.min_label_mm3: dict[str, float] = {}
-        self.min_label_component_mm3: dict[str, float] = {}
         self.checkpoint: Path | None = None
         #: the run's model card on its marker heads (:mod:`~gliomics.inference.marker_validation`)
         self.marker_validation: dict[str, Any] = {"validated_on_real_patients": False, "evidence": None}
-        self.transform = None
+        self._transforms: dict[tuple, Any] = {}
+
+    # -- construction --------------------------------------------------------------------------------------------
+    @classmethod
+    def from_network(cls, model: torch.nn.Module, config: RunConfig, fitted: FittedArtefacts | None = None,
+                     options: PredictOptions | Mapping[str, Any] | None = None, *, device: str = "cpu",
+                     precision: str = "fp32", **kwargs: Any) -> Predictor:
+        """A predictor of ``model`` (in memory, e.g. during training) with ``config``'s preprocessing and options
+        (overridden by ``options``) and the ``fitted`` artefacts (none: raw marker probabilities at 0.5 and no
+        minimums). The model is used as it is (moved to ``device`` and put in eval mode)."""
+        predictor = cls(device, options=options, precision=precision, **kwargs)
+        predictor._set_run([model.to(predictor.device).eval()], [model], config, [fitted or FittedArtefacts()])
+        return predictor
 
     def load(self, run_dir: Path | str, checkpoint: str = "best") -> Predictor:
-        """Load ``best.pt`` (or ``last.pt``) of a run folder, a checkpoint file given directly, or every fold run of
-        a K-fold ensemble folder (``fold_0``, …), whose probabilities are then averaged."""
+        """Load ``best.pt`` (or ``last.pt``) of a run folder with its ``fitted.json``, a checkpoint file given
+        directly, or every fold run of a K-fold ensemble folder (``fold_0``, …), whose probabilities are then
+        averaged."""
         run_dir = Path(run_dir)
-        folds = fold_runs(run_dir)
-        if folds:
-            return self._load_ensemble(run_dir, folds, checkpoint)
-        self._load_run(run_dir, checkpoint)
-        self.members, self.readouts = [self.network], [self.readout]
-        return self
-
-    def _load_ensemble(self, folder: Path, folds: list[Path], checkpoint: str) -> Predictor:
-        """The fold runs of ``folder``: one preprocessing (they must share it), their marker thresholds and label
-        minimums averaged, and the ensemble's own calibration (``calibration.json``, fitted out of fold)."""
-        members, models, thresholds, minimums, component_minimums, readouts = [], [], [], [], [], []
-        first = None
+        folds = fold_runs(run_dir) or [run_dir]
+        networks, models, configs, fitted, paths = [], [], [], [], []
         for run in folds:
-            self._load_run(run, checkpoint)
-            cfg = self.config
-            key = (cfg.data.working_spacing, cfg.train.patch_size, cfg.inference.whole_volume_factor)
-            if first is not None and key != first:
-                raise CheckpointError(f"{run}: its working spacing, patch size or whole-volume factor differ from "
-                                      f"{folds[0]}'s; the runs of an ensemble must share them")
-            first = key
-            members.append(self.network)
-            readouts.append(self.readout)
-            models.append(self.model)
-            thresholds.append(self.thresholds)
-            minimums.append(self.min_label_mm3)
-            component_minimums.append(self.min_label_component_mm3)
-        self.members, self.model, self.readouts = members, models[0], readouts
-        self.thresholds = {m: float(np.mean([t[m] for t in thresholds])) for m in MARKERS}
-        self.min_label_mm3 = _median_minimums(minimums)
-        self.min_label_component_mm3 = _median_minimums(component_minimums)
-        path = folder / CALIBRATION_FILE
-        self.calibration = json.loads(path.read_text()) if path.is_file() else {}
-        self.marker_validation = ensemble_marker_validation(folds)
-        self.checkpoint = folder
+            path = checkpoint_file(run, checkpoint)
+            model, config, state = load_network(path)
+            if self.device.type == "cpu":
+                configure_cpu(self.threads)
+            model = model.to(self.device).eval()
+            from gliomics.inference.onnx_engine import onnx_network
+
+            # what the forward passes call: the torch module, or its exported graph run by onnxruntime
+            networks.append(model if self.engine == "torch" else onnx_network(path, model, torch.get_num_threads()))
+            models.append(model)
+            configs.append(config)
+            fitted.append(read_fitted(path.parent, state))
+            paths.append(path)
+        _same_preprocessing(folds, configs)
+        self._set_run(networks, models, configs[0], fitted, ensemble=run_dir if len(folds) > 1 else None)
+        self.marker_validation = (ensemble_marker_validation(folds) if len(folds) > 1
+                                  else read_marker_validation(paths[0].parent))
+        self.checkpoint = run_dir if len(folds) > 1 else paths[0]
         return self
 
-    def _load_run(self, run_dir: Path, checkpoint: str) -> None:
-        path = checkpoint_file(run_dir, checkpoint)
-        model, self.config, state = load_network(path)
-        if self.device.type == "cpu":
-            configure_cpu(self.threads)
-        self.model = model.to(self.device).eval()
-        from gliomics.inference.onnx_engine import onnx_network
+    def _set_run(self, networks: list, models: list[torch.nn.Module], config: RunConfig,
+                 fitted: list[FittedArtefacts], ensemble: Path | None = None) -> None:
+        """The members, the config, the options and the fitted artefacts (an ensemble's: thresholds averaged,
+        minimums' median, and its own calibration, fitted out of fold)."""
+        self.members, self.modules, self.model, self.config = networks, models, models[0], config
+        self.options = config.inference.predict.updated(self._requested)
+        self.readouts = [_readout(f, ensemble or "the run") for f in fitted]
+        self.fitted = fitted[0] if len(fitted) == 1 else ensemble_fitted(fitted, read_fitted(ensemble))
+        self.thresholds = {m: float(self.fitted.thresholds.get(m, 0.5)) for m in MARKERS}
+        self._transforms = {}
 
-        # what the forward passes call: the torch module, or its exported graph run by onnxruntime
-        self.network = self.model if self.engine == "torch" else onnx_network(path, self.model, torch.get_num_threads())
-        self.thresholds = {m: float(state.get("thresholds", {}).get(m, 0.5)) for m in MARKERS}
-        self.calibration = dict(state.get("calibration") or {})
-        self.min_label_mm3 = {k: float(v) for k, v in state.get("min_label_mm3", {}).items()}
-        self.min_label_component_mm3 = {k: float(v) for k, v in state.get("min_component_mm3", {}).items()}
-        self.readout = None
-        if state.get("marker_readout"):
-            try:
-                self.readout = MarkerReadout.from_dict(state["marker_readout"])
-            except (KeyError, TypeError, ValueError) as exc:
-                raise CheckpointError(f"{path}: {exc}") from exc
-        self.marker_validation = read_marker_validation(path.parent)
-        self.checkpoint = path
-        from gliomics.data.transforms import inference_transforms
+    def resolve(self, options: PredictOptions | Mapping[str, Any] | None = None) -> PredictOptions:
+        """The options of one call: this predictor's, with ``options`` overriding them."""
+        return self.options.updated(_explicit(options)) if options is not None else self.options
 
-        self.transform = inference_transforms(spacing=self.config.data.working_spacing, sequences=self.sequences,
-                                              divisible=pad_multiple(self.model), crop=self.crop,
-                                              degrade=self.degrade)
+    def transform(self, options: PredictOptions):
+        """The preprocessing of ``options`` (sequences, degradation), built once per combination."""
+        key = (tuple(options.sequences or ()), options.degrade)
+        if key not in self._transforms:
+            from gliomics.data.transforms import inference_transforms
+
+            self._transforms[key] = inference_transforms(
+                spacing=self.config.data.working_spacing, sequences=options.sequences,
+                divisible=pad_multiple(self.model), crop=self.crop, degrade=_degradation(options.degrade),
+                normalisation=self.config.data.normalisation)
+        return self._transforms[key]
 
     def hardware(self) -> dict[str, Any]:
         """Where the predictions run: device, CPU model, threads, precision and engine (recorded in every
@@ -207,115 +188,100 @@ class Predictor:
         engine = self.members[0].hardware() if self.engine == "onnx" and self.members else {"engine": self.engine}
         return {**describe(self.device, self.precision), **engine}
 
-    def _to_input_geometry(self, volume: torch.Tensor, image, *, nearest: bool) -> np.ndarray:
+    def _to_input_geometry(self, volume: torch.Tensor, image, options: PredictOptions, *,
+                           nearest: bool) -> np.ndarray:
         """Undo the preprocessing (padding, crop, spacing, orientation) of ``image`` on a channel-first volume."""
         from monai.data import MetaTensor
         from monai.transforms import Invertd
 
         pred = MetaTensor(volume, meta=dict(image.meta))
         pred.applied_operations = list(image.applied_operations)
-        inverse = Invertd(keys="pred", transform=self.transform, orig_keys="image", nearest_interp=nearest)
+        inverse = Invertd(keys="pred", transform=self.transform(options), orig_keys="image", nearest_interp=nearest)
         return np.asarray(inverse({"pred": pred, "image": image})["pred"])
 
-    def forward(self, case: Case, timings: dict[str, float] | None = None) -> tuple[dict, dict]:
-        """Preprocess one case and run the network on it (with flip TTA if asked): the preprocessed sample and the
-        network's outputs (:func:`~gliomics.inference.engine.forward_volume`), averaged over the passes (flips and
-        ensemble members), with ``passes`` (what each said, :func:`~gliomics.inference.engine.single_pass`) and
-        ``uncertainty`` (:func:`~gliomics.inference.uncertainty.case_uncertainty`, None with one pass).
-        ``timings`` receives the seconds of each step."""
+    # -- the network ---------------------------------------------------------------------------------------------
+    def forward(self, case: Case, timings: dict[str, float] | None = None, *,
+                options: PredictOptions | Mapping[str, Any] | None = None,
+                data: dict | None = None) -> tuple[dict, NetworkOutput]:
+        """Preprocess one case (unless its preprocessed ``data`` is given) and run the network on it: the
+        preprocessed sample and the :class:`~gliomics.inference.engine.NetworkOutput`. ``timings`` receives the
+        seconds of each step."""
         if self.model is None or self.config is None:
             raise RuntimeError("call load() before forward()")
+        opts = self.resolve(options)
         timings = {} if timings is None else timings
         t = time.perf_counter()
-        data = self.transform({"case": case})
+        if data is None:
+            data = self.transform(opts)({"case": case})
         timings["load_preprocess_s"] = time.perf_counter() - t
         t = time.perf_counter()
-        kwargs = {"roi_size": self.config.train.patch_size, "overlap": self.overlap,
-                  "whole_volume_factor": self.config.inference.whole_volume_factor}
         x, p = data["image"].as_tensor()[None].to(self.device), data["present"][None].to(self.device)
+        out = self.network_output(x, p, float(np.prod(voxel_spacing(data["image"].affine))), opts)
+        timings["network_s"] = time.perf_counter() - t
+        return data, out
+
+    def network_output(self, x: torch.Tensor, present: torch.Tensor, voxel_mm3: float,
+                       options: PredictOptions) -> NetworkOutput:
+        """Every member's passes over ``x`` (``1 × S × spatial``, with flip TTA if asked), with the marker readout in
+        place of the heads where asked, averaged over the members."""
+        kwargs = {"roi_size": self.config.train.patch_size,
+                  "overlap": self.config.inference.overlap if self.overlap is None else self.overlap,
+                  "whole_volume_factor": self.config.inference.whole_volume_factor}
         outs = []
-        voxel_mm3 = float(np.prod(voxel_spacing(data["image"].affine)))
         for model, readout in zip(self.members, self.readouts):
             with autocast(self.device, self.precision):
-                out = forward_with_tta(model, x, p, **kwargs) if self.tta else forward_volume(model, x, p, **kwargs)
+                out = (forward_with_tta(model, x, present, **kwargs) if options.tta
+                       else forward_volume(model, x, present, **kwargs))
             out.setdefault("passes", single_pass(out["probs"], out["markers"]))
-            if self.marker_readout and readout is not None and out["passes"]["labels"] is not None:
+            if options.marker_readout and readout is not None and out["passes"]["labels"] is not None:
                 replace_head_markers(readout, out, x[0], voxel_mm3)
             outs.append(out)
         res = outs[0] if len(outs) == 1 else average_outputs(outs)
-        res["passes"] = join_passes([o["passes"] for o in outs])
-        res["uncertainty"] = None
-        if res["passes"]["labels"] is not None:
-            res["uncertainty"] = case_uncertainty(res["passes"]["labels"], res["passes"]["markers"],
-                                                  self.passes_source())
-        timings["network_s"] = time.perf_counter() - t
-        return data, res
+        passes = join_passes([o["passes"] for o in outs])
+        uncertainty = None
+        if passes["labels"] is not None:
+            uncertainty = case_uncertainty(passes["labels"], passes["markers"], self.passes_source(options))
+        return NetworkOutput(probs=res["probs"], markers=res["markers"], alpha=res.get("alpha"),
+                             pool_weights=res.get("pool_weights"), passes=passes, uncertainty=uncertainty)
 
-    def _postprocess(self, probs: torch.Tensor, voxel_mm3: float) -> tuple[torch.Tensor, dict[str, Any]]:
-        """The argmax of ``probs`` after the run's post-processing (:func:`postprocess_labels`), and what was done."""
-        return postprocess_labels(
-            probs, class_argmax(probs).to(torch.uint8), voxel_mm3,
-            min_component_mm3=self.min_label_component_mm3 if self.component_minimums else None,
-            min_label_mm3=self.min_label_mm3 if self.label_minimums else None,
-            detached_cavities=self.detached_cavities)
-
-    def markers_from(self) -> str:
+    def markers_from(self, options: PredictOptions | None = None) -> str:
         """What the marker probabilities come from: the run's marker readout or the network's heads."""
-        return "readout" if self.marker_readout and any(r is not None for r in self.readouts) else "network heads"
+        opts = options or self.options
+        return "readout" if opts.marker_readout and any(r is not None for r in self.readouts) else "network heads"
 
-    def passes_source(self) -> str:
+    def passes_source(self, options: PredictOptions | None = None) -> str:
         """What the passes of a prediction are, in words."""
-        parts = ([f"{len(self.members)} fold models"] if len(self.members) > 1 else []) + (["flip TTA"] if self.tta
+        opts = options or self.options
+        parts = ([f"{len(self.members)} fold models"] if len(self.members) > 1 else []) + (["flip TTA"] if opts.tta
                                                                                           else [])
         return " × ".join(parts) or "one pass"
 
-    def predict(self, case: Case) -> Prediction:
-        """Predict one case; nothing is written (:func:`~gliomics.inference.prediction.export_prediction` does)."""
+    # -- one case ------------------------------------------------------------------------------------------------
+    def predict(self, case: Case, *, options: PredictOptions | Mapping[str, Any] | None = None,
+                data: dict | None = None) -> Prediction:
+        """Predict one case (from its preprocessed ``data`` where given); nothing is written
+        (:func:`~gliomics.inference.prediction.export_prediction` does)."""
         if self.model is None or self.config is None:
             raise RuntimeError("call load() before predict()")
+        opts = self.resolve(options)
         timings: dict[str, float] = {}
-        data, res = self.forward(case, timings)
-        image = data["image"]
-        present = data["present"]
+        data, res = self.forward(case, timings, options=opts, data=data)
+        image, present = data["image"], data["present"]
         t = time.perf_counter()
-        probs = res["probs"][0].float().cpu() if res["probs"] is not None else None
+        probs = res.probs[0].float().cpu() if res.probs is not None else None
         used = sequences_present(present)
         record: dict[str, Any] = {"case_id": case.case_id, "sequences_present": used,
                                   "sequences_missing": [s for s in SEQUENCES if s not in used]}
-        alpha = res["alpha"][0].float().cpu() if res.get("alpha") is not None else None
-        pool = res["pool_weights"][0].float().cpu() if res.get("pool_weights") is not None else None
+        alpha = res.alpha[0].float().cpu() if res.alpha is not None else None
+        pool = res.pool_weights[0].float().cpu() if res.pool_weights is not None else None
         prediction = Prediction(case_id=case.case_id, record=record, image=image, present=present, probs=probs,
                                 alpha=alpha, pool_weights=pool)
         if probs is not None:
-            labels, post = self._postprocess(probs, float(np.prod(voxel_spacing(image.affine))))
-            record["mean_cmaf_weight"] = _mean_alpha(alpha, labels, present)
-            affine = np.asarray(image.meta["original_affine"], dtype=np.float64)
-            spacing = voxel_spacing(affine)
-            on_input_grid = self.resample_probabilities and not np.allclose(spacing, voxel_spacing(image.affine),
-                                                                            atol=1e-3)
-            soft = None
-            if self.save_probabilities or on_input_grid:
-                soft = self._to_input_geometry(probs, image, nearest=False).astype(np.float32)
-            if on_input_grid:
-                # the class probabilities resampled to the input grid, then the argmax and post-processing there
-                seg_t, post = self._postprocess(torch.from_numpy(soft), float(np.prod(spacing)))
-                seg = seg_t.numpy().astype(np.uint8)
-            else:
-                seg = self._to_input_geometry(labels[None], image, nearest=True)[0].astype(np.uint8)
-            if post:
-                record["postprocessing"] = post
-            seg = remove_small_components(seg, spacing, min_volume_mm3=self.min_component_mm3)
-            voxel_ml = float(np.prod(spacing)) / 1000.0
-            record["volumes_ml"] = {r: round(float(region_mask(seg, r).sum()) * voxel_ml, 3) for r in REGIONS}
-            prediction.labels, prediction.seg, prediction.affine = labels, seg, affine
-            if self.save_probabilities:
-                prediction.probabilities = np.moveaxis(soft, 0, -1)
-            if self.save_uncertainty:
-                prediction.entropy = self._to_input_geometry(entropy_map(probs)[None], image,
-                                                             nearest=False)[0].astype(np.float32)
-        record.update(self.marker_record(marker_probabilities(res["markers"]), res.get("uncertainty")))
-        if res["markers"]:
-            record["markers_from"] = self.markers_from()
+            self._segment(prediction, opts)
+        prediction.raw_markers = res.marker_probabilities
+        record.update(self.marker_record(prediction.raw_markers, res.uncertainty, opts))
+        if res.markers:
+            record["markers_from"] = self.markers_from(opts)
         apply_marker_flag(record, self.marker_validation, is_phantom_case(case))
         timings["postprocess_write_s"] = time.perf_counter() - t
         timings["total_s"] = sum(timings.values())
@@ -328,76 +294,70 @@ class Predictor:
         record["caveat"] = CAVEAT
         return prediction
 
-    def predict_case(self, case: Case, out_dir: Path | str) -> Prediction:
+    def _segment(self, prediction: Prediction, options: PredictOptions) -> None:
+        """The label map in the input geometry, post-processed once there (:func:`postprocess_labels`), with its
+        volumes and the mean CMAF weights inside its regions. Where the input's voxels differ from the working
+        grid's, the class probabilities are resampled to the input grid (linear) before the argmax, unless
+        ``options.resample_probabilities`` is False (nearest neighbour)."""
+        image, probs, record = prediction.image, prediction.probs, prediction.record
+        affine = np.asarray(image.meta["original_affine"], dtype=np.float64)
+        spacing = voxel_spacing(affine)
+        same_grid = np.allclose(spacing, voxel_spacing(image.affine), atol=1e-3)
+        soft = torch.from_numpy(self._to_input_geometry(probs, image, options,
+                                                        nearest=same_grid or not options.resample_probabilities)
+                                .astype(np.float32))
+        seg, post = postprocess_labels(
+            soft, class_argmax(soft).to(torch.uint8), float(np.prod(spacing)),
+            min_component_mm3=self.fitted.min_component_mm3 if options.component_minimums else None,
+            min_label_mm3=self.fitted.min_label_mm3 if options.label_minimums else None,
+            detached_cavities=options.detached_cavities, min_volume_mm3=options.min_component_mm3)
+        seg = seg.numpy().astype(np.uint8)
+        if post:
+            record["postprocessing"] = post
+        alpha = None
+        if prediction.alpha is not None:
+            alpha = torch.from_numpy(self._to_input_geometry(prediction.alpha, image, options, nearest=same_grid)
+                                     .astype(np.float32))
+        record["mean_cmaf_weight"] = _mean_alpha(alpha, torch.from_numpy(seg), prediction.present)
+        voxel_ml = float(np.prod(spacing)) / 1000.0
+        record["volumes_ml"] = {r: round(float(region_mask(seg, r).sum()) * voxel_ml, 3) for r in REGIONS}
+        prediction.labels = class_argmax(probs).to(torch.uint8)
+        prediction.seg, prediction.affine = seg, affine
+        if self.save_probabilities:
+            prediction.probabilities = np.moveaxis(soft.numpy(), 0, -1)
+        if self.save_uncertainty:
+            prediction.entropy = self._to_input_geometry(entropy_map(probs)[None], image, options,
+                                                         nearest=False)[0].astype(np.float32)
+
+    def predict_case(self, case: Case, out_dir: Path | str, *,
+                     options: PredictOptions | Mapping[str, Any] | None = None) -> Prediction:
         """Predict one case and write its outputs into ``out_dir`` (:func:`export_prediction`); returns the
         prediction, whose ``record`` is what ``<case>.json`` holds."""
-        prediction = self.predict(case)
+        prediction = self.predict(case, options=options)
         export_prediction(prediction, out_dir)
         return prediction
 
-    def marker_record(self, raw: dict[str, float], uncertainty: dict[str, Any] | None = None) -> dict[str, Any]:
-        """The marker and review part of ``<case>.json`` from the network's raw probabilities and the passes'
-        uncertainty: per marker the raw and the calibrated probability, the calls at each operating point and the
-        conformal set (when the run has a fitted calibration, :mod:`~gliomics.inference.calibration`); the WHO CNS5
-        suggestion from the calibrated probabilities, indeterminate where a needed marker's set holds both classes;
-        ``uncertainty`` with the run's review threshold; and ``needs_review`` with its reasons (an undetermined set,
-        or a score above the threshold, :mod:`~gliomics.inference.uncertainty`)."""
-        fitted = self.calibration.get("markers", {})
-        markers = {m: apply_calibration(m, p, fitted.get(m), self.thresholds[m]) for m, p in raw.items()}
-        out: dict[str, Any] = {"markers": markers}
-        if self.calibration:
-            out["calibration"] = {"source": self.calibration.get("source"), "alpha": self.calibration.get("alpha"),
-                                  "calls_use": "the calibrated probability (temperature scaling)"}
-        undetermined = [m for m, v in markers.items() if v.get("set_status") == "undetermined"]
-        if all(m in markers for m in MARKERS):
-            out["who_cns5"] = who_cns5_suggestion({m: v["probability"] for m, v in markers.items()},
-                                                  {m: v["threshold"] for m, v in markers.items()},
-                                                  band=self.who_band, undetermined=undetermined)
-        reasons = [f"{m}: the conformal prediction set holds both classes" for m in undetermined]
-        out["uncertainty"], reason = review_reason(uncertainty, self.calibration.get("review"))
-        reasons += [reason] if reason else []
-        out["needs_review"] = bool(reasons)
-        out["review_reasons"] = reasons
-        return out
+    def marker_record(self, raw: dict[str, float], uncertainty: dict[str, Any] | None = None,
+                      options: PredictOptions | None = None) -> dict[str, Any]:
+        """The marker and review part of ``<case>.json`` (:func:`~gliomics.inference.marker_record.marker_record`)
+        with this run's thresholds and, unless ``options.calibration`` is off, its calibration."""
+        calibration = self.fitted.calibration if (options or self.options).calibration else {}
+        return marker_record(raw, self.thresholds, calibration, uncertainty, who_band=self.who_band)
 
     def predict_folder(self, source: Path | str, out_dir: Path | str, *, overwrite: bool = False,
                        keep_going: bool = False, progress: bool = True, layout: str = "auto",
                        on_case: Callable[[Case, Prediction], None] | None = None, num_parts: int = 1,
-                       part_id: int = 0) -> dict[str, Any]:
+                       part_id: int = 0, options: PredictOptions | Mapping[str, Any] | None = None) -> dict[str, Any]:
         """Predict every case under ``source`` (or only part ``part_id`` of ``num_parts`` parts of about equal work,
         :func:`~gliomics.io.partition.select_part`); finished cases are skipped unless ``overwrite``.
 
         ``on_case(case, prediction)`` runs after each case's outputs are written (e.g. to write its HTML report from
         the prediction in memory).
         """
-        from tqdm import tqdm
+        from gliomics.inference.cohort_prediction import predict_folder
 
-        out_dir = Path(out_dir)
-        if out_dir.exists() and not out_dir.is_dir():
-            raise OutputError(f"{out_dir}: output path exists and is not a folder")
-        cases = select_part(discover_cases(source, layout=layout, allow_missing=True), num_parts, part_id)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        done, skipped, failed, seconds = [], [], {}, []
-        for case in tqdm(cases, desc="predict", unit="case", disable=not progress):
-            if not overwrite and (out_dir / f"{case.case_id}{RECORD_SUFFIX}").is_file():
-                skipped.append(case.case_id)
-                continue
-            if case.missing:
-                logger.warning("%s: %s missing; predicted from %s only", case.case_id, ", ".join(case.missing),
-                               ", ".join(case.images))
-            try:
-                prediction = self.predict_case(case, out_dir)
-                seconds.append(prediction.record["timings"]["total_s"])
-                if on_case is not None:
-                    on_case(case, prediction)
-                done.append(case.case_id)
-            except GliomicsError as exc:
-                if not keep_going:
-                    raise
-                failed[case.case_id] = str(exc)
-                logger.error("%s: %s", case.case_id, exc)
-        return {"predicted": done, "skipped": skipped, "failed": failed, "seconds": float(np.sum(seconds)),
-                "seconds_per_case": float(np.mean(seconds)) if seconds else None, "hardware": self.hardware()}
+        return predict_folder(self, source, out_dir, overwrite=overwrite, keep_going=keep_going, progress=progress,
+                              layout=layout, on_case=on_case, num_parts=num_parts, part_id=part_id, options=options)
 
 
 def _mean_alpha(alpha: torch.Tensor | None, labels: torch.Tensor, present: torch.Tensor) -> dict | None:
@@ -413,7 +373,41 @@ def _mean_alpha(alpha: torch.Tensor | None, labels: torch.Tensor, present: torch
     return out
 
 
-def _median_minimums(minimums: list[dict[str, float]]) -> dict[str, float]:
-    """The fold runs' minimum volumes of an ensemble: per label, the median (0 where a run fitted none)."""
-    labels = {k for mins in minimums for k in mins}
-    return {k: float(np.median([mins.get(k, 0.0) for mins in minimums])) for k in labels}
+def _explicit(options: PredictOptions | Mapping[str, Any] | None) -> dict[str, Any]:
+    """The fields ``options`` sets: a mapping's keys, or the fields of a :class:`PredictOptions` set explicitly."""
+    if options is None:
+        return {}
+    if isinstance(options, PredictOptions):
+        return {k: getattr(options, k) for k in options.model_fields_set}
+    return dict(options)
+
+
+def _degradation(spec: DegradeOptions | None):
+    """The transform of a degradation option (:class:`~gliomics.data.degradations.DegradeSequenced`), or None."""
+    if spec is None:
+        return None
+    from gliomics.data.degradations import Degradation, DegradeSequenced
+
+    try:
+        return DegradeSequenced(Degradation(spec.sequence, spec.name), seed=spec.seed)
+    except ValueError as exc:
+        raise ConfigError(f"prediction options: degrade: {exc}") from exc
+
+
+def _readout(fitted: FittedArtefacts, where: Path | str) -> MarkerReadout | None:
+    """The marker readout of a run's fitted artefacts, or None."""
+    if not fitted.marker_readout:
+        return None
+    try:
+        return MarkerReadout.from_dict(fitted.marker_readout)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"{where}: its marker readout is malformed ({exc})") from exc
+
+
+def _same_preprocessing(folds: list[Path], configs: list[RunConfig]) -> None:
+    """The runs of an ensemble must share their working spacing, patch size and whole-volume factor."""
+    key = [(c.data.working_spacing, c.train.patch_size, c.inference.whole_volume_factor) for c in configs]
+    for run, k in zip(folds[1:], key[1:]):
+        if k != key[0]:
+            raise CheckpointError(f"{run}: its working spacing, patch size or whole-volume factor differ from "
+                                  f"{folds[0]}'s; the runs of an ensemble must share them")

@@ -62,6 +62,53 @@ def category_probabilities(p_idh: float, p_codel: float, p_tert: float) -> dict[
     }
 
 
+def _checked_inputs(probabilities: Mapping[str, float], thresholds: Mapping[str, float],
+                    names: tuple[str, ...]) -> tuple[dict[str, float], dict[str, float]]:
+    """Check that every marker of ``names`` has a probability; return the probabilities and the thresholds (0.5
+    for any not given) as checked floats."""
+    missing = [m for m in names if m not in probabilities or probabilities[m] is None]
+    if missing:
+        raise ValueError(f"the WHO CNS5 suggestion needs the probabilities of {', '.join(missing)}")
+    p = {m: _check_probability(m, probabilities[m]) for m in names}
+    t = {m: _check_probability(f"threshold of {m}", thresholds.get(m, 0.5)) for m in names}
+    return p, t
+
+
+def _decision_tree(p: dict[str, float], t: dict[str, float], band: float,
+                   undetermined: Collection[str]) -> tuple[list[str], list[str], str]:
+    """Walk the decision tree, IDH first and then the one marker its branch needs: the category keys still
+    possible, the uncertain markers the decision needed, and the reason in words."""
+    altered = {m: p[m] >= t[m] for m in p}
+    uncertain = {m: abs(p[m] - t[m]) < band or m in undetermined for m in p}
+
+    def word(m: str) -> str:
+        return f"{MARKER_NAMES[m]} p={p[m]:.2f}, threshold {t[m]:.2f}"
+
+    def why(m: str) -> str:
+        return ("its conformal prediction set holds both classes" if m in undetermined else
+                f"it lies within ±{band:g} of its threshold")
+
+    def branch(mutant: bool) -> tuple[str, list[str]]:
+        """The marker an IDH branch needs and the categories it leaves possible."""
+        marker, (yes, no) = (("codel_1p19q", ("oligodendroglioma", "astrocytoma")) if mutant
+                             else ("tert", ("glioblastoma", "idh_wildtype_other")))
+        return marker, [yes, no] if uncertain[marker] else [yes if altered[marker] else no]
+
+    if uncertain["idh"]:
+        (m_mut, keys_mut), (m_wt, keys_wt) = branch(True), branch(False)
+        keys = keys_mut + keys_wt
+        needed = ["idh", *(m for m in (m_mut, m_wt) if uncertain[m])]
+        reason = f"{word('idh')}: {why('idh')}"
+    else:
+        marker, keys = branch(altered["idh"])
+        needed = [marker] if uncertain[marker] else []
+        status = {"codel_1p19q": ("codeleted", "not codeleted"), "tert": ("TERT promoter mutant", "TERT wild-type")}
+        idh = f"IDH-{'mutant' if altered['idh'] else 'wildtype'} ({word('idh')})"
+        reason = (f"{idh}, but {word(marker)}: {why(marker)}" if needed else
+                  f"{idh}, {status[marker][0 if altered[marker] else 1]} ({word(marker)})")
+    return keys, needed, reason
+
+
 def who_cns5_suggestion(probabilities: Mapping[str, float], thresholds: Mapping[str, float] | None = None, *,
                         band: float = DEFAULT_BAND, undetermined: Collection[str] = ()) -> dict[str, Any]:
     """Suggest the WHO CNS5 integrated category of an adult-type diffuse glioma from marker probabilities.
@@ -89,45 +136,11 @@ def who_cns5_suggestion(probabilities: Mapping[str, float], thresholds: Mapping[
     """
     if not 0.0 <= band < 1.0:
         raise ValueError(f"band must be in [0, 1), got {band}")
-    thresholds = thresholds or {}
     names = ("idh", "codel_1p19q", "tert")
-    missing = [m for m in names if m not in probabilities or probabilities[m] is None]
-    if missing:
-        raise ValueError(f"the WHO CNS5 suggestion needs the probabilities of {', '.join(missing)}")
-    p = {m: _check_probability(m, probabilities[m]) for m in names}
-    t = {m: _check_probability(f"threshold of {m}", thresholds.get(m, 0.5)) for m in names}
-    altered = {m: p[m] >= t[m] for m in names}
-    uncertain = {m: abs(p[m] - t[m]) < band or m in undetermined for m in names}
+    p, t = _checked_inputs(probabilities, thresholds or {}, names)
     probs = category_probabilities(p["idh"], p["codel_1p19q"], p["tert"])
-
-    def word(m: str) -> str:
-        return f"{MARKER_NAMES[m]} p={p[m]:.2f}, threshold {t[m]:.2f}"
-
-    def why(m: str) -> str:
-        return ("its conformal prediction set holds both classes" if m in undetermined else
-                f"it lies within ±{band:g} of its threshold")
-
-    def branch(mutant: bool) -> tuple[str, list[str]]:
-        """The marker an IDH branch needs and the categories it leaves possible."""
-        marker, (yes, no) = (("codel_1p19q", ("oligodendroglioma", "astrocytoma")) if mutant
-                             else ("tert", ("glioblastoma", "idh_wildtype_other")))
-        return marker, [yes, no] if uncertain[marker] else [yes if altered[marker] else no]
-
-    # The decision tree: IDH first, then the one marker its branch needs.
-    if uncertain["idh"]:
-        (m_mut, keys_mut), (m_wt, keys_wt) = branch(True), branch(False)
-        keys = keys_mut + keys_wt
-        needed = ["idh", *(m for m in (m_mut, m_wt) if uncertain[m])]
-        reason = f"{word('idh')}: {why('idh')}"
-    else:
-        marker, keys = branch(altered["idh"])
-        needed = [marker] if uncertain[marker] else []
-        status = {"codel_1p19q": ("codeleted", "not codeleted"), "tert": ("TERT promoter mutant", "TERT wild-type")}
-        idh = f"IDH-{'mutant' if altered['idh'] else 'wildtype'} ({word('idh')})"
-        reason = (f"{idh}, but {word(marker)}: {why(marker)}" if needed else
-                  f"{idh}, {status[marker][0 if altered[marker] else 1]} ({word(marker)})")
+    keys, needed, reason = _decision_tree(p, t, band, undetermined)
     key = keys[0] if len(keys) == 1 else None
-
     best = key if key is not None else max(keys, key=lambda k: probs[k])
     return {
         "category": CATEGORIES[key] if key is not None else INDETERMINATE,

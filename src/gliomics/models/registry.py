@@ -140,7 +140,7 @@ def create_model(name: str, **overrides: Any) -> nn.Module:
 @register_model("mgmtnet", MGMTNet, patch_size=128)
 def mgmtnet() -> dict[str, Any]:
     """MGMT-Net at the paper's size, for GPUs (128^3 patches, window 8), with the paper's fully shared sequence
-    embedding (README, "How gliomics' MGMT-Net differs from the paper")."""
+    embedding (``sequence_affine=False``)."""
     return dict(feature_size=48, embed_channels=16, swin_depths=(2, 2, 2), swin_heads=(3, 6, 12), window_size=8,
                 sequence_affine=False)
 

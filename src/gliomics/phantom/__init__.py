@@ -1,4 +1,5 @@
-"""The phantom glioma cohort generator of PHANTOM_SPEC.md."""
+"""The phantom glioma cohort generator: synthetic cases in the BraTS 2024 layout with markers whose exact
+posterior given the images is known."""
 
 from gliomics.phantom.generator import (
     SUPERVISION_KINDS,

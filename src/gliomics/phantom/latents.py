@@ -1,4 +1,5 @@
-"""Marker priors, phenotype latents and the exact Bayes posterior of PHANTOM_SPEC.md.
+"""Marker priors, the phenotype latents drawn given the marker group, and the exact Bayes posterior of the markers
+given the latents.
 
 Nothing here renders voxels, so the distributions can be checked on large samples quickly.
 """
@@ -28,7 +29,7 @@ P_CODEL_GIVEN_IDH = 0.35
 P_TERT = {"wt": 0.70, "codel": 0.95, "noncodel": 0.10}
 LABEL_FLIP = 0.02
 
-#: Per-group latent distributions (PHANTOM_SPEC.md, "Latent phenotype, given the group").
+#: Per-group latent distributions; each latent is drawn independently given the group.
 LOBE_P = {"wt_tm": (.25, .35, .25, .15), "wt_tw": (.25, .35, .25, .15), "astro": (.45, .25, .15, .15),
           "oligo": (.60, .15, .15, .10)}
 ENHANCING_BETA = {"wt_tm": (6, 4), "wt_tw": (4, 5), "astro": (2, 5), "oligo": (3, 5)}

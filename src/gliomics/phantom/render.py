@@ -1,4 +1,4 @@
-"""Tumour geometry, BraTS 2024 labels and tissue intensities of one phantom case (PHANTOM_SPEC.md)."""
+"""Tumour geometry, BraTS 2024 labels and tissue intensities of one phantom case."""
 
 from __future__ import annotations
 
@@ -94,61 +94,16 @@ def render_case(lat: CaseLatents, anatomy: CaseAnatomy, spacing: float, rng: np.
     semi = lat.core_radius_mm * rng.uniform(0.7, 1.3, size=3)
 
     x, y, z = _world_coords(shape, spacing)
-    d = (x - centre[0], y - centre[1], z - centre[2])
-    q = [(d[0] * rot[0, i] + d[1] * rot[1, i] + d[2] * rot[2, i]) for i in range(3)]  # tumour frame
-    rho = np.sqrt((q[0] / semi[0]) ** 2 + (q[1] / semi[1]) ** 2 + (q[2] / semi[2]) ** 2).astype(np.float32)
-    norm = np.maximum(np.sqrt(q[0] ** 2 + q[1] ** 2 + q[2] ** 2), 1e-6)
-    surface = 1.0 + 0.25 * (1.0 - lat.margin_sharpness) * _surface_noise([qi / norm for qi in q], rng)
-    rel = rho / surface  # < 1 inside the core, 1 on its irregular surface
-    del q, norm, rho
+    rel = _relative_radius(x, y, z, centre, rot, semi, lat.margin_sharpness, rng)
 
     core = (rel < 1.0) & brain
     if not core.any():  # a tumour must show: keep at least the voxel at the centre
         core[tuple(np.round((np.linalg.inv(grid_affine(spacing)) @ np.r_[centre, 1])[:3]).astype(int))] = True
-    core_rel = rel[core]
-
-    # ET: the outer shell of the core holding fraction e of its volume.
-    seg = np.zeros(shape, dtype=np.uint8)
-    et_threshold = 1.0
-    if lat.enhancing_fraction >= 0.05:
-        n_netc = int(round((1.0 - lat.enhancing_fraction) * core_rel.size))
-        et_threshold = _threshold_for_count(core_rel, n_netc) if n_netc > 0 else -1.0
-    et = core & (rel > et_threshold)
-    netc = core & ~et
-    seg[netc] = LABELS["NETC"]
-    seg[et] = LABELS["ET"]
-
-    # SNFH: a shell around the core of volume edema_ratio × core volume, reaching further along white matter.
-    outside = brain & ~core & (anatomy.csf < 0.5)
-    dist_mm = (rel - 1.0) * lat.core_radius_mm * (1.5 - anatomy.wm)
-    n_edema = int(round(lat.edema_ratio * core.sum()))
-    cand = dist_mm[outside]
-    if n_edema > 0 and cand.size:
-        seg[outside & (dist_mm <= _threshold_for_count(cand, n_edema))] = LABELS["SNFH"]
-    del dist_mm
-
-    tissue: dict[str, np.ndarray] = {"snfh": seg == LABELS["SNFH"], "et": et}
-    if lat.mismatch:
-        rim = netc & (rel > et_threshold - 2.0 / lat.core_radius_mm)
-        tissue["mismatch_rim"] = rim
-        tissue["mismatch"] = netc & ~rim
-    elif lat.necrosis and netc.any():
-        frac = rng.uniform(MIN_NECROSIS_FRACTION, 0.8)
-        netc_rel = rel[netc]
-        nec = netc & (rel <= _threshold_for_count(netc_rel, int(round(frac * netc_rel.size))))
-        tissue["necrosis"] = nec
-        tissue["netc"] = netc & ~nec
-    else:
-        tissue["netc"] = netc
-
+    seg, et, netc, et_threshold = _core_labels(lat, core, rel)
+    _add_edema(seg, lat, anatomy, core, rel)
+    tissue = _tumour_tissues(lat, seg, et, netc, rel, et_threshold, rng)
     if lat.calcification:
-        idx = np.argwhere(core)
-        foci = np.zeros(shape, dtype=bool)
-        for k in rng.choice(len(idx), size=int(rng.integers(3, 13)), replace=True):
-            r_mm = rng.uniform(1.0, 2.0)
-            c_w = grid_affine(spacing)[:3, :3] @ idx[k] + grid_affine(spacing)[:3, 3]
-            foci |= (x - c_w[0]) ** 2 + (y - c_w[1]) ** 2 + (z - c_w[2]) ** 2 <= r_mm**2
-        tissue["calcification"] = foci & core
+        tissue["calcification"] = _calcification(core, x, y, z, spacing, rng)
 
     resected = 0.0
     if lat.postop:
@@ -167,6 +122,78 @@ def render_case(lat: CaseLatents, anatomy: CaseAnatomy, spacing: float, rng: np.
         images[SEQUENCES.index("t1c")] *= 1.0 + RC_RIM_T1C_GAIN * gain
     seg[~brain] = 0
     return RenderedCase(images=images, seg=seg, centre_mni_mm=centre_mni, resected_fraction=resected)
+
+
+def _relative_radius(x: np.ndarray, y: np.ndarray, z: np.ndarray, centre: np.ndarray, rot: np.ndarray,
+                     semi: np.ndarray, sharpness: float, rng: np.random.Generator) -> np.ndarray:
+    """Ellipsoidal radius of every voxel in the tumour frame over the irregular core surface: < 1 inside the core,
+    1 on its surface."""
+    d = (x - centre[0], y - centre[1], z - centre[2])
+    q = [(d[0] * rot[0, i] + d[1] * rot[1, i] + d[2] * rot[2, i]) for i in range(3)]  # tumour frame
+    rho = np.sqrt((q[0] / semi[0]) ** 2 + (q[1] / semi[1]) ** 2 + (q[2] / semi[2]) ** 2).astype(np.float32)
+    norm = np.maximum(np.sqrt(q[0] ** 2 + q[1] ** 2 + q[2] ** 2), 1e-6)
+    surface = 1.0 + 0.25 * (1.0 - sharpness) * _surface_noise([qi / norm for qi in q], rng)
+    return rho / surface
+
+
+def _core_labels(lat: CaseLatents, core: np.ndarray,
+                 rel: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """Split the core into ET (its outer shell holding the enhancing fraction of its volume) and NETC; return the
+    label map, the ET and NETC masks and the ``rel`` threshold between them."""
+    core_rel = rel[core]
+    seg = np.zeros(core.shape, dtype=np.uint8)
+    et_threshold = 1.0
+    if lat.enhancing_fraction >= 0.05:
+        n_netc = int(round((1.0 - lat.enhancing_fraction) * core_rel.size))
+        et_threshold = _threshold_for_count(core_rel, n_netc) if n_netc > 0 else -1.0
+    et = core & (rel > et_threshold)
+    netc = core & ~et
+    seg[netc] = LABELS["NETC"]
+    seg[et] = LABELS["ET"]
+    return seg, et, netc, et_threshold
+
+
+def _add_edema(seg: np.ndarray, lat: CaseLatents, anatomy: CaseAnatomy, core: np.ndarray, rel: np.ndarray) -> None:
+    """Label SNFH in ``seg``: a shell around the core of volume edema_ratio × core volume, reaching further along
+    white matter."""
+    outside = anatomy.brain & ~core & (anatomy.csf < 0.5)
+    dist_mm = (rel - 1.0) * lat.core_radius_mm * (1.5 - anatomy.wm)
+    n_edema = int(round(lat.edema_ratio * core.sum()))
+    cand = dist_mm[outside]
+    if n_edema > 0 and cand.size:
+        seg[outside & (dist_mm <= _threshold_for_count(cand, n_edema))] = LABELS["SNFH"]
+
+
+def _tumour_tissues(lat: CaseLatents, seg: np.ndarray, et: np.ndarray, netc: np.ndarray, rel: np.ndarray,
+                    et_threshold: float, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """The tissue masks that set the intensities: SNFH, ET, and NETC split into a mismatch rim and core or into
+    necrosis and the rest, as the latents say."""
+    tissue: dict[str, np.ndarray] = {"snfh": seg == LABELS["SNFH"], "et": et}
+    if lat.mismatch:
+        rim = netc & (rel > et_threshold - 2.0 / lat.core_radius_mm)
+        tissue["mismatch_rim"] = rim
+        tissue["mismatch"] = netc & ~rim
+    elif lat.necrosis and netc.any():
+        frac = rng.uniform(MIN_NECROSIS_FRACTION, 0.8)
+        netc_rel = rel[netc]
+        nec = netc & (rel <= _threshold_for_count(netc_rel, int(round(frac * netc_rel.size))))
+        tissue["necrosis"] = nec
+        tissue["netc"] = netc & ~nec
+    else:
+        tissue["netc"] = netc
+    return tissue
+
+
+def _calcification(core: np.ndarray, x: np.ndarray, y: np.ndarray, z: np.ndarray, spacing: float,
+                   rng: np.random.Generator) -> np.ndarray:
+    """3-12 calcified spheres of radius 1-2 mm centred on random core voxels, cut to the core."""
+    idx = np.argwhere(core)
+    foci = np.zeros(core.shape, dtype=bool)
+    for k in rng.choice(len(idx), size=int(rng.integers(3, 13)), replace=True):
+        r_mm = rng.uniform(1.0, 2.0)
+        c_w = grid_affine(spacing)[:3, :3] @ idx[k] + grid_affine(spacing)[:3, 3]
+        foci |= (x - c_w[0]) ** 2 + (y - c_w[1]) ** 2 + (z - c_w[2]) ** 2 <= r_mm**2
+    return foci & core
 
 
 def _resection_cavity(x, y, z, centre, rot, semi, radius, core, brain, rng) -> tuple[np.ndarray, float]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from multiprocessing import get_context
 from pathlib import Path
@@ -58,6 +59,54 @@ def _copy_markers(source: Path, out: Path) -> None:
             shutil.copyfile(src, tmp)
 
 
+def _prepare(source: Path, out: Path, settings: PreprocessSettings, layout: str, num_parts: int,
+             part_id: int) -> list[Case]:
+    """Find this part's cases, check the skull stripping and the atlas before any case runs, and create ``out`` with
+    the markers table of ``source``."""
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"{out}: output path exists and is not a folder")
+    cases = select_part(discover_cases(source, layout=layout, allow_missing=True), num_parts, part_id)
+    check_method(settings.skull_strip)  # a network that cannot run here fails before any case runs
+    if not settings.skip_registration:
+        load_registration_atlas(settings.atlas, settings.mask)  # a bad atlas or mask fails before any case runs
+    out.mkdir(parents=True, exist_ok=True)
+    _copy_markers(source, out)
+    return cases
+
+
+def _run_serial(todo: list[Case], out: Path, settings: PreprocessSettings, overwrite: bool,
+                finish: Callable[[str, BaseException | None], None]) -> None:
+    """Run the cases one after the other in this process, on all usable cores, reporting each to ``finish``."""
+    _set_threads(usable_cores())
+    for case in todo:
+        try:
+            run_case(case, out, settings, overwrite=overwrite)
+        except GliomicsError as exc:
+            finish(case.case_id, exc)
+        else:
+            finish(case.case_id, None)
+
+
+def _run_pool(todo: list[Case], out: Path, settings: PreprocessSettings, overwrite: bool, workers: int, threads: int,
+              finish: Callable[[str, BaseException | None], None]) -> None:
+    """Run the cases in ``workers`` spawned processes of ``threads`` threads each, reporting each to ``finish`` as
+    it completes; an error ``finish`` raises cancels the cases not started yet."""
+    # spawned, not forked: a worker forked from a process whose torch has started its OpenMP threads (deepbet
+    # ran there) hangs at its first parallel region
+    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
+        futures = {pool.submit(_worker, c, out, settings, overwrite, threads): c.case_id for c in todo}
+        pending = set(futures)
+        while pending:
+            finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for future in finished:
+                try:
+                    finish(futures[future], future.exception())
+                except BaseException:
+                    for other in pending:
+                        other.cancel()
+                    raise
+
+
 def preprocess_cohort(source: Path | str, out: Path | str, settings: PreprocessSettings | None = None, *,
                       workers: int = 1, overwrite: bool = False, keep_going: bool = False, progress: bool = True,
                       layout: str = "auto", num_parts: int = 1, part_id: int = 0) -> dict[str, Any]:
@@ -90,14 +139,7 @@ def preprocess_cohort(source: Path | str, out: Path | str, settings: PreprocessS
 
     settings = settings or PreprocessSettings()
     source, out = Path(source), Path(out)
-    if out.exists() and not out.is_dir():
-        raise OutputError(f"{out}: output path exists and is not a folder")
-    cases = select_part(discover_cases(source, layout=layout, allow_missing=True), num_parts, part_id)
-    check_method(settings.skull_strip)  # a network that cannot run here fails before any case runs
-    if not settings.skip_registration:
-        load_registration_atlas(settings.atlas, settings.mask)  # a bad atlas or mask fails before any case runs
-    out.mkdir(parents=True, exist_ok=True)
-    _copy_markers(source, out)
+    cases = _prepare(source, out, settings, layout, num_parts, part_id)
     todo = [c for c in cases if overwrite or not (out / c.case_id).is_dir()]
     skipped = [c.case_id for c in cases if c not in todo]
     done: list[str] = []
@@ -117,29 +159,9 @@ def preprocess_cohort(source: Path | str, out: Path | str, settings: PreprocessS
     threads = max(1, usable_cores() // max(1, workers))
     try:
         if workers <= 1 or len(todo) <= 1:
-            _set_threads(usable_cores())
-            for case in todo:
-                try:
-                    run_case(case, out, settings, overwrite=overwrite)
-                except GliomicsError as exc:
-                    finish(case.case_id, exc)
-                else:
-                    finish(case.case_id, None)
+            _run_serial(todo, out, settings, overwrite, finish)
         else:
-            # spawned, not forked: a worker forked from a process whose torch has started its OpenMP threads (deepbet
-            # ran there) hangs at its first parallel region
-            with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
-                futures = {pool.submit(_worker, c, out, settings, overwrite, threads): c.case_id for c in todo}
-                pending = set(futures)
-                while pending:
-                    finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-                    for future in finished:
-                        try:
-                            finish(futures[future], future.exception())
-                        except BaseException:
-                            for other in pending:
-                                other.cancel()
-                            raise
+            _run_pool(todo, out, settings, overwrite, workers, threads, finish)
     finally:
         bar.close()
     return {"preprocessed": sorted(done), "skipped": skipped, "failed": failed}

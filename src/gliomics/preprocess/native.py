@@ -90,25 +90,35 @@ def seg_to_native(seg_path: Path | str, case_dir: Path | str, out_path: Path | s
         InputError, ImageError, LabelError: Unreadable inputs, or labels that do not lie on the case's output grid.
     """
     label = load_label(seg_path)
+    return labels_array_to_native(label.array, label.affine, case_dir, out_path, sequence, source=seg_path)
+
+
+def labels_array_to_native(labels: np.ndarray, affine: np.ndarray, case_dir: Path | str, out_path: Path | str,
+                           sequence: str | None = None, *, source: Path | str = "the prediction") -> Path:
+    """:func:`seg_to_native` for labels in memory (``labels`` with its RAS ``affine``, e.g. a prediction's ``seg``);
+    ``source`` names them in errors."""
     record = read_geometry(case_dir)
     expected = Grid.from_dict(record["output_grid"])
-    if tuple(label.shape) != expected.size or not np.allclose(label.affine, nifti_affine(expected.reference()),
+    if tuple(labels.shape) != expected.size or not np.allclose(affine, nifti_affine(expected.reference()),
                                                                atol=1e-3):
-        raise InputError(f"{seg_path}: not on the preprocessed grid of {case_dir} "
-                         f"(shape {label.shape}, expected {expected.size})")
-    mapped = labels_to_native(image_from_array(label.array, label.affine), case_dir, sequence)
+        raise InputError(f"{source}: not on the preprocessed grid of {case_dir} "
+                         f"(shape {tuple(labels.shape)}, expected {expected.size})")
+    mapped = labels_to_native(image_from_array(np.asarray(labels, dtype=np.uint8), affine), case_dir, sequence)
     written = save_image(array_of(mapped).astype(np.uint8), nifti_affine(mapped), out_path, dtype=np.uint8)
-    logger.debug("%s -> %s (native %s)", seg_path, written, sequence or record["reference"])
+    logger.debug("%s -> %s (native %s)", source, written, sequence or record["reference"])
     return written
 
 
-def native_outputs(case: Case, out_dir: Path | str, *, native: bool = False, dicom_seg: bool = False) -> list[Path]:
-    """After ``<case>_seg.nii.gz`` is written: map it to the native scan and/or write it as DICOM-SEG.
+def native_outputs(case: Case, prediction, out_dir: Path | str, *, native: bool = False,
+                   dicom_seg: bool = False) -> list[Path]:
+    """Map a prediction's labels to the native scan and/or write them as DICOM-SEG.
 
-    ``native`` writes ``<case>_seg_native.nii.gz`` in the geometry of the case's original T1ce (through the inverse
-    of the saved transforms) when the case was made by ``gliomics preprocess``; for other cases the segmentation is
-    already in the scan geometry and nothing more is written. ``dicom_seg`` writes ``<case>_seg.dcm`` on the source
-    series recorded in ``dicom_sources.json`` (``gliomics import --format dicom``), mapping back first if needed.
+    ``prediction`` is the case's :class:`~gliomics.inference.prediction.Prediction` (its ``seg`` in the input
+    geometry, with its ``affine``). ``native`` writes ``<case>_seg_native.nii.gz`` in the geometry of the case's
+    original T1ce (through the inverse of the saved transforms) when the case was made by ``gliomics preprocess``;
+    for other cases the segmentation is already in the scan geometry and nothing more is written. ``dicom_seg``
+    writes ``<case>_seg.dcm`` on the source series recorded in ``dicom_sources.json`` (``gliomics import --format
+    dicom``), mapping back first if needed.
 
     Returns:
         The files written.
@@ -117,26 +127,26 @@ def native_outputs(case: Case, out_dir: Path | str, *, native: bool = False, dic
         InputError: ``dicom_seg`` for a case without ``dicom_sources.json``, or missing source files.
     """
     from gliomics.io.dicom_seg import DICOM_SEG_SUFFIX, read_sources, write_dicom_seg
-    from gliomics.io.sitk_images import read_image
 
     out_dir = Path(out_dir)
-    seg_path = out_dir / f"{case.case_id}_seg.nii.gz"
-    if not seg_path.is_file() or not (native or dicom_seg):
+    if prediction.seg is None or not (native or dicom_seg):
         return []
     folder = next(iter(case.images.values())).parent
     preprocessed = transforms_dir(folder) is not None
     written = []
     if native:
         if preprocessed:
-            written.append(seg_to_native(seg_path, folder, out_dir / f"{case.case_id}{NATIVE_SEG_SUFFIX}"))
+            written.append(labels_array_to_native(prediction.seg, prediction.affine, folder,
+                                                  out_dir / f"{case.case_id}{NATIVE_SEG_SUFFIX}",
+                                                  source=f"the prediction of {case.case_id}"))
         else:
-            logger.warning("%s: not made by `gliomics preprocess`; %s is already in the scan geometry",
-                           folder, seg_path.name)
+            logger.warning("%s: not made by `gliomics preprocess`; its segmentation is already in the scan geometry",
+                           folder)
     if dicom_seg:
         sources = read_sources(folder)
         sequence = (REFERENCE_SEQUENCE if REFERENCE_SEQUENCE in sources["sequences"]
                     else next(iter(sources["sequences"])))
-        labels = read_image(seg_path, sitk.sitkUInt8)
+        labels = image_from_array(np.asarray(prediction.seg, dtype=np.uint8), prediction.affine)
         if preprocessed:
             labels = labels_to_native(labels, folder, sequence)
         written.append(write_dicom_seg(labels, sources, out_dir / f"{case.case_id}{DICOM_SEG_SUFFIX}",

@@ -245,38 +245,34 @@ def write_html(text: str, path: Path) -> Path:
     return path
 
 
-def write_case_report(case: Case, pred_dir: Path | str, *, model, config, device, out: Path | str | None = None,
-                      band: float = DEFAULT_BAND, readout=None, prediction=None) -> Path:
+def write_case_report(case: Case, pred_dir: Path | str, predictor, prediction=None, *, out: Path | str | None = None,
+                      band: float | None = None) -> Path:
     """Compute the maps of ``case`` and write its report (default ``pred_dir/<case>.html``); returns the path.
 
     Args:
-        case: The input case (its images are re-read for the views and the maps, unless ``prediction`` is given).
+        case: The input case.
         pred_dir: The folder with ``<case>.json`` and ``<case>_seg.nii.gz``.
-        model: The run's network, in eval mode on ``device`` (e.g. ``Predictor.model``).
-        config: The run's config (``Predictor.config``).
-        device: Where the model is.
-        out: The HTML file; defaults to ``pred_dir/<case>.html``.
-        band: Indeterminate band of the WHO CNS5 suggestion.
-        readout: The run's marker readout (``Predictor.readouts[0]``) where the prediction's markers came from it
-            (the JSON's ``markers_from``); the pass's marker probabilities are then the readout's, as the
-            prediction's were. Grad-CAM still explains the network's heads.
+        predictor: The loaded :class:`~gliomics.inference.predictor.Predictor` that predicted the case (one run or
+            an ensemble, whose maps are its members' mean;
+            :func:`~gliomics.inference.explanation_maps.compute_case_maps`).
         prediction: The case's :class:`~gliomics.inference.prediction.Prediction` in memory (``predict --report``):
-            its record and arrays are used and nothing is read back (:func:`compute_case_maps`).
+            its record and arrays are used and nothing is read back. None: the record is read from ``pred_dir``
+            and the case predicted again for the maps, with the record's sequences and marker source.
+        out: The HTML file; defaults to ``pred_dir/<case>.html``.
+        band: Indeterminate band of the WHO CNS5 suggestion (default: the predictor's).
     """
     from gliomics.inference.explanation_maps import compute_case_maps
+    from gliomics.inference.prediction import record_options
 
-    if prediction is not None:
-        record, seg = prediction.record, None
+    if prediction is None:
+        record = load_prediction(pred_dir, case.case_id)[0]
+        prediction = predictor.predict(case, options=record_options(record))
     else:
-        record, seg = load_prediction(pred_dir, case.case_id)
-    if record.get("markers_from") != "readout":
-        readout = None
-    maps = compute_case_maps(model, config, case, seg_path=seg, sequences=record.get("sequences_present"),
-                             readout=readout, prediction=prediction,
-                             device=device, precision=record.get("hardware", {}).get("precision", "fp32"))
+        record = prediction.record
+    maps = compute_case_maps(predictor, case, prediction)
     start = time.perf_counter()
-    html = build_case_html(record, maps, band=band, extra_timings={"report_maps_s": maps.seconds},
-                           qc_png=preprocess_qc_png(case))
+    html = build_case_html(record, maps, band=predictor.who_band if band is None else band,
+                           extra_timings={"report_maps_s": maps.seconds}, qc_png=preprocess_qc_png(case))
     logger.debug("%s: report figures in %.1f s", case.case_id, time.perf_counter() - start)
     path = Path(out) if out is not None else Path(pred_dir) / f"{case.case_id}{REPORT_SUFFIX}"
     return write_html(html, path)

@@ -23,8 +23,6 @@ LAST = "last.pt"
 #: Labels and raw marker probabilities of a run's validation cases at its best epoch (NaN labels are unknown): the
 #: out-of-fold set of a K-fold ensemble.
 VAL_PREDICTIONS = "validation_predictions.json"
-#: The marker calibration a run (or an ensemble folder) was given by ``gliomics calibrate``.
-CALIBRATION_FILE = "calibration.json"
 #: The fold runs of a K-fold ensemble folder are ``fold_0``, ``fold_1``, ….
 FOLD_PREFIX = "fold_"
 

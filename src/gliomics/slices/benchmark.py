@@ -10,7 +10,7 @@ import json
 import logging
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -188,35 +188,19 @@ def run_benchmark(data: Path | str, out: Path | str, settings: BenchmarkSettings
     Returns:
         The content of ``results.json``.
     """
-    import torch
-
     from gliomics.models.slice2d import BACKBONES
-    from gliomics.report.cohort_figures import confusion_comparison_figure, roc_comparison_figure
-    from gliomics.report.figures import save_png
-    from gliomics.runtime.hardware import resolve_device
-    from gliomics.slices.training import average_by_patient, predict_probabilities, train_backbone
 
     start = time.monotonic()
     out = check_output_folder(out, overwrite)
-    dev = resolve_device(device)
-    if dev.type == "cpu":  # all allowed cores unless `threads` says fewer (a busy machine can be faster so)
-        configure_cpu(threads)
+    dev = _prepare_device(device, threads)
     weights = _check_weights(weights, settings)
     slice_set = collect_slices(data, settings, markers=markers, voi_masks=voi_masks, layout=layout,
                                progress=progress)
     split = _split(slice_set, settings, splits)
-    patients, labels = slice_set.slice_patients, slice_set.labels
+    patients = slice_set.slice_patients
     index_of = {name: np.flatnonzero(np.isin(patients, split[name])) for name in ("fit", "val", "test")}
     logger.info("split: %d fit, %d validation, %d test patients", *(len(split[n]) for n in ("fit", "val", "test")))
-    cache: dict[float, np.ndarray] = {}
-
-    def images_for(edge_weight: float) -> np.ndarray:
-        # one edge weight at a time: finishing the slices is cheap, holding many 224×224 sets is not
-        if edge_weight not in cache:
-            cache.clear()
-            cache[edge_weight] = slice_set.images(edge_weight=edge_weight)
-        return cache[edge_weight]
-
+    images_for = _image_cache(slice_set)
     titles = {key: BACKBONES[key].title for key in settings.backbones}
     test_patients = split["test"]
     y_test = np.array([slice_set.patients[p].label for p in test_patients], dtype=np.int64)
@@ -227,48 +211,106 @@ def run_benchmark(data: Path | str, out: Path | str, settings: BenchmarkSettings
         training: dict[str, dict] = {}
         probs: dict[str, np.ndarray] = {}
         for key in settings.backbones:
-            logger.info("training %s", titles[key])
-            best, chosen, trials = train_backbone(key, images_for, labels, patients, index_of["fit"],
-                                                  index_of["val"], settings, device=dev, weights=weights.get(key),
-                                                  progress=progress)
-            test_idx = index_of["test"]
-            slice_probs = predict_probabilities(best.model, images_for(best.params["edge_weight"])[test_idx], dev)
-            by_patient = average_by_patient(patients[test_idx], slice_probs)
-            probs[key] = np.array([by_patient[p] for p in test_patients])
-            table2[key] = performance_row(y_test, probs[key], threshold=settings.threshold, n_boot=settings.n_boot,
-                                          seed=settings.seed)
-            training[key] = {"chosen_trial": chosen, "trials": trials}
-            if save_models:
-                from gliomics.runtime.checkpoint import save_checkpoint
-
-                config = {**settings.model_dump(mode="json"), "backbone": key, **best.params}
-                save_checkpoint({"model": best.model.state_dict(), "config": config}, tmp / "models" / f"{key}.pt")
-            logger.info("%s: test AUC %.3f, accuracy %.3f", titles[key], table2[key]["auc"], table2[key]["accuracy"])
-            del best  # free this model before the next backbone is built
-        results = _plain({
-            "settings": settings.model_dump(mode="json"),
-            "cohort": {"data": str(data), "markers": str(markers) if markers else None, "slices": len(labels),
-                       "patients": len(slice_set.patients),
-                       "patients_altered": int(sum(p.label for p in slice_set.patients.values())),
-                       "skipped": slice_set.skipped},
-            "split": {name: split[name] for name in ("train", "fit", "val", "test")},
-            "split_source": str(splits) if splits is not None else "drawn",
-            "table1": table1,
-            "table2": table2,
-            "training": training,
-            "test_predictions": {"patients": test_patients, "labels": y_test.tolist(),
-                                 "probabilities": {k: v.tolist() for k, v in probs.items()}},
-            "device": str(dev),
-            "torch_threads": torch.get_num_threads(),
-            "seconds": round(time.monotonic() - start, 1),
-        })
+            probs[key], table2[key], training[key] = _run_backbone(
+                key, titles[key], images_for, slice_set, index_of, test_patients, y_test, settings, dev,
+                weights.get(key), tmp if save_models else None, progress,
+            )
+        results = _results(data, markers, splits, settings, slice_set, split, table1, table2, training, probs,
+                           y_test, dev, start)
         _write_outputs(tmp, results, titles, slice_set)
-        save_png(roc_comparison_figure({titles[k]: (y_test, probs[k]) for k in settings.backbones},
-                                       f"{MARKER_NAMES.get(settings.marker, settings.marker)}: test patients"),
-                 tmp / "roc_curves.png")
-        calls = {titles[k]: (y_test, (probs[k] >= settings.threshold).astype(int)) for k in settings.backbones}
-        save_png(confusion_comparison_figure(calls), tmp / "confusion_matrices.png")
+        _write_figures(tmp, titles, y_test, probs, settings)
     return results
+
+
+def _prepare_device(device: str, threads: int | None) -> Any:
+    """Resolve ``device`` to a torch device and, on the CPU, set the number of torch threads."""
+    from gliomics.runtime.hardware import resolve_device
+
+    dev = resolve_device(device)
+    if dev.type == "cpu":  # all allowed cores unless `threads` says fewer (a busy machine can be faster so)
+        configure_cpu(threads)
+    return dev
+
+
+def _image_cache(slice_set: SliceSet) -> Callable[[float], np.ndarray]:
+    """A function giving the slice images of ``slice_set`` for an edge weight, keeping only the last one made."""
+    cache: dict[float, np.ndarray] = {}
+
+    def images_for(edge_weight: float) -> np.ndarray:
+        # one edge weight at a time: finishing the slices is cheap, holding many 224×224 sets is not
+        if edge_weight not in cache:
+            cache.clear()
+            cache[edge_weight] = slice_set.images(edge_weight=edge_weight)
+        return cache[edge_weight]
+
+    return images_for
+
+
+def _run_backbone(key: str, title: str, images_for: Callable[[float], np.ndarray], slice_set: SliceSet,
+                  index_of: Mapping[str, np.ndarray], test_patients: Sequence[str], y_test: np.ndarray,
+                  settings: BenchmarkSettings, dev: Any, weights: Path | None, models_folder: Path | None,
+                  progress: bool) -> tuple[np.ndarray, dict, dict]:
+    """Train one backbone and score it on the test patients: their probabilities, the Table 2 row and the training
+    record; with ``models_folder``, also save the trial kept as ``models/<backbone>.pt`` under it."""
+    from gliomics.slices.training import average_by_patient, predict_probabilities, train_backbone
+
+    patients, labels = slice_set.slice_patients, slice_set.labels
+    logger.info("training %s", title)
+    best, chosen, trials = train_backbone(key, images_for, labels, patients, index_of["fit"],
+                                          index_of["val"], settings, device=dev, weights=weights,
+                                          progress=progress)
+    test_idx = index_of["test"]
+    slice_probs = predict_probabilities(best.model, images_for(best.params["edge_weight"])[test_idx], dev)
+    by_patient = average_by_patient(patients[test_idx], slice_probs)
+    probs = np.array([by_patient[p] for p in test_patients])
+    row = performance_row(y_test, probs, threshold=settings.threshold, n_boot=settings.n_boot, seed=settings.seed)
+    if models_folder is not None:
+        from gliomics.runtime.checkpoint import save_checkpoint
+
+        config = {**settings.model_dump(mode="json"), "backbone": key, **best.params}
+        save_checkpoint({"model": best.model.state_dict(), "config": config}, models_folder / "models" / f"{key}.pt")
+    logger.info("%s: test AUC %.3f, accuracy %.3f", title, row["auc"], row["accuracy"])
+    del best  # free this model before the next backbone is built
+    return probs, row, {"chosen_trial": chosen, "trials": trials}
+
+
+def _results(data: Path | str, markers: Path | str | None, splits: Path | str | None, settings: BenchmarkSettings,
+             slice_set: SliceSet, split: Mapping[str, list[str]], table1: Any, table2: dict[str, dict],
+             training: dict[str, dict], probs: Mapping[str, np.ndarray], y_test: np.ndarray, dev: Any,
+             start: float) -> dict[str, Any]:
+    """The content of ``results.json``, in JSON-friendly values; ``start`` is the run's :func:`time.monotonic`."""
+    import torch
+
+    return _plain({
+        "settings": settings.model_dump(mode="json"),
+        "cohort": {"data": str(data), "markers": str(markers) if markers else None, "slices": len(slice_set.labels),
+                   "patients": len(slice_set.patients),
+                   "patients_altered": int(sum(p.label for p in slice_set.patients.values())),
+                   "skipped": slice_set.skipped},
+        "split": {name: split[name] for name in ("train", "fit", "val", "test")},
+        "split_source": str(splits) if splits is not None else "drawn",
+        "table1": table1,
+        "table2": table2,
+        "training": training,
+        "test_predictions": {"patients": split["test"], "labels": y_test.tolist(),
+                             "probabilities": {k: v.tolist() for k, v in probs.items()}},
+        "device": str(dev),
+        "torch_threads": torch.get_num_threads(),
+        "seconds": round(time.monotonic() - start, 1),
+    })
+
+
+def _write_figures(folder: Path, titles: dict[str, str], y_test: np.ndarray, probs: Mapping[str, np.ndarray],
+                   settings: BenchmarkSettings) -> None:
+    """Write the ROC curves and the confusion matrices of every backbone on the test patients."""
+    from gliomics.report.cohort_figures import confusion_comparison_figure, roc_comparison_figure
+    from gliomics.report.figures import save_png
+
+    save_png(roc_comparison_figure({titles[k]: (y_test, probs[k]) for k in settings.backbones},
+                                   f"{MARKER_NAMES.get(settings.marker, settings.marker)}: test patients"),
+             folder / "roc_curves.png")
+    calls = {titles[k]: (y_test, (probs[k] >= settings.threshold).astype(int)) for k in settings.backbones}
+    save_png(confusion_comparison_figure(calls), folder / "confusion_matrices.png")
 
 
 def _write_outputs(folder: Path, results: dict, titles: dict[str, str], slice_set: SliceSet) -> None:

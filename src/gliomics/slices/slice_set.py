@@ -141,6 +141,69 @@ def _case_slices(case, loaded, voi: np.ndarray, settings: SliceSettings) -> tupl
     return found, crops
 
 
+def _open_cohort(data: Path, markers: Path | str | None, voi_masks: Path | str | None,
+                 layout: str) -> tuple[list, Path | str, Path | None]:
+    """Check the inputs of :func:`collect_slices` and build the cohort: its cases, the markers table used and the
+    VOI mask folder (None for the segmentation labels)."""
+    from gliomics.data.cohort import build_cohort
+
+    if not data.exists():
+        raise InputError(f"{data}: not found")
+    if markers is None:
+        if not (data.is_dir() and (data / "markers.csv").is_file()):
+            raise InputError(f"{data}: no markers.csv beside the cases; give the markers table (--markers)")
+        markers = data / "markers.csv"
+    cohort = build_cohort(data, markers, layout=layout, allow_missing=True)
+    no_t1c = [c.case_id for c in cohort if REFERENCE_SEQUENCE not in c.case.images]
+    if no_t1c:
+        raise InputError(f"{data}: case {no_t1c[0]!r} has no T1ce (t1c) image"
+                         f"{f' (and {len(no_t1c) - 1} more cases)' if len(no_t1c) > 1 else ''}; "
+                         "the slice benchmark reads T1ce")
+    masks_dir = Path(voi_masks) if voi_masks is not None else None
+    if masks_dir is not None and not masks_dir.is_dir():
+        raise InputError(f"{masks_dir}: VOI mask folder not found")
+    return cohort, markers, masks_dir
+
+
+def _case_rois(item, settings: SliceSettings,
+               masks_dir: Path | None) -> tuple[int | None, list[tuple[int, int, tuple]], list[np.ndarray], str]:
+    """The marker label, the ROI slices (z, area, box) and their crops of one cohort item; no slices and the reason
+    when the case has to be skipped."""
+    from gliomics.io import load_case
+
+    marker = settings.marker
+    label = item.markers.label(marker) if item.markers is not None else None
+    if label is None:
+        return label, [], [], f"{marker} status unknown"
+    if masks_dir is None and item.case.seg is None:
+        return label, [], [], "no segmentation to take the VOI from"
+    loaded = load_case(item.case, sequences=(REFERENCE_SEQUENCE,), load_seg=masks_dir is None)
+    voi, reason = _voi(item.case, loaded, settings, masks_dir)
+    if voi is None:
+        return label, [], [], reason
+    found, case_crops = _case_slices(item.case, loaded, voi, settings)
+    if not found:
+        return label, [], [], "empty VOI"
+    return label, found, case_crops, ""
+
+
+def _add_case(patients: dict[str, PatientInfo], item, label: int, markers: Path | str, marker: str) -> str:
+    """Add a cohort item's case to its patient in ``patients`` (created on its first case) and return the patient id;
+    refuse a label that differs from the patient's earlier cases."""
+    from gliomics.data.cohort import patient_id
+
+    patient = patient_id(item.case_id)
+    info = patients.get(patient)
+    if info is None:
+        rec = item.markers
+        info = patients[patient] = PatientInfo(patient, label, age=rec.age, sex=rec.sex, site=rec.site)
+    elif info.label != label:
+        raise InputError(f"{markers}: patient {patient!r} has {marker} {info.label} in case {info.cases[0]!r} "
+                         f"but {label} in case {item.case_id!r}")
+    info.cases.append(item.case_id)
+    return patient
+
+
 def collect_slices(data: Path | str, settings: SliceSettings, *, markers: Path | str | None = None,
                    voi_masks: Path | str | None = None, layout: str = "auto", progress: bool = False) -> SliceSet:
     """Take the ROI slices of every usable case of a cohort.
@@ -163,25 +226,8 @@ def collect_slices(data: Path | str, settings: SliceSettings, *, markers: Path |
     """
     from tqdm import tqdm
 
-    from gliomics.data.cohort import build_cohort, patient_id
-    from gliomics.io import load_case
-
     data = Path(data)
-    if not data.exists():
-        raise InputError(f"{data}: not found")
-    if markers is None:
-        if not (data.is_dir() and (data / "markers.csv").is_file()):
-            raise InputError(f"{data}: no markers.csv beside the cases; give the markers table (--markers)")
-        markers = data / "markers.csv"
-    cohort = build_cohort(data, markers, layout=layout, allow_missing=True)
-    no_t1c = [c.case_id for c in cohort if REFERENCE_SEQUENCE not in c.case.images]
-    if no_t1c:
-        raise InputError(f"{data}: case {no_t1c[0]!r} has no T1ce (t1c) image"
-                         f"{f' (and {len(no_t1c) - 1} more cases)' if len(no_t1c) > 1 else ''}; "
-                         "the slice benchmark reads T1ce")
-    masks_dir = Path(voi_masks) if voi_masks is not None else None
-    if masks_dir is not None and not masks_dir.is_dir():
-        raise InputError(f"{masks_dir}: VOI mask folder not found")
+    cohort, markers, masks_dir = _open_cohort(data, markers, voi_masks, layout)
     marker = settings.marker
     records: list[SliceRecord] = []
     crops: list[np.ndarray] = []
@@ -193,31 +239,11 @@ def collect_slices(data: Path | str, settings: SliceSettings, *, markers: Path |
         skipped.append({"case_id": case_id, "reason": reason})
 
     for item in tqdm(cohort, desc="slices", unit="case", disable=not progress):
-        label = item.markers.label(marker) if item.markers is not None else None
-        if label is None:
-            skip(item.case_id, f"{marker} status unknown")
-            continue
-        if masks_dir is None and item.case.seg is None:
-            skip(item.case_id, "no segmentation to take the VOI from")
-            continue
-        loaded = load_case(item.case, sequences=(REFERENCE_SEQUENCE,), load_seg=masks_dir is None)
-        voi, reason = _voi(item.case, loaded, settings, masks_dir)
-        if voi is None:
+        label, found, case_crops, reason = _case_rois(item, settings, masks_dir)
+        if not found:
             skip(item.case_id, reason)
             continue
-        found, case_crops = _case_slices(item.case, loaded, voi, settings)
-        if not found:
-            skip(item.case_id, "empty VOI")
-            continue
-        patient = patient_id(item.case_id)
-        info = patients.get(patient)
-        if info is None:
-            rec = item.markers
-            info = patients[patient] = PatientInfo(patient, label, age=rec.age, sex=rec.sex, site=rec.site)
-        elif info.label != label:
-            raise InputError(f"{markers}: patient {patient!r} has {marker} {info.label} in case {info.cases[0]!r} "
-                             f"but {label} in case {item.case_id!r}")
-        info.cases.append(item.case_id)
+        patient = _add_case(patients, item, label, markers, marker)
         for rank, (z, area, box) in enumerate(found, start=1):
             records.append(SliceRecord(patient, item.case_id, label, z, rank, area, box))
         crops.extend(case_crops)

@@ -113,6 +113,58 @@ def _patient_auc(patients: np.ndarray, labels: np.ndarray, probs: np.ndarray) ->
     return float(roc_auc_score(y, list(by_patient.values()))) if 0 < sum(y) < len(y) else math.nan
 
 
+def _trial_setup(
+    model: nn.Module, x_train: np.ndarray, y_train: np.ndarray, settings: BenchmarkSettings, lr: float,
+    weight_decay: float, seed: int, device: torch.device,
+) -> tuple[DataLoader, nn.Module, torch.optim.Optimizer, torch.optim.lr_scheduler.ReduceLROnPlateau]:
+    """The seeded, shuffled and augmented training loader, the class-weighted loss, Adam and its plateau scheduler
+    of one trial."""
+    dataset = _SliceDataset(x_train, y_train, train_augmentation())
+    loader = DataLoader(dataset, batch_size=settings.batch_size, shuffle=True, num_workers=0,
+                        generator=torch.Generator().manual_seed(seed), drop_last=len(dataset) > settings.batch_size)
+    criterion = nn.CrossEntropyLoss(weight=class_weights(y_train).to(device))
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="min", factor=settings.plateau_factor,
+                                                           patience=settings.plateau_patience)
+    return loader, criterion, optimizer, scheduler
+
+
+def _train_epoch(model: nn.Module, loader: DataLoader, criterion: nn.Module, optimizer: torch.optim.Optimizer,
+                 scaler: torch.amp.GradScaler, device: torch.device, deadline: float | None, desc: str,
+                 progress: bool) -> tuple[list[float], bool]:
+    """One pass over the training batches (AMP on CUDA only); the batch losses and whether the deadline cut the
+    pass short."""
+    from tqdm import tqdm
+
+    amp = device.type == "cuda"
+    model.train()
+    losses, out_of_time = [], False
+    for x, y in tqdm(loader, desc=desc, leave=False, disable=not progress):
+        x, y = x.to(device), y.to(device)
+        with torch.autocast(device_type=device.type, enabled=amp):
+            loss = criterion(model(x).float(), y)
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+        losses.append(float(loss.detach()))
+        if deadline is not None and time.monotonic() > deadline:
+            out_of_time = True
+            break
+    return losses, out_of_time
+
+
+def _validate(model: nn.Module, val_x: torch.Tensor, val_y: torch.Tensor, criterion: nn.Module,
+              device: torch.device) -> tuple[float, np.ndarray]:
+    """The validation loss and the altered-class probability of every validation slice, in evaluation mode."""
+    model.eval()
+    with torch.no_grad():
+        logits = torch.cat([model(val_x[i : i + 64].to(device)).float() for i in range(0, len(val_x), 64)])
+        val_loss = float(criterion(logits, val_y))
+        val_probs = _probabilities(logits).cpu().numpy()
+    return val_loss, val_probs
+
+
 def train_trial(backbone: str, train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray, np.ndarray, np.ndarray],
                 settings: BenchmarkSettings, *, lr: float, weight_decay: float, seed: int,
                 device: torch.device, weights: Path | None = None, deadline: float | None = None,
@@ -132,22 +184,14 @@ def train_trial(backbone: str, train: tuple[np.ndarray, np.ndarray], val: tuple[
         deadline: ``time.monotonic()`` value after which training stops (after validating the current epoch).
         progress: Show a progress bar per epoch.
     """
-    from tqdm import tqdm
-
     start = time.monotonic()
     torch.manual_seed(seed)
     model = create_slice_model(backbone, in_channels=1, out_channels=2, weights=weights).to(device)
     x_train, y_train = train
     x_val, y_val, p_val = val
-    dataset = _SliceDataset(x_train, y_train, train_augmentation())
-    loader = DataLoader(dataset, batch_size=settings.batch_size, shuffle=True, num_workers=0,
-                        generator=torch.Generator().manual_seed(seed), drop_last=len(dataset) > settings.batch_size)
-    criterion = nn.CrossEntropyLoss(weight=class_weights(y_train).to(device))
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
-    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="min", factor=settings.plateau_factor,
-                                                           patience=settings.plateau_patience)
-    amp = device.type == "cuda"
-    scaler = torch.amp.GradScaler("cuda", enabled=amp)
+    loader, criterion, optimizer, scheduler = _trial_setup(model, x_train, y_train, settings, lr, weight_decay, seed,
+                                                           device)
+    scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda")
     val_x = torch.from_numpy(np.ascontiguousarray(x_val)).unsqueeze(1)
     val_y = torch.from_numpy(np.asarray(y_val, dtype=np.int64)).to(device)
     best_loss, best_epoch, best_state, stale = math.inf, 0, None, 0
@@ -155,25 +199,9 @@ def train_trial(backbone: str, train: tuple[np.ndarray, np.ndarray], val: tuple[
     reason = "max epochs"
     epoch = 0
     for epoch in range(1, settings.epochs + 1):
-        model.train()
-        losses, out_of_time = [], False
-        for x, y in tqdm(loader, desc=f"{backbone} epoch {epoch}", leave=False, disable=not progress):
-            x, y = x.to(device), y.to(device)
-            with torch.autocast(device_type=device.type, enabled=amp):
-                loss = criterion(model(x).float(), y)
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-            losses.append(float(loss.detach()))
-            if deadline is not None and time.monotonic() > deadline:
-                out_of_time = True
-                break
-        model.eval()
-        with torch.no_grad():
-            logits = torch.cat([model(val_x[i : i + 64].to(device)).float() for i in range(0, len(val_x), 64)])
-            val_loss = float(criterion(logits, val_y))
-            val_probs = _probabilities(logits).cpu().numpy()
+        losses, out_of_time = _train_epoch(model, loader, criterion, optimizer, scaler, device, deadline,
+                                           f"{backbone} epoch {epoch}", progress)
+        val_loss, val_probs = _validate(model, val_x, val_y, criterion, device)
         scheduler.step(val_loss)
         history.append({"epoch": epoch, "train_loss": float(np.mean(losses)) if losses else math.nan,
                         "val_loss": val_loss, "val_auc": _patient_auc(p_val, np.asarray(y_val), val_probs),

@@ -108,7 +108,9 @@ def make_loader(cfg: RunConfig, train, info: DistInfo, seed: int):
     transform = train_transforms(cfg.train.patch_size, spacing=cfg.data.working_spacing,
                                  modality_dropout=cfg.train.modality_dropout, elastic_prob=cfg.train.elastic_prob,
                                  affine_prob=cfg.train.affine_prob, blur_noise_prob=cfg.train.blur_noise_prob,
-                                 contrast_prob=cfg.train.contrast_prob, bias_field_max=cfg.train.bias_field_max)
+                                 contrast_prob=cfg.train.contrast_prob, bias_field_max=cfg.train.bias_field_max,
+                                 normalisation=cfg.data.normalisation, randomisation=cfg.train.randomisation,
+                                 randomisation_ingredients=cfg.train.randomisation_ingredients)
     transform.set_random_state(seed=seed + info.rank)
     ds = make_dataset(train, transform, cfg.data.cache)
     share = cfg.train.subregion_share

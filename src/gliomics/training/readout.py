@@ -1,10 +1,10 @@
 """Fit a run's marker readout (:mod:`gliomics.inference.marker_readout`) once its network is trained.
 
-The best checkpoint predicts every case of the training split once, as ``gliomics predict`` would without TTA; the
-tumour features of those predictions and the cases' marker labels fit the readout. The validation split, predicted
-alike, then gives the readout's marker thresholds and calibration in place of the heads', and the held-out
-predictions of ``validation_predictions.json``; a ``calibration.json`` fitted before on the heads' probabilities
-is removed.
+The best epoch's network (in memory after training, loaded by ``gliomics readout``) predicts every case of the
+training split once through the :class:`~gliomics.inference.predictor.Predictor`, without TTA; the tumour features of
+those predictions and the cases' marker labels fit the readout. The validation split, predicted alike, then gives
+the readout's marker thresholds and calibration in place of the heads', and the held-out predictions of
+``validation_predictions.json``. All of it goes to the run's ``fitted.json``.
 """
 
 from __future__ import annotations
@@ -19,31 +19,33 @@ import numpy as np
 import torch
 
 from gliomics.data.cohort import CohortCase, build_cohorts
-from gliomics.inference.engine import marker_probabilities
 from gliomics.inference.marker_readout import MarkerReadout, fit_marker_readout
 from gliomics.inference.predictor import Predictor
 from gliomics.inference.tumour_features import tumour_features
 from gliomics.io import voxel_spacing
 from gliomics.io.atomic import write_text_atomic
-from gliomics.runtime.checkpoint import BEST, CALIBRATION_FILE, VAL_PREDICTIONS, load_checkpoint, save_checkpoint
+from gliomics.runtime.checkpoint import BEST, VAL_PREDICTIONS
+from gliomics.runtime.fitted import read_fitted, update_fitted
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["fit_run_readout", "refit_readout"]
 
 
-def _features(predictor: Predictor, cases: Sequence[CohortCase]) -> tuple[np.ndarray, list[dict[str, float]]] | None:
-    """Each case's tumour features and its heads' marker probabilities; None for a network without segmentation."""
+def _features(predictor: Predictor, cases: Sequence[CohortCase],
+              samples: Sequence[dict] | None = None) -> tuple[np.ndarray, list[dict[str, float]]] | None:
+    """Each case's tumour features and its heads' marker probabilities (from its preprocessed ``samples`` where
+    given); None for a network without segmentation."""
     rows, heads = [], []
-    for c in cases:
-        data, res = predictor.forward(c.case)
-        labels = res["passes"]["labels"]
+    for i, c in enumerate(cases):
+        data, res = predictor.forward(c.case, data=samples[i] if samples is not None else None)
+        labels = res.passes["labels"]
         if labels is None:
             return None
         image = data["image"]
         rows.append(tumour_features(image.as_tensor().float().numpy(), labels[0].numpy(),
                                     float(np.prod(voxel_spacing(image.affine)))))
-        heads.append(marker_probabilities(res["markers"]))
+        heads.append(res.marker_probabilities)
     return np.asarray(rows), heads
 
 
@@ -52,19 +54,18 @@ def _probabilities(readout: MarkerReadout, features: np.ndarray, heads: list[dic
     return [{**h, **readout.probabilities(f)} for f, h in zip(features, heads)]
 
 
-def fit_run_readout(run: Path | str, train: Sequence[CohortCase], val: Sequence[CohortCase], *, device: str = "cpu",
-                    precision: str = "auto", seed: int = 0) -> dict[str, Any] | None:
-    """Fit the marker readout of ``run``'s best checkpoint on the ``train`` cases and store it there, with the
-    thresholds and calibration it has on the ``val`` cases. Returns what was fitted (cases, ``C`` and
-    cross-validated AUC per marker, validation AUCs), or None when the run's network does not segment or too few
-    cases know a marker."""
+def fit_run_readout(predictor: Predictor, run: Path | str, train: Sequence[CohortCase], val: Sequence[CohortCase], *,
+                    seed: int = 0, val_data: Sequence[dict] | None = None) -> dict[str, Any] | None:
+    """Fit the marker readout of ``predictor``'s network (the run's best epoch, in memory or loaded; its own
+    readout unused) on the ``train`` cases and store it in ``run``'s fitted artefacts, with the thresholds and
+    calibration it has on the ``val`` cases (``val_data``: their preprocessed inputs, where already built). Returns
+    what was fitted (cases, ``C`` and cross-validated AUC per marker, validation AUCs), or None when the network
+    does not segment or too few cases know a marker."""
     from gliomics.training.validation import summarise
 
     run = Path(run)
     if not train:
         return None
-    # the threads the caller set (the trainer's share of the cores), not every core
-    predictor = Predictor(device, precision=precision, marker_readout=False, threads=torch.get_num_threads()).load(run)
     fitted = _features(predictor, train)
     if fitted is None:
         return None
@@ -73,25 +74,24 @@ def fit_run_readout(run: Path | str, train: Sequence[CohortCase], val: Sequence[
     if readout is None:
         logger.info("%s: too few cases of each class for a marker readout", run)
         return None
-    state = load_checkpoint(run / BEST)
-    state["marker_readout"] = readout.to_dict()
+    update: dict[str, Any] = {"marker_readout": readout.to_dict()}
     summary: dict[str, Any] = {**readout.info, "n_features": len(readout.features)}
-    held_out = _features(predictor, val) if val else None
+    held_out = _features(predictor, val, val_data) if val else None
     if held_out is not None:
         rows = [{"case_id": c.case_id, "markers": c.marker_vector().tolist(), "prob": p}
                 for c, p in zip(val, _probabilities(readout, *held_out))]
         metrics = summarise(rows)
-        state["thresholds"] = {**state.get("thresholds", {}), **metrics["thresholds"]}
-        state["calibration"] = metrics["calibration"]
+        update["thresholds"] = {**read_fitted(run).thresholds, **metrics["thresholds"]}
+        update["calibration"] = metrics["calibration"]
         summary["val_auc"] = {m: metrics[f"auc_{m}"] for m in readout.coef if f"auc_{m}" in metrics}
-        summary["thresholds"], summary["calibration"] = state["thresholds"], state["calibration"]
+        summary["thresholds"], summary["calibration"] = update["thresholds"], update["calibration"]
         write_text_atomic(run / VAL_PREDICTIONS, json.dumps(rows))
-    save_checkpoint(state, run / BEST)
-    if (run / CALIBRATION_FILE).is_file():
+    before = read_fitted(run).calibration.get("source")
+    update_fitted(run, **update)
+    if "calibration" in update and before not in (None, "validation"):
         # `gliomics calibrate` fitted it on the probabilities before this readout; it no longer applies
-        (run / CALIBRATION_FILE).unlink()
-        logger.warning("%s: removed %s, fitted on the marker probabilities before this readout; run "
-                       "`gliomics calibrate` again", run, CALIBRATION_FILE)
+        logger.warning("%s: the calibration fitted on %s was replaced by the readout's on the validation split; run "
+                       "`gliomics calibrate` again", run, before)
     logger.info("%s: marker readout fitted on %d training cases (cross-validated AUC %s)", run, len(train),
                 {m: round(v, 3) for m, v in readout.info["cv_auc"].items()})
     return summary
@@ -127,7 +127,10 @@ def refit_readout(run: Path | str, extra: Sequence[tuple[Path | str, Path | str 
     if pairs and not more:
         raise InputError(f"{', '.join(str(d) for d, _ in pairs)}: no case with a known marker that the run's own "
                          "cohort lacks (case ids already in it are taken to be the same cases)")
-    fitted = fit_run_readout(run, train + more, val, device=device, precision=precision, seed=cfg.train.seed)
+    # the run's best network with its own readout unused, as after training
+    predictor = Predictor(device, precision=precision, options={"marker_readout": False, "tta": False},
+                          threads=torch.get_num_threads()).load(run)
+    fitted = fit_run_readout(predictor, run, train + more, val, seed=cfg.train.seed)
     if fitted is None:
         raise ConfigError(f"{run}: no marker readout fitted (a network without segmentation, or too few cases of "
                           "each class)")

@@ -33,6 +33,7 @@ from gliomics.runtime.checkpoint import (
     set_rng_state,
 )
 from gliomics.runtime.distributed import barrier, cleanup, init_distributed
+from gliomics.runtime.fitted import FittedArtefacts, write_fitted
 from gliomics.runtime.hardware import (
     autocast,
     configure_cpu,
@@ -56,8 +57,7 @@ from gliomics.training.state import TrainState, budget
 logger = logging.getLogger(__name__)
 CONFIG_FILE = "config.yaml"
 #: What ``best.pt`` keeps of a checkpoint: enough to predict, not to resume.
-BEST_KEYS: tuple[str, ...] = ("model", "config", "epoch", "best_score", "thresholds", "min_label_mm3",
-                              "min_component_mm3", "val_metrics", "pos_weight", "calibration")
+BEST_KEYS: tuple[str, ...] = ("model", "config", "epoch", "best_score", "val_metrics", "pos_weight")
 def _scalars(metrics: dict[str, Any]) -> dict[str, Any]:
     """The scalar entries of a validation summary (its thresholds and minimum volumes go to the checkpoint)."""
     return {k: v for k, v in metrics.items() if not isinstance(v, dict)}
@@ -131,9 +131,9 @@ class Trainer:
 
     def _setup_model(self) -> None:
         """The network, its validation cases preprocessed as the predictor will, and the run folder."""
-        from gliomics.data.transforms import inference_transforms
-        from gliomics.inference.engine import pad_multiple
+        from gliomics.inference.predictor import Predictor
         from gliomics.models.registry import create_model, model_defaults
+        from gliomics.training.validation import VALIDATION_OPTIONS
 
         cfg = self.cfg
         self.model = create_model(cfg.model.name, **cfg.model.params).to(self.dev)
@@ -144,9 +144,16 @@ class Trainer:
         problem = self.model.size_problem(cfg.train.patch_size)
         if problem:
             raise ConfigError(f"train.patch_size: {cfg.model.name}: {problem}")
+        # the validation cases' reference segmentations, read once; the best epoch's weights, once there is one
+        self.references: dict[str, Any] = {}
+        self.best_weights: dict[str, torch.Tensor] | None = None
         # this rank's share of the validation cases, preprocessed once for the whole run as the predictor will
-        self.val_data = make_dataset(self.val[self.info.rank::self.info.world_size], inference_transforms(
-            spacing=cfg.data.working_spacing, load_seg=True, divisible=pad_multiple(self.model)), cfg.data.cache)
+        # validation predicts through the Predictor of the network being trained (its weights as they are at each
+        # validation), and its preprocessing is the one that inverts the samples
+        self.val_predictor = Predictor.from_network(self.model, cfg, options=VALIDATION_OPTIONS, device=str(self.dev),
+                                                    precision=self.precision)
+        self.val_data = make_dataset(self.val[self.info.rank::self.info.world_size],
+                                     self.val_predictor.transform(self.val_predictor.options), cfg.data.cache)
         if self.info.is_main:
             # the run folder is made once the cases have been read: bad input leaves nothing behind
             self.out.mkdir(parents=True, exist_ok=True)
@@ -277,10 +284,8 @@ class Trainer:
             return
         if (epoch + 1) % cfg.train.val_every != 0 and not self.is_last_epoch(epoch):
             return
-        with autocast(self.dev, self.precision):
-            rows = validate_cases(self.model, self.val_data, roi_size=cfg.train.patch_size, device=self.dev,
-                                  info=self.info, overlap=cfg.inference.overlap,
-                                  whole_volume_factor=cfg.inference.whole_volume_factor)
+        rows = validate_cases(self.val_predictor, self.val_data, self.val[self.info.rank::self.info.world_size],
+                              info=self.info, references=self.references)
         st.val_metrics = summarise(rows, auc_weight=cfg.train.selection_auc_weight, volume_caps=self.volume_caps)
         row.update({f"val_{k}": v for k, v in _scalars(st.val_metrics).items()})
         if st.val_metrics["score"] > st.best_score:
@@ -313,7 +318,16 @@ class Trainer:
         self.log.append(row)
         if st.best_epoch == epoch:
             save_checkpoint({k: ckpt[k] for k in BEST_KEYS}, self.out / BEST)
+            write_fitted(self.out, self.fitted())
+            # the best weights stay in memory for what is fitted after training (the marker readout)
+            self.best_weights = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
         save_checkpoint(ckpt, self.out / LAST)
+
+    def fitted(self) -> FittedArtefacts:
+        """What the best epoch's validation fitted: marker thresholds, label and component minimums, calibration."""
+        st = self.state
+        return FittedArtefacts(thresholds=st.thresholds, min_label_mm3=st.min_label_mm3,
+                               min_component_mm3=st.min_component_mm3, calibration=st.calibration)
 
     def should_stop(self, epoch: int) -> bool:
         """Early stopping, the step budget or the time budget; records why."""
@@ -367,6 +381,18 @@ class Trainer:
         cleanup(self.info)
         return self.finish()
 
+    def best_predictor(self):
+        """A predictor of the best epoch's network, in memory (read from ``best.pt`` only when this process did not
+        train it, e.g. a resumed run whose best epoch came before), with what its validation fitted."""
+        from gliomics.inference.predictor import Predictor
+
+        if self.best_weights is not None:
+            self.model.load_state_dict(self.best_weights)
+        else:
+            self.model.load_state_dict(load_checkpoint(self.out / BEST)["model"])
+        return Predictor.from_network(self.model, self.cfg, self.fitted(), {"marker_readout": False, "tta": False},
+                                      device=str(self.dev), precision=self.precision, threads=torch.get_num_threads())
+
     def finish(self) -> dict[str, Any]:
         """The run's summary; fits the marker readout where the config asks; writes ``train_summary.json``."""
         st, dev = self.state, self.dev
@@ -391,8 +417,8 @@ class Trainer:
         if self.info.is_main and self.cfg.train.marker_readout and (self.out / BEST).is_file():
             from gliomics.training.readout import fit_run_readout
 
-            readout = fit_run_readout(self.out, self.train, self.val, device=str(dev), precision=self.precision,
-                                      seed=self.seed)
+            readout = fit_run_readout(self.best_predictor(), self.out, self.train, self.val, seed=self.seed,
+                                      val_data=self.val_data if self.info.world_size == 1 else None)
             if readout is not None:
                 summary["marker_readout"] = readout
                 summary["thresholds"] = readout.get("thresholds", summary["thresholds"])

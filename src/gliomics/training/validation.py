@@ -1,57 +1,70 @@
-"""Validation during training: Dice per region and marker AUC, sharded over ranks and gathered."""
+"""Validation during training: the validation cases predicted as ``gliomics predict`` would, scored (Dice per
+region, marker AUC) and summarised into what the run fits (thresholds, minimums, calibration); sharded over ranks and
+gathered."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
-import torch
 from sklearn.metrics import roc_auc_score
 
 from gliomics.constants import LABELS, MARKERS, TUMOUR_LABELS
+from gliomics.data.cohort import CohortCase
 from gliomics.evaluation.segmentation import LESION_MIN_VOLUME_MM3, lesion_wise
 from gliomics.inference.calibration import fit_run_calibration, youden_threshold
-from gliomics.inference.engine import forward_volume, marker_probabilities
 from gliomics.inference.postprocess import (
-    class_argmax,
     fit_min_component_volumes,
     fit_min_label_volumes,
-    remove_small_components,
     without_small_components,
 )
-from gliomics.io import voxel_spacing
+from gliomics.io import load_label, voxel_spacing
 from gliomics.labels import dice_per_region, label_volumes_mm3
 from gliomics.runtime.distributed import DistInfo, all_gather_objects
 
+#: What validation changes in a run's prediction options: it fits the label and component minimums, the marker
+#: thresholds and the calibration, so it predicts without them (and with the network's heads: the readout is fitted
+#: after training). Everything else (TTA, cavity rule, small components, resampling to the input grid) is the run's.
+VALIDATION_OPTIONS = {"label_minimums": False, "component_minimums": False, "marker_readout": False,
+                      "calibration": False}
 
-def validate_cases(model: torch.nn.Module, samples: Sequence[dict], *, roi_size, device: torch.device,
-                   info: DistInfo, overlap: float = 0.25, whole_volume_factor: float = 1.5) -> list[dict]:
-    """Per-case Dice and marker probabilities of this rank's preprocessed validation ``samples`` (built once, e.g. a
-    cached dataset of :func:`~gliomics.data.transforms.inference_transforms` output), gathered from all ranks."""
-    model.eval()
+
+def validate_cases(predictor, samples: Sequence[dict], cases: Sequence[CohortCase], *, info: DistInfo,
+                   references: dict[str, Any] | None = None) -> list[dict]:
+    """Per-case Dice and raw marker probabilities of this rank's validation ``cases`` (``samples``: their
+    preprocessed inputs, built once by ``predictor``'s preprocessing, e.g. a cached dataset), gathered from all
+    ranks.
+
+    ``predictor`` is the network being trained (:meth:`Predictor.from_network
+    <gliomics.inference.predictor.Predictor.from_network>` with :data:`VALIDATION_OPTIONS`): each case is predicted
+    as ``gliomics predict`` predicts it and scored on the grid its labels are written on, against its reference
+    segmentation (kept in ``references`` across calls), so that the minimums fitted from these rows are applied to
+    the same label maps they were fitted on."""
+    predictor.model.eval()
+    references = {} if references is None else references
     rows = []
     for i in range(len(samples)):  # by index: a rank may hold no case, and an empty MONAI dataset cannot be iterated
-        data = samples[i]
-        image = data["image"].as_tensor()[None].to(device)
-        present = data["present"][None].to(device)
-        res = forward_volume(model, image, present, roi_size=roi_size, overlap=overlap,
-                             whole_volume_factor=whole_volume_factor)
-        row: dict = {"case_id": data["case_id"], "markers": np.asarray(data["markers"]).tolist()}
-        if res["probs"] is not None and "label" in data:
-            pred = class_argmax(res["probs"][0]).cpu().numpy().astype(np.uint8)
-            affine = np.asarray(data["image"].affine)
-            spacing = voxel_spacing(affine)
-            pred = remove_small_components(pred, spacing)
-            ref = np.asarray(data["label"])[0].astype(np.uint8)
-            row["dice"] = dice_per_region(pred, ref)
-            voxel_mm3 = float(np.prod(spacing))
-            pv, rv = label_volumes_mm3(pred, voxel_mm3), label_volumes_mm3(ref, voxel_mm3)
-            row["volumes_mm3"] = {name: [pv[name], rv[name]] for name in TUMOUR_LABELS}
-            row["component_dice"] = component_scores(pred, ref, spacing)
-        row["prob"] = marker_probabilities(res["markers"])
+        case = cases[i]
+        prediction = predictor.predict(case.case, data=samples[i])
+        row: dict = {"case_id": case.case_id, "markers": case.marker_vector().tolist(),
+                     "prob": prediction.raw_markers}
+        if prediction.seg is not None and case.case.seg is not None:
+            if case.case_id not in references:
+                references[case.case_id] = load_label(case.case.seg, label_map=case.case.label_map).array
+            row.update(segmentation_row(prediction.seg, references[case.case_id], voxel_spacing(prediction.affine)))
         rows.append(row)
     gathered = all_gather_objects(rows, info)
     return sorted((r for part in gathered for r in part), key=lambda r: r["case_id"])
+
+
+def segmentation_row(pred: np.ndarray, ref: np.ndarray, spacing: tuple[float, ...]) -> dict[str, Any]:
+    """Dice per region, predicted and reference volume per tumour label, and the lesion-wise Dice under each
+    candidate component minimum (:func:`component_scores`) of one predicted label map."""
+    voxel_mm3 = float(np.prod(spacing))
+    pv, rv = label_volumes_mm3(pred, voxel_mm3), label_volumes_mm3(ref, voxel_mm3)
+    return {"dice": dice_per_region(pred, ref), "volumes_mm3": {name: [pv[name], rv[name]] for name in TUMOUR_LABELS},
+            "component_dice": component_scores(pred, ref, spacing)}
 
 
 def component_scores(pred: np.ndarray, ref: np.ndarray, spacing: tuple[float, ...]) -> dict[str, list[float]]:

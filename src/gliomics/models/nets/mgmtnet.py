@@ -33,7 +33,7 @@ class MGMTNet(MultiSequenceNet):
     CMAF fuses the sequences voxel-wise; a hybrid encoder runs a CNN branch (skips at /1, /2, /4) and a Swin branch
     in parallel and fuses their /8 outputs by a 1x1x1 conv into ``F_ENC``; a U-Net decoder gives the segmentation
     logits; the soft tumour probability gates ``F_ENC``, attention pooling makes one vector per case and one head
-    per marker gives a logit. Ambiguities of the paper are resolved as in ``shared/DESIGN.md``.
+    per marker gives a logit.
 
     ``forward`` returns a dict (the same contract as the baselines in :mod:`gliomics.models.nets.baselines`):
 
@@ -120,6 +120,33 @@ class MGMTNet(MultiSequenceNet):
         fusion_residual: bool = False,
     ) -> None:
         super().__init__(spatial_dims, in_channels)
+        self._check_args(out_channels, feature_size, embed_channels, dropout_prob, fusion, encoder, pooling)
+
+        self.out_channels = out_channels
+        self.mask_gating = mask_gating
+        self.markers = tuple(markers)
+
+        enc_channels = self._build_encoder(
+            spatial_dims, in_channels, feature_size, embed_channels, swin_feature_size, swin_depths, swin_heads,
+            window_size, fusion, encoder, dropout_prob, fusion_dropout_prob, deep_cnn_blocks, drop_path_rate,
+            norm_name, sequence_affine, fusion_residual,
+        )
+        self._build_heads(
+            spatial_dims, in_channels, out_channels, enc_channels, pooling, attention_gate, deep_supervision,
+            dropout_prob, marker_dropout_prob, marker_hidden, norm_name, descriptors,
+        )
+
+    @staticmethod
+    def _check_args(
+        out_channels: int,
+        feature_size: int,
+        embed_channels: int,
+        dropout_prob: float,
+        fusion: str,
+        encoder: str,
+        pooling: str,
+    ) -> None:
+        """Raise ``ValueError`` for a constructor argument out of range or not among the allowed choices."""
         if out_channels < 2:
             raise ValueError(f"out_channels must be at least 2 (background + one label), got {out_channels}.")
         for name, value in (("feature_size", feature_size), ("embed_channels", embed_channels)):
@@ -133,10 +160,30 @@ class MGMTNet(MultiSequenceNet):
         if pooling not in POOLING_MODES:
             raise ValueError(f"pooling must be one of {POOLING_MODES}, got {pooling!r}.")
 
-        self.out_channels = out_channels
-        self.mask_gating = mask_gating
-        self.markers = tuple(markers)
+    def _build_encoder(
+        self,
+        spatial_dims: int,
+        in_channels: int,
+        feature_size: int,
+        embed_channels: int,
+        swin_feature_size: int | None,
+        swin_depths: Sequence[int],
+        swin_heads: Sequence[int],
+        window_size: int,
+        fusion: str,
+        encoder: str,
+        dropout_prob: float,
+        fusion_dropout_prob: float,
+        deep_cnn_blocks: int,
+        drop_path_rate: float,
+        norm_name: str | tuple,
+        sequence_affine: bool,
+        fusion_residual: bool,
+    ) -> int:
+        """Build the sequence fusion, the CNN and context branches and their 1x1x1 fusion, in state_dict order.
 
+        Returns the channels of ``F_ENC``.
+        """
         if fusion == "cmaf":
             self.fusion: nn.Module = CMAF(
                 spatial_dims, in_channels, embed_channels, dropout_prob=fusion_dropout_prob, norm_name=norm_name,
@@ -150,30 +197,36 @@ class MGMTNet(MultiSequenceNet):
         self.encoder_kind = encoder
         if encoder == "hybrid":
             self.context: nn.Module = SwinBranch(
-                spatial_dims,
-                embed_channels,
-                enc_channels,
-                feature_size=swin_feature_size or feature_size,
-                depths=swin_depths,
-                num_heads=swin_heads,
-                window_size=window_size,
-                dropout_prob=dropout_prob,
-                drop_path_rate=drop_path_rate,
-                norm_name=norm_name,
+                spatial_dims, embed_channels, enc_channels, feature_size=swin_feature_size or feature_size,
+                depths=swin_depths, num_heads=swin_heads, window_size=window_size, dropout_prob=dropout_prob,
+                drop_path_rate=drop_path_rate, norm_name=norm_name,
             )
         else:
             self.context = DeepCNNBranch(
-                spatial_dims,
-                embed_channels,
-                enc_channels,
-                feature_size=swin_feature_size or feature_size,
-                blocks_per_stage=deep_cnn_blocks,
-                norm_name=norm_name,
-                dropout_prob=dropout_prob,
+                spatial_dims, embed_channels, enc_channels, feature_size=swin_feature_size or feature_size,
+                blocks_per_stage=deep_cnn_blocks, norm_name=norm_name, dropout_prob=dropout_prob,
             )
         self.encoder_fusion = Convolution(
             spatial_dims, 2 * enc_channels, enc_channels, kernel_size=1, act=DEFAULT_ACT, norm=norm_name
         )
+        return enc_channels
+
+    def _build_heads(
+        self,
+        spatial_dims: int,
+        in_channels: int,
+        out_channels: int,
+        enc_channels: int,
+        pooling: str,
+        attention_gate: bool,
+        deep_supervision: bool,
+        dropout_prob: float,
+        marker_dropout_prob: float,
+        marker_hidden: int,
+        norm_name: str | tuple,
+        descriptors: bool,
+    ) -> None:
+        """Build the segmentation decoder, the pooling, the optional descriptors and the marker heads, in that order."""
         self.decoder = SegDecoder(
             spatial_dims,
             enc_channels,
