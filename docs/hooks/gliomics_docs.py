@@ -1,7 +1,8 @@
 """mkdocs hooks of the gliomics documentation (``hooks:`` in ``mkdocs.yml``); nothing here touches the network.
 
 - The results pages: every ``benchmarks/results/<topic>.md`` of the repository becomes the page
-  ``benchmarks/<topic>.md`` of the site, so that the results are written once, next to the benchmarks that make them.
+  ``benchmarks/<topic>.md`` of the site, so that the results are written once, next to the benchmarks that make them;
+  their figures (``benchmarks/results/figures/*.png``) come along.
 - The command-line reference: ``<!-- gliomics-cli -->`` in a page is replaced by the help of every command of the
   typer app (``gliomics.cli.main.app``), rendered by typer's own Markdown writer at build time, so that the reference
   cannot drift from the code.
@@ -27,6 +28,8 @@ SCHEMA_MARKERS = {"<!-- gliomics-record-schema -->": ("gliomics.io.predictions",
 def on_files(files, config):
     for path in sorted(RESULTS.glob("*.md")):
         files.append(File.generated(config, f"benchmarks/{path.name}", content=path.read_text(encoding="utf-8")))
+    for path in sorted((RESULTS / "figures").glob("*.png")):  # the figures the results pages show
+        files.append(File.generated(config, f"benchmarks/figures/{path.name}", content=path.read_bytes()))
     return files
 
 

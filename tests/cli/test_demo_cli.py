@@ -57,7 +57,7 @@ def test_demo_runs_every_step_and_skips_what_is_done(tmp_path):
     assert summary["demo_training"]["seconds_per_epoch"] > 0
     assert summary["demo_prediction"]["seconds_per_case"] > 0
     # the calibration is refitted on the validation split predicted as the external cases are (flip TTA)
-    calibration = json.loads((out / "run" / "calibration.json").read_text())
+    calibration = json.loads((out / "run" / "fitted.json").read_text())["calibration"]
     assert calibration["source"] == "validation (flip TTA)" and calibration["review"]["passes"] == 2
     record = json.loads(record_paths(out / "predictions_external")[0].read_text())
     assert record["uncertainty"]["review_threshold"] == calibration["review"]["threshold"]

@@ -10,7 +10,6 @@ import torch
 from typer.testing import CliRunner
 
 from gliomics.cli.main import app
-from gliomics.inference.engine import marker_probabilities
 from gliomics.inference.predictor import Predictor
 from gliomics.io import discover_cases
 from gliomics_testing import TINY_OVERRIDES
@@ -38,7 +37,7 @@ def test_every_fold_trains_on_one_stored_split(ensemble, tiny_phantom):
     oof = [r["case_id"] for k in range(2)
            for r in json.loads((ensemble / f"fold_{k}" / "validation_predictions.json").read_text())]
     assert sorted(oof) == sorted(c.name for c in tiny_phantom.iterdir() if c.is_dir())  # the whole cohort
-    fitted = json.loads((ensemble / "calibration.json").read_text())
+    fitted = json.loads((ensemble / "fitted.json").read_text())["calibration"]
     assert fitted["source"] == "out-of-fold (2 folds)"
     assert all(f["n"] == len(oof) for f in fitted["markers"].values())
 
@@ -48,13 +47,13 @@ def test_predicting_with_the_folder_averages_the_folds(ensemble, tiny_phantom, t
     members = [Predictor("cpu").load(ensemble / f"fold_{k}") for k in range(2)]
     outs = [p.forward(case)[1] for p in members]
     joint = Predictor("cpu").load(ensemble)
-    assert len(joint.members) == 2 and joint.calibration["source"] == "out-of-fold (2 folds)"
+    assert len(joint.members) == 2 and joint.fitted.calibration["source"] == "out-of-fold (2 folds)"
     res = joint.forward(case)[1]
-    torch.testing.assert_close(res["probs"], (outs[0]["probs"] + outs[1]["probs"]) / 2)
-    single = [marker_probabilities(o["markers"]) for o in outs]
-    for m, p in marker_probabilities(res["markers"]).items():
+    torch.testing.assert_close(res.probs, (outs[0].probs + outs[1].probs) / 2)
+    single = [o.marker_probabilities for o in outs]
+    for m, p in res.marker_probabilities.items():
         assert p == pytest.approx((single[0][m] + single[1][m]) / 2, abs=1e-5)
-    assert outs[0]["probs"].ne(outs[1]["probs"]).any()  # two different networks, so the mean is a real mean
+    assert outs[0].probs.ne(outs[1].probs).any()  # two different networks, so the mean is a real mean
     result = runner.invoke(app, ["predict", "-i", str(case.images["t1c"].parent), "-o", str(tmp_path / "p"),
                                  "-m", str(ensemble), "--device", "cpu", "--no-progress"])
     assert result.exit_code == 0, result.output

@@ -16,6 +16,7 @@ from gliomics.inference.predictor import Predictor
 from gliomics.io import read_markers
 from gliomics.io.predictions import record_paths
 from gliomics.runtime.checkpoint import load_checkpoint
+from gliomics.runtime.fitted import read_fitted
 
 runner = CliRunner()
 
@@ -31,10 +32,12 @@ def calibrated_run(tiny_run, tmp_path_factory):
 
 
 def test_calibration_is_stored_with_the_run(calibrated_run):
-    fitted = load_checkpoint(calibrated_run / "best.pt")["calibration"]
+    fitted = read_fitted(calibrated_run).calibration
     assert fitted["source"] == "validation" and fitted["alpha"] == 0.1
-    assert json.loads((calibrated_run / "calibration.json").read_text()) == fitted
-    assert load_checkpoint(calibrated_run / "last.pt")["calibration"] == fitted
+    assert json.loads((calibrated_run / "fitted.json").read_text())["calibration"] == fitted
+    assert "calibration" not in load_checkpoint(calibrated_run / "best.pt")
+    # the last checkpoint predicts with the same calibration: it is the run's, not a checkpoint's
+    assert Predictor("cpu").load(calibrated_run, "last").fitted.calibration == fitted
     for f in fitted["markers"].values():
         assert f["temperature"] > 0 and set(f["thresholds"]) == {"youden", "rule_out", "rule_in"}
 
@@ -162,7 +165,7 @@ def test_calibrate_with_tta_fits_the_review_threshold_and_evaluate_tests_it(tiny
     shutil.copytree(tiny_run, run)
     result = runner.invoke(app, ["calibrate", "-m", str(run), "--tta", "--device", "cpu", "--review-quantile", "0.5"])
     assert result.exit_code == 0, result.output
-    review = json.loads((run / "calibration.json").read_text())["review"]
+    review = read_fitted(run).calibration["review"]
     val = json.loads((run / "splits.json").read_text())["val"]
     assert review["passes"] == 2 and review["n"] == len(val) and review["quantile"] == 0.5
     assert "review: needs review when" in result.output
@@ -186,4 +189,4 @@ def test_calibrate_with_tta_fits_the_review_threshold_and_evaluate_tests_it(tiny
 
 
 def test_calibrate_without_tta_has_no_review_threshold(calibrated_run):
-    assert json.loads((calibrated_run / "calibration.json").read_text())["review"] is None
+    assert read_fitted(calibrated_run).calibration["review"] is None

@@ -17,6 +17,7 @@ from gliomics.evaluation.calibrate import _review, calibrate_run
 from gliomics.inference.calibration import fit_run_calibration
 from gliomics.inference.uncertainty import fit_review_threshold
 from gliomics.runtime.checkpoint import load_checkpoint, save_checkpoint
+from gliomics.runtime.fitted import FITTED_FILE, LEGACY_CALIBRATION_FILE, FittedArtefacts, read_fitted, write_fitted
 
 NAN = float("nan")
 MARKER_COLUMNS = ("idh", "codel_1p19q", "tert")
@@ -83,9 +84,10 @@ def _expected_probs() -> list[dict[str, float]]:
     return [dict(zip(MARKER_COLUMNS, p, strict=True)) for p in _PROBS.values()]
 
 
-def test_held_out_folder_is_fitted_and_stored_in_both_checkpoints(tmp_path: Path) -> None:
-    """Labels from the table (empty = unknown), raw probabilities of the records; the fit goes to best.pt, last.pt
-    and calibration.json (two-space indented JSON); the review threshold uses the records' scores."""
+def test_held_out_folder_is_fitted_and_stored_in_fitted_json(tmp_path: Path) -> None:
+    """Labels from the table (empty = unknown), raw probabilities of the records; the fit goes to the run's
+    fitted.json only (the checkpoints are left as they were, no calibration.json); the review threshold uses the
+    records' scores."""
     scores = {"C1": 0.1, "C2": 0.4, "C3": 0.2, "C4": 0.3, "C5": 0.05, "C6": 0.5}
     run, pred, markers = _folder_case(tmp_path, scores=scores)
     fitted = calibrate_run(run, pred=pred, markers=markers, alpha=0.2, review_quantile=0.75)
@@ -97,11 +99,12 @@ def test_held_out_folder_is_fitted_and_stored_in_both_checkpoints(tmp_path: Path
     assert fitted["markers"]["codel_1p19q"]["n"] == 5 and fitted["markers"]["tert"]["n"] == 5
     assert fitted["review"] == fit_review_threshold(list(scores.values()), 2, 0.75)
     assert list(fitted) == ["source", "alpha", "markers", "review"]
-    text = (run / "calibration.json").read_text()
-    assert text == json.dumps(fitted, indent=2)
+    stored = json.loads((run / FITTED_FILE).read_text())
+    assert stored == {**FittedArtefacts().model_dump(), "calibration": json.loads(json.dumps(fitted))}
+    assert read_fitted(run).calibration == stored["calibration"]
+    assert not (run / LEGACY_CALIBRATION_FILE).exists()
     best, last = load_checkpoint(run / "best.pt"), load_checkpoint(run / "last.pt")
-    assert json.loads(json.dumps(best["calibration"])) == json.loads(text)
-    assert json.loads(json.dumps(last["calibration"])) == json.loads(text)
+    assert "calibration" not in best and "calibration" not in last
     assert best["config"] == {"name": "run"} and last["epoch"] == 3
 
 
@@ -172,11 +175,14 @@ def _fold_rows() -> tuple[list, list]:
 
 
 def test_fold_folder_pools_out_of_fold_predictions(tmp_path: Path) -> None:
-    """Every fold's validation rows are pooled; the fit goes to the folder's calibration.json only."""
+    """Every fold's validation rows are pooled; the fit goes to the folder's own fitted.json only: no fold's
+    fitted artefacts or checkpoints change."""
     a, b = _fold_rows()
     ensemble = tmp_path / "ensemble"
     _fold(ensemble / "fold_0", a)
     _fold(ensemble / "fold_1", b)
+    own = FittedArtefacts(thresholds={"idh": 0.4}, calibration={"source": "fold 0's own"})
+    write_fitted(ensemble / "fold_0", own)
     fitted = calibrate_run(ensemble, alpha=0.3)
     rows = a + b
     labels = [[NAN if v is None else v for v in m] for _, m, _ in rows]
@@ -184,11 +190,15 @@ def test_fold_folder_pools_out_of_fold_predictions(tmp_path: Path) -> None:
     assert fitted["source"] == "out-of-fold (2 folds)" and fitted["review"] is None
     assert json.dumps(fitted["markers"]) == json.dumps(expected["markers"])
     assert fitted["markers"]["idh"]["n"] == 5 and fitted["markers"]["codel_1p19q"]["n"] == 4
-    assert json.loads((ensemble / "calibration.json").read_text()) == json.loads(json.dumps(fitted))
+    assert json.loads((ensemble / FITTED_FILE).read_text())["calibration"] == json.loads(json.dumps(fitted))
+    assert read_fitted(ensemble).calibration == json.loads(json.dumps(fitted))
+    assert not (ensemble / LEGACY_CALIBRATION_FILE).exists()
+    assert read_fitted(ensemble / "fold_0") == own
+    assert not (ensemble / "fold_1" / FITTED_FILE).exists() and read_fitted(ensemble / "fold_1").calibration == {}
     for k in (0, 1):
         assert "calibration" not in load_checkpoint(ensemble / f"fold_{k}" / "best.pt")
         assert "calibration" not in load_checkpoint(ensemble / f"fold_{k}" / "last.pt")
-        assert not (ensemble / f"fold_{k}" / "calibration.json").exists()
+        assert not (ensemble / f"fold_{k}" / LEGACY_CALIBRATION_FILE).exists()
 
 
 def test_fold_folder_checks(tmp_path: Path) -> None:
@@ -218,8 +228,9 @@ def _sigmoid_markers(markers: dict[str, torch.Tensor] | None) -> dict[str, float
 
 def _patch_validation(monkeypatch, logits: dict[str, tuple[float, float, float]], scores: dict[str, float | None],
                       val: list[str]) -> list:
-    """A fake cohort, splits and predictor (the network modules are not loaded): the predictor returns ``logits``
-    and ``scores`` per case."""
+    """A fake cohort, splits and predictor (the network modules are not loaded): the predictor's ``forward`` returns
+    a stand-in for a :class:`~gliomics.inference.engine.NetworkOutput` with the sigmoid of ``logits`` and the
+    ``scores`` per case."""
     import gliomics.data.splits
 
     labels = {"V1": [1, 0, 1], "V2": [0, 1, 0], "V3": [1, 0, 0], "V4": [0, NAN, 1], "V5": [1, 1, 0]}
@@ -227,8 +238,8 @@ def _patch_validation(monkeypatch, logits: dict[str, tuple[float, float, float]]
     calls: list = []
 
     class FakePredictor:
-        def __init__(self, device, *, tta, precision) -> None:
-            calls.append(("init", device, tta, precision))
+        def __init__(self, device, *, options, precision) -> None:
+            calls.append(("init", device, options, precision))
 
         def load(self, run):
             calls.append(("load", Path(run).name))
@@ -239,13 +250,13 @@ def _patch_validation(monkeypatch, logits: dict[str, tuple[float, float, float]]
             calls.append(("forward", name))
             score = scores.get(name)
             markers = {m: torch.tensor([v]) for m, v in zip(MARKER_COLUMNS, logits[name], strict=True)}
-            return None, {"markers": markers, "uncertainty": None if score is None else {"score": score, "passes": 4}}
+            return None, types.SimpleNamespace(
+                markers=markers, marker_probabilities=_sigmoid_markers(markers),
+                uncertainty=None if score is None else {"score": score, "passes": 4})
 
     monkeypatch.setattr(gliomics.data.splits, "run_cohort", lambda run: (cohort, {"train": [], "val": val}, []))
     monkeypatch.setitem(sys.modules, "gliomics.inference.predictor",
                         types.SimpleNamespace(Predictor=FakePredictor))
-    monkeypatch.setitem(sys.modules, "gliomics.inference.engine",
-                        types.SimpleNamespace(marker_probabilities=_sigmoid_markers))
     return calls
 
 
@@ -260,7 +271,7 @@ def test_validation_split_is_predicted_with_the_best_checkpoint(tmp_path: Path, 
     calls = _patch_validation(monkeypatch, _LOGITS, scores, val=["V1", "V2", "GONE", "V3", "V4", "V5"])
     run = _run(tmp_path / "run", last=False)
     fitted = calibrate_run(run)
-    assert calls == [("init", "auto", True, "auto"), ("load", "run"),
+    assert calls == [("init", "auto", {"tta": True}, "auto"), ("load", "run"),
                      *[("forward", c) for c in ("V1", "V2", "V3", "V4", "V5")]]
     sig = {c: {m: float(torch.sigmoid(torch.tensor(v))) for m, v in zip(MARKER_COLUMNS, z, strict=True)}
            for c, z in _LOGITS.items()}
@@ -269,15 +280,18 @@ def test_validation_split_is_predicted_with_the_best_checkpoint(tmp_path: Path, 
     assert fitted["source"] == "validation (flip TTA)"
     assert json.dumps(fitted["markers"]) == json.dumps(expected["markers"])
     assert fitted["review"] == fit_review_threshold(list(scores.values()), 4, 0.9)
-    assert json.loads(json.dumps(load_checkpoint(run / "best.pt")["calibration"])) == json.loads(json.dumps(fitted))
+    assert read_fitted(run).calibration == json.loads(json.dumps(fitted))
+    assert "calibration" not in load_checkpoint(run / "best.pt")
     assert not (run / "last.pt").exists()
 
 
 def test_validation_without_tta_and_with_a_chosen_device(tmp_path: Path, monkeypatch) -> None:
-    """tta=False names the source "validation"; precision and device reach the predictor."""
+    """tta=False names the source "validation"; precision and device reach the predictor, and the caller's options
+    with ``tta`` set by the argument."""
     calls = _patch_validation(monkeypatch, _LOGITS, {}, val=list(_LOGITS))
-    fitted = calibrate_run(_run(tmp_path / "run"), tta=False, precision="fp32", device="cpu")
-    assert calls[0] == ("init", "cpu", False, "fp32")
+    fitted = calibrate_run(_run(tmp_path / "run"), tta=False, precision="fp32", device="cpu",
+                           options={"tta": True, "sequences": ["t1c", "t2f"]})
+    assert calls[0] == ("init", "cpu", {"tta": False, "sequences": ["t1c", "t2f"]}, "fp32")
     assert fitted["source"] == "validation" and fitted["review"] is None
 
 

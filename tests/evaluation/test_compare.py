@@ -72,20 +72,20 @@ def test_paired_takes_the_thresholds_of_the_first_case_and_defaults_to_one_half(
 
 
 class _FakePredictor:
-    """Stands in for the Predictor: records its device, run and the folders it was asked to predict."""
+    """Stands in for the Predictor: records its device, options, run and the folders it was asked to predict."""
 
     calls: list = []
 
-    def __init__(self, device):
-        self.device = device
+    def __init__(self, device, *, options):
+        self.device, self.options = device, options
 
     def load(self, run):
         self.run = run
         return self
 
     def predict_folder(self, data, pred_dir, progress):
-        self.calls.append({"device": self.device, "run": self.run, "data": data, "pred_dir": pred_dir,
-                           "progress": progress})
+        self.calls.append({"device": self.device, "options": self.options, "run": self.run, "data": data,
+                           "pred_dir": pred_dir, "progress": progress})
 
 
 # Reference run A at threshold 0.6, other run B at the default 0.5 (its threshold column is empty).
@@ -148,7 +148,8 @@ def test_compare_runs_tests_every_marker_against_the_first_run(fake_runs, tmp_pa
     assert [c["run"] for c in _FakePredictor.calls] == [tmp_path / "alpha", tmp_path / "beta" / "last.pt"]
     assert [c["pred_dir"] for c in _FakePredictor.calls] == [out / "alpha" / "predictions",
                                                              out / "beta" / "predictions"]
-    assert all(c["device"] == "auto" and c["progress"] is True and c["data"] == data for c in _FakePredictor.calls)
+    assert all(c["device"] == "auto" and c["options"] is None and c["progress"] is True and c["data"] == data
+               for c in _FakePredictor.calls)
     assert fake_runs == [
         {"pred_dir": out / n / "predictions", "data": data, "markers": "m.csv", "out": out / n / "evaluation",
          "n_boot": 1000} for n in ("alpha", "beta")]
@@ -188,9 +189,10 @@ def test_compare_runs_numbers_runs_with_the_same_name(fake_runs, tmp_path):
         (tmp_path / parent / "alpha").mkdir(parents=True)
     out = tmp_path / "cmp"
     result = compare_runs([tmp_path / "x" / "alpha", tmp_path / "y" / "alpha"], "data", markers=None, out=out,
-                          device="cpu", n_boot=7, progress=False)
+                          device="cpu", n_boot=7, progress=False, options={"tta": True, "sequences": ["t1c"]})
     assert [m["name"] for m in result["models"]] == ["0_alpha", "1_alpha"] and result["reference"] == "0_alpha"
-    assert all(c["device"] == "cpu" and c["progress"] is False for c in _FakePredictor.calls)
+    assert all(c["device"] == "cpu" and c["options"] == {"tta": True, "sequences": ["t1c"]} and c["progress"] is False
+               for c in _FakePredictor.calls)
     assert [e["n_boot"] for e in fake_runs] == [7, 7] and fake_runs[0]["markers"] is None
     assert fake_runs[1]["out"] == out / "1_alpha" / "evaluation"
     assert "delong_p_idh" in result["models"][1] and "delong_p_codel_1p19q" not in result["models"][1]

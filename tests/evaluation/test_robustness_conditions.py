@@ -249,7 +249,8 @@ def test_run_robustness_defaults_every_condition_and_reads_the_markers(tmp_path,
     assert [c["condition"] for c in result["conditions"]] == ["intact", "only T1 + T1ce + T2"]
     assert result["tta"] is False and result["seed"] == 0
     assert made.made == [{"device": "auto", "options": {}, "precision": "auto", "run": "RUN"}]
-    assert made.calls[1]["progress"] is True and made.calls[1]["sequences"] is None
+    assert made.calls[0]["progress"] is True and made.calls[0]["sequences"] is None
+    assert made.calls[1]["sequences"] == ["t1n", "t1c", "t2w"] and made.calls[1]["degrade"] is None
     assert all(e["n_boot"] == 1000 and e["markers"] == "M.csv" for e in evaluated)
 
 

@@ -175,8 +175,8 @@ class _SplitPredictor:
 
     made: list = []
 
-    def __init__(self, device, tta, precision):
-        self.made.append({"device": device, "tta": tta, "precision": precision})
+    def __init__(self, device, *, options, precision):
+        self.made.append({"device": device, "options": options, "precision": precision})
         self.predicted = self.made[-1]["predicted"] = []
 
     def load(self, run):
@@ -211,7 +211,8 @@ def fake_scoring(monkeypatch, fake_cohort):
 
 def test_evaluate_split_predicts_the_split_and_scores_it(fake_scoring, fake_cohort, tmp_path, capsys):
     """Every split case without a record is predicted into ``out/predictions``; the cases, their markers, the
-    phantom truth files and the settings reach the scoring; the summary names the split, run and data folders."""
+    phantom truth files and the settings reach the scoring; flip TTA and the options reach the predictor; the
+    summary names the split, run and data folders."""
     from gliomics.evaluation.evaluate import PHANTOM_TRUTH
     from gliomics.evaluation.split_evaluation import evaluate_split
 
@@ -221,8 +222,10 @@ def test_evaluate_split_predicts_the_split_and_scores_it(fake_scoring, fake_coho
     (out / "predictions" / "A.json").write_text("{}")  # already predicted: a re-run resumes
     (out / "predictions" / "C_seg.nii.gz").write_text("")  # a segmentation alone does not count
     summary = evaluate_split(str(tmp_path / "run"), "val", str(out), tta=True, device="cpu", precision="bf16",
-                             by="site", n_boot=17, progress=False, rule="brats2025")
-    assert _SplitPredictor.made == [{"device": "cpu", "tta": True, "precision": "bf16", "run": tmp_path / "run",
+                             by="site", n_boot=17, progress=False, rule="brats2025",
+                             options={"sequences": ["t1c", "t2f"]})
+    assert _SplitPredictor.made == [{"device": "cpu", "options": {"tta": True, "sequences": ["t1c", "t2f"]},
+                                     "precision": "bf16", "run": tmp_path / "run",
                                      "predicted": [("C", out / "predictions")]}]
     [call] = fake_scoring
     assert call == {"pred_dir": out / "predictions", "cases": [fake_cohort["cohort"][c].case for c in ("C", "A")],
@@ -235,15 +238,15 @@ def test_evaluate_split_predicts_the_split_and_scores_it(fake_scoring, fake_coho
 
 
 def test_evaluate_split_defaults(fake_scoring, fake_cohort, tmp_path, capsys):
-    """By default: no TTA, automatic device and precision, 2000 resamples, both rules, a progress bar; the output
-    folder and its prediction folder are created; cases without markers stay out of the table."""
+    """By default: no TTA (no option given), automatic device and precision, 2000 resamples, both rules, a progress
+    bar; the output folder and its prediction folder are created; cases without markers stay out of the table."""
     from gliomics.evaluation.split_evaluation import evaluate_split
 
     fake_cohort["splits"]["test"] = ["B", "C"]
     out = tmp_path / "new" / "eval"
     evaluate_split(tmp_path / "run", "test", out)
     assert (out / "predictions").is_dir()
-    assert _SplitPredictor.made == [{"device": "auto", "tta": False, "precision": "auto", "run": tmp_path / "run",
+    assert _SplitPredictor.made == [{"device": "auto", "options": {}, "precision": "auto", "run": tmp_path / "run",
                                      "predicted": [("B", out / "predictions"), ("C", out / "predictions")]}]
     [call] = fake_scoring
     assert call["by"] is None and call["n_boot"] == 2000 and call["rule"] == "both"

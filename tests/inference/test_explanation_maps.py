@@ -46,7 +46,7 @@ def test_analysis_window_centres_on_the_tumour():
 
 def _trained_input(tiny_phantom, tiny_run):
     predictor = Predictor("cpu").load(tiny_run)
-    data = predictor.transform({"case": discover_cases(tiny_phantom)[0]})
+    data = predictor.transform(predictor.options)({"case": discover_cases(tiny_phantom)[0]})
     return predictor.model, data["image"].as_tensor()[None].float(), data["present"][None]
 
 

@@ -18,7 +18,7 @@ from gliomics.inference.marker_readout import MarkerReadout, fit_marker_readout
 from gliomics.inference.predictor import Predictor
 from gliomics.inference.tumour_features import FEATURE_NAMES
 from gliomics.io import discover_cases
-from gliomics.runtime.checkpoint import load_checkpoint, save_checkpoint
+from gliomics.runtime.fitted import update_fitted
 
 runner = CliRunner()
 
@@ -66,9 +66,7 @@ def test_round_trip_and_refusal_of_other_features():
 def _run_with_readout(tiny_run, tmp_path, readout: dict):
     run = tmp_path / "run"
     shutil.copytree(tiny_run, run)
-    state = load_checkpoint(run / "best.pt")
-    state["marker_readout"] = readout
-    save_checkpoint(state, run / "best.pt")
+    update_fitted(run, marker_readout=readout)
     return run
 
 
@@ -105,7 +103,7 @@ def test_a_readout_of_other_features_is_one_clear_line(tiny_phantom, tiny_run, t
     stored = fit_marker_readout(*_data()).to_dict()
     stored["features"] = ["volume"] * len(stored["features"])
     run = _run_with_readout(tiny_run, tmp_path, stored)
-    with pytest.raises(CheckpointError, match="best.pt.*other tumour features"):
+    with pytest.raises(CheckpointError, match="best.pt: its marker readout is malformed .*other tumour features"):
         Predictor("cpu").load(run)
     result = runner.invoke(app, ["predict", "-m", str(run), "-i", str(tiny_phantom), "-o", str(tmp_path / "out"),
                                  "--no-progress"])

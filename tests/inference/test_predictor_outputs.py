@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 
+from gliomics.config import DegradeOptions, PredictOptions
 from gliomics.constants import MARKERS, SEQUENCES
 from gliomics.errors import CheckpointError, InputError, OutputError
 from gliomics.inference.calibration import OPERATING_POINTS, apply_calibration
@@ -25,7 +26,7 @@ from gliomics.inference.who import who_cns5_suggestion
 from gliomics.io import Case
 from gliomics.provenance import config_digest, versions
 from gliomics.runtime.checkpoint import save_checkpoint
-from gliomics.runtime.fitted import FittedArtefacts, ensemble_fitted
+from gliomics.runtime.fitted import FITTED_FILE, FittedArtefacts, ensemble_fitted, write_fitted
 from gliomics.runtime.hardware import describe, resolve_device
 from gliomics_testing import tiny_config
 
@@ -95,12 +96,16 @@ def _state(model, cfg, **extra) -> dict:
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory) -> dict[str, Path]:
     """Untrained tiny networks at :data:`SPACING`: a plain run, one with stored thresholds and minimums, one with a
-    marker readout, a three-fold ensemble and a mismatched two-fold ensemble."""
+    marker readout, a three-fold ensemble and a mismatched two-fold ensemble, all written as runs before
+    ``fitted.json`` were (the fitted artefacts as keys of the checkpoint, the ensemble's calibration in
+    ``calibration.json``); and one run with a ``fitted.json`` beside a checkpoint that still holds old keys."""
     from gliomics.models.registry import create_model
 
     root = tmp_path_factory.mktemp("runs")
+    # the z-score: the robust normalisation clips at the 99.5th percentile, which flattens the one bright NETC voxel
+    # (and the four ET voxels) that the stub network reads its labels from
     cfg = tiny_config(f"data.working_spacing={list(SPACING)}", "inference.whole_volume_factor=1000000.0",
-                      "train.seed=7")
+                      "train.seed=7", "data.normalisation=zscore")
     model = create_model(cfg.model.name, **cfg.model.params)
     save_checkpoint(_state(model, cfg), root / "plain" / "best.pt")
     save_checkpoint(_state(model, cfg, thresholds={"idh": 0.3}, calibration={"source": "val"},
@@ -113,6 +118,12 @@ def runs(tmp_path_factory) -> dict[str, Path]:
                "intercept": {"idh": 2.0}}
     save_checkpoint(_state(model, cfg, marker_readout=readout), root / "readout" / "best.pt")
     save_checkpoint(_state(model, cfg, marker_readout={"features": ["x"]}), root / "bad_readout" / "best.pt")
+    # fitted.json wins over the keys of an older checkpoint in the same folder, for best.pt and last.pt alike
+    save_checkpoint(_state(model, cfg, thresholds={"idh": 0.3}, min_label_mm3={"ET": 20}), root / "fitted" / "best.pt")
+    save_checkpoint(_state(model, cfg, thresholds={"idh": 0.7}), root / "fitted" / "last.pt")
+    write_fitted(root / "fitted", FittedArtefacts(thresholds={"idh": 0.8, "tert": 0.4}, min_label_mm3={"NETC": 12.0},
+                                                  min_component_mm3={"ET": 7.0}, calibration={"source": "fitted"},
+                                                  marker_readout=readout))
     folds = [({"idh": 0.2, "codel_1p19q": 0.5, "tert": 0.1}, {"ET": 10.0}, {"NETC": 3.0}),
              ({"idh": 0.4, "codel_1p19q": 0.5, "tert": 0.2}, {"ET": 30.0, "NETC": 4.0}, {}),
              ({"idh": 0.9, "codel_1p19q": 0.8, "tert": 0.6}, {}, {"NETC": 9.0})]
@@ -133,12 +144,16 @@ def _predictor(run: Path, **kwargs) -> Predictor:
     return predictor
 
 
-def _with(predictor: Predictor, **options) -> Predictor:
-    """A copy of a loaded predictor (sharing its network) with other prediction-time options."""
+def _with(predictor: Predictor, **settings) -> Predictor:
+    """A copy of a loaded predictor (sharing its network) with other prediction options (fields of
+    :class:`PredictOptions`, validated) and other predictor settings (existing attributes such as ``overlap``)."""
     out = copy.copy(predictor)
-    for name, value in options.items():
-        assert hasattr(out, name), name
-        setattr(out, name, value)
+    fields = {k: v for k, v in settings.items() if k in PredictOptions.model_fields}
+    out.options = predictor.options.updated(fields)
+    for name, value in settings.items():
+        if name not in fields:
+            assert hasattr(out, name), name
+            setattr(out, name, value)
     return out
 
 
@@ -161,19 +176,27 @@ def ensemble(runs) -> Predictor:
 def test_defaults_of_a_new_predictor():
     """Every option's default and the empty state before ``load``."""
     p = Predictor("cpu")
-    assert (p.tta, p.overlap, p.save_probabilities, p.save_uncertainty, p.sequences) == (False, 0.25, False, False,
+    o = p.options
+    assert (o.tta, p.overlap, p.save_probabilities, p.save_uncertainty, o.sequences) == (False, None, False, False,
                                                                                          None)
-    assert (p.min_component_mm3, p.label_minimums, p.component_minimums, p.detached_cavities) == (50.0, True, True,
+    assert (o.min_component_mm3, o.label_minimums, o.component_minimums, o.detached_cavities) == (50.0, True, True,
                                                                                                   True)
-    assert (p.resample_probabilities, p.marker_readout, p.who_band, p.crop) == (True, True, 0.1, True)
-    assert (p.threads, p.engine, p.degrade) == (None, "torch", None)
-    assert p.model is None and p.config is None and p.checkpoint is None and p.transform is None
-    assert p.members == [] and p.readouts == []
-    assert p.thresholds == {} and p.calibration == {} and p.min_label_mm3 == {} and p.fitted.min_component_mm3 == {}
+    assert (o.resample_probabilities, o.marker_readout, o.calibration, p.who_band, p.crop) == (True, True, True, 0.1,
+                                                                                                True)
+    assert (p.threads, p.engine, o.degrade) == (None, "torch", None)
+    assert o == PredictOptions()
+    assert p.model is None and p.config is None and p.checkpoint is None and p._transforms == {}
+    assert p.members == [] and p.readouts == [] and p.modules == []
+    assert p.thresholds == {} and p.fitted == FittedArtefacts()
+    assert p.fitted.calibration == {} and p.fitted.min_label_mm3 == {} and p.fitted.min_component_mm3 == {}
+    assert p.fitted.marker_readout is None
     assert p.marker_validation == {"validated_on_real_patients": False, "evidence": None}
     assert p.device.type == "cpu" and p.precision in ("fp32", "bf16")
     assert Predictor("cpu", precision="fp32").precision == "fp32"
     assert Predictor().device == resolve_device("auto")
+    # keyword overrides and ``options`` set the fields they name, the rest keep their defaults
+    q = Predictor("cpu", tta=True, sequences=["t2f", "t1c"], options={"min_component_mm3": 5.0})
+    assert q.options == PredictOptions(tta=True, sequences=["t1c", "t2f"], min_component_mm3=5.0)
 
 
 def test_predict_and_forward_need_a_loaded_run():
@@ -188,26 +211,46 @@ def test_load_reads_a_run_without_stored_thresholds(runs):
     """Thresholds default to 0.5, nothing else is stored; one member, no readout, the network in eval mode."""
     p = Predictor("cpu", precision="fp32").load(runs["plain"])
     assert p.thresholds == {"idh": 0.5, "codel_1p19q": 0.5, "tert": 0.5}
-    assert p.calibration == {} and p.min_label_mm3 == {} and p.fitted.min_component_mm3 == {}
+    assert p.fitted == FittedArtefacts()
+    assert p.fitted.calibration == {} and p.fitted.min_label_mm3 == {} and p.fitted.min_component_mm3 == {}
     assert p.marker_validation == {"validated_on_real_patients": False, "evidence": None}
     assert p.checkpoint == runs["plain"] / "best.pt"
-    assert p.members == [p.model] and p.network is p.model and p.readouts == [None] and p.readout is None
+    assert not (runs["plain"] / FITTED_FILE).exists()
+    assert p.members == [p.model] and p.modules == [p.model] and p.readouts == [None]
     assert p.model.training is False
     assert p.config.data.working_spacing == list(SPACING)
-    assert p.transform is not None
+    # the run's own options (the config's defaults here)
+    assert p.options == p.config.inference.predict == PredictOptions()
+    transform = p.transform(p.options)
+    assert callable(transform) and p.transform(p.options) is transform
 
 
 def test_load_reads_the_stored_thresholds_calibration_and_minimums(runs):
     """Stored values override the defaults, as floats; ``checkpoint="last"`` picks ``last.pt``."""
     p = Predictor("cpu", precision="fp32").load(runs["stored"])
     assert p.thresholds == {"idh": 0.3, "codel_1p19q": 0.5, "tert": 0.5}
-    assert p.calibration == {"source": "val"}
-    assert p.min_label_mm3 == {"ET": 20.0} and isinstance(p.fitted.min_label_mm3["ET"], float)
+    assert p.fitted.thresholds == {"idh": 0.3}
+    assert p.fitted.calibration == {"source": "val"}
+    assert p.fitted.min_label_mm3 == {"ET": 20.0} and isinstance(p.fitted.min_label_mm3["ET"], float)
     assert p.fitted.min_component_mm3 == {"NETC": 5.0} and isinstance(p.fitted.min_component_mm3["NETC"], float)
     assert p.checkpoint.name == "best.pt"
     assert p.marker_validation == {"validated_on_real_patients": True, "evidence": "cohort X, AUC 0.8"}
     last = Predictor("cpu", precision="fp32").load(runs["stored"], checkpoint="last")
     assert last.checkpoint.name == "last.pt" and last.thresholds["idh"] == 0.7
+    # loading an old run reads its keys and writes nothing
+    assert not (runs["stored"] / FITTED_FILE).exists()
+
+
+def test_load_reads_fitted_json_before_the_checkpoint_keys(runs):
+    """A run with ``fitted.json``: its thresholds, minimums, calibration and readout, not the checkpoint's old keys
+    (nor last.pt's), whichever checkpoint is loaded."""
+    for checkpoint in ("best", "last"):
+        p = Predictor("cpu", precision="fp32").load(runs["fitted"], checkpoint=checkpoint)
+        assert p.checkpoint.name == f"{checkpoint}.pt"
+        assert p.thresholds == {"idh": 0.8, "codel_1p19q": 0.5, "tert": 0.4}
+        assert p.fitted.min_label_mm3 == {"NETC": 12.0} and p.fitted.min_component_mm3 == {"ET": 7.0}
+        assert p.fitted.calibration == {"source": "fitted"}
+        assert p.readouts[0] is not None and p.readouts[0].intercept == {"idh": 2.0}
 
 
 def test_load_reads_a_marker_readout_and_refuses_a_broken_one(runs):
@@ -224,9 +267,10 @@ def test_ensemble_averages_thresholds_and_takes_median_minimums(runs, ensemble):
     assert len(p.members) == 3 and len(p.readouts) == 3 and p.readouts == [None, None, None]
     assert p.model is p.members[0]
     assert p.thresholds == pytest.approx({"idh": 0.5, "codel_1p19q": 0.6, "tert": 0.3})
-    assert p.min_label_mm3 == {"ET": 10.0, "NETC": 0.0}
+    assert p.fitted.min_label_mm3 == {"ET": 10.0, "NETC": 0.0}
     assert p.fitted.min_component_mm3 == {"NETC": 3.0}
-    assert p.calibration == {"source": "out of fold", "alpha": 0.1}
+    assert p.fitted.calibration == {"source": "out of fold", "alpha": 0.1}
+    assert p.fitted.marker_readout is None
     assert p.marker_validation == {"validated_on_real_patients": False, "evidence": None}
     assert p.checkpoint == runs["ensemble"]
     assert p.passes_source() == "3 fold models"
@@ -474,13 +518,12 @@ def test_label_and_component_minimums_follow_their_switches(plain, tmp_path):
     record = p.predict(case).record
     assert record["postprocessing"] == {"min_label_volume_ml": {"ET": 0.03}, "suppressed": ["ET"]}
     assert record["volumes_ml"]["ET"] == 0.0 and record["volumes_ml"]["NETC"] == 0.006
-    p.label_minimums, p.component_minimums = False, True
+    p.options = p.options.updated({"label_minimums": False, "component_minimums": True})
     record = p.predict(case).record
     assert record["postprocessing"] == {"min_component_volume_ml": {"NETC": 0.0065},
                                         "components_relabelled": {"NETC": 1}}
     assert record["volumes_ml"]["ET"] == 0.025 and record["volumes_ml"]["NETC"] == 0.0
-    p.component_minimums = False
-    assert "postprocessing" not in p.predict(case).record
+    assert "postprocessing" not in p.predict(case, options={"component_minimums": False}).record
 
 
 def test_marker_readout_replaces_the_heads(runs, tmp_path):
@@ -502,12 +545,16 @@ def test_flip_tta_gives_two_passes_and_an_uncertainty(plain, tmp_path):
     timings = {}
     data, res = p.forward(case, timings)
     assert list(timings) == ["load_preprocess_s", "network_s"]
-    assert res["passes"]["labels"].shape == (2, 16, 16, 16)
-    assert res["uncertainty"]["passes"] == 2 and res["uncertainty"]["source"] == "flip TTA"
+    assert res.passes["labels"].shape == (2, 16, 16, 16)
+    assert all(len(v) == 2 for v in res.passes["markers"].values())
+    assert res.uncertainty["passes"] == 2 and res.uncertainty["source"] == "flip TTA"
     record = p.predict(case).record
     assert record["uncertainty"]["passes"] == 2 and record["uncertainty"]["review_threshold"] is None
     _, single = plain.forward(case)
-    assert single["uncertainty"] is None and single["passes"]["labels"].shape == (1, 16, 16, 16)
+    assert single.uncertainty is None and single.passes["labels"].shape == (1, 16, 16, 16)
+    # the same per call
+    _, per_call = plain.forward(case, options={"tta": True})
+    assert per_call.passes["labels"].shape == (2, 16, 16, 16) and per_call.uncertainty["passes"] == 2
 
 
 def test_ensemble_prediction_names_the_folder_and_its_members(ensemble, tmp_path):
@@ -531,15 +578,17 @@ def test_markers_from_and_passes_source():
     assert p.markers_from() == "network heads"
     p.readouts = [None, object()]
     assert p.markers_from() == "readout"
-    p.marker_readout = False
+    assert p.markers_from(PredictOptions(marker_readout=False)) == "network heads"
+    p.options = p.options.updated({"marker_readout": False})
     assert p.markers_from() == "network heads"
     p.members = [object()]
     assert p.passes_source() == "one pass"
-    p.tta = True
+    assert p.passes_source(PredictOptions(tta=True)) == "flip TTA"
+    p.options = p.options.updated({"tta": True})
     assert p.passes_source() == "flip TTA"
     p.members = [object(), object()]
     assert p.passes_source() == "2 fold models × flip TTA"
-    p.tta = False
+    p.options = p.options.updated({"tta": False})
     assert p.passes_source() == "2 fold models"
 
 
@@ -677,9 +726,11 @@ def test_predict_folder_keeps_going_past_a_broken_case(plain, tmp_path):
         p.predict_folder(cohort, tmp_path / "stop", progress=False)
 
 
-def test_crop_to_the_head_and_degradation_of_the_input(runs, plain, tmp_path):
+def test_crop_to_the_head_and_degradation_of_the_input(runs, plain, tmp_path, monkeypatch):
     """The network sees the head's bounding box (with a 2-voxel margin) unless ``crop=False``; ``degrade`` acts on
     each loaded case; both ways the labels come back to the same input grid."""
+    from gliomics.data.degradations import DegradeSequenced
+
     seg = np.zeros((40, 10, 8), np.uint8)
     seg[:12] = _tumour()
     case = _write_case(tmp_path, "wide", seg)
@@ -692,15 +743,24 @@ def test_crop_to_the_head_and_degradation_of_the_input(runs, plain, tmp_path):
     assert tuple(cropped.image.shape) == (4, 16, 16, 16)
     calls = []
 
-    def degrade(sample: dict) -> dict:
-        calls.append(sample["image"].shape)
+    def degrade(self, sample: dict) -> dict:
+        calls.append((self.degradation.sequence, self.degradation.name, self.seed, tuple(sample["image"].shape)))
         return sample
 
-    whole = _predictor(runs["plain"], min_component_mm3=0.0, crop=False, degrade=degrade).predict(case)
+    spec = DegradeOptions(sequence="t1c", name="Gibbs ringing", seed=3)
+    with monkeypatch.context() as patch:
+        patch.setattr(DegradeSequenced, "__call__", degrade)
+        whole = _predictor(runs["plain"], min_component_mm3=0.0, crop=False, degrade=spec).predict(case)
     assert tuple(whole.image.shape) == (4, 48, 16, 16)
-    assert calls == [(4, 40, 10, 8)]
+    assert calls == [("t1c", "Gibbs ringing", 3, (4, 40, 10, 8))]
     np.testing.assert_array_equal(cropped.seg, seg)
     np.testing.assert_array_equal(whole.seg, seg)
+    # the real degradation changes T1c alone: the other channels are those of the same prediction without it
+    clean = _predictor(runs["plain"], min_component_mm3=0.0, crop=False).predict(case)
+    degraded = _predictor(runs["plain"], min_component_mm3=0.0, crop=False, degrade=spec).predict(case)
+    changed = [not torch.equal(degraded.image[k], clean.image[k]) for k in range(len(SEQUENCES))]
+    assert changed == [s == "t1c" for s in SEQUENCES]
+    assert len(calls) == 1
 
 
 def test_sliding_windows_get_the_patch_size_and_overlap(plain, tmp_path, monkeypatch):

@@ -104,17 +104,17 @@ def test_tta_passes_are_the_identity_and_the_flip(tiny_run, tiny_phantom):
     predictor = Predictor("cpu", tta=True).load(tiny_run)
     case = discover_cases(tiny_phantom)[0]
     data, res = predictor.forward(case)
-    labels = res["passes"]["labels"]
+    labels = res.passes["labels"]
     assert labels.shape == (2, *data["image"].shape[1:]) and labels.dtype == torch.uint8
-    assert all(len(v) == 2 for v in res["passes"]["markers"].values())
+    assert all(len(v) == 2 for v in res.passes["markers"].values())
     single = Predictor("cpu").load(tiny_run).forward(case)[1]
-    assert single["uncertainty"] is None and single["passes"]["labels"].shape[0] == 1
-    assert torch.equal(single["passes"]["labels"][0], single["probs"][0].argmax(0).to(torch.uint8))
+    assert single.uncertainty is None and single.passes["labels"].shape[0] == 1
+    assert torch.equal(single.passes["labels"][0], single.probs[0].argmax(0).to(torch.uint8))
     x, p = data["image"].as_tensor()[None], data["present"][None]
     kwargs = {"roi_size": predictor.config.train.patch_size, "whole_volume_factor": 0.01}  # the windowed branch
     windowed = forward_with_tta(predictor.model, x, p, **kwargs)
     assert windowed["passes"]["labels"].shape[0] == 2
-    assert res["uncertainty"]["passes"] == 2 and res["uncertainty"]["source"] == "flip TTA"
+    assert res.uncertainty["passes"] == 2 and res.uncertainty["source"] == "flip TTA"
 
 
 def test_predict_writes_the_uncertainty_map_and_score(tiny_run, tiny_phantom, tmp_path):

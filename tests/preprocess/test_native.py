@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
+from types import SimpleNamespace
 
 import nibabel as nib
 import numpy as np
@@ -20,6 +21,7 @@ from gliomics.io.sitk_images import array_of, image_from_array, nifti_affine
 from gliomics.preprocess.geometry import Grid, centred_grid
 from gliomics.preprocess.native import (
     NATIVE_SEG_SUFFIX,
+    labels_array_to_native,
     labels_to_native,
     native_outputs,
     read_geometry,
@@ -288,23 +290,33 @@ def test_seg_off_the_output_grid_is_refused(tmp_path: Path, where: str) -> None:
 # ---------------------------------------------------------------- after prediction
 
 
+def _prediction(labels: np.ndarray | None = None, affine: np.ndarray | None = None) -> SimpleNamespace:
+    """A stand-in for a :class:`~gliomics.inference.prediction.Prediction`: its ``seg`` (the labels on the output
+    grid by default) and their ``affine``."""
+    return SimpleNamespace(seg=_labels() if labels is None else labels,
+                           affine=nifti_affine(OUTPUT.reference()) if affine is None else affine)
+
+
 def test_native_outputs_writes_the_native_seg_of_a_preprocessed_case(tmp_path: Path) -> None:
     """``native=True`` writes ``<case>_seg_native.nii.gz`` on the reference's native grid."""
     case = _write_case(tmp_path)
-    seg = _seg_file(tmp_path)
-    written = native_outputs(case, seg.parent, native=True)
+    out = tmp_path / "pred"
+    written = native_outputs(case, _prediction(), out, native=True)
     assert NATIVE_SEG_SUFFIX == "_seg_native.nii.gz"
-    assert written == [seg.parent / f"{CASE_ID}_seg_native.nii.gz"]
-    np.testing.assert_array_equal(np.asarray(nib.load(written[0]).dataobj), _nearest(_labels(), "t1c"))
+    assert written == [out / f"{CASE_ID}_seg_native.nii.gz"]
+    image = nib.load(written[0])
+    assert image.get_data_dtype() == np.uint8 and image.shape == NATIVE["t1c"].size
+    np.testing.assert_array_equal(np.asarray(image.dataobj), _nearest(_labels(), "t1c"))
 
 
 def test_native_outputs_does_nothing_without_a_request_or_a_seg(tmp_path: Path) -> None:
-    """Nothing asked, or no ``<case>_seg.nii.gz`` in the output folder: nothing written."""
+    """Nothing asked, or a prediction without a ``seg``: nothing written."""
     case = _write_case(tmp_path)
-    seg = _seg_file(tmp_path)
-    assert native_outputs(case, seg.parent) == []
-    assert native_outputs(case, tmp_path / "empty", native=True, dicom_seg=True) == []
-    assert sorted(p.name for p in seg.parent.iterdir()) == [seg.name]
+    out = tmp_path / "pred"
+    assert native_outputs(case, _prediction(), out) == []
+    assert native_outputs(case, SimpleNamespace(seg=None, affine=nifti_affine(OUTPUT.reference())), out,
+                          native=True, dicom_seg=True) == []
+    assert not out.exists()
 
 
 def test_native_outputs_of_a_case_not_preprocessed_here_only_warns(tmp_path: Path,
@@ -313,12 +325,30 @@ def test_native_outputs_of_a_case_not_preprocessed_here_only_warns(tmp_path: Pat
     case = _write_case(tmp_path)
     folder = case.images["t1c"].parent
     (folder / "preprocess" / "geometry.json").unlink()
-    seg = _seg_file(tmp_path)
+    out = tmp_path / "pred"
+    out.mkdir()
     with caplog.at_level(logging.WARNING, logger="gliomics.preprocess.native"):
-        assert native_outputs(case, seg.parent, native=True) == []
+        assert native_outputs(case, _prediction(), out, native=True) == []
     assert [r.getMessage() for r in caplog.records] == [
-        f"{folder}: not made by `gliomics preprocess`; {seg.name} is already in the scan geometry"]
-    assert sorted(p.name for p in seg.parent.iterdir()) == [seg.name]
+        f"{folder}: not made by `gliomics preprocess`; its segmentation is already in the scan geometry"]
+    assert list(out.iterdir()) == []
+
+
+@pytest.mark.parametrize("where", ["shape", "offset"])
+def test_labels_array_off_the_output_grid_is_refused_naming_the_source(tmp_path: Path, where: str) -> None:
+    """Labels in memory of another shape, or offset by 0.01 mm, are refused with an input error naming ``source``."""
+    folder = _write_case(tmp_path).images["t1c"].parent
+    affine, labels = nifti_affine(OUTPUT.reference()), _labels()
+    if where == "shape":
+        labels = labels[:-1]
+    else:
+        affine[0, 3] += 0.01
+    out = tmp_path / "native.nii.gz"
+    with pytest.raises(InputError) as info:
+        labels_array_to_native(labels, affine, folder, out, source="the prediction of NAT-001")
+    assert str(info.value) == (f"the prediction of NAT-001: not on the preprocessed grid of {folder} "
+                               f"(shape {tuple(labels.shape)}, expected {OUTPUT.size})")
+    assert not out.exists()
 
 
 def _spy_dicom_seg(monkeypatch: pytest.MonkeyPatch, sequences: dict) -> list:
@@ -341,9 +371,9 @@ def test_dicom_seg_of_a_preprocessed_case_is_written_from_the_native_labels(tmp_
     """The DICOM-SEG is made on the T1ce source series, from the labels mapped to the T1ce's native grid."""
     calls = _spy_dicom_seg(monkeypatch, {"t2f": ["b"], "t1c": ["a"]})
     case = _write_case(tmp_path)
-    seg = _seg_file(tmp_path)
-    written = native_outputs(case, seg.parent, dicom_seg=True)
-    assert written == [seg.parent / f"{CASE_ID}_seg.dcm"]
+    out = tmp_path / "pred"
+    written = native_outputs(case, _prediction(), out, dicom_seg=True)
+    assert written == [out / f"{CASE_ID}_seg.dcm"]
     ((labels, sources, out_path, sequence),) = calls
     assert sequence == "t1c" and out_path == written[0] and sources["folder"] == case.images["t1c"].parent
     assert Grid.of(labels) == NATIVE["t1c"] and labels.GetPixelID() == sitk.sitkUInt8
@@ -354,8 +384,7 @@ def test_dicom_seg_without_a_t1ce_source_uses_the_first_series(tmp_path: Path, m
     """Without a T1ce series the first recorded one is used, on its own native grid; both outputs are listed."""
     calls = _spy_dicom_seg(monkeypatch, {"t2f": ["b"], "t2w": ["c"]})
     case = _write_case(tmp_path)
-    seg = _seg_file(tmp_path)
-    written = native_outputs(case, seg.parent, native=True, dicom_seg=True)
+    written = native_outputs(case, _prediction(), tmp_path / "pred", native=True, dicom_seg=True)
     assert [p.name for p in written] == [f"{CASE_ID}_seg_native.nii.gz", f"{CASE_ID}_seg.dcm"]
     ((labels, _, _, sequence),) = calls
     assert sequence == "t2f" and Grid.of(labels) == NATIVE["t2f"]
@@ -364,12 +393,13 @@ def test_dicom_seg_without_a_t1ce_source_uses_the_first_series(tmp_path: Path, m
 
 def test_dicom_seg_of_a_case_not_preprocessed_uses_the_seg_as_it_is(tmp_path: Path,
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    """Without transforms the labels go to the DICOM-SEG unchanged, read as uint8."""
+    """Without transforms the labels go to the DICOM-SEG unchanged, cast to uint8."""
     calls = _spy_dicom_seg(monkeypatch, {"t1c": ["a"]})
     case = _write_case(tmp_path)
     (case.images["t1c"].parent / "preprocess" / "geometry.json").unlink()
-    seg = _seg_file(tmp_path)
-    assert native_outputs(case, seg.parent, dicom_seg=True) == [seg.parent / f"{CASE_ID}_seg.dcm"]
+    out = tmp_path / "pred"
+    assert native_outputs(case, _prediction(_labels().astype(np.int16)), out, dicom_seg=True) == [
+        out / f"{CASE_ID}_seg.dcm"]
     ((labels, _, _, sequence),) = calls
     assert sequence == "t1c" and labels.GetPixelID() == sitk.sitkUInt8 and Grid.of(labels).size == OUTPUT.size
     np.testing.assert_allclose(Grid.of(labels).origin, OUTPUT.origin, atol=1e-5)

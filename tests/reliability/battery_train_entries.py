@@ -155,7 +155,7 @@ def _train_unicode(ws: Workspace) -> Invocation:
     inv.out = ws.path("exécution 1")
     inv.args[inv.args.index("--out") + 1] = str(inv.out)
     inv.allowed = ("config.yaml", "splits.json", "best.pt", "last.pt", "metrics.jsonl", "metrics.csv",
-                   "train_summary.json", "validation_predictions.json", "model_card.json")
+                   "train_summary.json", "validation_predictions.json", "model_card.json", "fitted.json")
     return inv
 
 

@@ -90,7 +90,7 @@ def test_the_preprocessing_qc_picture_is_embedded_when_the_case_has_one(tmp_path
 
 
 def test_case_maps_live_in_the_image_grid(tiny_run, report_case):
-    predictor = Predictor("cpu").load(tiny_run)
+    predictor = Predictor("cpu", precision="fp32").load(tiny_run)
     inference = predictor.config.inference.model_copy(update={"whole_volume_factor": 0.5})  # a window, not whole
     predictor.config = predictor.config.model_copy(update={"inference": inference})
     case = discover_cases(report_case)[0]

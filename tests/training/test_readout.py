@@ -14,7 +14,7 @@ from gliomics.inference.marker_readout import MarkerReadout
 from gliomics.inference.predictor import Predictor
 from gliomics.inference.tumour_features import tumour_features
 from gliomics.io import voxel_spacing
-from gliomics.runtime.checkpoint import load_checkpoint
+from gliomics.runtime.fitted import read_fitted
 from gliomics.training.trainer import run_training
 from gliomics_testing import tiny_config
 
@@ -33,8 +33,7 @@ def readout_run(tmp_path_factory):
 
 def test_readout_is_fitted_on_the_training_split_and_stored_with_the_best_checkpoint(readout_run):
     run, summary = readout_run
-    state = load_checkpoint(run / "best.pt")
-    readout = MarkerReadout.from_dict(state["marker_readout"])
+    readout = MarkerReadout.from_dict(read_fitted(run).marker_readout)
     cohort, splits, _ = run_cohort(run)
     n_train = {m: sum(not np.isnan(cohort[c].marker_vector()[k]) for c in splits["train"])
                for k, m in enumerate(MARKERS)}
@@ -45,17 +44,17 @@ def test_readout_is_fitted_on_the_training_split_and_stored_with_the_best_checkp
     # the held-out predictions and thresholds are the readout's
     val_rows = json.loads((run / "validation_predictions.json").read_text())
     assert sorted(r["case_id"] for r in val_rows) == sorted(splits["val"])
-    assert state["thresholds"] == on_disk["thresholds"]
+    assert read_fitted(run).thresholds == on_disk["thresholds"]
 
     # a prediction's markers are the readout's on the features of its own segmentation
     case = cohort[splits["val"][0]].case
     predictor = Predictor("cpu").load(run)
     data, res = predictor.forward(case)
     image = data["image"]
-    features = tumour_features(image.as_tensor().numpy(), res["passes"]["labels"][0].numpy(),
+    features = tumour_features(image.as_tensor().numpy(), res.passes["labels"][0].numpy(),
                                float(np.prod(voxel_spacing(image.affine))))
     for m, logit in readout.logits(features).items():
-        assert float(res["markers"][m].flatten()[0]) == pytest.approx(logit, abs=1e-5)
+        assert float(res.markers[m].flatten()[0]) == pytest.approx(logit, abs=1e-5)
     row = next(r for r in val_rows if r["case_id"] == case.case_id)
     for m in readout.coef:
         assert row["prob"][m] == pytest.approx(1.0 / (1.0 + np.exp(-readout.logits(features)[m])), abs=1e-5)
@@ -71,12 +70,12 @@ def test_readout_command_refits_on_extra_cases_the_network_never_saw(readout_run
 
     run = tmp_path / "run"
     shutil.copytree(readout_run[0], run)
-    before = MarkerReadout.from_dict(load_checkpoint(run / "best.pt")["marker_readout"])
+    before = MarkerReadout.from_dict(read_fitted(run).marker_readout)
     extra = tmp_path / "extra"  # other site letters: other case ids
     generate_cohort(extra, PhantomSettings(cases=16, spacing=4.0, sites=2, seed=9, site_start=4), progress=False)
     result = CliRunner().invoke(app, ["readout", "-m", str(run), "-d", str(extra), "--device", "cpu"])
     assert result.exit_code == 0, result.output
-    after = MarkerReadout.from_dict(load_checkpoint(run / "best.pt")["marker_readout"])
+    after = MarkerReadout.from_dict(read_fitted(run).marker_readout)
     cohort, splits, datas = run_cohort(run)
     for k, m in enumerate(MARKERS):
         if m in after.coef:

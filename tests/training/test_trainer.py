@@ -12,6 +12,7 @@ import torch
 
 from gliomics.models.registry import model_defaults
 from gliomics.runtime.checkpoint import load_checkpoint
+from gliomics.runtime.fitted import read_fitted
 from gliomics.training.trainer import run_training
 from gliomics_testing import TINY_OVERRIDES, tiny_config
 
@@ -38,10 +39,13 @@ def test_training_writes_run_folder_and_loss_decreases(tiny_phantom, tmp_path):
     assert set(params) == set(model_defaults("mgmtnet_cpu"))
     assert params["feature_size"] == 4 and params["window_size"] == model_defaults("mgmtnet_cpu")["window_size"]
     assert state["config"]["data"]["working_spacing"] == [4.0, 4.0, 4.0]  # unset: the cohort's median voxel size
-    assert set(state["thresholds"]) == {"idh", "codel_1p19q", "tert"}
-    assert all(0.0 < t < 1.0 for t in state["thresholds"].values()), state["thresholds"]
-    assert set(state["min_label_mm3"]) <= {"NETC", "SNFH", "ET", "RC"}
-    assert set(state["min_component_mm3"]) <= {"NETC", "SNFH", "ET", "RC"} and "min_component_mm3" in summary
+    fitted = read_fitted(run)  # apart from the weights, in fitted.json
+    assert not {"thresholds", "min_label_mm3", "min_component_mm3", "calibration"} & set(state)
+    assert set(fitted.thresholds) == {"idh", "codel_1p19q", "tert"}
+    assert all(0.0 < t < 1.0 for t in fitted.thresholds.values()), fitted.thresholds
+    assert set(fitted.min_label_mm3) <= {"NETC", "SNFH", "ET", "RC"}
+    assert set(fitted.min_component_mm3) <= {"NETC", "SNFH", "ET", "RC"} and "min_component_mm3" in summary
+    assert fitted.thresholds == summary["thresholds"] and fitted.min_label_mm3 == summary["min_label_mm3"]
     assert summary["epochs_run"] == 4
     splits = json.loads((run / "splits.json").read_text())
     assert not set(splits["train"]) & set(splits["val"])

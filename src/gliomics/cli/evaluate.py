@@ -30,6 +30,8 @@ def evaluate(
     by: str | None = typer.Option(None, "--by", help="Also tabulate by this column: site."),
     n_boot: int = typer.Option(2000, "--n-boot", min=100, help="Bootstrap resamples for the CIs."),
     report: bool = typer.Option(False, "--report", help="Also write report.html: Dice, ROC, calibration, confusion."),
+    montage: bool = typer.Option(False, "--montage", help="With --pred/--ref: also write montage.png, each case's "
+                                 "prediction against its reference on the slice where its tumour is largest."),
     tables: list[Path] | None = typer.Option(None, "--tables", help="With --report: extra Markdown tables "
                                              "(ablations, baselines) or `gliomics compare` folders (repeatable)."),
     explain: Path | None = typer.Option(None, "--explain", help="The run that made the predictions (with --run: the "
@@ -54,7 +56,8 @@ def evaluate(
                                  rule=rule)
         ref = Path(summary["data"][0])  # the cohort the split came from, for the report
     else:
-        summary = evaluate_predictions(pred, ref, markers=markers, out=out, by=by, n_boot=n_boot, rule=rule)
+        summary = evaluate_predictions(pred, ref, markers=markers, out=out, by=by, n_boot=n_boot, rule=rule,
+                                       montage=montage)
     typer.echo(summary["text"])
     typer.echo(f"per-case CSV, summary.json and tables.md in {out}")
     if against is not None:

@@ -12,6 +12,7 @@ from gliomics.cli.evaluate import evaluate
 from gliomics.cli.export_nnunet import export_nnunet
 from gliomics.cli.export_onnx import export_onnx
 from gliomics.cli.import_ import import_
+from gliomics.cli.package_model import package_model
 from gliomics.cli.phantom import phantom
 from gliomics.cli.predict import predict
 from gliomics.cli.preprocess import preprocess
@@ -59,6 +60,7 @@ app.command()(preprocess)
 app.command(name="import")(import_)
 app.command(name="export-nnunet")(export_nnunet)
 app.command(name="export-onnx")(export_onnx)
+app.command(name="package-model")(package_model)
 
 
 def main() -> None:

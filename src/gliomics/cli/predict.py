@@ -16,8 +16,9 @@ from gliomics.runtime.hardware import check_precision
 def predict(
     input: Path = typer.Option(..., "--input", "-i", help="A case folder or a folder/list of cases (any layout)."),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder."),
-    model: Path = typer.Option(..., "--model", "-m", help="Run folder (uses best.pt), a checkpoint file, or a "
-                               "folder of K-fold runs (fold_0, …: their ensemble)."),
+    model: str = typer.Option("pretrained", "--model", "-m", help="Run folder (uses best.pt), a checkpoint file, a "
+                              "folder of K-fold runs (fold_0, …: their ensemble), or `pretrained`: the model that "
+                              "ships with gliomics (see its model card)."),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda."),
     precision: str = precision_option(),
     engine: str = typer.Option("torch", "--engine", help="torch | onnx: the run's network exported by `gliomics "

@@ -173,9 +173,9 @@ class PerSequenced(RandomizableTransform, MapTransform):
 class RobustNormalized(MapTransform):
     """Raw intensities to z-scores, robust to what real scans store: per channel, negative values (interpolation
     ringing of magnitude images) set to zero, values above the ``upper`` percentile of the channel's non-zero voxels
-    clipped to it (a few voxels at an int16 maximum; nnU-Net clips CT at the same percentile), then MONAI's z-score over the non-zero voxels
-    (``NormalizeIntensity(nonzero=True, channel_wise=True)``). A channel that covers part of the head (a partial
-    FLAIR) is normalised over what it covers; a missing (all-zero) channel stays zero.
+    clipped to it (a few voxels at an int16 maximum; nnU-Net clips CT at the same percentile), then MONAI's z-score
+    over the non-zero voxels (``NormalizeIntensity(nonzero=True, channel_wise=True)``). A channel that covers part
+    of the head (a partial FLAIR) is normalised over what it covers; a missing (all-zero) channel stays zero.
 
     Args:
         keys: the image key.

@@ -231,8 +231,10 @@ def _bayes_auc(truth_files: list[Path], rows: list[dict]) -> dict[str, float] | 
 
 def evaluate_predictions(pred_dir: Path | str, ref: Path | str, *, markers: Path | str | None = None,
                          out: Path | str, by: str | None = None, n_boot: int = 2000,
-                         layout: str = "auto", rule: str = "both") -> dict[str, Any]:
-    """Score every reference case that has a prediction; returns the summary (also written to ``out``)."""
+                         layout: str = "auto", rule: str = "both", montage: bool = False) -> dict[str, Any]:
+    """Score every reference case that has a prediction; returns the summary (also written to ``out``). With
+    ``montage``, ``out/montage.png`` draws each case's prediction against its reference
+    (:func:`~gliomics.evaluation.montage.write_montage`)."""
     pred_dir, ref, out = Path(pred_dir), Path(ref), Path(out)
     check_rule(rule)
     if not pred_dir.is_dir():
@@ -245,8 +247,16 @@ def evaluate_predictions(pred_dir: Path | str, ref: Path | str, *, markers: Path
         # the wrong table: every marker would silently be unknown and the marker metrics left out
         raise MarkerTableError(f"{markers}: none of its {len(table)} case ids matches a case in {ref} "
                                f"(e.g. {next(iter(table))!r} vs {cases[0].case_id!r})")
-    return score_cases(pred_dir, cases, table, out=out, by=by, n_boot=n_boot, truth_files=[truth_file(ref)],
-                       title=f"{pred_dir} against {ref}", rule=rule)
+    summary = score_cases(pred_dir, cases, table, out=out, by=by, n_boot=n_boot, truth_files=[truth_file(ref)],
+                          title=f"{pred_dir} against {ref}", rule=rule)
+    if montage:
+        from gliomics.evaluation.montage import MONTAGE_FILE, write_montage
+
+        with open(out / "per_case.csv", newline="") as fh:
+            rows = list(csv.DictReader(fh))
+        if write_montage(pred_dir, cases, rows, out / MONTAGE_FILE) is not None:
+            summary["montage"] = MONTAGE_FILE
+    return summary
 
 
 def _site_summary(rows: list[dict], n_boot: int, *, brats2025: bool) -> dict[str, dict]:

@@ -129,9 +129,11 @@ class Predictor:
 
     def load(self, run_dir: Path | str, checkpoint: str = "best") -> Predictor:
         """Load ``best.pt`` (or ``last.pt``) of a run folder with its ``fitted.json``, a checkpoint file given
-        directly, or every fold run of a K-fold ensemble folder (``fold_0``, …), whose probabilities are then
-        averaged."""
-        run_dir = Path(run_dir)
+        directly, every fold run of a K-fold ensemble folder (``fold_0``, …), whose probabilities are then averaged,
+        or the model that ships with gliomics (``pretrained``, :mod:`~gliomics.inference.pretrained`)."""
+        from gliomics.inference.pretrained import resolve_model
+
+        run_dir = resolve_model(run_dir)
         folds = fold_runs(run_dir) or [run_dir]
         networks, models, configs, fitted, paths = [], [], [], [], []
         for run in folds:
@@ -149,19 +151,22 @@ class Predictor:
             fitted.append(read_fitted(path.parent, state))
             paths.append(path)
         _same_preprocessing(folds, configs)
-        self._set_run(networks, models, configs[0], fitted, ensemble=run_dir if len(folds) > 1 else None)
+        self._set_run(networks, models, configs[0], fitted, ensemble=run_dir if len(folds) > 1 else None,
+                      sources=paths)
         self.marker_validation = (ensemble_marker_validation(folds) if len(folds) > 1
                                   else read_marker_validation(paths[0].parent))
         self.checkpoint = run_dir if len(folds) > 1 else paths[0]
         return self
 
     def _set_run(self, networks: list, models: list[torch.nn.Module], config: RunConfig,
-                 fitted: list[FittedArtefacts], ensemble: Path | None = None) -> None:
+                 fitted: list[FittedArtefacts], ensemble: Path | None = None,
+                 sources: list[Path] | None = None) -> None:
         """The members, the config, the options and the fitted artefacts (an ensemble's: thresholds averaged,
-        minimums' median, and its own calibration, fitted out of fold)."""
+        minimums' median, and its own calibration, fitted out of fold); ``sources`` name the members' checkpoints
+        in errors."""
         self.members, self.modules, self.model, self.config = networks, models, models[0], config
         self.options = config.inference.predict.updated(self._requested)
-        self.readouts = [_readout(f, ensemble or "the run") for f in fitted]
+        self.readouts = [_readout(f, src) for f, src in zip(fitted, sources or ["the network"] * len(fitted))]
         self.fitted = fitted[0] if len(fitted) == 1 else ensemble_fitted(fitted, read_fitted(ensemble))
         self.thresholds = {m: float(self.fitted.thresholds.get(m, 0.5)) for m in MARKERS}
         self._transforms = {}

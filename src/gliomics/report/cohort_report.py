@@ -8,6 +8,7 @@ baselines, ``gliomics compare`` output).
 
 from __future__ import annotations
 
+import base64
 import csv
 import datetime as _dt
 import json
@@ -22,6 +23,7 @@ from gliomics import __version__
 from gliomics.constants import MARKER_NAMES, MARKERS
 from gliomics.errors import InputError
 from gliomics.evaluation.evaluate import PHANTOM_TRUTH
+from gliomics.evaluation.montage import MONTAGE_FILE
 from gliomics.evaluation.tables import fmt
 from gliomics.report.case_report import write_html
 from gliomics.report.templates import COHORT_TEMPLATE, render
@@ -129,8 +131,10 @@ def _headline(summary: Mapping[str, Any]) -> str:
 
 
 def build_cohort_html(summary: Mapping[str, Any], rows: Sequence[Mapping[str, Any]], tables_md: str, *,
-                      ref: Path | None = None, tables: Sequence[tuple[str, Path]] = ()) -> str:
-    """The cohort report as a self-contained HTML page (see :func:`write_cohort_report`)."""
+                      ref: Path | None = None, tables: Sequence[tuple[str, Path]] = (),
+                      montage: Path | None = None) -> str:
+    """The cohort report as a self-contained HTML page (see :func:`write_cohort_report`); ``montage``: the
+    evaluation's ``montage.png``, embedded where given."""
     from gliomics.report.cohort_figures import (
         bar_figure,
         calibration_figure,
@@ -157,6 +161,11 @@ def build_cohort_html(summary: Mapping[str, Any], rows: Sequence[Mapping[str, An
     ):
         if src is not None:
             figures.append({"title": title, "src": src, "caption": caption})
+    if montage is not None:
+        figures.append({"title": "Predictions against references",
+                        "src": "data:image/png;base64," + base64.b64encode(montage.read_bytes()).decode("ascii"),
+                        "caption": "Each case on the axial slice where its reference tumour is largest: the reference "
+                        "on the left, the prediction on the right (gliomics evaluate --montage)."})
     has_bayes = bool(summary.get("bayes_optimal_auc")) or bool((cohort or {}).get("bayes_auc_observed"))
     extra = [{"title": title, "html": render_markdown(path.read_text(encoding="utf-8"))} for title, path in tables]
     # the first line of tables.md is a title naming local folders; the report has its own title
@@ -181,5 +190,7 @@ def write_cohort_report(eval_dir: Path | str, *, ref: Path | str | None = None,
     """
     extra = resolve_tables(tables)
     summary, rows, tables_md = read_evaluation(eval_dir)
-    html = build_cohort_html(summary, rows, tables_md, ref=Path(ref) if ref is not None else None, tables=extra)
+    montage = Path(eval_dir) / MONTAGE_FILE
+    html = build_cohort_html(summary, rows, tables_md, ref=Path(ref) if ref is not None else None, tables=extra,
+                             montage=montage if montage.is_file() else None)
     return write_html(html, Path(out) if out is not None else Path(eval_dir) / REPORT_NAME)
