@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import highdicom as hd
 import nibabel as nib
 import numpy as np
@@ -13,6 +15,11 @@ from gliomics.data.datasets import import_dataset
 from gliomics.errors import InputError
 from gliomics.io import discover_cases, save_image
 from gliomics.preprocess import PreprocessSettings, native_outputs, preprocess_cohort
+
+
+def _prediction(labels: np.ndarray, affine: np.ndarray) -> SimpleNamespace:
+    """What native_outputs reads of a prediction: its labels in the input geometry and their affine."""
+    return SimpleNamespace(seg=labels, affine=np.asarray(affine))
 
 
 def _ball_labels(nifti) -> np.ndarray:
@@ -47,7 +54,7 @@ def test_dicom_seg_references_the_source_series_and_holds_the_labels(imported, t
     labels = _ball_labels(t1c)
     pred = tmp_path / "pred"
     save_image(labels, t1c.affine, pred / "study01_seg.nii.gz")
-    written = native_outputs(case, pred, native=True, dicom_seg=True)
+    written = native_outputs(case, _prediction(labels, t1c.affine), pred, native=True, dicom_seg=True)
     assert [p.name for p in written] == ["study01_seg.dcm"]  # not preprocessed: no separate native file
     raw = pydicom.dcmread(pred / "study01_seg.dcm")
     assert raw.Modality == "SEG"
@@ -73,7 +80,7 @@ def test_dicom_seg_of_a_preprocessed_case_goes_back_through_the_transforms(impor
     labels = _ball_labels(grid)
     pred = tmp_path / "pred"
     save_image(labels, grid.affine, pred / "study01_seg.nii.gz")
-    written = native_outputs(case, pred, native=True, dicom_seg=True)
+    written = native_outputs(case, _prediction(labels, grid.affine), pred, native=True, dicom_seg=True)
     assert sorted(p.name for p in written) == ["study01_seg.dcm", "study01_seg_native.nii.gz"]
     native = nib.load(pred / "study01_seg_native.nii.gz")
     original = nib.load(nifti / "study01" / "study01-t1c.nii.gz")
@@ -91,6 +98,6 @@ def test_dicom_seg_of_a_preprocessed_case_goes_back_through_the_transforms(impor
 def test_dicom_seg_needs_an_imported_case(tmp_path, tiny_case_dir):
     folder = tiny_case_dir("CASE-1")
     case = discover_cases(folder.parent)[0]
-    save_image(np.zeros((16, 16, 12), np.uint8), np.eye(4), tmp_path / "pred" / "CASE-1_seg.nii.gz")
     with pytest.raises(InputError, match="dicom_sources.json"):
-        native_outputs(case, tmp_path / "pred", dicom_seg=True)
+        native_outputs(case, _prediction(np.zeros((16, 16, 12), np.uint8), np.eye(4)), tmp_path / "pred",
+                       dicom_seg=True)
