@@ -43,13 +43,13 @@ PRETRAINED_WORK ?= pretrained_work
 REAL_CASES ?= ../shared/real/cases
 pretrained: $(STAMP)
 	$(BIN)/gliomics demo --preset mgmtnet_cpu_randomised --out $(PRETRAINED_WORK) --no-progress
-	$(BIN)/gliomics predict -i $(REAL_CASES) -o $(PRETRAINED_WORK)/predictions_real -m $(PRETRAINED_WORK)/run --tta \
+	$(BIN)/gliomics predict -i $(REAL_CASES) -o $(PRETRAINED_WORK)/real/predictions -m $(PRETRAINED_WORK)/run --tta \
 	  --no-progress --overwrite
-	$(BIN)/gliomics evaluate --pred $(PRETRAINED_WORK)/predictions_real --ref $(REAL_CASES) \
-	  --markers $(REAL_CASES)/markers.csv --out $(PRETRAINED_WORK)/evaluation_real --rule brats2024 --montage
+	$(BIN)/gliomics evaluate --pred $(PRETRAINED_WORK)/real/predictions --ref $(REAL_CASES) \
+	  --markers $(REAL_CASES)/markers.csv --out $(PRETRAINED_WORK)/real/evaluation --rule brats2024 --montage
 	$(BIN)/gliomics package-model -m $(PRETRAINED_WORK)/run \
 	  -e "phantom site G=$(PRETRAINED_WORK)/evaluation_external=30 phantoms of a site it never saw" \
-	  -e "real cases=$(PRETRAINED_WORK)/evaluation_real=the 15 BraTS and TCGA cases of ../shared/real/cases (11 manual references, 4 algorithms'), none seen in training"
+	  -e "real cases=$(PRETRAINED_WORK)/real/evaluation=the 15 BraTS and TCGA cases of ../shared/real/cases (11 manual references, 4 algorithms'), none seen in training"
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/speed/bench_phantom.py

@@ -19,16 +19,11 @@ import json
 import time
 from pathlib import Path
 
-import torch
 
-
-def _samples(run: Path, cfg, model, cohort: Path | None):
-    from monai.data import Dataset
-
+def _cases(run: Path, cfg, cohort: Path | None) -> list:
+    """The run's validation cases (or every case of ``cohort``) with a segmentation."""
     from gliomics.data.cohort import build_cohort
     from gliomics.data.splits import load_splits
-    from gliomics.data.transforms import inference_transforms
-    from gliomics.inference.engine import pad_multiple
 
     if cohort is None:
         splits = load_splits(run / "splits.json")
@@ -38,22 +33,20 @@ def _samples(run: Path, cfg, model, cohort: Path | None):
     else:
         data, markers, ids = cohort, cohort / "markers.csv", None
     cases = build_cohort(data, Path(markers) if markers else None, layout=cfg.data.layout, require_seg=True)
-    cases = [c for c in cases if ids is None or c.case_id in ids]
-    items = [{"case": c.case, "markers": c.marker_vector()} for c in cases]
-    return list(Dataset(items, inference_transforms(spacing=cfg.data.working_spacing, load_seg=True,
-                                                    divisible=pad_multiple(model))))
+    return [c for c in cases if ids is None or c.case_id in ids]
 
 
-def _validate(model, samples, cfg, precision: str) -> tuple[list[dict], dict, float]:
+def _validate(model, cases, cfg, precision: str) -> tuple[list[dict], dict, float]:
+    """Validation of ``cases`` as the trainer runs it (its Predictor of the network, in ``precision``)."""
+    from gliomics.inference.predictor import Predictor
     from gliomics.runtime.distributed import DistInfo
-    from gliomics.runtime.hardware import autocast
-    from gliomics.training.validation import summarise, validate_cases
+    from gliomics.training.validation import VALIDATION_OPTIONS, summarise, validate_cases
 
+    predictor = Predictor.from_network(model, cfg, options=VALIDATION_OPTIONS, precision=precision)
+    transform = predictor.transform(predictor.options)
+    samples = [transform({"case": c.case}) for c in cases]
     t = time.perf_counter()
-    with autocast(torch.device("cpu"), precision):
-        rows = validate_cases(model, samples, roi_size=cfg.train.patch_size, device=torch.device("cpu"),
-                              info=DistInfo(), overlap=cfg.inference.overlap,
-                              whole_volume_factor=cfg.inference.whole_volume_factor)
+    rows = validate_cases(predictor, samples, cases, info=DistInfo())
     seconds = time.perf_counter() - t
     summary = {k: v for k, v in summarise(rows, auc_weight=0.0).items() if not isinstance(v, dict)}
     return rows, summary, seconds
@@ -71,12 +64,12 @@ def compare(run: Path, cohort: Path | None) -> dict:
     model = create_model(cfg.model.name, **cfg.model.params)
     model.load_state_dict(state["model"])
     model.eval()
-    samples = _samples(run, cfg, model, cohort)
-    out: dict = {"run": str(run), "cohort": str(cohort) if cohort else "validation split", "cases": len(samples),
+    cases = _cases(run, cfg, cohort)
+    out: dict = {"run": str(run), "cohort": str(cohort) if cohort else "validation split", "cases": len(cases),
                  "cpu": cpu_model_name()}
     rows = {}
     for precision in ("fp32", "bf16"):
-        rows[precision], out[precision], out[f"{precision}_seconds"] = _validate(model, samples, cfg, precision)
+        rows[precision], out[precision], out[f"{precision}_seconds"] = _validate(model, cases, cfg, precision)
     a, b = rows["fp32"], rows["bf16"]
     out["max_case_dice_diff"] = max(abs(x["dice"][k] - y["dice"][k]) for x, y in zip(a, b) for k in x["dice"])
     out["max_probability_diff"] = max(abs(x["prob"][m] - y["prob"][m]) for x, y in zip(a, b) for m in x["prob"])

@@ -14,7 +14,7 @@ import warnings
 
 import numpy as np
 
-from gliomics.evaluation.classification import calibration
+from gliomics.evaluation.calibration_metrics import calibration
 
 
 def main() -> None:

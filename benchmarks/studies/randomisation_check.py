@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     print("| case | " + " | ".join(f"{m} Grad-CAM ρ" for m in MARKERS) + " | FLAIR intensity ρ |")
     print("|---|" + "---|" * (len(MARKERS) + 1))
     for case in discover_cases(args.cohort)[: args.cases]:
-        data = predictor.transform({"case": case})
+        data = predictor.transform(predictor.options)({"case": case})
         x, present = data["image"].as_tensor()[None].float(), data["present"][None]
         rho = randomisation_check(predictor.model, x, present, seed=args.seed)
         ctrl = randomisation_check(predictor.model, x, present, markers=("idh",), seed=args.seed,

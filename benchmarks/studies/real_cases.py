@@ -6,10 +6,11 @@ Usage::
     .venv/bin/python benchmarks/studies/real_cases.py --run demo_output/run --name "demo (phantoms only)" \
         --work /tmp/real_demo [--tta] [--write]
 
-``--write`` puts the section ``## <name>`` into ``benchmarks/results/real.md`` and the montage into
-``benchmarks/results/figures/``. The cases are BraTS training patients: a model trained on BraTS has seen them; a
-model trained here on phantoms has not. Cases named in ``--trained-on`` (a run's real training cases) are refused, so
-that no figure comes from a case the model saw.
+``--reuse`` takes ``WORK/predictions`` and ``WORK/evaluation`` as they are (``make pretrained`` writes them under
+``pretrained_work/real``). ``--write`` puts the section ``## <name>`` into ``benchmarks/results/real.md`` and the
+montage into ``benchmarks/results/figures/``. The cases are BraTS training patients: a model trained on BraTS has
+seen them; a model trained here on phantoms has not. Cases named in ``--trained-on`` (a run's real training cases)
+are left out of the per-case table and the means, so that no Dice comes from a case the model saw.
 """
 
 from __future__ import annotations
@@ -56,11 +57,13 @@ def run(args: argparse.Namespace) -> str:
 
     work = Path(args.work)
     pred, ev = work / "predictions", work / "evaluation"
-    predictor = Predictor("cpu", tta=args.tta).load(args.run)
     trained = set(args.trained_on or ())
-    predictor.predict_folder(args.cases, pred, progress=False)
-    summary = evaluate_predictions(pred, args.cases, markers=Path(args.cases) / "markers.csv", out=ev,
-                                   rule="brats2024", montage=True, n_boot=2000)
+    if args.reuse and (ev / "summary.json").is_file():  # what `make pretrained` predicted and evaluated
+        summary = json.loads((ev / "summary.json").read_text())
+    else:
+        Predictor("cpu", tta=args.tta).load(args.run).predict_folder(args.cases, pred, progress=False)
+        summary = evaluate_predictions(pred, args.cases, markers=Path(args.cases) / "markers.csv", out=ev,
+                                       rule="brats2024", montage=True, n_boot=2000)
     with open(ev / "per_case.csv", newline="") as fh:
         rows = [r for r in csv.DictReader(fh) if r["case_id"] not in trained]
     lines = [f"## {args.name}", "",
@@ -107,6 +110,8 @@ def main() -> None:
     parser.add_argument("--cases", default=str(REAL))
     parser.add_argument("--work", required=True, help="where the predictions and the evaluation go")
     parser.add_argument("--tta", action="store_true")
+    parser.add_argument("--reuse", action="store_true", help="score WORK/predictions and WORK/evaluation as they are "
+                        "(e.g. written by `make pretrained`) instead of predicting again")
     parser.add_argument("--trained-on", nargs="*", help="case ids the run trained on: left out of every figure")
     parser.add_argument("--write", action="store_true", help="update benchmarks/results/real.md")
     args = parser.parse_args()

@@ -41,7 +41,7 @@ EQUIVALENT: dict[str, str] = {
     "gliomics.evaluation.bootstrap.x_paired_auc_difference_ci__mutmut_15": _DTYPE,
     "gliomics.evaluation.classification.x_binary_metrics__mutmut_104": "sklearn ignores labels= with average='binary'",
     "gliomics.evaluation.classification.x_binary_metrics__mutmut_105": "sklearn ignores labels= with average='binary'",
-    "gliomics.evaluation.classification.x_calibration__mutmut_122": (
+    "gliomics.evaluation.calibration_metrics.x_calibration__mutmut_122": (
         "the message of a consistency check against sklearn's calibration_curve that cannot fail"),
     "gliomics.evaluation.compare.x_compare_runs__mutmut_165": "the folder exists by then (each run's predictions)",
     "gliomics.evaluation.decisions.x__spearman__mutmut_39": "SciPy lower-cases the method name",

@@ -10,10 +10,10 @@ import torch
 from monai.data import MetaTensor
 
 from gliomics.constants import MARKERS, SEQUENCES
+from gliomics.data.randomisation import PerSequenced
 from gliomics.data.transforms import (
     LoadCased,
     ModalityDropoutd,
-    PerSequenced,
     ScannerBlurNoised,
     inference_transforms,
     sequences_present,

@@ -13,12 +13,12 @@ from scipy import optimize, stats
 from scipy.special import expit, logit
 from sklearn.metrics import roc_auc_score
 
+from gliomics.evaluation.calibration_metrics import calibration
 from gliomics.evaluation.classification import (
     auc_ci_bootstrap,
     auc_ci_delong,
     auc_delong,
     binary_metrics,
-    calibration,
     delong_test,
     evaluate_marker,
     mcnemar_test,
@@ -424,17 +424,6 @@ def test_wilson_ci_default_level_and_empty_total():
         wilson_ci(1, 2, alpha=1.0)
 
 
-def test_ratio_is_nan_for_a_zero_denominator():
-    """The plain ratio, NaN for 0/0 and x/0."""
-    from gliomics.evaluation.classification import _ratio
-
-    assert _ratio(3, 4) == 0.75
-    assert math.isnan(_ratio(0, 0)) and math.isnan(_ratio(2, 0))
-
-
-# ---------------------------------------------------------------- binary_metrics: every field
-
-
 def test_binary_metrics_every_field_at_another_level():
     """All keys, counts, ratios and the Wilson CIs at the alpha given (here 80 % intervals)."""
     y = np.array([1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0])
@@ -604,7 +593,7 @@ def test_calibration_empty_and_bad_arguments():
 
 def test_logistic_fit_with_an_offset_solves_the_score_equations():
     """Intercept-only fit with an offset, and intercept plus slope, reach the hand Newton solutions."""
-    from gliomics.evaluation.classification import _logistic_fit
+    from gliomics.evaluation.calibration_metrics import _logistic_fit
 
     y = Y_CAL.astype(float)
     lp = logit(P_CAL)
@@ -618,9 +607,9 @@ def test_logistic_fit_with_an_offset_solves_the_score_equations():
 
 def test_logistic_fit_that_cannot_converge_returns_none(caplog: pytest.LogCaptureFixture):
     """An offset so large that the likelihood is flat to machine precision: None, with a warning."""
-    from gliomics.evaluation.classification import _logistic_fit
+    from gliomics.evaluation.calibration_metrics import _logistic_fit
 
-    with caplog.at_level(logging.WARNING, logger="gliomics.evaluation.classification"):
+    with caplog.at_level(logging.WARNING, logger="gliomics.evaluation.calibration_metrics"):
         assert _logistic_fit(np.array([0.0, 1, 0, 1, 1]), np.full(5, 1e6), None) is None
     assert "logistic recalibration did not converge" in caplog.text
 

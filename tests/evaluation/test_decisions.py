@@ -10,7 +10,7 @@ import pytest
 from scipy import stats
 
 from gliomics.evaluation.bootstrap import mean_ci, mean_difference_ci
-from gliomics.evaluation.classification import calibration
+from gliomics.evaluation.calibration_metrics import calibration
 from gliomics.evaluation.decisions import (
     _case_brier,
     _spearman,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gliomics.evaluation.classification import calibration
+from gliomics.evaluation.calibration_metrics import calibration
 from gliomics.inference.calibration import (
     apply_calibration,
     fit_marker_calibration,

@@ -36,10 +36,50 @@ from monai.transforms import (
 
 from gliomics.constants import RANDOMISATION_INGREDIENTS
 
-__all__ = ["INGREDIENTS", "StrippingError", "ThickSlices", "randomisation_transforms"]
+__all__ = ["INGREDIENTS", "PerSequenced", "StrippingError", "ThickSlices", "randomisation_transforms"]
 
 #: Every ingredient, in the order they act.
 INGREDIENTS = RANDOMISATION_INGREDIENTS
+
+
+class PerSequenced(RandomizableTransform, MapTransform):
+    """Apply a random MONAI array transform to every sequence (channel) separately, each with its own draw.
+
+    MONAI's ``RandAdjustContrast`` and ``RandBiasField`` draw one gamma and one field for all channels. A scanner's
+    sequences differ in gamma and bias independently, and a network that only ever sees them change together can
+    learn ratios between sequences that a new site does not keep (e.g. grey matter on FLAIR against T2).
+    Zero channels (missing sequences) stay zero, and so does the background (exact zeros) of the others.
+
+    Args:
+        transform: a randomizable MONAI array transform (``prob`` is its own, per channel).
+        key: the image key.
+    """
+
+    def __init__(self, transform: RandomizableTransform, key: str = "image") -> None:
+        RandomizableTransform.__init__(self, 1.0)
+        MapTransform.__init__(self, keys=[key])
+        self.key, self.transform = key, transform
+
+    def set_random_state(self, seed: int | None = None, state: np.random.RandomState | None = None):
+        super().set_random_state(seed, state)
+        self.transform.set_random_state(seed, self.R)
+        return self
+
+    def __call__(self, data: Mapping[Hashable, object]) -> dict:
+        d = dict(data)
+        image = d[self.key]
+        parts = []
+        for c in range(image.shape[0]):
+            channel = image[c : c + 1]
+            if bool((channel == 0).all()):
+                parts.append(channel)
+                continue
+            # the background (exact zeros, as in skull-stripped volumes) stays zero whatever the transform spreads
+            background = torch.as_tensor(channel) == 0
+            changed = torch.as_tensor(self.transform(channel.clone())).to(channel.dtype)
+            parts.append(changed.masked_fill(background, 0))
+        d[self.key] = torch.cat(parts)
+        return d
 
 
 class ThickSlices(RandomizableTransform):
@@ -112,8 +152,6 @@ def randomisation_transforms(prob: float, spacing_mm: Sequence[float],
     Raises:
         ValueError: an unknown ingredient.
     """
-    from gliomics.data.transforms import PerSequenced
-
     unknown = [i for i in ingredients if i not in INGREDIENTS]
     if unknown:
         raise ValueError(f"unknown randomisation ingredient {unknown[0]!r}; expected some of {', '.join(INGREDIENTS)}")

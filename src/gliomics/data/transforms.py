@@ -35,6 +35,7 @@ from monai.transforms import (
 )
 
 from gliomics.constants import MARKERS, sequences_of
+from gliomics.data.randomisation import INGREDIENTS, PerSequenced, randomisation_transforms
 from gliomics.errors import find_gliomics_error
 from gliomics.io import Case, load_case
 
@@ -127,46 +128,6 @@ class ModalityDropoutd(RandomizableTransform, MapTransform):
             image[int(k)] = 0
             present[int(k)] = False
         d[self.image_key], d[self.present_key] = image, present
-        return d
-
-
-class PerSequenced(RandomizableTransform, MapTransform):
-    """Apply a random MONAI array transform to every sequence (channel) separately, each with its own draw.
-
-    MONAI's ``RandAdjustContrast`` and ``RandBiasField`` draw one gamma and one field for all channels. A scanner's
-    sequences differ in gamma and bias independently, and a network that only ever sees them change together can
-    learn ratios between sequences that a new site does not keep (e.g. grey matter on FLAIR against T2).
-    Zero channels (missing sequences) stay zero, and so does the background (exact zeros) of the others.
-
-    Args:
-        transform: a randomizable MONAI array transform (``prob`` is its own, per channel).
-        key: the image key.
-    """
-
-    def __init__(self, transform: RandomizableTransform, key: str = "image") -> None:
-        RandomizableTransform.__init__(self, 1.0)
-        MapTransform.__init__(self, keys=[key])
-        self.key, self.transform = key, transform
-
-    def set_random_state(self, seed: int | None = None, state: np.random.RandomState | None = None):
-        super().set_random_state(seed, state)
-        self.transform.set_random_state(seed, self.R)
-        return self
-
-    def __call__(self, data: Mapping[Hashable, object]) -> dict:
-        d = dict(data)
-        image = d[self.key]
-        parts = []
-        for c in range(image.shape[0]):
-            channel = image[c : c + 1]
-            if bool((channel == 0).all()):
-                parts.append(channel)
-                continue
-            # the background (exact zeros, as in skull-stripped volumes) stays zero whatever the transform spreads
-            background = torch.as_tensor(channel) == 0
-            changed = torch.as_tensor(self.transform(channel.clone())).to(channel.dtype)
-            parts.append(changed.masked_fill(background, 0))
-        d[self.key] = torch.cat(parts)
         return d
 
 
@@ -278,7 +239,6 @@ def train_transforms(patch_size: Sequence[int], *, spacing: Sequence[float] | No
     ``randomisation_ingredients``, all by default), each ingredient with that probability, before the
     normalisation.
     """
-    from gliomics.data.randomisation import INGREDIENTS, randomisation_transforms
 
     keys = ["image", "label"]
     chain = [

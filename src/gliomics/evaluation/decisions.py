@@ -15,7 +15,8 @@ from scipy import stats
 
 from gliomics.constants import MARKERS
 from gliomics.evaluation.bootstrap import mean_ci, mean_difference_ci
-from gliomics.evaluation.classification import binary_metrics, calibration, wilson_ci
+from gliomics.evaluation.calibration_metrics import calibration
+from gliomics.evaluation.classification import binary_metrics, wilson_ci
 from gliomics.inference.calibration import CLASS_NAMES, OPERATING_POINTS
 
 __all__ = ["conformal_summary", "operating_point_summary", "review_summary"]

@@ -359,7 +359,7 @@ class Predictor:
         ``on_case(case, prediction)`` runs after each case's outputs are written (e.g. to write its HTML report from
         the prediction in memory).
         """
-        from gliomics.inference.cohort_prediction import predict_folder
+        from gliomics.inference.folder_prediction import predict_folder
 
         return predict_folder(self, source, out_dir, overwrite=overwrite, keep_going=keep_going, progress=progress,
                               layout=layout, on_case=on_case, num_parts=num_parts, part_id=part_id, options=options)

@@ -40,3 +40,9 @@ class MetricsLog:
             writer = csv.DictWriter(fh, fieldnames=columns)
             writer.writeheader()
             writer.writerows(rows)
+
+
+def scalars(metrics: dict[str, Any]) -> dict[str, Any]:
+    """The scalar entries of a validation summary, for the log and the summary (its thresholds, minimum volumes and
+    calibration go to ``fitted.json``)."""
+    return {k: v for k, v in metrics.items() if not isinstance(v, dict)}

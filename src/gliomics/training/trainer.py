@@ -14,15 +14,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from gliomics.config import RunConfig, to_yaml, validate_config
 from gliomics.errors import CheckpointError, ConfigError, InputError
-from gliomics.inference.marker_validation import write_model_card
 from gliomics.io.atomic import write_text_atomic
 from gliomics.io.folder_lock import writer_lock
-from gliomics.provenance import config_digest, versions
 from gliomics.runtime.checkpoint import (
     BEST,
     LAST,
@@ -38,7 +35,6 @@ from gliomics.runtime.hardware import (
     autocast,
     configure_cpu,
     default_threads,
-    describe,
     resolve_device,
     resolve_precision,
 )
@@ -51,18 +47,13 @@ from gliomics.training.data import (
     prepare_data,
     set_loader_random_state,
 )
-from gliomics.training.metrics_log import MetricsLog
+from gliomics.training.metrics_log import MetricsLog, scalars
 from gliomics.training.state import TrainState, budget
 
 logger = logging.getLogger(__name__)
 CONFIG_FILE = "config.yaml"
 #: What ``best.pt`` keeps of a checkpoint: enough to predict, not to resume.
 BEST_KEYS: tuple[str, ...] = ("model", "config", "epoch", "best_score", "val_metrics", "pos_weight")
-def _scalars(metrics: dict[str, Any]) -> dict[str, Any]:
-    """The scalar entries of a validation summary (its thresholds and minimum volumes go to the checkpoint)."""
-    return {k: v for k, v in metrics.items() if not isinstance(v, dict)}
-
-
 class Trainer:
     """One training run, as hooks that :meth:`run` calls in order: :meth:`setup` (process, data, model, optimisation),
     :meth:`restore` (resume from ``last.pt``), then per epoch :meth:`train_epoch`, :meth:`fit_time_budget`,
@@ -287,7 +278,7 @@ class Trainer:
         rows = validate_cases(self.val_predictor, self.val_data, self.val[self.info.rank::self.info.world_size],
                               info=self.info, references=self.references)
         st.val_metrics = summarise(rows, auc_weight=cfg.train.selection_auc_weight, volume_caps=self.volume_caps)
-        row.update({f"val_{k}": v for k, v in _scalars(st.val_metrics).items()})
+        row.update({f"val_{k}": v for k, v in scalars(st.val_metrics).items()})
         if st.val_metrics["score"] > st.best_score:
             st.select(epoch, st.val_metrics["score"], st.val_metrics)
             if self.info.is_main:
@@ -311,7 +302,7 @@ class Trainer:
                 "loader_rng": loader_random_state(self.loader),
                 "best_score": st.best_score, "best_epoch": st.best_epoch, "stale": st.stale, "elapsed": elapsed,
                 "thresholds": st.thresholds, "min_label_mm3": st.min_label_mm3,
-                "min_component_mm3": st.min_component_mm3, "val_metrics": _scalars(st.val_metrics),
+                "min_component_mm3": st.min_component_mm3, "val_metrics": scalars(st.val_metrics),
                 "pos_weight": self.pos_weight, "calibration": st.calibration}
         # the log row first: a kill between the two leaves a row that the resumed run rewrites, never a checkpointed
         # epoch without its row
@@ -381,53 +372,12 @@ class Trainer:
         cleanup(self.info)
         return self.finish()
 
-    def best_predictor(self):
-        """A predictor of the best epoch's network, in memory (read from ``best.pt`` only when this process did not
-        train it, e.g. a resumed run whose best epoch came before), with what its validation fitted."""
-        from gliomics.inference.predictor import Predictor
-
-        if self.best_weights is not None:
-            self.model.load_state_dict(self.best_weights)
-        else:
-            self.model.load_state_dict(load_checkpoint(self.out / BEST)["model"])
-        return Predictor.from_network(self.model, self.cfg, self.fitted(), {"marker_readout": False, "tta": False},
-                                      device=str(self.dev), precision=self.precision, threads=torch.get_num_threads())
-
     def finish(self) -> dict[str, Any]:
-        """The run's summary; fits the marker readout where the config asks; writes ``train_summary.json``."""
-        st, dev = self.state, self.dev
-        times = st.epoch_times
-        summary = {"run": str(self.out), "epochs_run": st.epoch + 1, "steps_run": st.global_step,
-                   "stop_reason": st.stop_reason, "best_epoch": st.best_epoch, "best_score": st.best_score,
-                   "elapsed_seconds": st.elapsed_before + time.perf_counter() - self.t0,
-                   # training epochs only (validation excluded); the median, so that a resumed run's first epoch
-                   # and the occasional stall do not decide it
-                   "seconds_per_epoch": float(np.median(times)) if times else None,
-                   "seconds_per_step": (float(np.sum(times)) / max(1, st.global_step - self.start_step)
-                                        if times else None),
-                   "hardware": {**describe(dev, self.precision), "world_size": self.info.world_size},
-                   # the most GPU memory this process held in tensors (training and validation); None on a CPU
-                   "peak_gpu_memory_gib": (torch.cuda.max_memory_allocated(dev) / 2**30 if dev.type == "cuda"
-                                           else None),
-                   "supervision": self.supervision,
-                   "val": _scalars(st.val_metrics), "thresholds": st.thresholds,
-                   "min_label_mm3": st.min_label_mm3, "min_component_mm3": st.min_component_mm3,
-                   "calibration": st.calibration,
-                   "seed": self.seed, "config_sha256": config_digest(self.cfg), "versions": versions()}
-        if self.info.is_main and self.cfg.train.marker_readout and (self.out / BEST).is_file():
-            from gliomics.training.readout import fit_run_readout
+        """The run's summary, the marker readout where the config asks, ``train_summary.json`` and the model card
+        (:func:`~gliomics.training.run_end.finish_run`)."""
+        from gliomics.training.run_end import finish_run
 
-            readout = fit_run_readout(self.best_predictor(), self.out, self.train, self.val, seed=self.seed,
-                                      val_data=self.val_data if self.info.world_size == 1 else None)
-            if readout is not None:
-                summary["marker_readout"] = readout
-                summary["thresholds"] = readout.get("thresholds", summary["thresholds"])
-                summary["calibration"] = readout.get("calibration", summary["calibration"])
-        if self.info.is_main:
-            write_text_atomic(self.out / "train_summary.json", json.dumps(summary, indent=2))
-            write_model_card(self.out, [c.case for c in self.train + self.val], preset=self.cfg.model.name)
-        return summary
-
+        return finish_run(self)
 
 def run_training(cfg: RunConfig, *, data: Path | str | Sequence[Path | str],
                  markers: Path | str | Sequence[Path | str] | None, out: Path | str,
