@@ -55,7 +55,7 @@ def _read_summary(folder: Path | str) -> dict[str, Any]:
 
 def _card_markdown(card: Mapping[str, Any]) -> str:
     """``MODEL_CARD.md``: the card for people."""
-    lines = [f"# Model card: {card['name']}", "", f"Preset `{card['model']}`; {card['training']['budget']}.", "",
+    lines = [f"# Model card: {card['name']}", "", f"Network `{card['model']}`; {card['training']['budget']}.", "",
              "## Training data", "", f"{card['training_data']['cases']} cases "
              f"({card['training_data']['phantom_cases']} phantoms, {card['training_data']['other_cases']} other).", "",
              "## Measured results", ""]
