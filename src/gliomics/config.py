@@ -264,15 +264,22 @@ class PredictOptions(BaseModel):
                              + (f"; unknown: {', '.join(unknown)}" if unknown else ""))
         return [s for s in SEQUENCES if s in value]
 
+    @staticmethod
+    def explicit(options: Mapping[str, Any] | PredictOptions | None) -> dict[str, Any]:
+        """The fields ``options`` sets: a mapping's keys, or the fields of options that were set explicitly."""
+        if options is None:
+            return {}
+        if isinstance(options, PredictOptions):
+            return {k: getattr(options, k) for k in options.model_fields_set}
+        return dict(options)
+
     def updated(self, overrides: Mapping[str, Any] | PredictOptions | None) -> PredictOptions:
         """These options with ``overrides`` (a mapping of fields, or options whose explicitly set fields win),
         validated."""
         if overrides is None:
             return self
-        if isinstance(overrides, PredictOptions):
-            overrides = {k: getattr(overrides, k) for k in overrides.model_fields_set}
         try:
-            return PredictOptions.model_validate({**self.model_dump(), **dict(overrides)})
+            return PredictOptions.model_validate({**self.model_dump(), **PredictOptions.explicit(overrides)})
         except ValidationError as exc:
             raise config_error(exc, "prediction options") from None
 

@@ -93,7 +93,7 @@ class Predictor:
         self.engine = engine
         self.device = resolve_device(device)
         self.precision = resolve_precision(precision, self.device)
-        self._requested = {**_explicit(options), **overrides}
+        self._requested = {**PredictOptions.explicit(options), **overrides}
         # unknown or invalid fields fail here, before a run is read
         self.options = PredictOptions().updated(self._requested)
         self.overlap = overlap
@@ -173,7 +173,7 @@ class Predictor:
 
     def resolve(self, options: PredictOptions | Mapping[str, Any] | None = None) -> PredictOptions:
         """The options of one call: this predictor's, with ``options`` overriding them."""
-        return self.options.updated(_explicit(options)) if options is not None else self.options
+        return self.options.updated(options)
 
     def transform(self, options: PredictOptions):
         """The preprocessing of ``options`` (sequences, degradation), built once per combination."""
@@ -376,15 +376,6 @@ def _mean_alpha(alpha: torch.Tensor | None, labels: torch.Tensor, present: torch
         if mask.any():
             out[name] = {s: round(float(a[k][mask].mean()), 4) for k, s in enumerate(SEQUENCES) if present[k]}
     return out
-
-
-def _explicit(options: PredictOptions | Mapping[str, Any] | None) -> dict[str, Any]:
-    """The fields ``options`` sets: a mapping's keys, or the fields of a :class:`PredictOptions` set explicitly."""
-    if options is None:
-        return {}
-    if isinstance(options, PredictOptions):
-        return {k: getattr(options, k) for k in options.model_fields_set}
-    return dict(options)
 
 
 def _degradation(spec: DegradeOptions | None):
