@@ -129,6 +129,9 @@ class DataConfig(BaseModel):
     # others train (val_fraction and test_fraction are then unused)
     folds: int | None = Field(None, ge=2)
     fold: int | None = Field(None, ge=0)
+    # the --data cohorts (0-based, in the order given) whose cases may validate; the others' cases all train (e.g.
+    # a few real cases next to phantoms: [0] validates on the phantoms alone). None: every cohort
+    val_cohorts: list[int] | None = None
     cache: bool = True
     # how raw intensities become the network's input: "robust" (negatives to zero, bright outliers above the 99.5th
     # percentile clipped, then the z-score over the head) or "zscore" (the z-score alone, as the paper)
@@ -147,6 +150,13 @@ class DataConfig(BaseModel):
     def _three_positive(cls, value: list[float] | None) -> list[float] | None:
         if value is not None and (len(value) != 3 or any(v <= 0 for v in value)):
             raise ValueError("working_spacing must be three positive numbers (mm)")
+        return value
+
+    @field_validator("val_cohorts")
+    @classmethod
+    def _cohort_positions(cls, value: list[int] | None) -> list[int] | None:
+        if value is not None and (not value or any(v < 0 for v in value)):
+            raise ValueError("val_cohorts must list 0-based positions of --data cohorts")
         return value
 
 
@@ -169,6 +179,12 @@ class TrainConfig(BaseModel):
     # share of the training patches drawn from cases with subregion labels when a cohort mixes kinds of supervision
     # (sampling with replacement); None draws every case equally often
     subregion_share: float | None = Field(None, gt=0, lt=1)
+    # share of the training patches drawn from each --data cohort, in the order given (sampling with replacement;
+    # e.g. [0.5, 0.5] for 76 phantoms and 6 real cases); None draws every case equally often
+    cohort_shares: list[float] | None = None
+    # start from the weights of another model (a run folder, a checkpoint or "pretrained") instead of at random:
+    # fine-tuning, with a fresh optimizer and schedule; its network must be the one this config builds
+    init_from: str | None = None
     elastic_prob: float = Field(0.1, ge=0, le=1)
     affine_prob: float = Field(0.2, ge=0, le=1)
     blur_noise_prob: float = Field(0.3, ge=0, le=1)
@@ -195,6 +211,13 @@ class TrainConfig(BaseModel):
         if unknown:
             raise ValueError(f"unknown ingredient {unknown[0]!r}; expected some of "
                              f"{', '.join(RANDOMISATION_INGREDIENTS)}")
+        return value
+
+    @field_validator("cohort_shares")
+    @classmethod
+    def _positive_shares(cls, value: list[float] | None) -> list[float] | None:
+        if value is not None and (not value or any(not v > 0 for v in value)):
+            raise ValueError("cohort_shares must be positive numbers, one per --data cohort")
         return value
 
     @field_validator("patch_size")

@@ -103,7 +103,8 @@ def test_training_writes_a_model_card_and_prediction_flags_scans_not_phantoms(ti
     card = json.loads((tiny_run / MODEL_CARD_FILE).read_text())
     assert card["markers"] == UNVALIDATED
     assert card["training_data"]["cases"] == 8 and card["training_data"]["phantom_cases"] == 8
-    assert card["training_data"]["other_cases"] == 0
+    assert card["training_data"]["other_cases"] == 0 and card["training_data"]["other_case_ids"] == []
+    assert card["training_data"]["started_from"] is None
 
     predictor = Predictor("cpu").load(tiny_run)
     phantom = predictor.predict(discover_cases(tiny_phantom)[0]).record

@@ -13,6 +13,9 @@ from gliomics.runtime.hardware import check_precision
 if TYPE_CHECKING:
     from gliomics.config import RunConfig
 
+#: The preset of ``gliomics train`` without ``--preset`` or ``--init``.
+DEFAULT_PRESET = "mgmtnet_cpu"
+
 
 def _spacing(text: str) -> list[float]:
     """``--working-spacing``: one positive number (isotropic) or three, comma-separated."""
@@ -55,7 +58,11 @@ def train(
                                        "with several --data, one per --data in the same order ('none' for a cohort "
                                        "without one)."),
     out: Path = typer.Option(..., "--out", "-o", help="Run folder: checkpoints, config, splits, metrics."),
-    preset: str = typer.Option("mgmtnet_cpu", "--preset", "-p", help="Preset name or YAML file."),
+    preset: str | None = typer.Option(None, "--preset", "-p", help="Preset name or YAML file (default: mgmtnet_cpu, "
+                                      "or with --init the config of the model started from)."),
+    init: str | None = typer.Option(None, "--init", help="Fine-tune: start from this model's weights (a run folder, "
+                                    "a checkpoint or 'pretrained') with a fresh optimizer and schedule "
+                                    "(train.init_from)."),
     epochs: int | None = typer.Option(None, "--epochs", min=1, help="Epochs (default: the preset's)."),
     steps: int | None = typer.Option(None, "--steps", min=1, help="Optimizer steps, in place of --epochs; the "
                                      "schedule is fitted to them (the last epoch may be partial)."),
@@ -90,7 +97,7 @@ def train(
     from gliomics.runtime.checkpoint import FOLD_PREFIX
     from gliomics.training.trainer import run_training
 
-    cfg = _config(preset, overrides, seed, working_spacing)
+    cfg = _config(preset, overrides, seed, working_spacing, init)
     for k in _folds_to_train(folds, fold):
         run_cfg, run_out = cfg, out
         if k is not None:
@@ -105,16 +112,28 @@ def train(
         _calibrate_ensemble(out, folds)
 
 
-def _config(preset: str, overrides: list[str], seed: int | None, working_spacing: str | None) -> RunConfig:
-    """The preset with the ``--set`` overrides, then the seed and the working spacing when given."""
+def _config(preset: str | None, overrides: list[str], seed: int | None, working_spacing: str | None,
+            init: str | None = None) -> RunConfig:
+    """The preset (or, with ``--init`` and no preset, the config of the model started from) with the ``--set``
+    overrides, then the seed and the working spacing when given."""
     from gliomics.config import apply_overrides, load_preset
 
-    cfg = load_preset(preset)
+    if init is not None and preset is None:
+        from gliomics.training.fine_tuning import source_config
+
+        cfg = source_config(init)
+    else:
+        cfg = load_preset(preset or DEFAULT_PRESET)
     sets = list(overrides) + ([f"train.seed={seed}"] if seed is not None else [])
     if working_spacing is not None:
         sets.append(f"data.working_spacing={_spacing(working_spacing)}")
     if sets:
         cfg = apply_overrides(cfg, sets)
+    if init is not None:  # set, not parsed as YAML: a path stays a string
+        from gliomics.inference.pretrained import PRETRAINED
+
+        source = init if init == PRETRAINED else str(Path(init).absolute())
+        cfg = cfg.model_copy(update={"train": cfg.train.model_copy(update={"init_from": source})})
     return cfg
 
 

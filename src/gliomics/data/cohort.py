@@ -31,10 +31,12 @@ def patient_id(case_id: str) -> str:
 
 @dataclass
 class CohortCase:
-    """One case with its markers (None when the table has no row for it)."""
+    """One case with its markers (None when the table has no row for it) and the position of its cohort among a
+    run's ``--data`` sources (``source``)."""
 
     case: Case
     markers: MarkerRecord | None
+    source: int = 0
 
     @property
     def case_id(self) -> str:
@@ -101,15 +103,16 @@ def build_cohort(data: Path | str, markers: Path | str | None = None, *, layout:
 
 def build_cohorts(sources: Sequence[tuple[Path | str, Path | str | None]], **kwargs) -> list[CohortCase]:
     """The cases of several cohorts (``(data, markers)`` pairs, e.g. BraTS for subregions and EGD for markers), as
-    one cohort; keyword arguments go to :func:`build_cohort`.
+    one cohort, each case with its source's position; keyword arguments go to :func:`build_cohort`.
 
     Raises:
         InputError: a case id found in two cohorts (it would be one patient in two places).
     """
     joined: list[CohortCase] = []
     where: dict[str, Path | str] = {}
-    for data, markers in sources:
+    for index, (data, markers) in enumerate(sources):
         for c in build_cohort(data, markers, **kwargs):
+            c.source = index
             if c.case_id in where:
                 raise InputError(f"{data}: case id {c.case_id!r} is also in {where[c.case_id]}; case ids must be "
                                  "unique across the cohorts of one run")

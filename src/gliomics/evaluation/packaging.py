@@ -21,7 +21,7 @@ from gliomics.io.atomic import write_text_atomic
 from gliomics.runtime.checkpoint import BEST, load_checkpoint, save_checkpoint
 from gliomics.runtime.fitted import read_fitted, write_fitted
 
-__all__ = ["INTENDED_USE", "LIMITATIONS", "package_model"]
+__all__ = ["INTENDED_USE", "LIMITATIONS", "limitations", "package_model"]
 
 #: The keys of ``best.pt`` a packaged model keeps.
 _KEPT = ("model", "config", "epoch", "best_score", "val_metrics", "pos_weight")
@@ -29,11 +29,19 @@ REGIONS = ("WT", "TC", "ET", "NETC", "SNFH", "RC")
 INTENDED_USE = ("Research on glioma MRI: segmenting NETC, SNFH, ET and RC from skull-stripped, co-registered T1, "
                 "T1ce, T2 and FLAIR (BraTS conventions, e.g. after `gliomics preprocess`), to study methods and "
                 "cohorts. Not a medical device; not for diagnosis or treatment decisions.")
-LIMITATIONS = ("Trained on phantoms only (gliomics' generator, domain-randomised): its real-case figures come from "
-               "a handful of public BraTS cases and carry wide intervals. Its marker heads (IDH, 1p/19q, TERT) are "
-               "not validated on real patients: their probabilities on a real scan are flagged and the WHO CNS5 "
-               "suggestion withheld. Inputs must be skull-stripped; post-operative cavities (RC) were seen on "
-               "phantoms only.")
+LIMITATIONS = ("Its real-case figures come from a handful of public BraTS cases and carry wide intervals. Its marker "
+               "heads (IDH, 1p/19q, TERT) are not validated on real patients: their probabilities on a real scan are "
+               "flagged and the WHO CNS5 suggestion withheld. Inputs must be skull-stripped; post-operative cavities "
+               "(RC) were seen on phantoms only.")
+
+
+def limitations(training_data: Mapping[str, Any]) -> str:
+    """The card's limitations: what the model was trained on, then :data:`LIMITATIONS`."""
+    if not training_data.get("other_cases"):
+        return "Trained on phantoms only (gliomics' generator, domain-randomised). " + LIMITATIONS
+    return (f"Trained on {training_data['phantom_cases']} phantoms and {training_data['other_cases']} real cases "
+            "(their segmentations only; the marker heads learnt from phantoms alone): a figure on one of those cases "
+            "is only honest when cross-validated. " + LIMITATIONS)
 
 
 def _segmentation(summary: Mapping[str, Any]) -> dict[str, Any]:
@@ -55,10 +63,15 @@ def _read_summary(folder: Path | str) -> dict[str, Any]:
 
 def _card_markdown(card: Mapping[str, Any]) -> str:
     """``MODEL_CARD.md``: the card for people."""
+    data = card["training_data"]
     lines = [f"# Model card: {card['name']}", "", f"Network `{card['model']}`; {card['training']['budget']}.", "",
-             "## Training data", "", f"{card['training_data']['cases']} cases "
-             f"({card['training_data']['phantom_cases']} phantoms, {card['training_data']['other_cases']} other).", "",
-             "## Measured results", ""]
+             "## Training data", "", f"{data['cases']} cases ({data['phantom_cases']} phantoms, "
+             f"{data['other_cases']} other" + (f": {', '.join(data['other_case_ids'])}" if data.get("other_case_ids")
+                                               else "") + ")."]
+    start = card["training"].get("started_from")
+    if start:
+        lines += ["", f"Fine-tuned from {start['name']} ({start['budget']}; {start['training_data']})."]
+    lines += ["", "## Measured results", ""]
     for name, result in card["results"].items():
         lines += [f"**{name}** ({result['cases']} cases; {result['source']}): mean Dice [95% CI] / BraTS 2024 "
                   "lesion-wise Dice", "", "| region | Dice | lesion-wise Dice |", "|---|---|---|"]
@@ -72,6 +85,22 @@ def _card_markdown(card: Mapping[str, Any]) -> str:
               f"{str(card['markers']['validated_on_real_patients']).lower()} "
               f"(evidence: {card['markers']['evidence'] or 'none'})."]
     return "\n".join(lines) + "\n"
+
+
+def _started_from(source: str | None) -> dict[str, str] | None:
+    """The packaged card of the model a fine-tuned run started from: its name, budget and training data."""
+    if source is None:
+        return None
+    from gliomics.inference.pretrained import resolve_model
+    from gliomics.runtime.checkpoint import checkpoint_file
+
+    folder = checkpoint_file(resolve_model(source)).parent
+    path = folder / MODEL_CARD_FILE
+    card = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    data = card.get("training_data") or {}
+    return {"source": source, "name": card.get("name", folder.name),
+            "budget": (card.get("training") or {}).get("budget", "budget unknown"),
+            "training_data": f"{data.get('phantom_cases', '?')} phantoms, {data.get('other_cases', '?')} other cases"}
 
 
 def package_model(run: Path | str, out: Path | str, *, evaluations: Mapping[str, tuple[Path | str, str]],
@@ -98,12 +127,14 @@ def package_model(run: Path | str, out: Path | str, *, evaluations: Mapping[str,
     train = json.loads((run / "train_summary.json").read_text(encoding="utf-8"))
     card = json.loads((run / MODEL_CARD_FILE).read_text(encoding="utf-8"))
     hardware = train.get("hardware") or {}
-    card.update(name=name, results=results, intended_use=INTENDED_USE, limitations=LIMITATIONS,
+    card.update(name=name, results=results, intended_use=INTENDED_USE,
+                limitations=limitations(card.get("training_data") or {}),
                 training={"epochs": train.get("epochs_run"), "steps": train.get("steps_run"),
                           "best_epoch": train.get("best_epoch"), "seed": train.get("seed"),
                           "budget": f"{train.get('epochs_run')} epochs ({train.get('steps_run')} optimizer steps), "
                                     f"{train.get('elapsed_seconds', 0) / 60:.0f} min on {hardware.get('cpu')} "
-                                    f"({hardware.get('threads')} threads)"})
+                                    f"({hardware.get('threads')} threads)",
+                          "started_from": _started_from((card.get("training_data") or {}).get("started_from"))})
     state = load_checkpoint(run / BEST)
     if out.exists():
         shutil.rmtree(out)

@@ -39,13 +39,16 @@ def _phantom_ids(truth: Path) -> set[str]:
         return {row.get("case_id", "") for row in csv.DictReader(f)}
 
 
-def write_model_card(run_dir: Path | str, train_cases: Iterable[Case], *, preset: str) -> Path:
-    """Write the model card of a new run: its training cases (phantom or not), and its marker heads not validated on
-    real patients."""
+def write_model_card(run_dir: Path | str, train_cases: Iterable[Case], *, preset: str,
+                     started_from: str | None = None) -> Path:
+    """Write the model card of a new run: its training cases (phantom or not, with the ids of those that are not),
+    the model whose weights it started from (``train.init_from``), and its marker heads not validated on real
+    patients."""
     cases = list(train_cases)
-    phantoms = sum(is_phantom_case(c) for c in cases)
+    others = sorted(c.case_id for c in cases if not is_phantom_case(c))
     card = {"format": CARD_FORMAT, "model": preset,
-            "training_data": {"cases": len(cases), "phantom_cases": phantoms, "other_cases": len(cases) - phantoms},
+            "training_data": {"cases": len(cases), "phantom_cases": len(cases) - len(others),
+                              "other_cases": len(others), "other_case_ids": others, "started_from": started_from},
             "markers": {"validated_on_real_patients": False, "evidence": None}}
     path = Path(run_dir) / MODEL_CARD_FILE
     write_text_atomic(path, json.dumps(card, indent=2))

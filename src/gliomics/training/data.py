@@ -51,9 +51,11 @@ def prepare_data(cfg: RunConfig, sources: list[tuple[Path, Path | None]], out: P
         splits = load_splits(splits_path)
     else:
         split_seed = cfg.train.seed if cfg.data.split_seed is None else cfg.data.split_seed
-        splits = make_splits(cohort, val_fraction=cfg.data.val_fraction, test_fraction=cfg.data.test_fraction,
+        splittable, train_only = _split_by_cohort(cfg, cohort, data)
+        splits = make_splits(splittable, val_fraction=cfg.data.val_fraction, test_fraction=cfg.data.test_fraction,
                              holdout_sites=cfg.data.holdout_sites, seed=split_seed, folds=cfg.data.folds,
                              fold=cfg.data.fold)
+        splits["train"] = sorted(splits["train"] + [c.case_id for c in train_only])
         if info.is_main:
             def save() -> None:
                 save_splits(splits, splits_path, folds=cfg.data.folds, fold=cfg.data.fold,
@@ -73,6 +75,27 @@ def prepare_data(cfg: RunConfig, sources: list[tuple[Path, Path | None]], out: P
                         "markers %s", name, counts["cases"], counts["subregions"], counts["wt_mask"],
                         counts["markers"])
     return train, val, save, supervision
+
+
+def _split_by_cohort(cfg: RunConfig, cohort, data: list[str]):
+    """The cases that the split may send to validation (those of ``data.val_cohorts``, or all) and those that only
+    train.
+
+    Raises:
+        ConfigError: ``data.val_cohorts`` names a cohort that was not given, or ``train.cohort_shares`` does not
+            give one share per cohort.
+    """
+    given = f"{len(data)} --data cohort(s) given ({', '.join(data)})"
+    shares = cfg.train.cohort_shares
+    if shares is not None and len(shares) != len(data):
+        raise ConfigError(f"train.cohort_shares: {given}, but {len(shares)} shares; give one per cohort")
+    if cfg.data.val_cohorts is None:
+        return cohort, []
+    bad = [p for p in cfg.data.val_cohorts if p >= len(data)]
+    if bad:
+        raise ConfigError(f"data.val_cohorts: {given}, but it names position(s) {bad} (0-based)")
+    keep = set(cfg.data.val_cohorts)
+    return [c for c in cohort if c.source in keep], [c for c in cohort if c.source not in keep]
 
 
 def marker_pos_weight(cfg: RunConfig, train) -> dict[str, float]:
@@ -113,15 +136,14 @@ def make_loader(cfg: RunConfig, train, info: DistInfo, seed: int):
                                  randomisation_ingredients=cfg.train.randomisation_ingredients)
     transform.set_random_state(seed=seed + info.rank)
     ds = make_dataset(train, transform, cfg.data.cache)
-    share = cfg.train.subregion_share
-    with_sub = np.array([c.has_subregions for c in train])
-    if share is not None and 0 < with_sub.sum() < len(train):
+    weights = sampling_weights(cfg, train)
+    if weights is not None:
         if info.enabled:
-            raise ConfigError("train.subregion_share is not supported under torchrun; leave it unset")
+            raise ConfigError("train.subregion_share and train.cohort_shares are not supported under torchrun; "
+                              "leave them unset")
         from torch.utils.data import WeightedRandomSampler
 
-        # an epoch keeps its length (one patch per case on average); the cases with subregions get `share` of them
-        weights = np.where(with_sub, share / with_sub.sum(), (1.0 - share) / (~with_sub).sum())
+        # an epoch keeps its length (one patch per case on average), shared as the config asks
         sampler = WeightedRandomSampler(weights.tolist(), num_samples=len(train), replacement=True,
                                         generator=torch.Generator().manual_seed(seed))
     elif info.enabled:
@@ -130,6 +152,25 @@ def make_loader(cfg: RunConfig, train, info: DistInfo, seed: int):
         sampler = RandomSampler(ds, generator=torch.Generator().manual_seed(seed))
     return DataLoader(ds, batch_size=cfg.train.batch_size, sampler=sampler, num_workers=cfg.train.num_workers,
                       drop_last=len(ds) > cfg.train.batch_size, persistent_workers=cfg.train.num_workers > 0)
+
+
+def sampling_weights(cfg: RunConfig, train) -> np.ndarray | None:
+    """Per training case, the weight of drawing it: ``train.cohort_shares`` of the patches from each ``--data``
+    cohort, or ``train.subregion_share`` of them from the cases with subregion labels; None where every case is
+    drawn equally often (neither is set, or the cases are all of one kind)."""
+    shares, share = cfg.train.cohort_shares, cfg.train.subregion_share
+    if shares is not None and share is not None:
+        raise ConfigError("train.cohort_shares and train.subregion_share both set: give one of them")
+    if shares is not None:
+        source = np.array([c.source for c in train])
+        counts = np.bincount(source, minlength=len(shares))
+        present = [k for k in range(len(shares)) if counts[k]]
+        total = sum(shares[k] for k in present)
+        return np.array([shares[k] / total / counts[k] for k in source])
+    with_sub = np.array([c.has_subregions for c in train])
+    if share is None or not 0 < with_sub.sum() < len(train):
+        return None
+    return np.where(with_sub, share / with_sub.sum(), (1.0 - share) / (~with_sub).sum())
 
 
 def _random_states(transform) -> list[np.random.RandomState]:

@@ -67,5 +67,6 @@ def finish_run(trainer) -> dict[str, Any]:
             summary["calibration"] = readout.get("calibration", summary["calibration"])
     if trainer.info.is_main:
         write_text_atomic(trainer.out / "train_summary.json", json.dumps(summary, indent=2))
-        write_model_card(trainer.out, [c.case for c in trainer.train + trainer.val], preset=trainer.cfg.model.name)
+        write_model_card(trainer.out, [c.case for c in trainer.train + trainer.val], preset=trainer.cfg.model.name,
+                         started_from=trainer.cfg.train.init_from)
     return summary

@@ -135,6 +135,10 @@ class Trainer:
         problem = self.model.size_problem(cfg.train.patch_size)
         if problem:
             raise ConfigError(f"train.patch_size: {cfg.model.name}: {problem}")
+        if cfg.train.init_from is not None and self.saved is None:
+            from gliomics.training.fine_tuning import load_initial_weights
+
+            load_initial_weights(self.model, cfg.train.init_from)
         # the validation cases' reference segmentations, read once; the best epoch's weights, once there is one
         self.references: dict[str, Any] = {}
         self.best_weights: dict[str, torch.Tensor] | None = None
