@@ -16,10 +16,14 @@ Usage::
         --work /tmp/few_real [--init pretrained] [--steps 300] [--folds 3] [--sizes 0 3 6 11] [--seed 0]
     .venv/bin/python benchmarks/studies/few_real_labels.py report --work /tmp/few_real [--write]
     .venv/bin/python benchmarks/studies/few_real_labels.py pool --work /tmp/few_real --size 11
+    .venv/bin/python benchmarks/studies/few_real_labels.py fit-all --phantoms pretrained_work/cohort_train \
+        --out pretrained_work/tuned [--init pretrained_work/run]
 
 ``run`` skips what ``WORK`` already holds (a run with ``train_summary.json``, an evaluation with ``summary.json``),
 so it continues where it stopped; ``--shard I/N`` shares the runs among N processes (pin each to its own core with
-``taskset -c I``: on 2 cores two one-thread runs finish sooner than one two-thread run). ``report --write`` puts the section into ``benchmarks/results/real.md``.
+``taskset -c I``: on 2 cores two one-thread runs finish sooner than one two-thread run). ``report --write`` puts the
+section into ``benchmarks/results/real.md``; ``pool`` evaluates one size's held-out predictions together, the
+cross-validated figures of a model card.
 """
 
 from __future__ import annotations
@@ -45,6 +49,8 @@ HEADING = "## Few real labels: a cross-validated learning curve"
 #: Fixed before any run: a quarter of the from-scratch learning rate, half of the patches from the real cases.
 FINE_TUNE_SETTINGS = ("train.lr=5e-4", "train.cohort_shares=[0.5, 0.5]", "data.val_cohorts=[0]",
                       "train.marker_readout=false")
+#: The curve's runs skip the marker readout (they are scored on segmentation); a model to ship keeps its own.
+SHIP_SETTINGS = FINE_TUNE_SETTINGS[:3]
 
 
 def real_cases(cases: Path) -> tuple[list[str], list[str]]:
@@ -111,6 +117,16 @@ def run(args: argparse.Namespace) -> None:
                    "--seed", str(args.seed), "--no-progress", *sum((["--set", s] for s in settings), [])], log)
         test = _link_folder(work / "data" / f"test_{r['name']}", cases, r["test"])
         _score(str(out), test, work / "scores" / r["name"], args, log)
+
+
+def fit_all(args: argparse.Namespace) -> None:
+    """The model to ship: ``--init`` fine-tuned on the phantoms and every real case, with the curve's settings (and the
+    starting model's marker readout)."""
+    phantoms = Path(args.phantoms)
+    _call([GLIOMICS, "train", "--init", args.init, "-d", str(phantoms), "-k", str(phantoms / "markers.csv"),
+           "-d", str(args.cases), "-k", "none", "-o", str(args.out), "--steps", str(args.steps), "--seed",
+           str(args.seed), "--no-progress", *sum((["--set", s] for s in SHIP_SETTINGS), [])],
+           Path(args.out).parent / "log_fit_all.txt")
 
 
 def _score(model: str, test: Path, out: Path, args: argparse.Namespace, log: Path) -> None:
@@ -230,6 +246,13 @@ def main() -> None:
     both.add_argument("--work", required=True)
     both.add_argument("--cases", default=str(REAL))
     both.add_argument("--size", type=int, required=True)
+    ship = sub.add_parser("fit-all", help="fine-tune on the phantoms and every real case: the model to ship")
+    ship.add_argument("--phantoms", required=True)
+    ship.add_argument("--out", required=True)
+    ship.add_argument("--cases", default=str(REAL))
+    ship.add_argument("--init", default="pretrained")
+    ship.add_argument("--steps", type=int, default=300)
+    ship.add_argument("--seed", type=int, default=0)
     rep = sub.add_parser("report")
     rep.add_argument("--work", required=True)
     rep.add_argument("--write", action="store_true", help="update benchmarks/results/real.md")
@@ -238,6 +261,8 @@ def main() -> None:
         run(args)
     elif args.command == "pool":
         print(pool(args))
+    elif args.command == "fit-all":
+        fit_all(args)
     else:
         publish(report(args), RESULTS / "real.md" if args.write else None, HEADING)
 

@@ -17,7 +17,8 @@ def package_model(
                                          "manual BraTS references\" (repeatable); its figures go into the card."),
     out: Path | None = typer.Option(None, "--out", "-o", help="The packaged model's folder (default: the shipped "
                                     "model's place inside the installed package)."),
-    name: str = typer.Option("glioma_v1", "--name", help="The model's name in its card."),
+    name: str | None = typer.Option(None, "--name", help="The model's name in its card (default: the shipped "
+                                    "model's name)."),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
     """Package a trained run as a model that ships with gliomics: its weights, fitted artefacts, config and a model
@@ -25,8 +26,9 @@ def package_model(
     setup_logging(verbose)
     from gliomics.errors import InputError
     from gliomics.evaluation.packaging import package_model as package
-    from gliomics.inference.pretrained import pretrained_dir
+    from gliomics.inference.pretrained import PRETRAINED_NAME, pretrained_dir
 
+    name = name or PRETRAINED_NAME
     evaluations = {}
     for item in evaluation:
         parts = item.split("=", 2)

@@ -98,8 +98,12 @@ def _started_from(source: str | None) -> dict[str, str] | None:
     path = folder / MODEL_CARD_FILE
     card = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
     data = card.get("training_data") or {}
-    return {"source": source, "name": card.get("name", folder.name),
-            "budget": (card.get("training") or {}).get("budget", "budget unknown"),
+    budget = (card.get("training") or {}).get("budget")
+    summary = folder / "train_summary.json"
+    if budget is None and summary.is_file():  # a run folder, not a packaged model
+        train = json.loads(summary.read_text(encoding="utf-8"))
+        budget = f"{train.get('epochs_run')} epochs ({train.get('steps_run')} optimizer steps)"
+    return {"source": source, "name": card.get("name", folder.name), "budget": budget or "budget unknown",
             "training_data": f"{data.get('phantom_cases', '?')} phantoms, {data.get('other_cases', '?')} other cases"}
 
 

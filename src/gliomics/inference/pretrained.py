@@ -17,7 +17,7 @@ __all__ = ["PRETRAINED", "PRETRAINED_NAME", "pretrained_dir", "resolve_model"]
 #: The name that stands for the shipped model wherever a run folder is asked for.
 PRETRAINED = "pretrained"
 #: The shipped model's folder name inside ``gliomics/pretrained``.
-PRETRAINED_NAME = "glioma_v1"
+PRETRAINED_NAME = "glioma_v2"
 
 
 def pretrained_dir(name: str = PRETRAINED_NAME) -> Path:
