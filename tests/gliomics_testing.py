@@ -88,6 +88,6 @@ TINY_OVERRIDES = [
 
 def tiny_config(*extra: str):
     """The mgmtnet_cpu preset shrunk to train in seconds on 32³ patches."""
-    from gliomics.config import apply_overrides, load_preset
+    from gliomics.presets import apply_overrides, load_preset
 
     return apply_overrides(load_preset("mgmtnet_cpu"), [*TINY_OVERRIDES, *extra])

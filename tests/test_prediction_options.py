@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from gliomics.config import DegradeOptions, PredictOptions, apply_overrides, load_preset
+from gliomics.config import DegradeOptions, PredictOptions
 from gliomics.errors import ConfigError
 from gliomics.inference.prediction import record_options
+from gliomics.presets import apply_overrides, load_preset
 
 
 def test_every_preset_carries_the_default_options_and_an_override_reaches_them():

@@ -26,7 +26,7 @@ import torch
 
 
 def _train(cohort: Path, out: Path, epochs: int, precision: str) -> dict:
-    from gliomics.config import apply_overrides, load_preset
+    from gliomics.presets import apply_overrides, load_preset
     from gliomics.training.trainer import run_training
 
     cfg = apply_overrides(load_preset("mgmtnet_cpu"), ["train.seed=1", "train.num_workers=2"])
@@ -43,9 +43,9 @@ def _predict(run: Path, cohort: Path, out: Path, precision: str) -> dict[str, di
 
 
 def _paper_preset_steps(precision: str, steps: int = 5) -> dict:
-    from gliomics.config import load_preset
     from gliomics.losses import MultiTaskLoss
     from gliomics.models.registry import create_model
+    from gliomics.presets import load_preset
     from gliomics.runtime.hardware import autocast
 
     dev = torch.device("cuda")

@@ -53,9 +53,9 @@ def model_step(run: Path, device: str, precision: str, steps: int, json_out: Pat
     """Median seconds of a training step (forward, loss, backward, AdamW) of ``run``'s network on random tensors."""
     import torch
 
-    from gliomics.config import load_preset
     from gliomics.losses import MultiTaskLoss
     from gliomics.models.registry import create_model
+    from gliomics.presets import load_preset
     from gliomics.runtime.hardware import autocast, configure_cpu, usable_cores
 
     cfg = load_preset(run / "config.yaml")

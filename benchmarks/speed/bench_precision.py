@@ -53,8 +53,8 @@ def _validate(model, cases, cfg, precision: str) -> tuple[list[dict], dict, floa
 
 
 def compare(run: Path, cohort: Path | None) -> dict:
-    from gliomics.config import validate_config
     from gliomics.models.registry import create_model
+    from gliomics.presets import validate_config
     from gliomics.runtime.checkpoint import BEST, load_checkpoint
     from gliomics.runtime.hardware import configure_cpu, cpu_model_name
 

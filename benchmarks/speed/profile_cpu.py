@@ -56,12 +56,12 @@ def main() -> None:
 
     from torch.profiler import ProfilerActivity, profile
 
-    from gliomics.config import load_preset
     from gliomics.data.cohort import build_cohort, median_spacing
     from gliomics.data.transforms import inference_transforms
     from gliomics.inference.engine import forward_with_tta, pad_multiple
     from gliomics.losses import MultiTaskLoss
     from gliomics.models.registry import create_model
+    from gliomics.presets import load_preset
     from gliomics.runtime.distributed import DistInfo
     try:
         from gliomics.training.data import make_loader as _loader

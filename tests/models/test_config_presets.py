@@ -8,17 +8,11 @@ import pydantic
 import pytest
 import yaml
 
-from gliomics.config import (
-    LossConfig,
-    RunConfig,
-    apply_overrides,
-    available_presets,
-    load_preset,
-    to_yaml,
-)
+from gliomics.config import LossConfig, RunConfig
 from gliomics.constants import MARKERS
 from gliomics.errors import ConfigError
 from gliomics.models.registry import create_model, model_defaults
+from gliomics.presets import apply_overrides, available_presets, load_preset, to_yaml
 
 
 def _write(path: Path, data: dict) -> Path:

@@ -14,11 +14,11 @@ from reliability_battery import PREDICT, TEMP_NAME, Exploit
 from typer.testing import CliRunner
 
 from gliomics.cli.main import app
-from gliomics.config import apply_overrides, load_preset
 from gliomics.constants import SEQUENCES
 from gliomics.errors import CheckpointError, ConfigError, InputError
 from gliomics.inference.predictor import Predictor
 from gliomics.io import discover_cases
+from gliomics.presets import apply_overrides, load_preset
 from gliomics.runtime.checkpoint import load_checkpoint
 from gliomics_testing import make_brats_case
 

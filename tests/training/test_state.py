@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from gliomics.config import apply_overrides, load_preset
+from gliomics.presets import apply_overrides, load_preset
 from gliomics.training.state import TrainState, budget
 
 

@@ -127,7 +127,7 @@ def test_time_budget_ends_with_one_validated_last_epoch(tiny_phantom, tmp_path):
 @pytest.mark.slow  # a SwinUNETR epoch at 64^3: 30-70 s on 2 cores
 def test_validation_pads_volumes_to_what_the_model_takes(tiny_phantom, tmp_path):
     # SwinUNETR takes multiples of 32: the 4 mm brains (about 40x48x40) must be padded for it, not to 16
-    from gliomics.config import apply_overrides, load_preset
+    from gliomics.presets import apply_overrides, load_preset
 
     cfg = apply_overrides(load_preset("mgmtnet_cpu"), [
         "model.name=swinunetr", "model.params.feature_size=12", "model.params.depths=[1,1,1,1]",

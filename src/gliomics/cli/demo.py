@@ -39,10 +39,10 @@ def run_demo(out: Path, *, train_cases: int, external_cases: int, spacing: float
     cases of the training sites (``gliomics readout``): the network's training cases and the ``readout_cases -
     train_cases`` cases that follow them under the same seed.
     """
-    from gliomics.config import apply_overrides, load_preset
     from gliomics.evaluation.calibrate import calibrate_run
     from gliomics.evaluation.evaluate import evaluate_predictions
     from gliomics.inference.predictor import Predictor
+    from gliomics.presets import apply_overrides, load_preset
     from gliomics.runtime.checkpoint import BEST
     from gliomics.runtime.fitted import read_fitted
     from gliomics.training.trainer import run_training

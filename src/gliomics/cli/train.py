@@ -93,7 +93,7 @@ def train(
     known marker; each loss term is masked on the cases that lack its label."""
     setup_logging(verbose)
     check_precision(precision)
-    from gliomics.config import apply_overrides
+    from gliomics.presets import apply_overrides
     from gliomics.runtime.checkpoint import FOLD_PREFIX
     from gliomics.training.trainer import run_training
 
@@ -116,7 +116,7 @@ def _config(preset: str | None, overrides: list[str], seed: int | None, working_
             init: str | None = None) -> RunConfig:
     """The preset (or, with ``--init`` and no preset, the config of the model started from) with the ``--set``
     overrides, then the seed and the working spacing when given."""
-    from gliomics.config import apply_overrides, load_preset
+    from gliomics.presets import apply_overrides, load_preset
 
     if init is not None and preset is None:
         from gliomics.training.fine_tuning import source_config

@@ -98,9 +98,9 @@ def load_network(path: Path | str) -> tuple[torch.nn.Module, Any, dict[str, Any]
     Raises:
         CheckpointError: the file is not a gliomics checkpoint, or its weights do not fit its config's model.
     """
-    from gliomics.config import validate_config
     from gliomics.errors import GliomicsError
     from gliomics.models.registry import create_model
+    from gliomics.presets import validate_config
 
     state = load_checkpoint(path)
     try:

@@ -7,11 +7,12 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from gliomics.config import PRESET_DIR as RUN_PRESET_DIR
-from gliomics.config import available_presets as available_in
-from gliomics.config import config_error, read_preset
+from gliomics.config import config_error
 from gliomics.constants import MARKERS
 from gliomics.errors import ConfigError
+from gliomics.presets import PRESET_DIR as RUN_PRESET_DIR
+from gliomics.presets import available_presets as available_in
+from gliomics.presets import read_preset
 
 __all__ = ["PRESET_DIR", "BenchmarkSettings", "SliceSettings", "available_presets", "make_settings"]
 

@@ -33,7 +33,7 @@ def source_checkpoint(source: str) -> Path:
 def source_config(source: str) -> RunConfig:
     """The config of the model ``source``: the base of a fine-tuning run, so that it builds the same network on the
     same working grid with the same normalisation."""
-    from gliomics.config import validate_config
+    from gliomics.presets import validate_config
 
     path = source_checkpoint(source)
     try:

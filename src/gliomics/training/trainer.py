@@ -16,10 +16,11 @@ from typing import Any
 
 import torch
 
-from gliomics.config import RunConfig, to_yaml, validate_config
+from gliomics.config import RunConfig
 from gliomics.errors import CheckpointError, ConfigError, InputError
 from gliomics.io.atomic import write_text_atomic
 from gliomics.io.folder_lock import writer_lock
+from gliomics.presets import to_yaml, validate_config
 from gliomics.runtime.checkpoint import (
     BEST,
     LAST,
