@@ -99,4 +99,5 @@ MODEL_CARD_FILE: str = "model_card.json"
 
 #: The ingredients of the domain randomisation of training cases (:mod:`gliomics.data.randomisation`), in the order
 #: they act.
-RANDOMISATION_INGREDIENTS: tuple[str, ...] = ("contrast", "bias", "gamma", "slices", "ringing", "noise", "stripping")
+RANDOMISATION_INGREDIENTS: tuple[str, ...] = ("oedema", "compartments", "contrast", "bias", "gamma", "slices", "motion", "ghosts",
+                                             "ringing", "noise", "stripping")

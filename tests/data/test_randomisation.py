@@ -22,12 +22,22 @@ def _head(seed: int = 0) -> torch.Tensor:
     return torch.from_numpy(image)
 
 
+def _tumour_label() -> torch.Tensor:
+    """Labels of :func:`_head`: an enhancing core (ET) of radius 3 inside an oedema (SNFH) shell of radius 5."""
+    grid = np.stack(np.meshgrid(*[np.arange(24)] * 3, indexing="ij"))
+    r = np.sqrt(((grid - 11.5) ** 2).sum(0))
+    label = np.zeros((1, 24, 24, 24), np.uint8)
+    label[0][r < 5] = 2
+    label[0][r < 3] = 3
+    return torch.from_numpy(label)
+
+
 @pytest.mark.parametrize("ingredient", [i for i in INGREDIENTS if i != "stripping"])
 def test_each_intensity_ingredient_changes_the_head_and_keeps_zeros(ingredient: str) -> None:
     [transform] = randomisation_transforms(1.0, (2.0, 2.0, 2.0), [ingredient])
     transform.set_random_state(seed=3)
     image = _head()
-    out = transform({"image": image.clone()})["image"]
+    out = transform({"image": image.clone(), "label": _tumour_label()})["image"]
     assert out.shape == image.shape
     background = image == 0
     assert (out[background] == 0).all()  # missing sequence and background stay zero
@@ -36,8 +46,8 @@ def test_each_intensity_ingredient_changes_the_head_and_keeps_zeros(ingredient: 
 
 def test_a_probability_of_zero_is_no_chain_and_an_unknown_ingredient_is_refused() -> None:
     assert randomisation_transforms(0.0, (1.0, 1.0, 1.0)) == []
-    with pytest.raises(ValueError, match="unknown randomisation ingredient 'motion'"):
-        randomisation_transforms(0.5, (1.0, 1.0, 1.0), ["motion"])
+    with pytest.raises(ValueError, match="unknown randomisation ingredient 'wobble'"):
+        randomisation_transforms(0.5, (1.0, 1.0, 1.0), ["wobble"])
 
 
 def test_thick_slices_average_along_one_axis_only() -> None:
