@@ -7,7 +7,15 @@ import numpy as np
 import pytest
 import torch
 
-from gliomics.data.randomisation import INGREDIENTS, StrippingError, ThickSlices, randomisation_transforms
+from gliomics.data.randomisation import (
+    INGREDIENTS,
+    CompartmentContrast,
+    KSpaceArtefact,
+    OedemaGrowth,
+    StrippingError,
+    ThickSlices,
+    randomisation_transforms,
+)
 from gliomics.data.transforms import train_transforms
 
 
@@ -92,3 +100,82 @@ def test_training_chain_with_randomisation_is_seeded() -> None:
         outs.append(patch)
     assert torch.equal(outs[0]["image"], outs[1]["image"])
     assert not torch.equal(outs[0]["image"], outs[2]["image"])
+
+
+def test_compartment_contrast_changes_the_tumour_only_and_keeps_the_labels() -> None:
+    """Each compartment moves away from (or towards) the normal brain's level; the brain far from the tumour, the
+    labels and the zeros do not change."""
+    t = CompartmentContrast(prob=1.0, gain=(0.2, 0.2), fade=(0.0, 0.0))
+    t.set_random_state(seed=0)
+    image, label = _head(), _tumour_label()
+    out = t({"image": image.clone(), "label": label.clone()})
+    assert torch.equal(out["label"], label)
+    grid = np.stack(np.meshgrid(*[np.arange(24)] * 3, indexing="ij"))
+    r = torch.from_numpy(np.sqrt(((grid - 11.5) ** 2).sum(0)))
+    far = (r > 9) & (image[0] != 0)  # four smoothing sigmas from the oedema
+    assert torch.allclose(out["image"][:, far], image[:, far], atol=0.1)
+    # a gain of 0.2 pulls the tumour's voxels to within a fifth of their distance from the normal level
+    level = image[0][(image[0] != 0) & (label[0] == 0)].median()
+    inner = r < 2
+    assert (out["image"][0][inner] - level).abs().mean() < 0.5 * (image[0][inner] - level).abs().mean()
+    assert (out["image"][3] == 0).all()
+
+
+def test_compartment_contrast_fades_the_oedema_towards_its_outer_edge() -> None:
+    """With a uniform gain of 1 and a full fade, the oedema next to the core keeps most of its contrast and the
+    outer edge loses most of it."""
+    image = torch.zeros(1, 24, 24, 24)
+    label = _tumour_label()
+    head = torch.from_numpy(np.ones((24, 24, 24), bool))
+    image[0][head] = 100.0
+    image[0][label[0] == 2] = 200.0
+    t = CompartmentContrast(prob=1.0, gain=(1.0, 1.0), fade=(1.0, 1.0), smooth_voxels=0.01)
+    t.set_random_state(seed=0)
+    out = t({"image": image, "label": label})["image"][0]
+    grid = np.stack(np.meshgrid(*[np.arange(24)] * 3, indexing="ij"))
+    r = torch.from_numpy(np.sqrt(((grid - 11.5) ** 2).sum(0)))
+    near, edge = (label[0] == 2) & (r < 3.6), (label[0] == 2) & (r > 4.5)
+    assert out[near].mean() > out[edge].mean() + 30
+
+
+def test_compartment_contrast_and_oedema_growth_leave_a_case_without_tumour_alone() -> None:
+    image = _head()
+    for t in (CompartmentContrast(prob=1.0), OedemaGrowth(prob=1.0)):
+        t.set_random_state(seed=0)
+        for sample in ({"image": image.clone(), "label": torch.zeros(1, 24, 24, 24, dtype=torch.uint8)},
+                       {"image": image.clone()}):
+            assert torch.equal(t(sample)["image"], image)
+
+
+def test_oedema_growth_labels_new_oedema_in_the_bright_t1_tissue_and_brightens_it() -> None:
+    """The oedema grows only into unlabelled head voxels, the core keeps its labels, and the grown voxels move
+    towards the oedema's intensity on every sequence."""
+    image = torch.zeros(4, 24, 24, 24)
+    label = _tumour_label()
+    grid = np.stack(np.meshgrid(*[np.arange(24)] * 3, indexing="ij"))
+    head = torch.from_numpy(((grid - 11.5) ** 2).sum(0) < 11**2)
+    image[:, head] = 100.0  # white matter everywhere (T1 at its quantile)
+    image[2][label[0] == 2] = 180.0  # the oedema is bright on T2
+    t = OedemaGrowth(prob=1.0, spacing_mm=(1.0, 1.0, 1.0), max_mm=3.0, strength=(1.0, 1.0), label_from=0.3)
+    t.set_random_state(seed=4)
+    out = t({"image": image.clone(), "label": label.clone()})
+    new = (out["label"][0] == 2) & (label[0] != 2)
+    assert new.any()
+    assert (label[0][new] == 0).all() and (head[new]).all()
+    assert torch.equal(out["label"][0][label[0] == 3], label[0][label[0] == 3])
+    assert (out["image"][2][new] > 110).all()
+    assert torch.allclose(out["image"][0], image[0])  # equal on T1: the ratio is 1
+    assert (out["image"][:, ~head] == 0).all()
+
+
+def test_kspace_artefacts_are_seeded_by_the_transform_and_refuse_an_unknown_kind() -> None:
+    image = _head()[:1]
+    for kind in ("motion", "ghosts"):
+        a, b = KSpaceArtefact(kind, prob=1.0), KSpaceArtefact(kind, prob=1.0)
+        a.set_random_state(seed=2)
+        b.set_random_state(seed=2)
+        out = a(image.clone())
+        assert torch.equal(out, b(image.clone()))
+        assert not torch.allclose(out, image) and (out >= 0).all()
+    with pytest.raises(ValueError, match="unknown k-space artefact 'spikes'"):
+        KSpaceArtefact("spikes")

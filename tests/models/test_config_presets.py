@@ -32,6 +32,20 @@ def test_shipped_presets_load_and_match_the_registry(name: str) -> None:
     assert cfg.loss.label_smoothing == 0.1 and set(cfg.loss.marker_weights) == set(MARKERS)
 
 
+def test_randomised_presets_name_their_ingredients() -> None:
+    """The shipped model's preset keeps its seven ingredients whatever is added later; ``_all`` takes every one."""
+    from gliomics.constants import RANDOMISATION_INGREDIENTS
+    from gliomics.data.randomisation import randomisation_transforms
+
+    seven = load_preset("mgmtnet_cpu_randomised").train
+    assert seven.randomisation == 0.25
+    assert seven.randomisation_ingredients == ["contrast", "bias", "gamma", "slices", "ringing", "noise", "stripping"]
+    every = load_preset("mgmtnet_cpu_randomised_all").train
+    assert every.randomisation == 0.25 and every.randomisation_ingredients is None
+    assert {"oedema", "compartments", "motion", "ghosts"} <= set(RANDOMISATION_INGREDIENTS)
+    assert len(randomisation_transforms(0.25, (3.0, 3.0, 3.0))) == len(RANDOMISATION_INGREDIENTS)
+
+
 def test_cpu_preset_inherits_the_loss_but_not_the_paper_params() -> None:
     cfg = load_preset("mgmtnet_cpu")
     paper = load_preset("mgmtnet")
