@@ -21,10 +21,13 @@ runner = CliRunner()
 
 
 def _evaluation(folder: Path, dice: float) -> Path:
+    """An evaluation summary of 4 cases: WT, TC and ET at ``dice``; RC in no reference (Dice 1 by the empty rule)."""
     folder.mkdir(parents=True)
     stats = {"mean": dice, "lo": dice - 0.1, "hi": dice + 0.05, "n": 4}
-    (folder / "summary.json").write_text(json.dumps(
-        {"cases": 4, "segmentation": {r: {"dice": stats, "lesion_dice": stats} for r in ("WT", "TC", "ET")}}))
+    segmentation = {r: {"dice": stats, "lesion_dice": stats, "sensitivity": stats} for r in ("WT", "TC", "ET")}
+    empty = {"mean": 1.0, "lo": 1.0, "hi": 1.0, "n": 4}
+    segmentation["RC"] = {"dice": empty, "lesion_dice": empty, "sensitivity": None}
+    (folder / "summary.json").write_text(json.dumps({"cases": 4, "segmentation": segmentation}))
     return folder
 
 
@@ -47,6 +50,8 @@ def test_package_model_writes_a_folder_that_predicts_with_its_card(tiny_run, tin
     assert card["limitations"].startswith("Trained on phantoms only") and card["training"]["started_from"] is None
     text = (out / "MODEL_CARD.md").read_text()
     assert "| WT | 0.800 [0.700, 0.850] | 0.800 [0.700, 0.850] |" in text
+    assert "| RC | – (in no reference) | – |" in text and "| RC | 1.000" not in text
+    assert card["results"]["real cases"]["regions"]["RC"]["in_no_reference"] is True
 
     # the shipped model is what `pretrained` (and predict without -m) loads
     monkeypatch.setattr(pretrained, "pretrained_dir", lambda name=pretrained.PRETRAINED_NAME: out)

@@ -51,6 +51,9 @@ def _segmentation(summary: Mapping[str, Any]) -> dict[str, Any]:
     for region in REGIONS:
         stats = seg.get(region) or {}
         out[region] = {k: stats[k] for k in ("dice", "lesion_dice") if k in stats}
+        # a sensitivity of None: no reference holds the region, and its Dice of 1 only says none was predicted
+        if "sensitivity" in stats and stats["sensitivity"] is None:
+            out[region]["in_no_reference"] = True
     return {"cases": summary.get("cases"), "regions": out}
 
 
@@ -76,6 +79,9 @@ def _card_markdown(card: Mapping[str, Any]) -> str:
         lines += [f"**{name}** ({result['cases']} cases; {result['source']}): mean Dice [95% CI] / BraTS 2024 "
                   "lesion-wise Dice", "", "| region | Dice | lesion-wise Dice |", "|---|---|---|"]
         for region, stats in result["regions"].items():
+            if stats.get("in_no_reference"):
+                lines.append(f"| {region} | – (in no reference) | – |")
+                continue
             cells = [f"{s['mean']:.3f} [{s['lo']:.3f}, {s['hi']:.3f}]" if isinstance(s, dict) and "mean" in s else "–"
                      for s in (stats.get("dice"), stats.get("lesion_dice"))]
             lines.append(f"| {region} | {cells[0]} | {cells[1]} |")
