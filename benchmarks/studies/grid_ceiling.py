@@ -13,6 +13,13 @@ coarse grid. It is mapped to the fine grid both ways prediction can (:class:`~gl
 ``probabilities``, each label's indicator resampled linearly and the argmax taken in the fine grid (the default), and
 ``nearest``, the labels copied by nearest neighbour (``--nearest-labels``). Prints the BraTS 2024 lesion-wise Dice of
 each region and their mean for both.
+
+``--real CASES --spacing S`` does the same for real cases, which exist at one spacing only: each reference is brought
+down to an ``S`` mm grid (each label's voxel fraction averaged over the blocks of ``S`` voxels, then the argmax:
+the best label map on that grid), mapped back as above and scored (mean Dice and lesion-wise Dice of WT, TC and ET)::
+
+    .venv/bin/python benchmarks/studies/grid_ceiling.py --real ../shared/real/cases --spacing 3 \
+        --work /tmp/grid_ceiling_real
 """
 
 from __future__ import annotations
@@ -66,12 +73,60 @@ def map_reference(coarse_seg: Path, fine_seg: Path, mode: str) -> nib.Nifti1Imag
     return nib.Nifti1Image(out.astype(np.uint8), fine.affine)
 
 
+def coarse_reference(fine_seg: Path, factor: int) -> nib.Nifti1Image:
+    """The best label map of a reference on a grid ``factor`` times coarser: every label's fraction of each block of
+    ``factor``³ voxels (the volume padded with background to whole blocks), then the argmax; the affine places each
+    coarse voxel's centre at its block's centre."""
+    fine = nib.load(fine_seg)
+    labels = np.asarray(fine.dataobj).astype(np.uint8)
+    padded = np.pad(labels, [(0, -n % factor) for n in labels.shape])
+    blocks = [n // factor for n in padded.shape]
+    fractions = np.stack([(padded == k).reshape(blocks[0], factor, blocks[1], factor, blocks[2], factor).mean((1, 3, 5))
+                          for k in range(5)])
+    affine = fine.affine @ np.vstack([np.c_[np.eye(3) * factor, np.full(3, (factor - 1) / 2)], [0, 0, 0, 1]])
+    return nib.Nifti1Image(np.argmax(fractions, 0).astype(np.uint8), affine)
+
+
+def real_ceiling(cases: Path, spacing: float, work: Path) -> None:
+    """The grid ceiling of real references at ``spacing`` mm (see the module's docstring)."""
+    from gliomics.io.layouts import discover_cases
+
+    found = [c for c in discover_cases(cases) if c.seg is not None]
+    if not found:
+        raise SystemExit(f"{cases}: no case with a reference")
+    pred, ev = work / "predictions", work / "evaluation"
+    pred.mkdir(parents=True, exist_ok=True)
+    for case in found:
+        zooms = nib.load(case.seg).header.get_zooms()[:3]
+        factor = int(round(spacing / float(min(zooms))))
+        coarse = work / "coarse" / f"{case.case_id}_seg.nii.gz"
+        coarse.parent.mkdir(parents=True, exist_ok=True)
+        nib.save(coarse_reference(case.seg, factor), coarse)
+        nib.save(map_reference(coarse, case.seg, "probabilities"), pred / f"{case.case_id}_seg.nii.gz")
+    subprocess.run([_gliomics(), "evaluate", "-p", str(pred), "-r", str(cases), "-o", str(ev), "--n-boot", "1000",
+                    "--rule", "brats2024"], check=True, stdout=subprocess.DEVNULL)
+    seg = json.loads((ev / "summary.json").read_text())["segmentation"]
+    print(f"{len(found)} cases, reference on a {spacing:g} mm grid and back (mean [95% CI])\n")
+    print("| region | Dice | lesion-wise Dice |\n|---|---|---|")
+    for region in ("WT", "TC", "ET"):
+        cells = [f"{seg[region][k]['mean']:.3f} [{seg[region][k]['lo']:.3f}, {seg[region][k]['hi']:.3f}]"
+                 for k in ("dice", "lesion_dice")]
+        print(f"| {region} | {cells[0]} | {cells[1]} |")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--coarse", type=Path, required=True, help="the cohort at the working spacing")
-    ap.add_argument("--fine", type=Path, required=True, help="the same cases at a finer spacing")
+    ap.add_argument("--coarse", type=Path, help="the cohort at the working spacing")
+    ap.add_argument("--fine", type=Path, help="the same cases at a finer spacing")
+    ap.add_argument("--real", type=Path, help="real cases with references, at one spacing")
+    ap.add_argument("--spacing", type=float, default=3.0, help="with --real: the working grid's spacing in mm")
     ap.add_argument("--work", type=Path, required=True)
     args = ap.parse_args(argv)
+    if args.real is not None:
+        real_ceiling(args.real, args.spacing, args.work)
+        return 0
+    if args.coarse is None or args.fine is None:
+        ap.error("give --coarse and --fine, or --real")
     cases = _same_cases(args.coarse, args.fine)
     print(f"| mapping | {' | '.join(REGIONS)} | mean |\n|---|{'---|' * (len(REGIONS) + 1)}")
     for mode in ("nearest", "probabilities"):
