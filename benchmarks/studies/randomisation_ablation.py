@@ -46,6 +46,8 @@ FIELDS = ("recipe", "seed", "case_id", "WT_dice", "TC_dice", "ET_dice", "WT_volu
 RECIPES = {
     "off": "`mgmtnet_cpu`: no randomisation",
     "seven": "`mgmtnet_cpu_randomised`: contrast, bias, gamma, slices, ringing, noise, stripping",
+    "tumour": "the seven plus the tumour's own: oedema growth, compartment contrasts (`randomisation_ingredients` "
+              "set to those nine on `mgmtnet_cpu_randomised_all`)",
     "all": "`mgmtnet_cpu_randomised_all`: the seven, oedema growth, compartment contrasts, motion, ghosts",
 }
 
