@@ -170,7 +170,7 @@ class TrainConfig(BaseModel):
     contrast_prob: float = Field(0.3, ge=0, le=1)
     bias_field_max: float = Field(0.15, ge=0, le=1)
     # domain randomisation (gliomics.data.randomisation): the probability of each ingredient per case and sequence
-    # (0: off), and which ingredients (all by default)
+    # (0: off), and which ingredients (null: the seven image ingredients, constants.DEFAULT_RANDOMISATION_INGREDIENTS)
     randomisation: float = Field(0.0, ge=0, le=1)
     randomisation_ingredients: list[str] | None = None
     val_every: int = Field(1, ge=1)

@@ -41,9 +41,21 @@ def test_randomised_presets_name_their_ingredients() -> None:
     assert seven.randomisation == 0.25
     assert seven.randomisation_ingredients == ["contrast", "bias", "gamma", "slices", "ringing", "noise", "stripping"]
     every = load_preset("mgmtnet_cpu_randomised_all").train
-    assert every.randomisation == 0.25 and every.randomisation_ingredients is None
+    assert every.randomisation == 0.25 and every.randomisation_ingredients == list(RANDOMISATION_INGREDIENTS)
     assert {"oedema", "compartments", "motion", "ghosts"} <= set(RANDOMISATION_INGREDIENTS)
-    assert len(randomisation_transforms(0.25, (3.0, 3.0, 3.0))) == len(RANDOMISATION_INGREDIENTS)
+    assert len(randomisation_transforms(0.25, (3.0, 3.0, 3.0), every.randomisation_ingredients)) == 11
+
+
+def test_a_run_naming_no_ingredients_keeps_the_seven_image_ones() -> None:
+    """An older run's config (``randomisation_ingredients: null``) trains with the ingredients it had: the seven."""
+    from gliomics.data.randomisation import CompartmentContrast, KSpaceArtefact, OedemaGrowth, PerSequenced
+    from gliomics.data.transforms import train_transforms
+
+    chain = train_transforms((16, 16, 16), randomisation=0.25).transforms
+    inner = [t.transform if isinstance(t, PerSequenced) else t for t in chain]
+    assert not any(isinstance(t, (CompartmentContrast, OedemaGrowth, KSpaceArtefact)) for t in inner)
+    names = {type(t).__name__ for t in inner}
+    assert {"RandHistogramShift", "ThickSlices", "RandGibbsNoise", "StrippingError"} <= names
 
 
 def test_cpu_preset_inherits_the_loss_but_not_the_paper_params() -> None:

@@ -25,7 +25,8 @@ drawn independently per case and per sequence:
 * ``stripping``: a skull-stripping error: a slab at the edge of the head cut away in every sequence and the labels
   (:class:`StrippingError`).
 
-:func:`randomisation_transforms` builds the chain for a set of ingredients and one probability.
+:func:`randomisation_transforms` builds the chain for a set of ingredients (the seven image ones, from ``contrast``
+to ``stripping`` without ``motion`` and ``ghosts``, when none are named) and one probability.
 """
 
 from __future__ import annotations
@@ -45,13 +46,21 @@ from monai.transforms import (
     RandRicianNoise,
 )
 
-from gliomics.constants import LABELS, RANDOMISATION_INGREDIENTS, SEQUENCES, TUMOUR_LABELS
+from gliomics.constants import (
+    DEFAULT_RANDOMISATION_INGREDIENTS,
+    LABELS,
+    RANDOMISATION_INGREDIENTS,
+    SEQUENCES,
+    TUMOUR_LABELS,
+)
 
-__all__ = ["INGREDIENTS", "CompartmentContrast", "KSpaceArtefact", "OedemaGrowth", "PerSequenced", "StrippingError", "ThickSlices",
+__all__ = ["DEFAULT_INGREDIENTS", "INGREDIENTS", "CompartmentContrast", "KSpaceArtefact", "OedemaGrowth", "PerSequenced", "StrippingError", "ThickSlices",
            "randomisation_transforms"]
 
 #: Every ingredient, in the order they act.
 INGREDIENTS = RANDOMISATION_INGREDIENTS
+#: The ingredients when none are named: the seven image ones.
+DEFAULT_INGREDIENTS = DEFAULT_RANDOMISATION_INGREDIENTS
 
 
 class PerSequenced(RandomizableTransform, MapTransform):
@@ -337,7 +346,7 @@ class KSpaceArtefact(RandomizableTransform):
 
 
 def randomisation_transforms(prob: float, spacing_mm: Sequence[float],
-                             ingredients: Sequence[str] = INGREDIENTS) -> list:
+                             ingredients: Sequence[str] = DEFAULT_INGREDIENTS) -> list:
     """The randomisation chain: each of ``ingredients`` applied with probability ``prob`` (per sequence for the
     intensity ingredients), for images of voxel size ``spacing_mm``; empty when ``prob`` is 0.
 
