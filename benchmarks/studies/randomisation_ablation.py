@@ -137,21 +137,20 @@ def report(args: argparse.Namespace) -> str:
             lines.append(f"| {recipe} | {seed} | " + " | ".join(_ci([float(c[f"{g}_dice"]) for c in cases])
                                                                  for g in REGIONS)
                          + f" | {ratio:.2f} | {float(cases[0]['site_g_lesion_wise']):.3f} |")
-    lines += ["", "Against `off`, seed by seed (mean over the 11 cases of the paired per-case differences; site G: "
-              "the difference of the lesion-wise means):", "",
-              "| recipe | seed | WT | TC | ET | site G lesion-wise |", "|---|---|---|---|---|---|"]
-    for recipe in order:
-        if recipe == "off":
-            continue
+    lines += ["", "Each recipe against the one before it (off → seven → tumour → all: what each group of ingredients "
+              "added), seed by seed: the mean over the 11 cases of the paired per-case Dice differences, and the "
+              "difference of the site-G lesion-wise means:", "",
+              "| recipe | against | seed | WT | TC | ET | site G lesion-wise |", "|---|---|---|---|---|---|---|"]
+    for before, recipe in zip(order, order[1:]):
         for seed in seeds:
-            base, cases = runs.get(("off", seed)), runs.get((recipe, seed))
+            base, cases = runs.get((before, seed)), runs.get((recipe, seed))
             if not base or not cases:
                 continue
             by_case = {c["case_id"]: c for c in base}
             diffs = [" {:+.3f}".format(np.mean([float(c[f"{g}_dice"]) - float(by_case[c["case_id"]][f"{g}_dice"])
                                                 for c in cases])) for g in REGIONS]
             site = float(cases[0]["site_g_lesion_wise"]) - float(base[0]["site_g_lesion_wise"])
-            lines.append(f"| {recipe} | {seed} |" + " |".join(diffs) + f" | {site:+.3f} |")
+            lines.append(f"| {recipe} | {before} | {seed} |" + " |".join(diffs) + f" | {site:+.3f} |")
     lines += ["", "Recipes:", ""] + [f"- `{k}`: {v}" for k, v in RECIPES.items() if k in order]
     return "\n".join(lines) + "\n"
 
