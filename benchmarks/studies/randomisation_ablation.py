@@ -9,6 +9,9 @@ Usage::
     # train one recipe at one seed (about an hour on one core), score it, and record it
     .venv/bin/python benchmarks/studies/randomisation_ablation.py run --recipe all \\
         --preset mgmtnet_cpu_randomised_all --seed 1 --work /tmp/ablation
+    # the recipe between the seven and all eleven: a preset file
+    .venv/bin/python benchmarks/studies/randomisation_ablation.py run --recipe tumour \
+        --preset benchmarks/studies/presets/randomised_tumour.yaml --seed 1 --work /tmp/ablation
     # record a run trained before (its demo folder and its real-case folder)
     .venv/bin/python benchmarks/studies/randomisation_ablation.py add --recipe off --seed 1 \\
         --demo /tmp/demoA --real /tmp/realA
@@ -46,8 +49,8 @@ FIELDS = ("recipe", "seed", "case_id", "WT_dice", "TC_dice", "ET_dice", "WT_volu
 RECIPES = {
     "off": "`mgmtnet_cpu`: no randomisation",
     "seven": "`mgmtnet_cpu_randomised`: contrast, bias, gamma, slices, ringing, noise, stripping",
-    "tumour": "the seven plus the tumour's own: oedema growth, compartment contrasts (`randomisation_ingredients` "
-              "set to those nine on `mgmtnet_cpu_randomised_all`)",
+    "tumour": "`benchmarks/studies/presets/randomised_tumour.yaml`: the seven plus the tumour's own, oedema growth "
+              "and compartment contrasts",
     "all": "`mgmtnet_cpu_randomised_all`: the seven, oedema growth, compartment contrasts, motion, ghosts",
 }
 
