@@ -99,8 +99,8 @@ MODEL_CARD_FILE: str = "model_card.json"
 
 #: The ingredients of the domain randomisation of training cases (:mod:`gliomics.data.randomisation`), in the order
 #: they act.
-RANDOMISATION_INGREDIENTS: tuple[str, ...] = ("oedema", "compartments", "contrast", "bias", "gamma", "slices", "motion", "ghosts",
-                                             "ringing", "noise", "stripping")
+RANDOMISATION_INGREDIENTS: tuple[str, ...] = ("oedema", "compartments", "contrast", "bias", "gamma", "slices",
+                                             "motion", "ghosts", "ringing", "noise", "stripping")
 #: The ingredients of a run that names none (``train.randomisation_ingredients: null``): the seven image ingredients
 #: that every run had before the tumour and k-space ones existed, so that an older run's config keeps its recipe.
 DEFAULT_RANDOMISATION_INGREDIENTS: tuple[str, ...] = ("contrast", "bias", "gamma", "slices", "ringing", "noise",

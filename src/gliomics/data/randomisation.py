@@ -4,13 +4,13 @@ the phantom sites', so that what the network learns does not hang on one scanner
 Each ingredient acts on the raw (non-negative) intensities of one sequence at a time, before the z-score, and is
 drawn independently per case and per sequence:
 
+* ``oedema``: the oedema grown further into the white matter by up to ``max_mm``, fading as it goes, and labelled
+  as far as it still shows (:class:`OedemaGrowth`): the phantoms' oedema is a shell of a few millimetres, real
+  oedema often reaches centimetres along the white matter;
 * ``compartments``: every tumour compartment's contrast against the normal brain scaled by its own random gain per
   sequence, and the oedema's fading towards its outer edge by a random amount (:class:`CompartmentContrast`): the
   phantoms draw each compartment with one fixed contrast, real tumours do not, and real oedema fades into the
   white matter;
-* ``oedema``: the oedema grown further into the white matter by up to ``max_mm``, fading as it goes, and labelled
-  as far as it still shows (:class:`OedemaGrowth`): the phantoms' oedema is a shell of a few millimetres, real
-  oedema often reaches centimetres along the white matter;
 * ``contrast``: a random non-linear intensity curve (MONAI's :class:`~monai.transforms.RandHistogramShift`), so that
   tissues keep their order within a sequence only by chance of the draw's smoothness;
 * ``bias``: a strong smooth bias field (:class:`~monai.transforms.RandBiasField`);
@@ -35,7 +35,6 @@ from collections.abc import Hashable, Mapping, Sequence
 
 import numpy as np
 import torch
-from scipy import ndimage
 from monai.transforms import (
     MapTransform,
     RandAdjustContrast,
@@ -45,6 +44,7 @@ from monai.transforms import (
     RandomizableTransform,
     RandRicianNoise,
 )
+from scipy import ndimage
 
 from gliomics.constants import (
     DEFAULT_RANDOMISATION_INGREDIENTS,
@@ -54,13 +54,11 @@ from gliomics.constants import (
     TUMOUR_LABELS,
 )
 
-__all__ = ["DEFAULT_INGREDIENTS", "INGREDIENTS", "CompartmentContrast", "KSpaceArtefact", "OedemaGrowth", "PerSequenced", "StrippingError", "ThickSlices",
-           "randomisation_transforms"]
+__all__ = ["INGREDIENTS", "CompartmentContrast", "KSpaceArtefact", "OedemaGrowth", "PerSequenced", "StrippingError",
+           "ThickSlices", "randomisation_transforms"]
 
 #: Every ingredient, in the order they act.
 INGREDIENTS = RANDOMISATION_INGREDIENTS
-#: The ingredients when none are named: the seven image ones.
-DEFAULT_INGREDIENTS = DEFAULT_RANDOMISATION_INGREDIENTS
 
 
 class PerSequenced(RandomizableTransform, MapTransform):
@@ -183,10 +181,10 @@ class CompartmentContrast(RandomizableTransform, MapTransform):
         smooth_voxels: Gaussian sigma of the gain map, in voxels.
     """
 
-    def __init__(self, prob: float = 0.25, gain: tuple[float, float] = (0.4, 1.6), fade: tuple[float, float] = (0.0, 0.7),
-                 smooth_voxels: float = 1.0, keys: Sequence[str] = ("image", "label")) -> None:
+    def __init__(self, prob: float = 0.25, gain: tuple[float, float] = (0.4, 1.6),
+                 fade: tuple[float, float] = (0.0, 0.7), smooth_voxels: float = 1.0) -> None:
         RandomizableTransform.__init__(self, prob)
-        MapTransform.__init__(self, keys, allow_missing_keys=True)
+        MapTransform.__init__(self, ("image", "label"), allow_missing_keys=True)
         self.gain, self.fade, self.smooth_voxels = gain, fade, smooth_voxels
 
     def _oedema_depth(self, label: np.ndarray) -> np.ndarray:
@@ -251,13 +249,14 @@ class OedemaGrowth(RandomizableTransform, MapTransform):
         max_mm: the largest growth.
         strength: range of the first layer's share of the oedema's contrast.
         label_from: the smallest share still labelled oedema.
+        wm_quantile: the quantile of T1 in the unlabelled head above which a voxel counts as white matter.
     """
 
     def __init__(self, prob: float = 0.25, spacing_mm: Sequence[float] = (1.0, 1.0, 1.0), max_mm: float = 12.0,
-                 strength: tuple[float, float] = (0.5, 1.0), label_from: float = 0.3, wm_quantile: float = 0.6,
-                 keys: Sequence[str] = ("image", "label")) -> None:
+                 strength: tuple[float, float] = (0.5, 1.0), label_from: float = 0.3,
+                 wm_quantile: float = 0.6) -> None:
         RandomizableTransform.__init__(self, prob)
-        MapTransform.__init__(self, keys, allow_missing_keys=True)
+        MapTransform.__init__(self, ("image", "label"), allow_missing_keys=True)
         self.max_layers = max(1, int(round(max_mm / min(float(v) for v in spacing_mm))))
         self.strength, self.label_from, self.wm_quantile = strength, label_from, wm_quantile
 
@@ -346,13 +345,15 @@ class KSpaceArtefact(RandomizableTransform):
 
 
 def randomisation_transforms(prob: float, spacing_mm: Sequence[float],
-                             ingredients: Sequence[str] = DEFAULT_INGREDIENTS) -> list:
-    """The randomisation chain: each of ``ingredients`` applied with probability ``prob`` (per sequence for the
-    intensity ingredients), for images of voxel size ``spacing_mm``; empty when ``prob`` is 0.
+                             ingredients: Sequence[str] | None = None) -> list:
+    """The randomisation chain: each of ``ingredients`` (None: the seven image ones,
+    :data:`~gliomics.constants.DEFAULT_RANDOMISATION_INGREDIENTS`) applied with probability ``prob`` (per sequence
+    for the intensity ingredients), for images of voxel size ``spacing_mm``; empty when ``prob`` is 0.
 
     Raises:
         ValueError: an unknown ingredient.
     """
+    ingredients = DEFAULT_RANDOMISATION_INGREDIENTS if ingredients is None else ingredients
     unknown = [i for i in ingredients if i not in INGREDIENTS]
     if unknown:
         raise ValueError(f"unknown randomisation ingredient {unknown[0]!r}; expected some of {', '.join(INGREDIENTS)}")

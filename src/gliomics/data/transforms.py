@@ -35,7 +35,7 @@ from monai.transforms import (
 )
 
 from gliomics.constants import MARKERS, sequences_of
-from gliomics.data.randomisation import DEFAULT_INGREDIENTS, PerSequenced, randomisation_transforms
+from gliomics.data.randomisation import PerSequenced, randomisation_transforms
 from gliomics.errors import find_gliomics_error
 from gliomics.io import Case, load_case
 
@@ -236,8 +236,8 @@ def train_transforms(patch_size: Sequence[int], *, spacing: Sequence[float] | No
     Patches centre on the tumour (2 in 3) or anywhere else in the head's bounding box (1 in 3); a marker-only
     case has no tumour label, so its patches centre anywhere in the head's bounding box (see :class:`LoadCased`).
     ``randomisation`` > 0 adds the domain randomisation of :mod:`gliomics.data.randomisation` (its
-    ``randomisation_ingredients``, the seven image ingredients by default), each ingredient with that probability, before the
-    normalisation.
+    ``randomisation_ingredients``, the seven image ingredients by default), each ingredient with that probability,
+    before the normalisation.
     """
 
     keys = ["image", "label"]
@@ -249,8 +249,7 @@ def train_transforms(patch_size: Sequence[int], *, spacing: Sequence[float] | No
         RandScaleIntensityd(keys="image", factors=0.15, prob=0.5, channel_wise=True),
         PerSequenced(RandAdjustContrast(gamma=(0.75, 1.35), prob=contrast_prob)),
         PerSequenced(RandBiasField(coeff_range=(0.0, bias_field_max), prob=contrast_prob)),
-        *randomisation_transforms(randomisation, spacing or (1.0, 1.0, 1.0),
-                                  DEFAULT_INGREDIENTS if randomisation_ingredients is None else randomisation_ingredients),
+        *randomisation_transforms(randomisation, spacing or (1.0, 1.0, 1.0), randomisation_ingredients),
         normaliser(normalisation),
         RandShiftIntensityd(keys="image", offsets=0.1, prob=0.3, channel_wise=True),
         ModalityDropoutd(prob=modality_dropout),
